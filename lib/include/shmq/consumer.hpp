@@ -1,0 +1,80 @@
+// A consumer: one member of a named consumer group.
+//
+// Every group sees every message (fan-out); members of one group compete,
+// each message going to one of them. A received message stays in flight,
+// owned by this consumer, until it is acknowledged; its payload view is valid
+// until then. If the consumer's process dies, what it held goes back to the
+// group, flagged `redelivered` (shmqd, or the next member to join, does that).
+//
+// One thread at a time may use a Consumer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "shmq/producer.hpp"
+#include "shmq/queue.hpp"
+#include "shmq/status.hpp"
+
+namespace shmq {
+
+struct Message {
+  std::span<const std::byte> payload;  // a view into the ring, valid until acked
+  std::uint64_t position = 0;          // log position: the queue's total order
+  std::uint64_t sequence = 0;          // the producer's sequence
+  std::uint64_t timestamp_ns = 0;      // CLOCK_REALTIME at send
+  std::uint32_t producer_id = 0;
+  bool redelivered = false;  // a consumer that held it died before acking
+
+  [[nodiscard]] std::string_view text() const noexcept {
+    return {reinterpret_cast<const char*>(payload.data()), payload.size()};
+  }
+};
+
+enum class StartAt : std::uint8_t {
+  Oldest,  // the oldest message still in the ring
+  Newest,  // only messages sent after the group is created
+  Position,  // the first record at or after ConsumerOptions::start_position
+  Time,      // the first record sent at or after ConsumerOptions::start_time_ns
+};
+
+struct ConsumerOptions {
+  std::uint32_t prefetch = 256;  // most unacknowledged messages held at once (1..65536)
+  StartAt start = StartAt::Oldest;  // where a new group starts; ignored when it exists
+  std::uint64_t start_position = 0;  // for StartAt::Position (clamped into the ring)
+  std::uint64_t start_time_ns = 0;   // for StartAt::Time (CLOCK_REALTIME ns)
+  WaitOptions wait{};
+};
+
+class Consumer {
+ public:
+  static Consumer join(const Queue& queue, std::string_view group, ConsumerOptions options = {});
+  Consumer(Consumer&&) noexcept;
+  Consumer& operator=(Consumer&&) noexcept;
+  ~Consumer();  // leaves; what it still holds goes back to the group, redelivered
+
+  // True when join() created the group (so `start` applied).
+  [[nodiscard]] bool created_group() const noexcept;
+  [[nodiscard]] std::uint32_t index() const noexcept;
+  [[nodiscard]] std::uint32_t in_flight() const noexcept;
+
+  [[nodiscard]] Status try_receive(Message& out) noexcept;
+  [[nodiscard]] Status receive(Message& out, Duration timeout = kForever) noexcept;
+  // Fills up to out.size() messages without waiting; returns how many.
+  [[nodiscard]] std::size_t try_receive_batch(std::span<Message> out) noexcept;
+
+  [[nodiscard]] Status ack(const Message& message) noexcept;
+  // Acks every message this consumer holds at a position <= `position`.
+  std::size_t ack_up_to(std::uint64_t position) noexcept;
+
+  struct State;
+
+ private:
+  explicit Consumer(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace shmq

@@ -1,0 +1,80 @@
+// A producer: the process-local handle on one producer entry of a queue.
+//
+// One thread at a time may use a Producer. Names are unique per queue while
+// attached: a second live attach of the same name is refused (NameInUse).
+// Re-attaching a name after a detach or a crash resumes its sequence.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "shmq/queue.hpp"
+#include "shmq/status.hpp"
+
+namespace shmq {
+
+using Clock = std::chrono::steady_clock;
+using Duration = std::chrono::nanoseconds;
+inline constexpr Duration kForever = Duration::max();
+
+struct WaitOptions {
+  // Polls before a blocked call sleeps on the futex. 0 sleeps at once.
+  std::uint32_t spin = 4000;
+};
+
+struct ProducerOptions {
+  WaitOptions wait{};
+};
+
+class Producer {
+ public:
+  static Producer attach(const Queue& queue, std::string_view name, ProducerOptions options = {});
+  Producer(Producer&&) noexcept;
+  Producer& operator=(Producer&&) noexcept;
+  ~Producer();  // detaches
+
+  [[nodiscard]] std::uint32_t id() const noexcept;
+  // The last sequence the queue committed from this name.
+  [[nodiscard]] std::uint64_t last_sequence() const noexcept;
+
+  // Next sequence (last_sequence() + 1) assigned automatically.
+  [[nodiscard]] Status try_send(std::span<const std::byte> payload) noexcept;
+  // Explicit sequence: Duplicate (nothing enqueued) unless seq > last_sequence().
+  [[nodiscard]] Status try_send(std::uint64_t seq, std::span<const std::byte> payload) noexcept;
+  // Waits for room until `timeout` passes (Timeout then).
+  [[nodiscard]] Status send(std::span<const std::byte> payload, Duration timeout = kForever) noexcept;
+  [[nodiscard]] Status send(std::uint64_t seq, std::span<const std::byte> payload,
+                            Duration timeout = kForever) noexcept;
+
+  // Zero-copy: claim room for `size` bytes, write them into claimed(), then
+  // commit(). One claim at a time; abort() turns it into a skipped record.
+  // The claim is visible in shared memory, so if this process dies before
+  // commit() the claim is repaired into a skipped record and the sequence is
+  // not counted as sent.
+  [[nodiscard]] Status try_claim(std::size_t size) noexcept;
+  [[nodiscard]] Status try_claim(std::uint64_t seq, std::size_t size) noexcept;
+  [[nodiscard]] Status claim(std::size_t size, Duration timeout = kForever) noexcept;
+  [[nodiscard]] std::span<std::byte> claimed() noexcept;
+  // Returns the committed record's log position.
+  std::uint64_t commit() noexcept;
+  void abort() noexcept;
+
+  // Log position of the last record this handle committed.
+  [[nodiscard]] std::uint64_t last_position() const noexcept;
+
+  struct State;
+
+ private:
+  explicit Producer(std::unique_ptr<State> state);
+  std::unique_ptr<State> s_;
+};
+
+inline std::span<const std::byte> as_bytes(std::string_view text) noexcept {
+  return {reinterpret_cast<const std::byte*>(text.data()), text.size()};
+}
+
+}  // namespace shmq

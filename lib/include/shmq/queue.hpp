@@ -1,0 +1,159 @@
+// A queue: a named log in one POSIX shared-memory segment,
+// /dev/shm/shmq.<namespace>.<queue>.
+//
+// Queue is a process-local handle on the mapping; Producer and Consumer are
+// made from it. Copies share the one mapping, which stays valid until the last
+// handle (and every Producer and Consumer made from it) is gone, even after
+// Queue::remove() unlinks the name.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmq/status.hpp"
+
+namespace shmq {
+
+namespace detail {
+struct Mapping;
+}
+
+// The namespace every name lives in: $SHMQ_NAMESPACE, else "default".
+[[nodiscard]] std::string current_namespace();
+
+// Throws Error(InvalidName) unless `name` is 1..63 characters of
+// [A-Za-z0-9._-] and not "." or "..". `what` names the kind in the message.
+void validate_name(std::string_view name, std::string_view what = "queue");
+
+// Namespaces may not contain '.', so that shmq.<ns>.<queue> is unambiguous.
+void validate_namespace(std::string_view ns);
+
+struct QueueOptions {
+  std::uint64_t capacity = 1u << 20;     // ring bytes; a power of two, 4 KiB .. 1 TiB
+  std::uint32_t max_message = 64 << 10;  // largest payload; at most capacity / 4
+  bool durable = false;                  // journaled by shmqd
+  mode_t mode = 0600;                    // segment file mode
+  std::uint32_t max_producers = 64;      // producer table entries (1..255)
+  std::uint32_t max_groups = 16;         // consumer group entries (1..64)
+  std::uint32_t max_consumers = 16;      // consumers per group (1..64)
+};
+
+// A consistent-enough snapshot of one queue, for shmq-stat and tests. Every
+// field is read with relaxed loads, so related figures may be a few records
+// apart on a busy queue.
+struct ProducerInfo {
+  std::uint32_t id = 0;
+  std::string name;
+  std::int64_t pid = 0;
+  bool attached = false;    // a process holds the entry
+  bool alive = false;       // that process still runs (checked against its start time)
+  std::uint64_t last_sequence = 0;
+  std::uint64_t messages = 0;  // committed by this entry, all incarnations
+  std::uint64_t bytes = 0;
+};
+
+struct ConsumerInfo {
+  std::uint32_t index = 0;
+  std::int64_t pid = 0;
+  bool alive = false;
+  std::uint32_t in_flight = 0;
+  std::uint64_t received = 0;
+  std::uint64_t acked = 0;
+};
+
+struct GroupInfo {
+  std::string name;
+  std::uint64_t read_position = 0;   // next position handed out
+  std::uint64_t acked_position = 0;  // everything below is acknowledged (released)
+  std::uint64_t lag_bytes = 0;       // tail - acked_position
+  std::uint64_t lag_messages = 0;    // committed messages not yet acknowledged
+  std::uint64_t in_flight = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t acked = 0;
+  std::uint64_t redelivered = 0;
+  std::vector<ConsumerInfo> consumers;
+};
+
+struct QueueInfo {
+  std::string name;
+  std::string ns;
+  std::uint64_t capacity = 0;
+  std::uint32_t max_message = 0;
+  bool durable = false;
+  std::uint32_t mode = 0;
+  std::int64_t creator_pid = 0;
+  std::uint64_t created_unix_ns = 0;
+  std::uint64_t head_position = 0;  // oldest retained position
+  std::uint64_t tail_position = 0;  // next position a producer claims
+  std::uint64_t bytes_in_use = 0;   // tail - head
+  std::uint64_t messages_in_use = 0;
+  std::uint64_t messages_total = 0;  // ever committed
+  std::uint64_t journal_written = 0;
+  std::uint64_t journal_synced = 0;
+  std::uint64_t holes_skipped = 0;
+  std::uint64_t redelivered = 0;
+  std::uint64_t clients_reaped = 0;
+  std::int64_t daemon_pid = 0;
+  bool daemon_alive = false;
+  std::vector<ProducerInfo> producers;
+  std::vector<GroupInfo> groups;
+};
+
+// One record of the ring, as shmq dump shows it.
+enum class RecordKind : std::uint8_t { Data, Padding, Skipped, Uncommitted };
+
+struct RecordInfo {
+  std::uint64_t position = 0;
+  RecordKind kind = RecordKind::Data;
+  std::uint32_t length = 0;  // payload bytes (Data) or bytes covered (Padding, Skipped)
+  std::uint32_t producer_id = 0;
+  std::uint64_t sequence = 0;
+  std::uint64_t timestamp_ns = 0;
+  std::vector<std::byte> payload;  // a copy (Data only)
+};
+
+class Queue {
+ public:
+  // ns: empty means current_namespace().
+  static Queue create(std::string_view name, const QueueOptions& options = {},
+                      std::string_view ns = {});
+  static Queue open(std::string_view name, std::string_view ns = {});
+  // Opens read-only (PROT_READ): for shmq-stat, which must never write.
+  static Queue open_read_only(std::string_view name, std::string_view ns = {});
+  // Unlinks the segment; returns false when it did not exist.
+  static bool remove(std::string_view name, std::string_view ns = {});
+  // Names of the queues in the namespace (segments present in /dev/shm).
+  static std::vector<std::string> list(std::string_view ns = {});
+
+  [[nodiscard]] const std::string& name() const noexcept;
+  [[nodiscard]] const std::string& ns() const noexcept;
+  [[nodiscard]] std::uint64_t capacity() const noexcept;
+  [[nodiscard]] std::uint32_t max_message() const noexcept;
+  [[nodiscard]] bool durable() const noexcept;
+
+  [[nodiscard]] QueueInfo info() const;
+
+  // Copies up to `max_records` records from `from` (clamped to the oldest
+  // retained position) towards the tail. Read-only; stops at the first
+  // uncommitted record (reported as Uncommitted) and at anything corrupt.
+  [[nodiscard]] std::vector<RecordInfo> records(std::uint64_t from = 0,
+                                                std::size_t max_records = 1000) const;
+
+  // Removes a consumer group, releasing what it held. Throws NotFound.
+  void delete_group(std::string_view group);
+
+  [[nodiscard]] const std::shared_ptr<detail::Mapping>& mapping() const noexcept { return map_; }
+
+ private:
+  explicit Queue(std::shared_ptr<detail::Mapping> map) : map_(std::move(map)) {}
+  std::shared_ptr<detail::Mapping> map_;
+};
+
+}  // namespace shmq

@@ -1,0 +1,414 @@
+// The consumer: take (CAS on the record's state word, then help the group's
+// read cursor past it), ack (store the state word), release (CAS the group's
+// released cursor past acked records, freeing ring space).
+//
+// Ownership of a record is the state word CAS: atomic, visible in shared
+// memory, so a dead member's records are found and redelivered (recovery.cpp).
+#include <algorithm>
+#include <cstring>
+#include <deque>
+
+#include "layout.hpp"
+#include "mapping.hpp"
+#include "process.hpp"
+#include "recovery.hpp"
+#include "shmq/consumer.hpp"
+#include "wait.hpp"
+
+namespace shmq {
+
+using namespace layout;
+using detail::Mapping;
+
+struct Consumer::State {
+  std::shared_ptr<Mapping> map;
+  std::uint32_t group = 0;
+  std::uint32_t index = 0;
+  GroupSlot* g = nullptr;
+  ConsumerSlot* slot = nullptr;
+  ConsumerOptions options;
+  bool created_group = false;
+  std::deque<std::uint64_t> held;  // positions in flight, in the order taken
+};
+
+namespace {
+
+bool group_name_is(const GroupSlot& g, std::string_view name) {
+  return std::string_view(g.name, ::strnlen(g.name, kNameBytes)) == name;
+}
+
+bool attached(const std::atomic<std::uint32_t>& state) {
+  return state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached);
+}
+
+std::uint32_t find_group(const Mapping& m, std::string_view name) {
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    if (attached(m.groups[g].state) && group_name_is(m.groups[g], name)) return g;
+  }
+  return m.max_groups;
+}
+
+// The first record at or after `from` matching `accept`, walking from `start`;
+// `messages` counts the data records passed.
+template <class Accept>
+std::uint64_t walk_to(const Mapping& m, std::uint64_t start, std::uint64_t& messages, Accept&& accept) {
+  const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
+  std::uint64_t p = start;
+  while (p != tail && m.commit_word(p).load(std::memory_order_acquire) == p) {
+    const auto* h = m.record(p);
+    if (h->type == static_cast<std::uint16_t>(RecordType::Data) && accept(p, *h)) break;
+    const std::uint64_t span = detail::record_span(m, p);
+    if (span == 0) break;
+    if (h->type == static_cast<std::uint16_t>(RecordType::Data)) ++messages;
+    p += span;
+  }
+  return p;
+}
+
+// Under the lock, inside the groups_epoch window: where a new group starts.
+std::uint64_t start_position(const Mapping& m, std::uint32_t self, const ConsumerOptions& o,
+                             std::uint64_t& messages) {
+  QueueHeader& h = *m.header;
+  // Oldest safe start: the slowest other group's released position (every
+  // producer's limit respects it), or head when there is none.
+  std::uint64_t start = h.head.load(std::memory_order_seq_cst);
+  messages = h.head_messages.load(std::memory_order_relaxed);
+  bool any = false;
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    if (g == self || !attached(m.groups[g].state)) continue;
+    const std::uint64_t released = m.groups[g].released.load(std::memory_order_seq_cst);
+    if (!any || !at_or_after(released, start)) {
+      start = released;
+      messages = m.groups[g].released_messages.load(std::memory_order_relaxed);
+    }
+    any = true;
+  }
+  switch (o.start) {
+    case StartAt::Oldest:
+      return start;
+    case StartAt::Newest: {
+      std::uint64_t total = 0;
+      for (std::uint32_t i = 0; i < m.max_producers; ++i) total += m.producers[i].messages.load(std::memory_order_relaxed);
+      messages = total;
+      return h.tail.load(std::memory_order_seq_cst);
+    }
+    case StartAt::Position:
+      return walk_to(m, start, messages, [&](std::uint64_t p, const RecordHeader&) {
+        return at_or_after(p, o.start_position);
+      });
+    case StartAt::Time:
+      return walk_to(m, start, messages, [&](std::uint64_t, const RecordHeader& r) {
+        return r.timestamp_ns >= o.start_time_ns;
+      });
+  }
+  return start;
+}
+
+std::uint32_t create_group(const Mapping& m, std::string_view name, const ConsumerOptions& o) {
+  std::uint32_t g = 0;
+  while (g < m.max_groups && m.groups[g].state.load(std::memory_order_acquire) != 0) ++g;
+  if (g == m.max_groups) {
+    throw Error(Errc::TableFull, "all " + std::to_string(m.max_groups) + " consumer groups of queue '" + m.name +
+                                     "' are in use; delete one first");
+  }
+  GroupSlot& group = m.groups[g];
+  // The entry is free, so no process touches its state words: clear what an
+  // earlier group left, which could otherwise pass for this group's acks.
+  std::memset(static_cast<void*>(&m.state_word(g, 0)), 0, m.chunks * sizeof(std::uint64_t));
+  std::memset(group.name, 0, kNameBytes);
+  std::memcpy(group.name, name.data(), name.size());
+  group.retired_delivered.store(0, std::memory_order_relaxed);
+  group.retired_acked.store(0, std::memory_order_relaxed);
+  group.pending_redelivery.store(0, std::memory_order_relaxed);
+  group.redelivered.store(0, std::memory_order_relaxed);
+  for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+    m.consumer(g, c).state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_relaxed);
+  }
+  QueueHeader& h = *m.header;
+  h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);  // odd: producers' scans now retry
+  std::uint64_t messages = 0;
+  const std::uint64_t start = start_position(m, g, o, messages);
+  group.read.store(start, std::memory_order_relaxed);
+  group.released.store(start, std::memory_order_relaxed);
+  group.released_messages.store(messages, std::memory_order_relaxed);
+  group.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_seq_cst);
+  h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);  // even: the group is in place
+  return g;
+}
+
+}  // namespace
+
+Consumer Consumer::join(const Queue& queue, std::string_view group_name, ConsumerOptions options) {
+  validate_name(group_name, "group");
+  if (options.prefetch == 0 || options.prefetch > 65536) {
+    throw Error(Errc::InvalidArgument, "prefetch must be 1..65536");
+  }
+  const auto& map = queue.mapping();
+  if (map->read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
+  const Mapping& m = *map;
+  auto st = std::make_unique<State>();
+  st->map = map;
+  st->options = options;
+  detail::SegmentLock lock(m);
+  detail::settle_groups_epoch(m);
+  std::uint32_t g = find_group(m, group_name);
+  if (g == m.max_groups) {
+    g = create_group(m, group_name, options);
+    st->created_group = true;
+  }
+  // Dead members first: what they held goes back to the group.
+  std::uint32_t free_index = m.max_consumers;
+  for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+    ConsumerSlot& slot = m.consumer(g, c);
+    if (attached(slot.state) && !detail::process_alive(slot.pid.load(std::memory_order_relaxed),
+                                                       slot.start_time.load(std::memory_order_relaxed))) {
+      detail::release_consumer(m, g, c);
+      m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!attached(slot.state) && free_index == m.max_consumers) free_index = c;
+  }
+  if (free_index == m.max_consumers) {
+    throw Error(Errc::TableFull, "group '" + std::string(group_name) + "' already has " +
+                                     std::to_string(m.max_consumers) + " consumers");
+  }
+  ConsumerSlot& slot = m.consumer(g, free_index);
+  slot.prefetch = options.prefetch;
+  slot.pid.store(detail::self_pid(), std::memory_order_relaxed);
+  slot.start_time.store(detail::self_start_time(), std::memory_order_relaxed);
+  slot.in_flight.store(0, std::memory_order_relaxed);
+  slot.delivered.store(0, std::memory_order_relaxed);
+  slot.acked.store(0, std::memory_order_relaxed);
+  slot.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_release);
+  st->group = g;
+  st->index = free_index;
+  st->g = &m.groups[g];
+  st->slot = &slot;
+  return Consumer(std::move(st));
+}
+
+Consumer::Consumer(std::unique_ptr<State> state) : s_(std::move(state)) {}
+Consumer::Consumer(Consumer&&) noexcept = default;
+Consumer& Consumer::operator=(Consumer&&) noexcept = default;
+
+Consumer::~Consumer() {
+  if (!s_) return;
+  detail::SegmentLock lock(*s_->map);
+  detail::release_consumer(*s_->map, s_->group, s_->index);
+}
+
+bool Consumer::created_group() const noexcept { return s_->created_group; }
+std::uint32_t Consumer::index() const noexcept { return s_->index; }
+std::uint32_t Consumer::in_flight() const noexcept { return static_cast<std::uint32_t>(s_->held.size()); }
+
+namespace {
+
+void fill(const Mapping& m, std::uint64_t position, bool redelivered, Message& out) {
+  const RecordHeader* h = m.record(position);
+  out.payload = {m.at(position) + sizeof(RecordHeader), h->length};
+  out.position = position;
+  out.sequence = h->sequence;
+  out.timestamp_ns = h->timestamp_ns;
+  out.producer_id = h->producer_id;
+  out.redelivered = redelivered;
+}
+
+// Advances the group's released cursor past every acked record at its front,
+// and wakes producers waiting for the space.
+void release_acked(const Mapping& m, std::uint32_t group) {
+  GroupSlot& g = m.groups[group];
+  bool released_any = false;
+  // Pairs with the same fence in every other member's release_acked: each
+  // stored its ack, then looks at the front. Without the fence both could
+  // miss the other's ack (store-load reordering) and leave the front acked
+  // but unreleased for ever.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  std::uint64_t released = g.released.load(std::memory_order_acquire);
+  for (;;) {
+    // acquire: pairs with the release store of the ack, so the header below
+    // is read after the holder was done with the record.
+    if (m.state_word(group, released).load(std::memory_order_acquire) != make_state(released, kAcked)) break;
+    const bool data = m.record(released)->type == static_cast<std::uint16_t>(RecordType::Data);
+    const std::uint64_t span = detail::record_span(m, released);
+    if (span == 0) break;  // corrupt header: leave it for someone to see
+    // acq_rel: producers' release_floor loads pair with this; a failure means
+    // another member moved it (and our header read may be stale: re-check).
+    if (g.released.compare_exchange_strong(released, released + span, std::memory_order_acq_rel,
+                                           std::memory_order_acquire)) {
+      if (data) g.released_messages.fetch_add(1, std::memory_order_relaxed);
+      released += span;
+      released_any = true;
+    }
+  }
+  if (released_any) detail::notify(m.header->space);
+}
+
+// Takes a record whose holder died, if any: redeliveries come before new records.
+bool take_redelivery(const Consumer::State& s, Message& out) {
+  const Mapping& m = *s.map;
+  GroupSlot& g = *s.g;
+  std::uint64_t p = g.released.load(std::memory_order_acquire);
+  const std::uint64_t read = g.read.load(std::memory_order_acquire);
+  for (std::uint64_t steps = 0; p != read && steps < m.chunks; ++steps) {
+    std::uint64_t word = m.state_word(s.group, p).load(std::memory_order_acquire);
+    if (state_is_for(word, p) && state_code(word) == kPendingRedelivery &&
+        m.state_word(s.group, p).compare_exchange_strong(
+            word, make_state(p, static_cast<std::uint8_t>(s.index | kRedeliveredBit)), std::memory_order_acq_rel)) {
+      g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
+      fill(m, p, true, out);
+      return true;
+    }
+    const std::uint64_t span = detail::record_span(m, p);
+    // Seqlock-style check: the header read above was valid only if the record
+    // was still unreleased after it.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (span == 0 || at_or_after(g.released.load(std::memory_order_relaxed), p + 1)) return false;
+    p += span;
+  }
+  return false;
+}
+
+enum class Take { Taken, Empty, Stalled, Corrupt };
+
+// Moves the group's read cursor past the taken record at `from`, unless a
+// helping member already did. (A copy: a failed CAS would overwrite it.)
+void advance_read(GroupSlot& g, std::uint64_t from, std::uint64_t span) {
+  g.read.compare_exchange_strong(from, from + span, std::memory_order_acq_rel);
+}
+
+// One attempt at the next record of the group.
+Take take_next(const Consumer::State& s, Message& out) {
+  const Mapping& m = *s.map;
+  GroupSlot& g = *s.g;
+  // Bounded: a hostile peer's state words must not spin us forever.
+  for (int attempt = 0; attempt < 4096; ++attempt) {
+    std::uint64_t read = g.read.load(std::memory_order_acquire);
+    // acquire: pairs with the producer's release store of the commit word,
+    // making the header and payload visible.
+    if (m.commit_word(read).load(std::memory_order_acquire) != read) {
+      return m.header->tail.load(std::memory_order_relaxed) == read ? Take::Empty : Take::Stalled;
+    }
+    const RecordHeader* h = m.record(read);
+    const bool data = h->type == static_cast<std::uint16_t>(RecordType::Data);
+    const std::uint64_t span = detail::record_span(m, read);
+    std::atomic<std::uint64_t>& state = m.state_word(s.group, read);
+    std::uint64_t word = state.load(std::memory_order_acquire);
+    if (state_is_for(word, read)) {  // already taken: help its taker move the cursor on
+      if (span == 0) return Take::Corrupt;
+      advance_read(g, read, span);
+      continue;
+    }
+    if (state_chunk(word) > (read / kRecordAlign)) continue;  // `read` was stale: a later lap is here
+    if (span == 0) return Take::Corrupt;
+    const std::uint8_t code = data ? static_cast<std::uint8_t>(s.index) : kAcked;
+    // The CAS is the ownership: it succeeds for exactly one member, and only
+    // while the record is untaken (so not released, so its bytes are intact).
+    if (!state.compare_exchange_strong(word, make_state(read, code), std::memory_order_acq_rel)) continue;
+    advance_read(g, read, span);
+    if (!data) {  // padding or skipped: nothing to deliver, acked at once
+      release_acked(m, s.group);
+      continue;
+    }
+    fill(m, read, false, out);
+    return Take::Taken;
+  }
+  return Take::Empty;
+}
+
+void count_delivery(Consumer::State& s, const Message& out) {
+  s.held.push_back(out.position);
+  s.slot->in_flight.store(static_cast<std::uint32_t>(s.held.size()), std::memory_order_relaxed);
+  s.slot->delivered.store(s.slot->delivered.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+Status Consumer::try_receive(Message& out) noexcept {
+  State& s = *s_;
+  if (s.held.size() >= s.options.prefetch) return Status::InFlightLimit;
+  if (s.g->pending_redelivery.load(std::memory_order_acquire) != 0 && take_redelivery(s, out)) {
+    count_delivery(s, out);
+    return Status::Ok;
+  }
+  switch (take_next(s, out)) {
+    case Take::Taken:
+      count_delivery(s, out);
+      return Status::Ok;
+    case Take::Corrupt:
+      return Status::Corrupt;
+    case Take::Empty:
+    case Take::Stalled:
+      break;
+  }
+  return Status::Empty;
+}
+
+namespace {
+
+// Called while a receive sleeps: if the group is stuck behind a claim that was
+// never committed, try to repair it (the repair proves its owner dead first).
+// Returns how long to sleep before the next look.
+Duration on_idle(const Consumer::State& s) {
+  const Mapping& m = *s.map;
+  const std::uint64_t read = s.g->read.load(std::memory_order_acquire);
+  const bool stalled = m.header->tail.load(std::memory_order_acquire) != read &&
+                       m.commit_word(read).load(std::memory_order_acquire) != read;
+  if (!stalled) return detail::kMaxSleep;
+  detail::SegmentLock lock(m);
+  const auto result = detail::repair_hole(m, read);
+  return result == detail::RepairResult::OwnerAlive ? std::chrono::milliseconds(1) : detail::kMaxSleep;
+}
+
+}  // namespace
+
+Status Consumer::receive(Message& out, Duration timeout) noexcept {
+  Status status = try_receive(out);
+  if (status != Status::Empty) return status;
+  const bool ok = detail::wait_until(
+      s_->map->header->data, detail::deadline_after(timeout), s_->options.wait.spin,
+      [&] { return (status = try_receive(out)) != Status::Empty; }, [&] { return on_idle(*s_); });
+  return ok ? status : Status::Timeout;
+}
+
+std::size_t Consumer::try_receive_batch(std::span<Message> out) noexcept {
+  std::size_t n = 0;
+  while (n < out.size() && try_receive(out[n]) == Status::Ok) ++n;
+  return n;
+}
+
+namespace {
+
+// The holder's ack: only the holder moves a record out of its in-flight state
+// while it lives, so a plain store does.
+void mark_acked(Consumer::State& s, std::uint64_t position) {
+  // release: pairs with release_acked's acquire load.
+  s.map->state_word(s.group, position).store(make_state(position, kAcked), std::memory_order_release);
+  s.slot->acked.store(s.slot->acked.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+Status Consumer::ack(const Message& message) noexcept {
+  State& s = *s_;
+  const auto it = std::find(s.held.begin(), s.held.end(), message.position);
+  if (it == s.held.end()) return Status::NotInFlight;
+  mark_acked(s, message.position);
+  s.held.erase(it);
+  s.slot->in_flight.store(static_cast<std::uint32_t>(s.held.size()), std::memory_order_relaxed);
+  release_acked(*s.map, s.group);
+  return Status::Ok;
+}
+
+std::size_t Consumer::ack_up_to(std::uint64_t position) noexcept {
+  State& s = *s_;
+  const auto before = s.held.size();
+  std::erase_if(s.held, [&](std::uint64_t p) {
+    if (!at_or_after(position, p)) return false;
+    mark_acked(s, p);
+    return true;
+  });
+  s.slot->in_flight.store(static_cast<std::uint32_t>(s.held.size()), std::memory_order_relaxed);
+  if (s.held.size() != before) release_acked(*s.map, s.group);
+  return before - s.held.size();
+}
+
+}  // namespace shmq

@@ -1,0 +1,302 @@
+// The shared-memory layout of one queue segment: the only declaration of it.
+//
+// Plain structs of fixed-width integers and lock-free atomics, no pointers
+// (offsets only), no std:: containers. Every size and offset another process
+// relies on is pinned by a static_assert below and by tests/unit/layout_test.
+// Changing any of them means bumping kLayoutVersion.
+//
+//   [QueueHeader]                      superblock + hot positions, one cache line each
+//   [ProducerSlot x max_producers]
+//   [GroupSlot    x max_groups]
+//   [ConsumerSlot x max_groups x max_consumers]
+//   [commit words: u64 x chunks]       position of the record committed at each chunk
+//   [state words:  u64 x chunks x max_groups]  per group: who holds each record
+//   [ring: capacity bytes]             records, 64-byte aligned
+//
+// A "chunk" is kRecordAlign bytes of the ring; records start on chunk
+// boundaries, so a record at position p owns commit word and state word
+// (p % capacity) / kRecordAlign. Those words live outside the ring, where
+// payload never goes, and hold the full position, so stale bytes of an earlier
+// lap can never pass for a committed or taken record.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace shmq::layout {
+
+// Our own padding constant: std::hardware_destructive_interference_size may
+// change with compiler flags and would silently change the shared layout.
+// 128 covers x86's adjacent-line prefetcher.
+inline constexpr std::size_t kCacheLine = 128;
+inline constexpr std::size_t kRecordAlign = 64;
+inline constexpr std::size_t kNameBytes = 64;  // 63 characters and a NUL
+inline constexpr std::uint64_t kMagic = 0x31474f4c514d4853ULL;  // "SHMQLOG1" little-endian
+inline constexpr std::uint32_t kLayoutVersion = 1;
+// The log starts here, not at 0, so that all-zero words (never written) read
+// as "an older position" and never as a record at position 0.
+inline constexpr std::uint64_t kFirstPosition = kRecordAlign;
+inline constexpr std::uint64_t kNoPosition = ~std::uint64_t{0};
+
+inline constexpr std::uint32_t kFlagDurable = 1u << 0;
+
+// ---- records in the ring -------------------------------------------------
+
+enum class RecordType : std::uint16_t {
+  Data = 1,
+  Padding = 2,  // fills the ring's end so the next record starts at offset 0
+  Skipped = 3,  // a claim whose producer died (or aborted) before committing
+};
+
+struct RecordHeader {
+  std::uint32_t length;  // Data: payload bytes; Padding/Skipped: bytes covered, header included
+  std::uint16_t type;    // RecordType
+  std::uint16_t reserved;
+  std::uint32_t producer_id;
+  std::uint32_t reserved2;
+  std::uint64_t sequence;
+  std::uint64_t timestamp_ns;
+};
+static_assert(sizeof(RecordHeader) == 32, "record header is part of the ring format");
+static_assert(offsetof(RecordHeader, length) == 0);
+static_assert(offsetof(RecordHeader, type) == 4);
+static_assert(offsetof(RecordHeader, producer_id) == 8);
+static_assert(offsetof(RecordHeader, sequence) == 16);
+static_assert(offsetof(RecordHeader, timestamp_ns) == 24);
+
+constexpr std::uint64_t align_up(std::uint64_t n, std::uint64_t a) { return (n + a - 1) & ~(a - 1); }
+// Ring bytes taken by a data record of `payload` bytes.
+constexpr std::uint64_t record_bytes(std::uint64_t payload) {
+  return align_up(sizeof(RecordHeader) + payload, kRecordAlign);
+}
+
+// "a is at or after b" for positions, robust to the words' initial zero.
+constexpr bool at_or_after(std::uint64_t a, std::uint64_t b) {
+  return static_cast<std::int64_t>(a - b) >= 0;
+}
+
+// ---- state words: which member of a group holds a record -----------------
+// word = (position / kRecordAlign) << 8 | code. Positions up to 2^62 bytes fit.
+
+inline constexpr std::uint8_t kOwnerMask = 0x3f;       // in flight: owner consumer index
+inline constexpr std::uint8_t kRedeliveredBit = 0x40;  // in flight, and delivered before
+inline constexpr std::uint8_t kPendingRedelivery = 0x80;  // its holder died; free to take
+inline constexpr std::uint8_t kAcked = 0x81;
+
+constexpr std::uint64_t make_state(std::uint64_t position, std::uint8_t code) {
+  return (position / kRecordAlign) << 8 | code;
+}
+constexpr std::uint64_t state_chunk(std::uint64_t word) { return word >> 8; }
+constexpr std::uint8_t state_code(std::uint64_t word) { return static_cast<std::uint8_t>(word); }
+constexpr bool state_is_for(std::uint64_t word, std::uint64_t position) {
+  return state_chunk(word) == ((position / kRecordAlign) & (~std::uint64_t{0} >> 8));
+}
+constexpr bool state_in_flight(std::uint8_t code) { return code < 0x80; }
+
+// ---- futex event counts ---------------------------------------------------
+
+// Waiters register, re-check their condition, then sleep on `seq`; wakers
+// change the condition, then (seq_cst fence) bump `seq` and wake only when
+// `waiters` is non-zero, so a busy queue pays no system call.
+struct EventCount {
+  std::atomic<std::uint32_t> seq;
+  std::atomic<std::uint32_t> waiters;
+};
+
+// ---- the header -----------------------------------------------------------
+
+enum class SlotState : std::uint32_t {
+  Free = 0,      // never used (producers), or free (groups, consumers)
+  Attached = 1,  // held by a live process (or a dead one not yet reaped)
+  Detached = 2,  // producers only: name and last sequence kept for re-attach
+};
+
+struct Superblock {
+  std::uint64_t magic;
+  // Written last, with release, when everything else is initialised; opens
+  // read it with acquire. 0 while the creator is still at work.
+  std::atomic<std::uint32_t> layout_version;
+  std::uint32_t header_bytes;  // sizeof(QueueHeader)
+  std::uint64_t segment_bytes;
+  std::uint64_t capacity;  // ring bytes, a power of two
+  std::uint32_t max_message;
+  std::uint32_t flags;
+  std::uint32_t max_producers;
+  std::uint32_t max_groups;
+  std::uint32_t max_consumers;
+  std::uint32_t mode;
+  std::int64_t creator_pid;
+  std::uint64_t creator_start_time;
+  std::uint64_t created_unix_ns;
+  std::uint64_t producers_offset;
+  std::uint64_t groups_offset;
+  std::uint64_t consumers_offset;
+  std::uint64_t commit_offset;
+  std::uint64_t states_offset;
+  std::uint64_t ring_offset;
+  char ns[kNameBytes];
+  char name[kNameBytes];
+};
+
+struct alignas(kCacheLine) QueueHeader {
+  Superblock super;
+  // Next position a producer claims (CAS by producers).
+  alignas(kCacheLine) std::atomic<std::uint64_t> tail;
+  // Oldest retained position: producers never claim past head + capacity.
+  // Advanced (CAS, monotonic) by producers to the slowest group's released.
+  alignas(kCacheLine) std::atomic<std::uint64_t> head;
+  std::atomic<std::uint64_t> head_messages;  // data records below head (statistics)
+  // A seqlock over group creation: odd while a group is being created (under
+  // the segment lock). Producers compute the new head from a scan of the
+  // groups that no creation overlapped, so a new group never starts below a
+  // head some producer is about to publish.
+  std::atomic<std::uint64_t> groups_epoch;
+  alignas(kCacheLine) EventCount data;   // consumers sleep here for commits
+  alignas(kCacheLine) EventCount space;  // producers sleep here for releases
+  alignas(kCacheLine) std::atomic<std::uint64_t> holes_skipped;
+  std::atomic<std::uint64_t> redelivered;
+  std::atomic<std::uint64_t> clients_reaped;
+  // Durable queues (shmqd): journal progress and the daemon's identity.
+  alignas(kCacheLine) std::atomic<std::uint64_t> journal_written;
+  std::atomic<std::uint64_t> journal_synced;
+  std::atomic<std::int64_t> daemon_pid;
+  std::atomic<std::uint64_t> daemon_start_time;
+};
+
+struct alignas(kCacheLine) ProducerSlot {
+  std::atomic<std::uint32_t> state;  // SlotState
+  std::uint32_t reserved;
+  std::atomic<std::int64_t> pid;
+  std::atomic<std::uint64_t> start_time;  // of pid, from /proc/<pid>/stat, against pid reuse
+  char name[kNameBytes];
+  // Last sequence committed. Written before the record's commit word, and
+  // rolled back to claim_prev_seq by the repair of a claim that never committed.
+  std::atomic<std::uint64_t> last_seq;
+  // The claim announcement, written before the tail CAS (which releases it):
+  // the owner of an uncommitted record is always among its announcers.
+  alignas(kCacheLine) std::atomic<std::uint64_t> claim_pos;  // kNoPosition when none
+  std::atomic<std::uint64_t> claim_seq;
+  std::atomic<std::uint64_t> claim_prev_seq;
+  std::atomic<std::uint32_t> claim_bytes;  // record bytes, padding excluded
+  std::uint32_t reserved2;
+  std::atomic<std::uint64_t> messages;  // committed, all incarnations
+  std::atomic<std::uint64_t> bytes;
+};
+
+struct alignas(kCacheLine) GroupSlot {
+  std::atomic<std::uint32_t> state;  // SlotState: Free or Attached (= exists)
+  std::uint32_t reserved;
+  char name[kNameBytes];
+  std::atomic<std::uint64_t> retired_delivered;  // counters of members that left
+  std::atomic<std::uint64_t> retired_acked;
+  // Next position handed out: members CAS it past each record they take.
+  alignas(kCacheLine) std::atomic<std::uint64_t> read;
+  // Everything below is acknowledged: members CAS it past acked records.
+  alignas(kCacheLine) std::atomic<std::uint64_t> released;
+  std::atomic<std::uint64_t> released_messages;  // data records below `released`
+  // Records whose holder died, waiting in [released, read) for a member.
+  alignas(kCacheLine) std::atomic<std::uint64_t> pending_redelivery;
+  std::atomic<std::uint64_t> redelivered;
+};
+
+struct alignas(kCacheLine) ConsumerSlot {
+  std::atomic<std::uint32_t> state;  // SlotState: Free or Attached
+  std::uint32_t prefetch;
+  std::atomic<std::int64_t> pid;
+  std::atomic<std::uint64_t> start_time;
+  std::atomic<std::uint32_t> in_flight;
+  std::uint32_t reserved;
+  std::atomic<std::uint64_t> delivered;
+  std::atomic<std::uint64_t> acked;
+};
+
+// ---- pinned layout --------------------------------------------------------
+
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared atomics must be lock-free");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "shared atomics must be lock-free");
+static_assert(std::atomic<std::int64_t>::is_always_lock_free, "shared atomics must be lock-free");
+static_assert(sizeof(std::atomic<std::uint64_t>) == 8, "an atomic must be its plain integer");
+static_assert(std::is_standard_layout_v<QueueHeader> && std::is_standard_layout_v<ProducerSlot> &&
+                  std::is_standard_layout_v<GroupSlot> && std::is_standard_layout_v<ConsumerSlot>,
+              "shared structs must be standard layout for offsetof");
+
+static_assert(offsetof(Superblock, magic) == 0);
+static_assert(offsetof(Superblock, layout_version) == 8);
+static_assert(offsetof(Superblock, header_bytes) == 12);
+static_assert(offsetof(Superblock, segment_bytes) == 16);
+static_assert(offsetof(Superblock, capacity) == 24);
+static_assert(offsetof(Superblock, max_message) == 32);
+static_assert(offsetof(Superblock, flags) == 36);
+static_assert(offsetof(Superblock, max_producers) == 40);
+static_assert(offsetof(Superblock, max_groups) == 44);
+static_assert(offsetof(Superblock, max_consumers) == 48);
+static_assert(offsetof(Superblock, mode) == 52);
+static_assert(offsetof(Superblock, creator_pid) == 56);
+static_assert(offsetof(Superblock, creator_start_time) == 64);
+static_assert(offsetof(Superblock, created_unix_ns) == 72);
+static_assert(offsetof(Superblock, producers_offset) == 80);
+static_assert(offsetof(Superblock, ring_offset) == 120);
+static_assert(offsetof(Superblock, ns) == 128);
+static_assert(offsetof(Superblock, name) == 192);
+static_assert(sizeof(Superblock) == 256);
+
+static_assert(offsetof(QueueHeader, tail) == 256, "tail on its own cache line");
+static_assert(offsetof(QueueHeader, head) == 384);
+static_assert(offsetof(QueueHeader, head_messages) == 392);
+static_assert(offsetof(QueueHeader, groups_epoch) == 400);
+static_assert(offsetof(QueueHeader, data) == 512);
+static_assert(offsetof(QueueHeader, space) == 640);
+static_assert(offsetof(QueueHeader, holes_skipped) == 768);
+static_assert(offsetof(QueueHeader, journal_written) == 896);
+static_assert(offsetof(QueueHeader, daemon_start_time) == 920);
+static_assert(sizeof(QueueHeader) == 1024);
+
+static_assert(offsetof(ProducerSlot, name) == 24);
+static_assert(offsetof(ProducerSlot, last_seq) == 88);
+static_assert(offsetof(ProducerSlot, claim_pos) == 128, "claim announcement on its own line");
+static_assert(offsetof(ProducerSlot, claim_bytes) == 152);
+static_assert(offsetof(ProducerSlot, messages) == 160);
+static_assert(sizeof(ProducerSlot) == 256);
+
+static_assert(offsetof(GroupSlot, name) == 8);
+static_assert(offsetof(GroupSlot, read) == 128, "read cursor on its own line");
+static_assert(offsetof(GroupSlot, released) == 256, "released cursor on its own line");
+static_assert(offsetof(GroupSlot, pending_redelivery) == 384);
+static_assert(sizeof(GroupSlot) == 512);
+
+static_assert(offsetof(ConsumerSlot, pid) == 8);
+static_assert(offsetof(ConsumerSlot, in_flight) == 24);
+static_assert(offsetof(ConsumerSlot, delivered) == 32);
+static_assert(sizeof(ConsumerSlot) == 128);
+
+// Limits checked on create and on every open.
+inline constexpr std::uint64_t kMinCapacity = 4096;
+inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 40;
+inline constexpr std::uint32_t kMaxProducers = 255;
+inline constexpr std::uint32_t kMaxGroups = 64;
+inline constexpr std::uint32_t kMaxConsumers = kOwnerMask + 1;
+
+// Where each table starts, computed from the creation parameters alone, so
+// an open can check the stored offsets against them.
+struct Geometry {
+  std::uint64_t producers_offset, groups_offset, consumers_offset, commit_offset, states_offset,
+      ring_offset, segment_bytes, chunks;
+};
+
+constexpr Geometry geometry(std::uint64_t capacity, std::uint32_t producers, std::uint32_t groups,
+                            std::uint32_t consumers) {
+  Geometry g{};
+  g.chunks = capacity / kRecordAlign;
+  g.producers_offset = sizeof(QueueHeader);
+  g.groups_offset = g.producers_offset + sizeof(ProducerSlot) * producers;
+  g.consumers_offset = g.groups_offset + sizeof(GroupSlot) * groups;
+  g.commit_offset = align_up(g.consumers_offset + sizeof(ConsumerSlot) * groups * consumers, 4096);
+  g.states_offset = g.commit_offset + 8 * g.chunks;
+  g.ring_offset = align_up(g.states_offset + 8 * g.chunks * groups, 4096);
+  g.segment_bytes = g.ring_offset + capacity;
+  return g;
+}
+
+}  // namespace shmq::layout

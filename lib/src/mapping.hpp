@@ -1,0 +1,88 @@
+// detail::Mapping: one process's view of a validated queue segment.
+//
+// Every size used to index shared memory is copied here once, after
+// validation, and never re-read from the segment: a peer that scribbles over
+// the header later cannot make this process index out of bounds.
+#pragma once
+
+#include <sys/file.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "layout.hpp"
+
+namespace shmq::detail {
+
+struct Mapping {
+  Mapping() = default;
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+  ~Mapping();
+
+  int fd = -1;
+  void* base = nullptr;
+  std::size_t size = 0;
+  bool read_only = false;
+  std::string name;
+  std::string ns;
+
+  std::uint64_t capacity = 0;
+  std::uint64_t mask = 0;
+  std::uint64_t chunks = 0;
+  std::uint32_t max_message = 0;
+  std::uint32_t max_producers = 0;
+  std::uint32_t max_groups = 0;
+  std::uint32_t max_consumers = 0;
+  bool durable = false;
+
+  layout::QueueHeader* header = nullptr;
+  layout::ProducerSlot* producers = nullptr;
+  layout::GroupSlot* groups = nullptr;
+  layout::ConsumerSlot* consumers = nullptr;
+  std::atomic<std::uint64_t>* commits = nullptr;
+  std::atomic<std::uint64_t>* states = nullptr;
+  std::byte* ring = nullptr;
+
+  std::uint64_t chunk(std::uint64_t position) const noexcept {
+    return (position & mask) / layout::kRecordAlign;
+  }
+  std::atomic<std::uint64_t>& commit_word(std::uint64_t position) const noexcept {
+    return commits[chunk(position)];
+  }
+  std::atomic<std::uint64_t>& state_word(std::uint32_t group, std::uint64_t position) const noexcept {
+    return states[group * chunks + chunk(position)];
+  }
+  std::byte* at(std::uint64_t position) const noexcept { return ring + (position & mask); }
+  layout::RecordHeader* record(std::uint64_t position) const noexcept {
+    return reinterpret_cast<layout::RecordHeader*>(at(position));
+  }
+  layout::ConsumerSlot& consumer(std::uint32_t group, std::uint32_t index) const noexcept {
+    return consumers[group * max_consumers + index];
+  }
+  // Largest record a producer may claim (header and alignment included).
+  std::uint64_t max_record_bytes() const noexcept { return layout::record_bytes(max_message); }
+};
+
+// Exclusive lock on the segment (flock on its descriptor) for attach, detach
+// and repair. The kernel drops it when the holder dies, so a crash inside
+// never blocks anyone. Never taken on the data path.
+class SegmentLock {
+ public:
+  explicit SegmentLock(const Mapping& map) : fd_(map.fd) {
+    while (::flock(fd_, LOCK_EX) != 0) {
+    }
+  }
+  ~SegmentLock() { ::flock(fd_, LOCK_UN); }
+  SegmentLock(const SegmentLock&) = delete;
+  SegmentLock& operator=(const SegmentLock&) = delete;
+
+ private:
+  int fd_;
+};
+
+std::string segment_name(std::string_view ns, std::string_view queue);  // "/shmq.<ns>.<queue>"
+
+}  // namespace shmq::detail

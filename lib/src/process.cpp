@@ -1,0 +1,57 @@
+#include "process.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+
+namespace shmq::detail {
+
+std::uint64_t process_start_time(pid_t pid) noexcept {
+  if (pid <= 0) return 0;
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // The command name (field 2) may hold spaces and parentheses: fields
+  // after it are counted from the last ')'.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr || p[1] != ' ') return 0;
+  p += 2;
+  if (*p == 'Z' || *p == 'X') return 0;  // zombie or dead: never runs again
+  for (int field = 3; field < 22; ++field) {
+    p = std::strchr(p, ' ');
+    if (p == nullptr) return 0;
+    ++p;
+  }
+  return std::strtoull(p, nullptr, 10);
+}
+
+bool process_alive(std::int64_t pid, std::uint64_t start_time) noexcept {
+  if (pid <= 0 || pid > INT32_MAX) return false;
+  const std::uint64_t now = process_start_time(static_cast<pid_t>(pid));
+  return now != 0 && now == start_time;
+}
+
+pid_t self_pid() noexcept { return ::getpid(); }
+
+std::uint64_t self_start_time() noexcept {
+  // Not cached: a forked child has its own.
+  return process_start_time(::getpid());
+}
+
+std::uint64_t unix_time_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace shmq::detail

@@ -1,0 +1,292 @@
+// The producer: claim (CAS on tail), write, commit (store the commit word).
+//
+// A claim is announced in the producer's own entry before the CAS, so the
+// owner of any uncommitted record is provable after a crash (recovery.cpp).
+#include <cstring>
+
+#include "layout.hpp"
+#include "mapping.hpp"
+#include "process.hpp"
+#include "recovery.hpp"
+#include "shmq/producer.hpp"
+#include "wait.hpp"
+
+namespace shmq {
+
+using namespace layout;
+using detail::Mapping;
+
+struct Producer::State {
+  std::shared_ptr<Mapping> map;
+  std::uint32_t index = 0;
+  ProducerSlot* slot = nullptr;
+  ProducerOptions options;
+  std::uint64_t last_seq = 0;  // mirrors slot->last_seq: only this handle writes it
+  std::uint64_t limit = 0;     // cached head + capacity: no claim may end past it
+  std::uint64_t last_position = 0;
+  // The open claim, between try_claim and commit.
+  bool claiming = false;
+  std::uint64_t claim_seq = 0;
+  std::uint64_t data_position = 0;
+  std::uint32_t claim_size = 0;
+};
+
+namespace {
+
+bool slot_name_is(const ProducerSlot& slot, std::string_view name) {
+  return std::string_view(slot.name, ::strnlen(slot.name, kNameBytes)) == name;
+}
+
+// Under the segment lock: the entry this name attaches to.
+std::uint32_t find_entry(const Mapping& m, std::string_view name) {
+  std::uint32_t free_slot = m.max_producers, detached_slot = m.max_producers;
+  for (std::uint32_t i = 0; i < m.max_producers; ++i) {
+    ProducerSlot& s = m.producers[i];
+    const auto state = static_cast<SlotState>(s.state.load(std::memory_order_acquire));
+    if (state != SlotState::Free && slot_name_is(s, name)) {
+      if (state == SlotState::Attached) {
+        if (detail::process_alive(s.pid.load(std::memory_order_relaxed),
+                                  s.start_time.load(std::memory_order_relaxed))) {
+          throw Error(Errc::NameInUse, "producer '" + std::string(name) + "' is attached by live process " +
+                                           std::to_string(s.pid.load(std::memory_order_relaxed)));
+        }
+        if (!detail::reap_producer(m, i)) {
+          throw Error(Errc::NameInUse, "producer '" + std::string(name) +
+                                           "': its crashed predecessor's claim is still being repaired; retry");
+        }
+      }
+      return i;
+    }
+    if (state == SlotState::Free && free_slot == m.max_producers) free_slot = i;
+    if (state == SlotState::Detached && detached_slot == m.max_producers) detached_slot = i;
+  }
+  if (free_slot != m.max_producers) return free_slot;
+  if (detached_slot != m.max_producers) return detached_slot;  // recycled: its sequence is forgotten
+  throw Error(Errc::TableFull, "all " + std::to_string(m.max_producers) + " producer entries of queue '" +
+                                   m.name + "' are attached");
+}
+
+}  // namespace
+
+Producer Producer::attach(const Queue& queue, std::string_view name, ProducerOptions options) {
+  validate_name(name, "producer");
+  const auto& map = queue.mapping();
+  if (map->read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
+  auto st = std::make_unique<State>();
+  st->map = map;
+  st->options = options;
+  {
+    detail::SegmentLock lock(*map);
+    detail::settle_groups_epoch(*map);
+    const std::uint32_t i = find_entry(*map, name);
+    ProducerSlot& s = map->producers[i];
+    if (!slot_name_is(s, name)) {  // a new name in this entry
+      std::memset(s.name, 0, kNameBytes);
+      std::memcpy(s.name, name.data(), name.size());
+      s.last_seq.store(0, std::memory_order_relaxed);
+    }
+    s.claim_pos.store(kNoPosition, std::memory_order_relaxed);
+    s.pid.store(detail::self_pid(), std::memory_order_relaxed);
+    s.start_time.store(detail::self_start_time(), std::memory_order_relaxed);
+    s.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_release);
+    st->index = i;
+    st->slot = &s;
+    st->last_seq = s.last_seq.load(std::memory_order_acquire);
+  }
+  return Producer(std::move(st));
+}
+
+Producer::Producer(std::unique_ptr<State> state) : s_(std::move(state)) {}
+Producer::Producer(Producer&&) noexcept = default;
+Producer& Producer::operator=(Producer&&) noexcept = default;
+
+Producer::~Producer() {
+  if (!s_) return;
+  if (s_->claiming) abort();
+  detail::SegmentLock lock(*s_->map);
+  s_->slot->pid.store(0, std::memory_order_relaxed);
+  s_->slot->state.store(static_cast<std::uint32_t>(SlotState::Detached), std::memory_order_release);
+}
+
+std::uint32_t Producer::id() const noexcept { return s_->index; }
+std::uint64_t Producer::last_sequence() const noexcept { return s_->last_seq; }
+std::uint64_t Producer::last_position() const noexcept { return s_->last_position; }
+
+namespace {
+
+// The lowest `released` over the groups, from a scan that no group creation
+// overlapped (groups_epoch seqlock). With no group, the current head: nothing
+// is dropped while nobody has subscribed.
+std::uint64_t release_floor(const Mapping& m, std::uint64_t& floor_messages) {
+  QueueHeader& h = *m.header;
+  for (std::uint32_t attempt = 0;; ++attempt) {
+    const std::uint64_t epoch = h.groups_epoch.load(std::memory_order_seq_cst);
+    if ((epoch & 1) != 0) {  // a creation in progress (or its creator died in it)
+      if (attempt > 10000) {
+        detail::SegmentLock lock(m);
+        detail::settle_groups_epoch(m);
+      }
+      detail::cpu_relax();
+      continue;
+    }
+    std::uint64_t floor = h.head.load(std::memory_order_seq_cst);
+    floor_messages = h.head_messages.load(std::memory_order_relaxed);
+    bool any = false;
+    for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+      const GroupSlot& group = m.groups[g];
+      if (group.state.load(std::memory_order_seq_cst) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
+      const std::uint64_t released = group.released.load(std::memory_order_seq_cst);
+      if (!any || !at_or_after(released, floor)) {
+        floor = released;
+        floor_messages = group.released_messages.load(std::memory_order_relaxed);
+      }
+      any = true;
+    }
+    if (h.groups_epoch.load(std::memory_order_seq_cst) == epoch) {
+      const std::uint64_t head = h.head.load(std::memory_order_seq_cst);
+      return at_or_after(floor, head) ? floor : head;
+    }
+  }
+}
+
+// Raises head to the release floor and returns the new claim limit.
+std::uint64_t refresh_limit(const Mapping& m) {
+  std::uint64_t floor_messages = 0;
+  const std::uint64_t floor = release_floor(m, floor_messages);
+  std::uint64_t head = m.header->head.load(std::memory_order_relaxed);
+  while (!at_or_after(head, floor)) {
+    // seq_cst: the head others compute limits from must not run ahead of a
+    // group created after this scan (see groups_epoch).
+    if (m.header->head.compare_exchange_weak(head, floor, std::memory_order_seq_cst)) {
+      m.header->head_messages.store(floor_messages, std::memory_order_relaxed);
+      head = floor;
+      break;
+    }
+  }
+  return head + m.capacity;
+}
+
+void write_header(const Mapping& m, std::uint64_t position, RecordType type, std::uint32_t length,
+                  std::uint32_t producer, std::uint64_t seq) {
+  RecordHeader header{};
+  header.length = length;
+  header.type = static_cast<std::uint16_t>(type);
+  header.producer_id = producer;
+  header.sequence = seq;
+  header.timestamp_ns = type == RecordType::Data ? detail::unix_time_ns() : 0;
+  std::memcpy(m.record(position), &header, sizeof header);
+}
+
+}  // namespace
+
+Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
+  State& s = *s_;
+  const Mapping& m = *s.map;
+  if (s.claiming) abort();
+  if (size > m.max_message) return Status::TooLarge;
+  if (seq <= s.last_seq) return Status::Duplicate;
+  const std::uint64_t bytes = record_bytes(size);
+  std::atomic<std::uint64_t>& tail = m.header->tail;
+  std::uint64_t position = tail.load(std::memory_order_relaxed);
+  std::uint64_t pad = 0;
+  for (;;) {
+    pad = detail::padding_for(m, position, bytes);
+    const std::uint64_t end = position + pad + bytes;
+    if (!at_or_after(s.limit, end)) {
+      s.limit = refresh_limit(m);
+      if (!at_or_after(s.limit, end)) {
+        s.slot->claim_pos.store(kNoPosition, std::memory_order_relaxed);
+        return Status::Full;
+      }
+    }
+    // Announce, then claim: the CAS (release) publishes the announcement to
+    // any repairer that sees the new tail (acquire in repair_hole).
+    s.slot->claim_bytes.store(static_cast<std::uint32_t>(bytes), std::memory_order_relaxed);
+    s.slot->claim_seq.store(seq, std::memory_order_relaxed);
+    s.slot->claim_prev_seq.store(s.last_seq, std::memory_order_relaxed);
+    s.slot->claim_pos.store(position, std::memory_order_relaxed);
+    if (tail.compare_exchange_weak(position, end, std::memory_order_release, std::memory_order_relaxed)) break;
+  }
+  if (pad != 0) {
+    write_header(m, position, RecordType::Padding, static_cast<std::uint32_t>(pad), s.index, 0);
+    m.commit_word(position).store(position, std::memory_order_release);  // pairs with take's acquire
+  }
+  s.claiming = true;
+  s.claim_seq = seq;
+  s.data_position = position + pad;
+  s.claim_size = static_cast<std::uint32_t>(size);
+  return Status::Ok;
+}
+
+Status Producer::try_claim(std::size_t size) noexcept { return try_claim(s_->last_seq + 1, size); }
+
+Status Producer::claim(std::size_t size, Duration timeout) noexcept {
+  Status status = try_claim(size);
+  if (status != Status::Full) return status;
+  const bool ok = detail::wait_until(
+      s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
+      [&] { return (status = try_claim(size)) != Status::Full; }, [] { return detail::kMaxSleep; });
+  return ok ? status : Status::Timeout;
+}
+
+std::span<std::byte> Producer::claimed() noexcept {
+  if (!s_->claiming) return {};
+  return {s_->map->at(s_->data_position) + sizeof(RecordHeader), s_->claim_size};
+}
+
+std::uint64_t Producer::commit() noexcept {
+  State& s = *s_;
+  if (!s.claiming) return 0;
+  const Mapping& m = *s.map;
+  write_header(m, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq);
+  // last_seq before the commit word: a crash between the two leaves a hole
+  // whose repair rolls last_seq back to claim_prev_seq (recovery.cpp).
+  s.slot->last_seq.store(s.claim_seq, std::memory_order_relaxed);
+  m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);  // pairs with take's acquire
+  s.last_seq = s.claim_seq;
+  s.last_position = s.data_position;
+  s.claiming = false;
+  // Only this process writes its counters: plain load and store, no RMW.
+  s.slot->messages.store(s.slot->messages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  s.slot->bytes.store(s.slot->bytes.load(std::memory_order_relaxed) + s.claim_size, std::memory_order_relaxed);
+  detail::notify(m.header->data);
+  return s.last_position;
+}
+
+void Producer::abort() noexcept {
+  State& s = *s_;
+  if (!s.claiming) return;
+  const Mapping& m = *s.map;
+  write_header(m, s.data_position, RecordType::Skipped, static_cast<std::uint32_t>(record_bytes(s.claim_size)),
+               s.index, 0);
+  m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);
+  s.claiming = false;
+  detail::notify(m.header->data);
+}
+
+Status Producer::try_send(std::uint64_t seq, std::span<const std::byte> payload) noexcept {
+  const Status status = try_claim(seq, payload.size());
+  if (status != Status::Ok) return status;
+  if (!payload.empty()) std::memcpy(claimed().data(), payload.data(), payload.size());
+  commit();
+  return Status::Ok;
+}
+
+Status Producer::try_send(std::span<const std::byte> payload) noexcept {
+  return try_send(s_->last_seq + 1, payload);
+}
+
+Status Producer::send(std::uint64_t seq, std::span<const std::byte> payload, Duration timeout) noexcept {
+  Status status = try_send(seq, payload);
+  if (status != Status::Full) return status;
+  const bool ok = detail::wait_until(
+      s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
+      [&] { return (status = try_send(seq, payload)) != Status::Full; }, [] { return detail::kMaxSleep; });
+  return ok ? status : Status::Timeout;
+}
+
+Status Producer::send(std::span<const std::byte> payload, Duration timeout) noexcept {
+  return send(s_->last_seq + 1, payload, timeout);
+}
+
+}  // namespace shmq

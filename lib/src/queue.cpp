@@ -1,0 +1,192 @@
+// Queue: snapshots for shmq-stat (info), record dumps, group deletion.
+#include <cstring>
+
+#include "layout.hpp"
+#include "mapping.hpp"
+#include "process.hpp"
+#include "recovery.hpp"
+#include "shmq/queue.hpp"
+#include "wait.hpp"
+
+namespace shmq {
+
+using namespace layout;
+using detail::Mapping;
+
+namespace {
+
+std::string bounded(const char (&name)[kNameBytes]) { return {name, ::strnlen(name, kNameBytes)}; }
+
+bool attached(const std::atomic<std::uint32_t>& state) {
+  return state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached);
+}
+
+std::vector<ProducerInfo> producer_infos(const Mapping& m, std::uint64_t& total) {
+  std::vector<ProducerInfo> out;
+  for (std::uint32_t i = 0; i < m.max_producers; ++i) {
+    const ProducerSlot& s = m.producers[i];
+    const auto state = static_cast<SlotState>(s.state.load(std::memory_order_acquire));
+    total += s.messages.load(std::memory_order_relaxed);
+    if (state == SlotState::Free) continue;
+    ProducerInfo p;
+    p.id = i;
+    p.name = bounded(s.name);
+    p.attached = state == SlotState::Attached;
+    p.pid = p.attached ? s.pid.load(std::memory_order_relaxed) : 0;
+    p.alive = p.attached && detail::process_alive(p.pid, s.start_time.load(std::memory_order_relaxed));
+    p.last_sequence = s.last_seq.load(std::memory_order_relaxed);
+    p.messages = s.messages.load(std::memory_order_relaxed);
+    p.bytes = s.bytes.load(std::memory_order_relaxed);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std::uint64_t total) {
+  const GroupSlot& slot = m.groups[g];
+  GroupInfo info;
+  info.name = bounded(slot.name);
+  info.read_position = slot.read.load(std::memory_order_acquire);
+  info.acked_position = slot.released.load(std::memory_order_acquire);
+  info.lag_bytes = tail - info.acked_position;
+  const std::uint64_t released_messages = slot.released_messages.load(std::memory_order_relaxed);
+  info.lag_messages = total > released_messages ? total - released_messages : 0;
+  info.delivered = slot.retired_delivered.load(std::memory_order_relaxed);
+  info.acked = slot.retired_acked.load(std::memory_order_relaxed);
+  info.redelivered = slot.redelivered.load(std::memory_order_relaxed);
+  for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+    const ConsumerSlot& cs = m.consumer(g, c);
+    if (!attached(cs.state)) continue;
+    ConsumerInfo ci;
+    ci.index = c;
+    ci.pid = cs.pid.load(std::memory_order_relaxed);
+    ci.alive = detail::process_alive(ci.pid, cs.start_time.load(std::memory_order_relaxed));
+    ci.in_flight = cs.in_flight.load(std::memory_order_relaxed);
+    ci.received = cs.delivered.load(std::memory_order_relaxed);
+    ci.acked = cs.acked.load(std::memory_order_relaxed);
+    info.delivered += ci.received;
+    info.acked += ci.acked;
+    info.in_flight += ci.in_flight;
+    info.consumers.push_back(ci);
+  }
+  return info;
+}
+
+}  // namespace
+
+QueueInfo Queue::info() const {
+  const Mapping& m = *map_;
+  const QueueHeader& h = *m.header;
+  const Superblock& s = h.super;
+  QueueInfo q;
+  q.name = m.name;
+  q.ns = m.ns;
+  q.capacity = m.capacity;
+  q.max_message = m.max_message;
+  q.durable = m.durable;
+  q.mode = s.mode;
+  q.creator_pid = s.creator_pid;
+  q.created_unix_ns = s.created_unix_ns;
+  q.tail_position = h.tail.load(std::memory_order_acquire);
+  q.head_position = h.head.load(std::memory_order_acquire);
+  q.producers = producer_infos(m, q.messages_total);
+  std::uint64_t oldest = q.head_position;
+  std::uint64_t oldest_messages = h.head_messages.load(std::memory_order_relaxed);
+  bool any = false;
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    if (!attached(m.groups[g].state)) continue;
+    GroupInfo gi = group_info(m, g, q.tail_position, q.messages_total);
+    if (!any || !at_or_after(gi.acked_position, oldest)) {
+      oldest = gi.acked_position;
+      oldest_messages = m.groups[g].released_messages.load(std::memory_order_relaxed);
+    }
+    any = true;
+    q.groups.push_back(std::move(gi));
+  }
+  // What is still held: by the slowest group, or everything since head.
+  q.bytes_in_use = q.tail_position - oldest;
+  q.messages_in_use = q.messages_total > oldest_messages ? q.messages_total - oldest_messages : 0;
+  q.journal_written = h.journal_written.load(std::memory_order_relaxed);
+  q.journal_synced = h.journal_synced.load(std::memory_order_relaxed);
+  q.holes_skipped = h.holes_skipped.load(std::memory_order_relaxed);
+  q.redelivered = h.redelivered.load(std::memory_order_relaxed);
+  q.clients_reaped = h.clients_reaped.load(std::memory_order_relaxed);
+  q.daemon_pid = h.daemon_pid.load(std::memory_order_relaxed);
+  q.daemon_alive = q.daemon_pid != 0 &&
+                   detail::process_alive(q.daemon_pid, h.daemon_start_time.load(std::memory_order_relaxed));
+  return q;
+}
+
+std::vector<RecordInfo> Queue::records(std::uint64_t from, std::size_t max_records) const {
+  const Mapping& m = *map_;
+  std::vector<RecordInfo> out;
+  const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
+  std::uint64_t p = m.header->head.load(std::memory_order_acquire);
+  if (!at_or_after(tail, p) || tail - p > m.capacity) p = tail > m.capacity ? tail - m.capacity : kFirstPosition;
+  // Records are only found by walking from a known boundary (head).
+  while (p != tail && out.size() < max_records) {
+    RecordInfo r;
+    r.position = p;
+    if (m.commit_word(p).load(std::memory_order_acquire) != p) {
+      r.kind = RecordKind::Uncommitted;
+      out.push_back(std::move(r));
+      break;
+    }
+    RecordHeader h;
+    std::memcpy(&h, m.record(p), sizeof h);
+    const std::uint64_t span = detail::record_span(m, p);
+    if (span == 0) break;  // corrupt: stop rather than guess
+    r.length = h.length;
+    r.producer_id = h.producer_id;
+    r.sequence = h.sequence;
+    r.timestamp_ns = h.timestamp_ns;
+    switch (static_cast<RecordType>(h.type)) {
+      case RecordType::Data: {
+        r.kind = RecordKind::Data;
+        const auto* payload = m.at(p) + sizeof(RecordHeader);
+        r.payload.assign(payload, payload + h.length);
+        break;
+      }
+      case RecordType::Padding: r.kind = RecordKind::Padding; break;
+      case RecordType::Skipped: r.kind = RecordKind::Skipped; break;
+    }
+    if (at_or_after(p, from)) out.push_back(std::move(r));
+    p += span;
+  }
+  return out;
+}
+
+void Queue::delete_group(std::string_view group) {
+  validate_name(group, "group");
+  const Mapping& m = *map_;
+  if (m.read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
+  detail::SegmentLock lock(m);
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    GroupSlot& slot = m.groups[g];
+    if (!attached(slot.state) || bounded(slot.name) != group) continue;
+    for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+      const ConsumerSlot& cs = m.consumer(g, c);
+      if (attached(cs.state) &&
+          detail::process_alive(cs.pid.load(std::memory_order_relaxed), cs.start_time.load(std::memory_order_relaxed))) {
+        throw Error(Errc::NameInUse, "group '" + std::string(group) + "' still has live consumer pid " +
+                                         std::to_string(cs.pid.load(std::memory_order_relaxed)));
+      }
+    }
+    const std::uint64_t released = slot.released.load(std::memory_order_acquire);
+    const std::uint64_t released_messages = slot.released_messages.load(std::memory_order_relaxed);
+    slot.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_seq_cst);
+    // With no group left, keep only what this one had not acknowledged.
+    bool others = false;
+    for (std::uint32_t o = 0; o < m.max_groups; ++o) others = others || attached(m.groups[o].state);
+    std::uint64_t head = m.header->head.load(std::memory_order_relaxed);
+    if (!others && !at_or_after(head, released) &&
+        m.header->head.compare_exchange_strong(head, released, std::memory_order_seq_cst)) {
+      m.header->head_messages.store(released_messages, std::memory_order_relaxed);
+    }
+    detail::notify(m.header->space);
+    return;
+  }
+  throw Error(Errc::NotFound, "no group '" + std::string(group) + "' in queue '" + m.name + "'");
+}
+
+}  // namespace shmq

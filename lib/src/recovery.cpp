@@ -1,0 +1,198 @@
+// Repairs after dead clients. Every function runs under the SegmentLock and
+// is idempotent (see recovery.hpp). The invariants it restores are listed in
+// docs/design.md ("Crash recovery").
+#include "recovery.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "layout.hpp"
+#include "process.hpp"
+#include "wait.hpp"
+
+namespace shmq::detail {
+
+using namespace layout;
+
+std::uint64_t record_span(const Mapping& m, std::uint64_t position) noexcept {
+  // Read once: a hostile peer may change the header under us.
+  RecordHeader h;
+  std::memcpy(&h, m.record(position), sizeof h);
+  switch (static_cast<RecordType>(h.type)) {
+    case RecordType::Data:
+      return h.length <= m.max_message ? record_bytes(h.length) : 0;
+    case RecordType::Padding:
+    case RecordType::Skipped:
+      return h.length >= kRecordAlign && h.length % kRecordAlign == 0 && h.length <= m.capacity ? h.length : 0;
+  }
+  return 0;
+}
+
+namespace {
+
+bool slot_attached(const ProducerSlot& s) {
+  return s.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached);
+}
+
+bool producer_alive(const ProducerSlot& s) {
+  return slot_attached(s) &&
+         process_alive(s.pid.load(std::memory_order_relaxed), s.start_time.load(std::memory_order_relaxed));
+}
+
+struct Claim {
+  std::uint64_t position, end;
+};
+
+Claim announced_claim(const Mapping& m, const ProducerSlot& s) {
+  const std::uint64_t position = s.claim_pos.load(std::memory_order_acquire);
+  if (position == kNoPosition) return {kNoPosition, kNoPosition};
+  const std::uint64_t bytes = s.claim_bytes.load(std::memory_order_relaxed);
+  return {position, position + padding_for(m, position, bytes) + bytes};
+}
+
+// A record boundary: the tail, a committed record, or another claim's start.
+bool is_boundary(const Mapping& m, std::uint64_t at, std::uint64_t tail) {
+  if (at == tail) return true;
+  if (!at_or_after(tail, at)) return false;
+  if (m.commit_word(at).load(std::memory_order_acquire) == at) return true;
+  for (std::uint32_t i = 0; i < m.max_producers; ++i) {
+    if (m.producers[i].claim_pos.load(std::memory_order_acquire) == at) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+RepairResult repair_hole(const Mapping& m, std::uint64_t at) {
+  // acquire: pairs with the producers' release CAS, so their announcements are visible.
+  const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
+  if (!at_or_after(tail, at + 1)) return RepairResult::NotAHole;
+  if (at_or_after(m.commit_word(at).load(std::memory_order_acquire), at)) return RepairResult::NotAHole;
+  // The owner is among the producers whose announced claim covers `at`. A live
+  // one may be the owner (or about to retry): wait. Of the dead ones, only the
+  // winner's claim ends on a record boundary; any with the same extent will do.
+  std::uint64_t end = kNoPosition;
+  for (std::uint32_t i = 0; i < m.max_producers; ++i) {
+    const ProducerSlot& s = m.producers[i];
+    const Claim c = announced_claim(m, s);
+    if (c.position == kNoPosition || !at_or_after(at, c.position) || at_or_after(at, c.end)) continue;
+    if (producer_alive(s)) return RepairResult::OwnerAlive;
+    if (is_boundary(m, c.end, tail)) end = c.end;
+  }
+  if (end == kNoPosition) return RepairResult::Unprovable;
+  // The owner never committed: if it already counted the sequence as sent,
+  // take that back before the skip is visible, so its resend is accepted.
+  for (std::uint32_t i = 0; i < m.max_producers; ++i) {
+    ProducerSlot& s = m.producers[i];
+    const Claim c = announced_claim(m, s);
+    if (c.position == kNoPosition || c.end != end || !at_or_after(at, c.position)) continue;
+    if (s.last_seq.load(std::memory_order_relaxed) == s.claim_seq.load(std::memory_order_relaxed)) {
+      s.last_seq.store(s.claim_prev_seq.load(std::memory_order_relaxed), std::memory_order_release);
+    }
+  }
+  RecordHeader skip{};
+  skip.length = static_cast<std::uint32_t>(end - at);
+  skip.type = static_cast<std::uint16_t>(RecordType::Skipped);
+  std::memcpy(m.record(at), &skip, sizeof skip);
+  m.commit_word(at).store(at, std::memory_order_release);  // pairs with take's acquire
+  m.header->holes_skipped.fetch_add(1, std::memory_order_relaxed);
+  notify(m.header->data);
+  return RepairResult::Repaired;
+}
+
+bool reap_producer(const Mapping& m, std::uint32_t index) {
+  ProducerSlot& s = m.producers[index];
+  const Claim c = announced_claim(m, s);
+  if (c.position != kNoPosition) {
+    const std::uint64_t bytes = s.claim_bytes.load(std::memory_order_relaxed);
+    const std::uint64_t data_position = c.end - bytes;
+    for (int attempt = 0;; ++attempt) {
+      RepairResult first = repair_hole(m, c.position);
+      RepairResult second = data_position != c.position ? repair_hole(m, data_position) : RepairResult::NotAHole;
+      if (first != RepairResult::OwnerAlive && second != RepairResult::OwnerAlive) break;
+      // A live producer's claim attempt overlaps: it moves on within microseconds.
+      if (attempt == 200) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    s.claim_pos.store(kNoPosition, std::memory_order_relaxed);
+  }
+  s.pid.store(0, std::memory_order_relaxed);
+  s.state.store(static_cast<std::uint32_t>(SlotState::Detached), std::memory_order_release);
+  m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint32_t index) {
+  GroupSlot& g = m.groups[group];
+  ConsumerSlot& slot = m.consumer(group, index);
+  std::uint64_t returned = 0;
+  // Walk every record the group has handed out but not released, and the
+  // ones just past `read` that a member took before moving the cursor.
+  const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
+  std::uint64_t p = g.released.load(std::memory_order_acquire);
+  for (std::uint64_t steps = 0; p != tail && steps < m.chunks; ++steps) {
+    if (m.commit_word(p).load(std::memory_order_acquire) != p) break;
+    std::atomic<std::uint64_t>& state = m.state_word(group, p);
+    std::uint64_t word = state.load(std::memory_order_acquire);
+    if (!state_is_for(word, p)) break;  // not taken yet: nothing beyond is held
+    if (state_in_flight(state_code(word)) && (state_code(word) & kOwnerMask) == index) {
+      // Count first, so a member that takes it at once never sees the count below zero.
+      g.pending_redelivery.fetch_add(1, std::memory_order_relaxed);
+      if (state.compare_exchange_strong(word, make_state(p, kPendingRedelivery), std::memory_order_acq_rel)) {
+        ++returned;
+      } else {
+        g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
+      }
+    }
+    const std::uint64_t span = record_span(m, p);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (span == 0) break;
+    const std::uint64_t released = g.released.load(std::memory_order_relaxed);
+    p = at_or_after(released, p + 1) ? released : p + span;  // restart if released overtook us
+  }
+  g.redelivered.fetch_add(returned, std::memory_order_relaxed);
+  m.header->redelivered.fetch_add(returned, std::memory_order_relaxed);
+  g.retired_delivered.fetch_add(slot.delivered.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  g.retired_acked.fetch_add(slot.acked.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  slot.delivered.store(0, std::memory_order_relaxed);
+  slot.acked.store(0, std::memory_order_relaxed);
+  slot.in_flight.store(0, std::memory_order_relaxed);
+  slot.pid.store(0, std::memory_order_relaxed);
+  slot.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_release);
+  if (returned != 0) notify(m.header->data);
+  return returned;
+}
+
+void settle_groups_epoch(const Mapping& m) {
+  std::uint64_t epoch = m.header->groups_epoch.load(std::memory_order_seq_cst);
+  if ((epoch & 1) != 0) m.header->groups_epoch.compare_exchange_strong(epoch, epoch + 1, std::memory_order_seq_cst);
+}
+
+RecoveryCounts recover_dead_clients(const Mapping& m) {
+  RecoveryCounts counts;
+  settle_groups_epoch(m);
+  for (std::uint32_t i = 0; i < m.max_producers; ++i) {
+    const ProducerSlot& s = m.producers[i];
+    if (slot_attached(s) && !producer_alive(s) && reap_producer(m, i)) ++counts.producers_reaped;
+  }
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    const GroupSlot& group = m.groups[g];
+    if (group.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
+    for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+      const ConsumerSlot& slot = m.consumer(g, c);
+      if (slot.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
+      if (process_alive(slot.pid.load(std::memory_order_relaxed), slot.start_time.load(std::memory_order_relaxed))) {
+        continue;
+      }
+      counts.redelivered += release_consumer(m, g, c);
+      m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
+      ++counts.consumers_reaped;
+    }
+    const std::uint64_t read = group.read.load(std::memory_order_acquire);
+    if (repair_hole(m, read) == RepairResult::Repaired) ++counts.holes_repaired;
+  }
+  return counts;
+}
+
+}  // namespace shmq::detail

@@ -1,0 +1,91 @@
+// Waiting: spin, then sleep on a futex event count in shared memory.
+//
+// Protocol (see layout::EventCount): a waiter registers in `waiters`, takes a
+// snapshot of `seq`, re-checks its condition behind a seq_cst fence, and
+// sleeps only while `seq` still equals the snapshot. A notifier changes the
+// condition, issues a seq_cst fence, and touches `seq` and the futex only
+// when someone waits. The two fences pair: either the waiter sees the new
+// condition, or the notifier sees the waiter.
+#pragma once
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <ctime>
+
+#include "layout.hpp"
+#include "shmq/producer.hpp"
+
+namespace shmq::detail {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Duration timeout) noexcept {
+  const auto ns = std::max<Duration::rep>(timeout.count(), 0);
+  timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
+  // Shared (not FUTEX_PRIVATE): the word lives in memory mapped by several processes.
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+}
+
+inline void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+// Called after making a condition true (a commit, a release).
+inline void notify(layout::EventCount& ev) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in wait_until
+  if (ev.waiters.load(std::memory_order_relaxed) != 0) {
+    ev.seq.fetch_add(1, std::memory_order_relaxed);
+    futex_wake_all(ev.seq);
+  }
+}
+
+// Longest single sleep: every wait wakes this often to re-check deadlines and
+// peers' liveness, so nothing sleeps forever on a dead peer.
+inline constexpr Duration kMaxSleep = std::chrono::milliseconds(50);
+
+// Calls `attempt` until it returns true or `deadline` passes. Between attempts
+// it spins `spin` times, then sleeps on `ev`. `on_idle` runs before each sleep
+// (stall detection and repair). Returns false on timeout.
+template <class Attempt, class OnIdle>
+bool wait_until(layout::EventCount& ev, Clock::time_point deadline, std::uint32_t spin, Attempt&& attempt,
+                OnIdle&& on_idle) noexcept {
+  for (std::uint32_t i = 0; i < spin; ++i) {
+    if (attempt()) return true;
+    cpu_relax();
+  }
+  for (;;) {
+    ev.waiters.fetch_add(1, std::memory_order_relaxed);
+    const std::uint32_t snapshot = ev.seq.load(std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in notify
+    if (attempt()) {
+      ev.waiters.fetch_sub(1, std::memory_order_relaxed);
+      return true;
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      ev.waiters.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    const Duration sleep = std::min<Duration>(on_idle(), std::min<Duration>(deadline - now, kMaxSleep));
+    futex_wait(ev.seq, snapshot, sleep);
+    ev.waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+inline Clock::time_point deadline_after(Duration timeout) noexcept {
+  const auto now = Clock::now();
+  if (timeout >= Clock::time_point::max() - now) return Clock::time_point::max();
+  return now + timeout;
+}
+
+}  // namespace shmq::detail

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds shmq and runs every test. Usage: scripts/test.sh [default|tsan|asan]
+#   default  the normal build (build/), all tests
+#   tsan     ThreadSanitizer build (build-tsan/), the concurrency and crash tests
+#   asan     Address+UndefinedBehavior build (build-asan/), all tests
+set -euo pipefail
+cd "$(dirname "$0")/.."
+preset="${1:-default}"
+scripts/install-deps.sh
+jobs="$(nproc)"
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" -j "$jobs"
+case "$preset" in
+  tsan) filter=(-L 'concurrency_tests|multiprocess_tests') ;;
+  *) filter=() ;;
+esac
+ctest --preset "$preset" -j "$jobs" --output-on-failure "${filter[@]}"

@@ -1,0 +1,109 @@
+// Shared helpers for shmq tests: every test gets its own namespace, and its
+// segments are removed afterwards, so tests run in parallel (ctest -j).
+#pragma once
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "shmq/shmq.hpp"
+
+namespace shmq::test {
+
+inline std::string unique_namespace() {
+  static std::atomic<int> counter{0};
+  return "t" + std::to_string(::getpid()) + "_" + std::to_string(counter.fetch_add(1));
+}
+
+inline void remove_namespace_segments(const std::string& ns) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec)) {
+    if (entry.path().filename().string().starts_with("shmq." + ns + ".")) std::filesystem::remove(entry.path(), ec);
+  }
+}
+
+// Sets SHMQ_NAMESPACE for the test (children inherit it) and cleans up after.
+class NamespaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ns_ = unique_namespace();
+    ::setenv("SHMQ_NAMESPACE", ns_.c_str(), 1);
+  }
+  void TearDown() override { remove_namespace_segments(ns_); }
+  std::string ns_;
+};
+
+// Runs `body` in a forked child; the child exits with body's return value
+// (or 99 on an exception). Returns the pid.
+inline pid_t spawn(const std::function<int()>& body) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    int rc = 99;
+    try {
+      rc = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "child %d: %s\n", ::getpid(), e.what());
+    }
+    std::fflush(nullptr);
+    ::_exit(rc);
+  }
+  return pid;
+}
+
+// Waits for `pid`; returns its exit status, or 128+signal.
+inline int wait_exit(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+inline std::span<const std::byte> bytes_of(const std::string& s) { return as_bytes(s); }
+
+inline std::uint32_t checksum(std::span<const std::byte> data) {
+  std::uint32_t h = 2166136261u;  // FNV-1a
+  for (std::byte b : data) h = (h ^ static_cast<std::uint8_t>(b)) * 16777619u;
+  return h;
+}
+
+}  // namespace shmq::test
+
+namespace shmq::test {
+
+// A one-way pipe for "I am there" signals between a child and its parent.
+class Pipe {
+ public:
+  Pipe() {
+    if (::pipe(fds_) != 0) throw std::runtime_error("pipe");
+  }
+  ~Pipe() {
+    ::close(fds_[0]);
+    ::close(fds_[1]);
+  }
+  void signal(char c = '!') const { (void)!::write(fds_[1], &c, 1); }
+  // Waits for one byte; false after `timeout`.
+  bool wait(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) const {
+    pollfd p{fds_[0], POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return false;
+    char c;
+    return ::read(fds_[0], &c, 1) == 1;
+  }
+
+ private:
+  int fds_[2];
+};
+
+}  // namespace shmq::test
