@@ -183,6 +183,7 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   st->index = free_index;
   st->g = &m.groups[g];
   st->slot = &slot;
+  detail::announce_table_change(m);
   return Consumer(std::move(st));
 }
 

@@ -85,4 +85,8 @@ class SegmentLock {
 
 std::string segment_name(std::string_view ns, std::string_view queue);  // "/shmq.<ns>.<queue>"
 
+// Tells watchers (shmqd's inotify on /dev/shm: IN_ATTRIB) that the client
+// tables changed: a new process to watch. Called on attach and join.
+void announce_table_change(const Mapping& map) noexcept;
+
 }  // namespace shmq::detail

@@ -92,6 +92,7 @@ Producer Producer::attach(const Queue& queue, std::string_view name, ProducerOpt
     st->index = i;
     st->slot = &s;
     st->last_seq = s.last_seq.load(std::memory_order_acquire);
+    detail::announce_table_change(*map);
   }
   return Producer(std::move(st));
 }

@@ -26,6 +26,8 @@ Mapping::~Mapping() {
   if (fd >= 0) ::close(fd);
 }
 
+void announce_table_change(const Mapping& map) noexcept { ::futimens(map.fd, nullptr); }
+
 std::string segment_name(std::string_view ns, std::string_view queue) {
   return "/shmq." + std::string(ns) + "." + std::string(queue);
 }
