@@ -231,16 +231,17 @@ void release_acked(const Mapping& m, std::uint32_t group) {
     const bool data = m.record(released)->type == static_cast<std::uint16_t>(RecordType::Data);
     const std::uint64_t span = detail::record_span(m, released);
     if (span == 0) break;  // corrupt header: leave it for someone to see
-    // acq_rel: producers' release_floor loads pair with this; a failure means
-    // another member moved it (and our header read may be stale: re-check).
-    if (g.released.compare_exchange_strong(released, released + span, std::memory_order_acq_rel,
+    // seq_cst: producers' release_floor loads pair with this, and it orders
+    // the waiters check in notify_after_seq_cst_rmw. A failure means another
+    // member moved it (and our header read may be stale: re-check).
+    if (g.released.compare_exchange_strong(released, released + span, std::memory_order_seq_cst,
                                            std::memory_order_acquire)) {
       if (data) g.released_messages.fetch_add(1, std::memory_order_relaxed);
       released += span;
       released_any = true;
     }
   }
-  if (released_any) detail::notify(m.header->space);
+  if (released_any) detail::notify_after_seq_cst_rmw(m.header->space);
 }
 
 // Takes a record whose holder died, if any: redeliveries come before new records.
@@ -270,6 +271,14 @@ bool take_redelivery(const Consumer::State& s, Message& out) {
 
 enum class Take { Taken, Empty, Stalled, Corrupt };
 
+// After reading a record's header: was the record still unreleased, so the
+// bytes read were really its own? (A seqlock-style re-check: if `read` has
+// not moved, nothing at or after it was released or overwritten.)
+bool still_unreleased(const GroupSlot& g, std::uint64_t read) {
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return g.read.load(std::memory_order_relaxed) == read;
+}
+
 // Moves the group's read cursor past the taken record at `from`, unless a
 // helping member already did. (A copy: a failed CAS would overwrite it.)
 void advance_read(GroupSlot& g, std::uint64_t from, std::uint64_t span) {
@@ -291,6 +300,7 @@ Take take_next(const Consumer::State& s, Message& out) {
     const RecordHeader* h = m.record(read);
     const bool data = h->type == static_cast<std::uint16_t>(RecordType::Data);
     const std::uint64_t span = detail::record_span(m, read);
+    if (span == 0 && !still_unreleased(g, read)) continue;  // a later lap's bytes, not corruption
     std::atomic<std::uint64_t>& state = m.state_word(s.group, read);
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (state_is_for(word, read)) {  // already taken: help its taker move the cursor on
@@ -390,10 +400,15 @@ void mark_acked(Consumer::State& s, std::uint64_t position) {
 
 Status Consumer::ack(const Message& message) noexcept {
   State& s = *s_;
-  const auto it = std::find(s.held.begin(), s.held.end(), message.position);
-  if (it == s.held.end()) return Status::NotInFlight;
+  // Acks usually come in the order of receipt: the front, in O(1).
+  if (!s.held.empty() && s.held.front() == message.position) {
+    s.held.pop_front();
+  } else {
+    const auto it = std::find(s.held.begin(), s.held.end(), message.position);
+    if (it == s.held.end()) return Status::NotInFlight;
+    s.held.erase(it);
+  }
   mark_acked(s, message.position);
-  s.held.erase(it);
   s.slot->in_flight.store(static_cast<std::uint32_t>(s.held.size()), std::memory_order_relaxed);
   release_acked(*s.map, s.group);
   return Status::Ok;

@@ -40,14 +40,23 @@ inline void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
 }
 
-// Called after making a condition true (a commit, a release).
-inline void notify(layout::EventCount& ev) noexcept {
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in wait_until
-  if (ev.waiters.load(std::memory_order_relaxed) != 0) {
+inline void wake_waiters(layout::EventCount& ev) noexcept {
+  if (ev.waiters.load(std::memory_order_seq_cst) != 0) {
     ev.seq.fetch_add(1, std::memory_order_relaxed);
     futex_wake_all(ev.seq);
   }
 }
+
+// Called after making a condition true with a plain store (a commit).
+inline void notify(layout::EventCount& ev) noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with the fence in wait_until
+  wake_waiters(ev);
+}
+
+// Called after making a condition true with a seq_cst read-modify-write (the
+// released CAS): that RMW already orders the waiters load after it in the
+// single total order, against the waiter's fence, so no second fence is needed.
+inline void notify_after_seq_cst_rmw(layout::EventCount& ev) noexcept { wake_waiters(ev); }
 
 // Longest single sleep: every wait wakes this often to re-check deadlines and
 // peers' liveness, so nothing sleeps forever on a dead peer.
