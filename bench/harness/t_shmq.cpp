@@ -1,0 +1,198 @@
+// shmq: one queue per channel, created in the parent with its consumer groups
+// (g0, g1, ...) so that nothing sent before a consumer joins is released.
+// Spin mode polls try_send/try_receive; block mode calls send/receive with a
+// spin budget of 0, so a side that must wait sleeps on the futex at once.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "shmq/shmq.hpp"
+#include "transport.hpp"
+
+namespace bench {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+void check(shmq::Status status, std::string_view what) {
+  if (status != shmq::Status::Ok)
+    throw std::runtime_error(fmt::format("shmq {}: {}", what, shmq::to_string(status)));
+}
+
+shmq::WaitOptions wait_options(Wait wait) {
+  shmq::WaitOptions w;
+  if (wait == Wait::Block) w.spin = 0;
+  return w;
+}
+
+std::string group_name(int group) { return fmt::format("g{}", group); }
+
+// Matches a durable producer's send times against the journal's synced
+// position, polled by a thread of its own while the producer sends.
+class ConfirmWatch {
+ public:
+  explicit ConfirmWatch(const shmq::Queue& queue)
+      : queue_(queue), poller_([this](std::stop_token stop) { poll(stop); }) {}
+
+  void sent(std::uint64_t position) {
+    const std::lock_guard lock(mutex_);
+    pending_.push_back({position, SteadyClock::now()});
+  }
+
+  // Waits until every record sent is synced; returns the confirm latencies.
+  std::vector<std::uint64_t> drain() {
+    while (!idle()) std::this_thread::sleep_for(kPoll);
+    poller_.request_stop();
+    poller_.join();
+    return std::move(latencies_);
+  }
+
+ private:
+  static constexpr auto kPoll = std::chrono::microseconds(100);
+  struct Pending {
+    std::uint64_t position;
+    SteadyClock::time_point at;
+  };
+
+  bool idle() {
+    const std::lock_guard lock(mutex_);
+    return pending_.empty();
+  }
+
+  void poll(const std::stop_token& stop) {
+    while (!stop.stop_requested()) {
+      const std::uint64_t synced = queue_.info().journal_synced;
+      const auto now = SteadyClock::now();
+      {
+        const std::lock_guard lock(mutex_);
+        for (; !pending_.empty() && pending_.front().position < synced; pending_.pop_front())
+          latencies_.push_back(static_cast<std::uint64_t>((now - pending_.front().at).count()));
+      }
+      std::this_thread::sleep_for(kPoll);
+    }
+  }
+
+  shmq::Queue queue_;
+  std::mutex mutex_;
+  std::deque<Pending> pending_;
+  std::vector<std::uint64_t> latencies_;
+  std::jthread poller_;  // last: starts once the rest is built
+};
+
+class ShmqSender final : public Sender {
+ public:
+  ShmqSender(const shmq::Queue& q, int producer, Wait wait)
+      : producer_(shmq::Producer::attach(q, fmt::format("p{}", producer), {wait_options(wait)})),
+        wait_(wait) {
+    if (q.durable()) confirms_ = std::make_unique<ConfirmWatch>(q);
+  }
+
+  void send(std::span<const std::byte> message) override {
+    if (wait_ == Wait::Block) {
+      check(producer_.send(message), "send");
+    } else {
+      shmq::Status st;
+      while ((st = producer_.try_send(message)) == shmq::Status::Full) cpu_relax();
+      check(st, "try_send");
+    }
+    if (confirms_) confirms_->sent(producer_.last_position());
+  }
+
+  std::vector<std::uint64_t> drain_confirms() override {
+    return confirms_ ? confirms_->drain() : std::vector<std::uint64_t>{};
+  }
+
+ private:
+  shmq::Producer producer_;
+  Wait wait_;
+  std::unique_ptr<ConfirmWatch> confirms_;  // durable queues only
+};
+
+class ShmqReceiver final : public Receiver {
+ public:
+  ShmqReceiver(const shmq::Queue& q, int group, Wait wait)
+      : consumer_(shmq::Consumer::join(q, group_name(group), {.wait = wait_options(wait)})), wait_(wait) {}
+
+  std::span<const std::byte> receive() override {
+    if (wait_ == Wait::Block) {
+      check(consumer_.receive(message_), "receive");
+    } else {
+      shmq::Status st;
+      while ((st = consumer_.try_receive(message_)) == shmq::Status::Empty) cpu_relax();
+      check(st, "try_receive");
+    }
+    return message_.payload;
+  }
+
+  void release() override { check(consumer_.ack(message_), "ack"); }
+
+ private:
+  shmq::Consumer consumer_;
+  shmq::Message message_;
+  Wait wait_;
+};
+
+class Shmq final : public Transport {
+ public:
+  Shmq(int channels, const ChannelConfig& c) : config_(c), owner_(getpid()) {
+    try {
+      for (int i = 0; i < channels; ++i) create(fmt::format("bench-{}-{}", owner_, i));
+      if (c.durable && !shmq::Queue::open(names_.front()).info().daemon_alive)
+        throw std::runtime_error("--durable needs shmqd running in namespace " + shmq::current_namespace());
+    } catch (...) {
+      remove_all();
+      throw;
+    }
+  }
+  ~Shmq() override {
+    if (getpid() == owner_) remove_all();
+  }
+  Shmq(const Shmq&) = delete;
+  Shmq& operator=(const Shmq&) = delete;
+
+  std::unique_ptr<Sender> sender(int channel, int producer) override {
+    return std::make_unique<ShmqSender>(shmq::Queue::open(names_.at(channel)), producer, config_.wait);
+  }
+  std::unique_ptr<Receiver> receiver(int channel, int group) override {
+    return std::make_unique<ShmqReceiver>(shmq::Queue::open(names_.at(channel)), group, config_.wait);
+  }
+
+ private:
+  void create(const std::string& name) {
+    shmq::QueueOptions options;
+    options.capacity = config_.ring_bytes;
+    options.max_message = static_cast<std::uint32_t>(config_.payload);
+    options.durable = config_.durable;
+    const auto queue = shmq::Queue::create(name, options);
+    names_.push_back(name);
+    for (int g = 0; g < config_.groups; ++g) (void)shmq::Consumer::join(queue, group_name(g));
+  }
+
+  void remove_all() noexcept {
+    for (const auto& n : names_) {
+      try {
+        shmq::Queue::remove(n);
+      } catch (const std::exception&) {  // best effort: the run's result stands
+      }
+    }
+  }
+
+  ChannelConfig config_;
+  pid_t owner_;
+  std::vector<std::string> names_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_shmq(int channels, const ChannelConfig& config) {
+  return std::make_unique<Shmq>(channels, config);
+}
+
+}  // namespace bench
