@@ -19,5 +19,6 @@ pid_t self_pid() noexcept;
 std::uint64_t self_start_time() noexcept;
 
 std::uint64_t unix_time_ns() noexcept;
+std::uint64_t coarse_unix_time_ns() noexcept;  // the kernel tick's resolution, cheaper
 
 }  // namespace shmq::detail

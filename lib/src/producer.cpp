@@ -168,13 +168,13 @@ std::uint64_t refresh_limit(const Mapping& m) {
 }
 
 void write_header(const Mapping& m, std::uint64_t position, RecordType type, std::uint32_t length,
-                  std::uint32_t producer, std::uint64_t seq) {
+                  std::uint32_t producer, std::uint64_t seq, std::uint64_t timestamp_ns = 0) {
   RecordHeader header{};
   header.length = length;
   header.type = static_cast<std::uint16_t>(type);
   header.producer_id = producer;
   header.sequence = seq;
-  header.timestamp_ns = type == RecordType::Data ? detail::unix_time_ns() : 0;
+  header.timestamp_ns = timestamp_ns;
   std::memcpy(m.record(position), &header, sizeof header);
 }
 
@@ -239,7 +239,8 @@ std::uint64_t Producer::commit() noexcept {
   State& s = *s_;
   if (!s.claiming) return 0;
   const Mapping& m = *s.map;
-  write_header(m, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq);
+  const std::uint64_t now = s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
+  write_header(m, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq, now);
   // last_seq before the commit word: a crash between the two leaves a hole
   // whose repair rolls last_seq back to claim_prev_seq (recovery.cpp).
   s.slot->last_seq.store(s.claim_seq, std::memory_order_relaxed);

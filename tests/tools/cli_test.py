@@ -1,0 +1,588 @@
+#!/usr/bin/env python3
+"""Tests of the shmq and shmq-stat command-line tools, through the real binaries.
+
+Usage: cli_test.py --shmq PATH --stat PATH [unittest arguments, e.g. SendTest]
+
+Every test works in a namespace of its own and removes its segments at the
+end, so the suites can run in parallel (ctest -j).
+"""
+
+import argparse
+import base64
+import glob
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SHMQ = ""
+SHMQ_STAT = ""
+USAGE, FAILURE = 2, 1
+
+
+class ToolTest(unittest.TestCase):
+    """Runs the tools in a fresh namespace and cleans it up afterwards."""
+
+    counter = 0
+
+    def setUp(self):
+        ToolTest.counter += 1
+        self.ns = f"cli{os.getpid()}-{ToolTest.counter}"
+        self.env = dict(os.environ, SHMQ_NAMESPACE=self.ns)
+        self.addCleanup(self.remove_segments)
+
+    def remove_segments(self):
+        for path in glob.glob(f"/dev/shm/shmq.{self.ns}.*"):
+            os.unlink(path)
+
+    def run_tool(self, tool, *args, input=None, timeout=30):
+        return subprocess.run([tool, *args], input=input, env=self.env, capture_output=True,
+                              timeout=timeout)
+
+    def shmq(self, *args, input=None, expect=0, timeout=30):
+        """Runs shmq, asserts its exit code and returns the finished process."""
+        if isinstance(input, str):
+            input = input.encode()
+        result = self.run_tool(SHMQ, *args, input=input, timeout=timeout)
+        self.assertEqual(result.returncode, expect,
+                         f"shmq {' '.join(args)}: stdout={result.stdout!r} stderr={result.stderr!r}")
+        return result
+
+    def stat(self, *args, expect=0):
+        result = self.run_tool(SHMQ_STAT, *args)
+        self.assertEqual(result.returncode, expect,
+                         f"shmq-stat {' '.join(args)}: stdout={result.stdout!r} stderr={result.stderr!r}")
+        return result
+
+    def stat_json(self, *args):
+        return json.loads(self.stat("--json", "--sample", "0", *args).stdout)
+
+    def queue_stat(self, queue):
+        (info,) = self.stat_json(queue)["queues"]
+        return info
+
+    def recv_all(self, queue, *args):
+        """Every message the group gets within a short idle timeout, as text lines."""
+        out = self.shmq("recv", queue, "--timeout", "300ms", *args).stdout.decode()
+        return out.splitlines()
+
+    def recv_json(self, queue, *args):
+        out = self.shmq("recv", queue, "--timeout", "300ms", "--format", "json", *args).stdout
+        return [json.loads(line) for line in out.decode().splitlines()]
+
+    def assert_error(self, result, *fragments):
+        stderr = result.stderr.decode()
+        for fragment in fragments:
+            self.assertIn(fragment, stderr)
+
+
+class UsageTest(ToolTest):
+    def test_help_of_every_command(self):
+        for command in ([], ["create"], ["delete"], ["list"], ["send"], ["recv"], ["dump"]):
+            result = self.shmq(*command, "--help")
+            self.assertIn(b"Usage: shmq", result.stdout)
+        self.assertIn(b"Usage: shmq-stat", self.stat("--help").stdout)
+
+    def test_usage_errors_exit_2_with_a_message(self):
+        cases = [
+            ([], "subcommand is required"),
+            (["frobnicate"], "subcommand"),
+            (["create"], "QUEUE is required"),
+            (["create", "q", "--capacity", "12X"], "--capacity: invalid size '12X'"),
+            (["create", "q", "--mode", "999"], "--mode: invalid mode"),
+            (["create", "q", "--capacity", "3000"], "power of two"),
+            (["create", "bad/name"], "invalid queue name"),
+            (["--namespace", "bad.ns", "list"], "invalid namespace"),
+            (["recv", "q", "--timeout", "5"], "--timeout: invalid duration '5'"),
+            (["recv", "q", "--from", "yesterday"], "--from: invalid start 'yesterday'"),
+            (["recv", "q", "--format", "xml"], "--format"),
+            (["send", "q", "--bogus"], "--bogus"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                self.assert_error(self.shmq(*args, expect=USAGE), message)
+        for args, message in [(["--watch", "fast"], "--watch: invalid duration"),
+                              (["--json", "--prometheus"], "excludes"),
+                              (["--sample", "1x"], "--sample")]:
+            with self.subTest(args=args):
+                self.assert_error(self.stat(*args, expect=USAGE), message)
+
+
+class AdminTest(ToolTest):
+    def test_create_list_delete(self):
+        self.shmq("create", "orders", "--capacity", "64K", "--max-message", "1K", "--mode", "640")
+        self.shmq("create", "audit", "--durable")
+        self.assertEqual(self.shmq("list").stdout, b"audit\norders\n")
+        self.assertEqual(json.loads(self.shmq("list", "--format", "json").stdout), ["audit", "orders"])
+        segment = f"/dev/shm/shmq.{self.ns}.orders"
+        self.assertEqual(os.stat(segment).st_mode & 0o777, 0o640)
+        info = self.queue_stat("orders")
+        self.assertEqual((info["capacity"], info["max_message"], info["durable"]), (65536, 1024, False))
+        self.assertTrue(self.queue_stat("audit")["durable"])
+        self.shmq("delete", "orders")
+        self.assertFalse(os.path.exists(segment))
+        self.assertEqual(self.shmq("list").stdout, b"audit\n")
+
+    def test_errors_name_the_queue_and_namespace(self):
+        self.shmq("create", "q")
+        self.assert_error(self.shmq("create", "q", expect=FAILURE), "'q'", "exists")
+        self.assert_error(self.shmq("delete", "missing", expect=FAILURE),
+                          f"queue 'missing' in namespace '{self.ns}' not found")
+        self.assert_error(self.shmq("send", "missing", input="x\n", expect=FAILURE), "not found")
+        self.assert_error(self.shmq("recv", "missing", expect=FAILURE), "not found")
+
+    def test_namespace_option_overrides_the_environment(self):
+        other = self.ns + "-other"
+        self.addCleanup(lambda: [os.unlink(p) for p in glob.glob(f"/dev/shm/shmq.{other}.*")])
+        self.shmq("create", "q", "--namespace", other)
+        self.assertEqual(self.shmq("list").stdout, b"")
+        self.assertEqual(self.shmq("--namespace", other, "list").stdout, b"q\n")
+        self.shmq("delete", "q", "-n", other)
+
+
+class SendTest(ToolTest):
+    def setUp(self):
+        super().setUp()
+        self.shmq("create", "q", "--capacity", "64K", "--max-message", "100")
+
+    def test_one_message_per_line_and_a_summary(self):
+        result = self.shmq("send", "q", input="alpha\nbeta\n\ngamma")
+        self.assertEqual(result.stderr, b"sent 4, duplicates 0\n")
+        self.assertEqual(self.recv_all("q"), ["alpha", "beta", "", "gamma"])
+
+    def test_from_a_file(self):
+        with tempfile.NamedTemporaryFile("w", suffix=".txt") as file:
+            file.write("one\ntwo\n")
+            file.flush()
+            self.shmq("send", "q", "--file", file.name)
+        self.assertEqual(self.recv_all("q"), ["one", "two"])
+        self.shmq("send", "q", "--file", "/nonexistent/file", expect=USAGE)
+
+    def test_too_long_line_fails_after_sending_the_lines_before(self):
+        result = self.shmq("send", "q", input="ok1\nok2\n" + "x" * 101 + "\nnever\n", expect=FAILURE)
+        self.assert_error(result, "line 3:", "101 bytes", "maximum message size (100 bytes)",
+                          "sent 2, duplicates 0")
+        self.assertEqual(self.recv_all("q"), ["ok1", "ok2"])
+
+    def test_seq_prefix_rerun_sends_only_what_is_missing(self):
+        self.shmq("send", "q", "--seq-prefix", input="1\ta\n2\tb\n")
+        result = self.shmq("send", "q", "--seq-prefix", input="1\ta\n2\tb\n3\tc\n")
+        self.assertEqual(result.stderr, b"sent 1, duplicates 2\n")
+        messages = self.recv_json("q")
+        self.assertEqual([(m["seq"], m["payload"]) for m in messages], [(1, "a"), (2, "b"), (3, "c")])
+
+    def test_seq_prefix_errors_name_the_line(self):
+        self.assert_error(self.shmq("send", "q", "--seq-prefix", input="1\ta\nno tab\n", expect=FAILURE),
+                          "line 2: expected SEQ<TAB>PAYLOAD", "sent 1")
+        self.assert_error(self.shmq("send", "q", "--seq-prefix", input="x1\ta\n", expect=FAILURE),
+                          "line 1: invalid sequence 'x1'")
+
+    def test_a_rerun_under_the_producer_name_resumes_its_sequence(self):
+        self.shmq("send", "q", input="a\nb\n")
+        self.shmq("send", "q", input="c\n")
+        self.shmq("send", "q", "--producer", "other", input="d\n")
+        seqs = [(m["producer"], m["seq"]) for m in self.recv_json("q")]
+        self.assertEqual(seqs, [("shmq-send", 1), ("shmq-send", 2), ("shmq-send", 3), ("other", 1)])
+
+    def test_durable_needs_a_durable_queue(self):
+        self.assert_error(self.shmq("send", "q", "--durable", input="a\n", expect=FAILURE), "not durable")
+        self.shmq("create", "d", "--durable")
+        self.shmq("send", "d", "--durable", input="a\n")
+
+    def test_timeout_when_the_ring_stays_full(self):
+        self.shmq("create", "small", "--capacity", "4K", "--max-message", "512")
+        self.recv_all("small", "--group", "holder")  # a group that acks nothing later
+        result = self.shmq("send", "small", "--timeout", "200ms", input=("y" * 500 + "\n") * 10,
+                           expect=FAILURE)
+        self.assert_error(result, "no room in the ring")
+
+
+class RecvTest(ToolTest):
+    def setUp(self):
+        super().setUp()
+        self.shmq("create", "q")
+
+    def test_count_and_ack(self):
+        self.shmq("send", "q", input="1\n2\n3\n")
+        self.assertEqual(self.shmq("recv", "q", "--count", "2").stdout, b"1\n2\n")
+        self.assertEqual(self.recv_all("q"), ["3"])  # the first two were acked
+
+    def test_timeout_exits_0_after_an_idle_period(self):
+        start = time.monotonic()
+        result = self.shmq("recv", "q", "--timeout", "400ms")
+        self.assertGreaterEqual(time.monotonic() - start, 0.4)
+        self.assertEqual(result.stdout, b"")
+
+    def test_json_lines(self):
+        before = time.time_ns()
+        self.shmq("send", "q", "--producer", "p1", input="héllo\n")
+        self.shmq("send", "q", "--producer", "p1", "--seq-prefix", input=b"7\t\xff\xfe\n")
+        first, second = self.recv_json("q")
+        self.assertEqual({k: first[k] for k in ("producer", "seq", "redelivered", "payload")},
+                         {"producer": "p1", "seq": 1, "redelivered": False, "payload": "héllo"})
+        self.assertNotIn("encoding", first)
+        self.assertGreaterEqual(first["timestamp_ns"], before)
+        self.assertTrue(first["timestamp"].endswith("Z"))
+        self.assertLess(first["position"], second["position"])
+        self.assertEqual((second["seq"], second["encoding"]), (7, "base64"))
+        self.assertEqual(base64.b64decode(second["payload"]), b"\xff\xfe")
+
+    def test_from_applies_to_a_new_group_only(self):
+        # A new group cannot start before what every other group released:
+        # "keeper" holds the ring from the start.
+        self.recv_all("q", "--group", "keeper")
+        self.shmq("send", "q", input="old1\nold2\n")
+        positions = [m["position"] for m in self.recv_json("q", "--group", "probe")]
+        self.assertEqual(self.recv_all("q", "--group", "g-newest", "--from", "newest"), [])
+        self.assertEqual(self.recv_all("q", "--group", "g-pos", "--from", str(positions[1])), ["old2"])
+        self.assertEqual(self.recv_all("q", "--group", "g-oldest", "--from", "oldest"), ["old1", "old2"])
+        time.sleep(0.01)
+        cut = time.time_ns()
+        self.shmq("send", "q", input="new\n")
+        self.assertEqual(self.recv_all("q", "--group", "g-time", "--from", f"@{cut}ns"), ["new"])
+        self.assertEqual(self.recv_all("q", "--group", "g-rfc", "--from", "2000-01-01T00:00:00Z"),
+                         ["old1", "old2", "new"])
+        result = self.shmq("recv", "q", "--group", "g-newest", "--from", "oldest", "--timeout", "100ms")
+        self.assertEqual(result.stdout, b"new\n")
+        self.assert_error(result, "warning: group 'g-newest' exists; --from")
+
+    def test_a_crash_between_print_and_ack_redelivers(self):
+        self.shmq("send", "q", input=("z" * 40000 + "\n") * 2 + "last\n")
+        reader, writer = os.pipe()  # nobody reads: the second print blocks, before its ack
+        holder = subprocess.Popen([SHMQ, "recv", "q", "--format", "json"], env=self.env, stdout=writer)
+        os.close(writer)
+        deadline = time.monotonic() + 10
+        while [g["in_flight"] for g in self.queue_stat("q")["groups"]] != [1]:
+            self.assertLess(time.monotonic(), deadline, "the message never went in flight")
+            time.sleep(0.05)
+        holder.kill()
+        holder.wait()
+        os.close(reader)
+        first, *rest = self.recv_json("q")
+        self.assertEqual((first["seq"], first["redelivered"]), (2, True))
+        self.assertEqual([(m["seq"], m["redelivered"]) for m in rest], [(3, False)])
+
+    def test_interrupt_leaves_the_group_cleanly(self):
+        self.shmq("send", "q", input="a\n")
+        recv = subprocess.Popen([SHMQ, "recv", "q"], env=self.env, stdout=subprocess.PIPE)
+        self.assertEqual(recv.stdout.readline(), b"a\n")
+        recv.send_signal(signal.SIGINT)
+        self.assertEqual(recv.wait(timeout=5), -signal.SIGINT)
+        (group,) = self.queue_stat("q")["groups"]
+        self.assertEqual((group["members"], group["in_flight"], group["lag_messages"]), (0, 0, 0))
+
+
+class GroupTest(ToolTest):
+    BATCH = 200
+
+    def setUp(self):
+        super().setUp()
+        self.shmq("create", "q", "--capacity", "1M")
+
+    def start_recv(self, group):
+        return subprocess.Popen([SHMQ, "recv", "q", "--group", group, "--timeout", "1500ms"],
+                                env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def members_received(self, group):
+        groups = {g["name"]: g for g in self.queue_stat("q")["groups"]}
+        return [c["received"] for c in groups.get(group, {}).get("consumers", [])]
+
+    def test_one_group_splits_the_stream_two_groups_each_get_everything(self):
+        consumers = [self.start_recv(g) for g in ("shared", "shared", "solo1", "solo2")]
+        deadline = time.monotonic() + 10
+        while len(self.members_received("shared")) < 2 or len(self.queue_stat("q")["groups"]) < 3:
+            self.assertLess(time.monotonic(), deadline, "the consumers never joined")
+            time.sleep(0.05)
+        # Batches until both members of "shared" have taken some of the stream.
+        lines = []
+        for batch in range(50):
+            sent = [f"m{batch}-{i}" for i in range(self.BATCH)]
+            self.shmq("send", "q", input="\n".join(sent) + "\n")
+            lines += sent
+            if all(self.members_received("shared")):
+                break
+            time.sleep(0.05)
+        outputs = [c.communicate(timeout=30)[0].decode().splitlines() for c in consumers]
+        for consumer in consumers:
+            self.assertEqual(consumer.returncode, 0)
+        self.assertTrue(outputs[0] and outputs[1], "both members of the group got messages")
+        self.assertEqual(sorted(outputs[0] + outputs[1]), sorted(lines))
+        self.assertEqual(outputs[2], lines)
+        self.assertEqual(outputs[3], lines)
+
+
+class CrashTest(ToolTest):
+    COUNT = 20000
+
+    def setUp(self):
+        super().setUp()
+        self.shmq("create", "q", "--capacity", "4M")
+        self.recv_all("q", "--group", "audit")  # keeps every message in the ring
+
+    def input_lines(self):
+        return "".join(f"{seq}\tline {seq}\n" for seq in range(1, self.COUNT + 1)).encode()
+
+    def assert_each_line_once(self, messages):
+        self.assertEqual([m["seq"] for m in messages], list(range(1, self.COUNT + 1)))
+        self.assertEqual([m["payload"] for m in messages], [f"line {s}" for s in range(1, self.COUNT + 1)])
+
+    def wait_until_sent(self, queue, predicate):
+        deadline = time.monotonic() + 20
+        while True:
+            producers = self.queue_stat(queue)["producers"]
+            last = producers[0]["last_sequence"] if producers else 0
+            if predicate(last):
+                return last
+            self.assertLess(time.monotonic(), deadline, "the sender made no progress")
+            time.sleep(0.05)
+
+    def test_rerun_after_kill_9_while_waiting_for_input(self):
+        data = self.input_lines()
+        half = data[: data.index(b"\n", len(data) // 2) + 1]
+        sender = subprocess.Popen([SHMQ, "send", "q", "--seq-prefix"], env=self.env,
+                                  stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        sender.stdin.write(half)
+        sender.stdin.flush()
+        sent = half.count(b"\n")
+        self.wait_until_sent("q", lambda last: last == sent)
+        sender.kill()
+        sender.wait()
+        sender.stdin.close()
+        sender.stderr.close()
+        result = self.shmq("send", "q", "--seq-prefix", input=data)
+        self.assertEqual(result.stderr.decode(), f"sent {self.COUNT - sent}, duplicates {sent}\n")
+        self.assert_each_line_once(self.recv_json("q", "--group", "audit"))
+
+    def test_rerun_after_kill_9_while_sending(self):
+        # A ring far smaller than the input, held by a group: the sender
+        # stops mid-stream, blocked for room, and is killed there.
+        self.shmq("create", "small", "--capacity", "64K")
+        self.recv_all("small", "--group", "audit")
+        data = self.input_lines()
+        with tempfile.TemporaryFile() as file:
+            file.write(data)
+            file.seek(0)
+            sender = subprocess.Popen([SHMQ, "send", "small", "--seq-prefix"], env=self.env,
+                                      stdin=file, stderr=subprocess.DEVNULL)
+            self.addCleanup(sender.kill)
+            sent = self.wait_until_sent("small", lambda last: last > 0)
+            sender.kill()
+            sender.wait()
+        self.assertLess(sent, self.COUNT)
+        with tempfile.TemporaryFile() as drained:
+            drain = subprocess.Popen([SHMQ, "recv", "small", "--group", "audit", "--format", "json",
+                                      "--timeout", "1s"], env=self.env, stdout=drained)
+            self.addCleanup(drain.kill)
+            rerun = self.shmq("send", "small", "--seq-prefix", input=data)
+            self.assertEqual(drain.wait(timeout=60), 0)
+            drained.seek(0)
+            messages = [json.loads(line) for line in drained]
+        sent_again, duplicates = map(int, re.fullmatch(rb"sent (\d+), duplicates (\d+)\n",
+                                                       rerun.stderr).groups())
+        self.assertEqual(sent_again + duplicates, self.COUNT)
+        self.assertGreaterEqual(duplicates, sent)
+        self.assert_each_line_once(messages)
+
+
+class StatTest(ToolTest):
+    def setUp(self):
+        super().setUp()
+        self.shmq("create", "q", "--capacity", "1M", "--max-message", "64K")
+
+    def hold_one_in_flight(self):
+        """A recv whose stdout nobody reads: it blocks printing a large message, unacked."""
+        self.shmq("send", "q", "--producer", "big", input=("z" * 60000 + "\n") * 3)
+        reader, writer = os.pipe()
+        holder = subprocess.Popen([SHMQ, "recv", "q", "--group", "stuck"], env=self.env, stdout=writer)
+        os.close(writer)
+        self.addCleanup(lambda: (holder.kill(), holder.wait(), os.close(reader)))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            groups = {g["name"]: g for g in self.queue_stat("q")["groups"]}
+            if groups.get("stuck", {}).get("in_flight") == 1:
+                return
+            time.sleep(0.05)
+        self.fail("the holder never had a message in flight")
+
+    def test_json_figures_after_a_scripted_workload(self):
+        self.recv_all("q", "--group", "idle")  # joined before the messages
+        self.shmq("send", "q", "--producer", "p1", input="".join(f"msg{i}\n" for i in range(10)))
+        self.shmq("recv", "q", "--group", "half", "--count", "4")
+        self.hold_one_in_flight()
+        info = self.queue_stat("q")
+        self.assertEqual((info["messages_total"], info["messages_in_use"]), (13, 13))
+        producers = {p["name"]: p for p in info["producers"]}
+        self.assertEqual((producers["p1"]["last_sequence"], producers["p1"]["messages"]), (10, 10))
+        self.assertEqual(producers["big"]["last_sequence"], 3)
+        groups = {g["name"]: g for g in info["groups"]}
+        self.assertEqual(groups["idle"]["lag_messages"], 13)
+        self.assertEqual(groups["half"]["lag_messages"], 9)
+        self.assertEqual(groups["half"]["acked"], 4)
+        self.assertEqual(groups["half"]["members"], 0)
+        stuck = groups["stuck"]
+        self.assertEqual((stuck["members"], stuck["in_flight"]), (1, 1))
+        self.assertTrue(stuck["consumers"][0]["alive"])
+        self.assertGreater(stuck["lag_bytes"], 0)
+        self.assertEqual(info["bytes_in_use"], info["tail_position"] - info["head_position"])
+        self.assertIsNone(info["messages_per_s"])
+
+    def test_rates_over_the_sample(self):
+        self.shmq("send", "q", input="a\n")
+        (info,) = json.loads(self.stat("--json", "--sample", "100ms").stdout)["queues"]
+        self.assertEqual(info["messages_per_s"], 0.0)
+        self.assertEqual(info["producers"][0]["messages_per_s"], 0.0)
+
+    def test_table(self):
+        self.shmq("send", "q", "--producer", "p1", input="a\nb\n")
+        self.shmq("recv", "q", "--group", "g1", "--count", "1")
+        table = self.stat("--sample", "0").stdout.decode()
+        self.assertIn(f"namespace '{self.ns}'", table)
+        self.assertIn("QUEUE q  capacity 1.0 MiB", table)
+        self.assertRegex(table, r"\n  p1 +0 +- +detached +2 +2 +-\n")
+        self.assertRegex(table, r"\n  g1 +0 +\d+ +\d+ +1 ")
+
+    def test_unreadable_segments_are_shown_with_the_reason(self):
+        with open(f"/dev/shm/shmq.{self.ns}.junk", "wb") as junk:
+            junk.write(b"not a queue" * 1000)
+        queues = {q["name"]: q for q in self.stat_json()["queues"]}
+        self.assertFalse(queues["junk"]["readable"])
+        self.assertTrue(queues["junk"]["error"])
+        self.assertTrue(queues["q"]["readable"])
+        self.assertIn("QUEUE junk  UNREADABLE: ", self.stat("--sample", "0").stdout.decode())
+        self.assertIn('shmq_queue_readable{queue="junk"} 0', self.stat("--prometheus").stdout.decode())
+        self.assert_error(self.stat("junk", expect=FAILURE), "junk")
+        self.assert_error(self.stat("missing", expect=FAILURE), "not found")
+
+    def test_never_changes_a_segment(self):
+        self.shmq("send", "q", input="a\nb\n")
+        self.shmq("recv", "q", "--group", "g", "--count", "1")
+        segment = f"/dev/shm/shmq.{self.ns}.q"
+        before = hashlib.sha256(open(segment, "rb").read()).digest()
+        self.stat("--sample", "0")
+        self.stat("--json")
+        self.stat("--prometheus")
+        self.assertEqual(hashlib.sha256(open(segment, "rb").read()).digest(), before)
+
+    def test_prometheus_exposition(self):
+        self.shmq("send", "q", "--producer", "p1", input="a\nb\nc\n")
+        self.shmq("recv", "q", "--group", "g1", "--count", "1")
+        text = self.stat("--prometheus").stdout.decode()
+        samples = {}
+        declared = set()
+        for line in text.splitlines():
+            if line.startswith("# TYPE "):
+                name, kind = line.split()[2:]
+                self.assertIn(kind, ("gauge", "counter"))
+                self.assertNotIn(name, declared, "one TYPE line per family")
+                declared.add(name)
+                continue
+            if line.startswith("# HELP "):
+                continue
+            match = re.fullmatch(r'(shmq_[a-z_]+)\{([^}]*)\} (\d+)', line)
+            self.assertIsNotNone(match, line)
+            self.assertIn(match.group(1), declared)
+            samples[(match.group(1), match.group(2))] = int(match.group(3))
+        self.assertEqual(samples[("shmq_queue_messages_total", 'queue="q"')], 3)
+        self.assertEqual(samples[("shmq_producer_last_sequence", 'queue="q",producer="p1"')], 3)
+        self.assertEqual(samples[("shmq_group_lag_messages", 'queue="q",group="g1"')], 2)
+        self.assertEqual(samples[("shmq_group_acked_total", 'queue="q",group="g1"')], 1)
+        self.assertEqual(samples[("shmq_daemon_up", 'queue="q"')], 0)
+
+
+@unittest.skipUnless(shutil.which("tmux"), "tmux is not installed")
+class WatchTest(ToolTest):
+    def setUp(self):
+        super().setUp()
+        self.socket = f"shmq-watch-{self.ns}"
+        self.shmq("create", "q")
+        self.rc_file = tempfile.NamedTemporaryFile(delete=False)
+        self.addCleanup(os.unlink, self.rc_file.name)
+        self.addCleanup(lambda: subprocess.run(["tmux", "-L", self.socket, "kill-server"],
+                                               capture_output=True))
+        # The shell stays, so the screen can be read after shmq-stat quit.
+        command = (f"SHMQ_NAMESPACE={self.ns} {SHMQ_STAT} --watch 200ms; "
+                   f"echo exit=$? > {self.rc_file.name}; sleep 30")
+        self.tmux("new-session", "-d", "-x", "150", "-y", "40", command)
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, check=True,
+                              env=self.env).stdout.decode()
+
+    def screen_shows(self, pattern, seconds=5):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            screen = self.tmux("capture-pane", "-p")
+            if re.search(pattern, screen):
+                return screen
+            time.sleep(0.1)
+        self.fail(f"the screen never showed {pattern!r}; it shows:\n{screen}")
+
+    def wait_for_exit(self):
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if open(self.rc_file.name).read():
+                return open(self.rc_file.name).read().strip()
+            time.sleep(0.1)
+        self.fail("shmq-stat --watch did not quit")
+
+    def test_draws_refreshes_and_quits_on_q(self):
+        self.screen_shows(r"total 0 messages")
+        self.shmq("send", "q", input="a\nb\nc\n")
+        screen = self.screen_shows(r"total 3 messages")
+        self.assertIn("q or Ctrl-C quits", screen)
+        self.tmux("send-keys", "q")
+        self.assertEqual(self.wait_for_exit(), "exit=0")
+        self.assertNotIn("QUEUE q", self.tmux("capture-pane", "-p"), "the alternate screen is gone")
+
+    def test_quits_on_ctrl_c(self):
+        self.screen_shows(r"QUEUE q")
+        self.tmux("send-keys", "C-c")
+        self.assertEqual(self.wait_for_exit(), "exit=0")
+
+
+class DumpTest(ToolTest):
+    def setUp(self):
+        super().setUp()
+        self.shmq("create", "q")
+        self.shmq("send", "q", "--producer", "p", input="first\nsecond\n")
+
+    def test_text_and_json(self):
+        text = self.shmq("dump", "q").stdout.decode()
+        self.assertIn(f"queue 'q' in namespace '{self.ns}'", text)
+        self.assertRegex(text, r"\n +\d+  data +5 +0 +1  \S+Z  first\n")
+        records = [json.loads(l) for l in self.shmq("dump", "q", "--format", "json").stdout.splitlines()]
+        self.assertEqual([(r["kind"], r["seq"], r["payload"]) for r in records],
+                         [("data", 1, "first"), ("data", 2, "second")])
+        limited = self.shmq("dump", "q", "--format", "json", "--limit", "1").stdout.splitlines()
+        self.assertEqual(len(limited), 1)
+        after = self.shmq("dump", "q", "--format", "json", "--from", str(records[0]["position"] + 1))
+        self.assertEqual([json.loads(l)["payload"] for l in after.stdout.splitlines()], ["second"])
+
+    def test_many_records_page_through(self):
+        self.shmq("send", "q", input="".join(f"{i}\n" for i in range(2500)))
+        lines = self.shmq("dump", "q", "--format", "json").stdout.splitlines()
+        self.assertEqual(len(lines), 2502)
+
+    def test_journal_is_not_available_yet(self):
+        self.assert_error(self.shmq("dump", "q", "--journal", expect=FAILURE), "journal is not available")
+
+
+def main():
+    global SHMQ, SHMQ_STAT
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shmq", required=True)
+    parser.add_argument("--stat", required=True)
+    args, rest = parser.parse_known_args()
+    SHMQ, SHMQ_STAT = os.path.abspath(args.shmq), os.path.abspath(args.stat)
+    unittest.main(argv=[sys.argv[0], "-v", *rest])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+// shmq dump: the ring, record by record, for debugging. Read-only.
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "text.hpp"
+
+namespace shmq::tools {
+namespace {
+
+constexpr std::size_t kPage = 1000;  // records copied per call
+constexpr std::size_t kPreviewChars = 60;
+
+std::string_view kind_name(RecordKind kind) {
+  switch (kind) {
+    case RecordKind::Data:
+      return "data";
+    case RecordKind::Padding:
+      return "padding";
+    case RecordKind::Skipped:
+      return "skipped";
+    case RecordKind::Uncommitted:
+      return "uncommitted";
+  }
+  return "unknown";
+}
+
+std::string_view payload_text(const RecordInfo& record) {
+  return {reinterpret_cast<const char*>(record.payload.data()), record.payload.size()};
+}
+
+void print_json(const RecordInfo& record) {
+  nlohmann::ordered_json line;
+  line["position"] = record.position;
+  line["kind"] = kind_name(record.kind);
+  line["length"] = record.length;
+  if (record.kind == RecordKind::Data) {
+    line["producer_id"] = record.producer_id;
+    line["seq"] = record.sequence;
+    line["timestamp"] = rfc3339(record.timestamp_ns);
+    const std::string_view payload = payload_text(record);
+    if (is_utf8(payload)) {
+      line["payload"] = payload;
+    } else {
+      line["payload"] = base64(payload);
+      line["encoding"] = "base64";
+    }
+  }
+  std::cout << line.dump() << '\n';
+}
+
+void print_text(const RecordInfo& record) {
+  if (record.kind != RecordKind::Data) {
+    std::cout << fmt::format("{:>12}  {:<11}  {:>8}\n", record.position, kind_name(record.kind),
+                             record.length);
+    return;
+  }
+  std::cout << fmt::format("{:>12}  {:<11}  {:>8}  {:>8}  {:>10}  {}  {}\n", record.position,
+                           kind_name(record.kind), record.length, record.producer_id,
+                           record.sequence, rfc3339(record.timestamp_ns),
+                           printable(payload_text(record), kPreviewChars));
+}
+
+void print_header(const QueueInfo& info) {
+  std::cout << fmt::format(
+      "queue '{}' in namespace '{}': capacity {}, max message {}, head {}, tail {}, {} messages\n",
+      info.name, info.ns, human_bytes(info.capacity), human_bytes(info.max_message),
+      info.head_position, info.tail_position, info.messages_in_use);
+  std::cout << fmt::format("{:>12}  {:<11}  {:>8}  {:>8}  {:>10}  {:<30}  {}\n", "POSITION", "KIND",
+                           "LENGTH", "PRODUCER", "SEQ", "TIMESTAMP", "PAYLOAD");
+}
+
+}  // namespace
+
+int run_dump(const DumpArgs& args, const std::string& ns) {
+  if (args.journal) {
+    throw Failure(
+        "dump --journal: the journal is not available yet (it comes with shmqd's durable queues)");
+  }
+  const Queue queue = Queue::open_read_only(args.queue, ns);
+  if (!args.json) print_header(queue.info());
+  const auto print = args.json ? print_json : print_text;
+  std::uint64_t left = args.limit.value_or(UINT64_MAX);
+  std::uint64_t from = args.from;
+  while (left > 0) {
+    const auto page =
+        queue.records(from, static_cast<std::size_t>(std::min<std::uint64_t>(left, kPage)));
+    for (const RecordInfo& record : page) print(record);
+    left -= page.size();
+    if (page.size() < kPage || page.back().kind == RecordKind::Uncommitted) break;
+    from = page.back().position + 1;
+  }
+  return kExitOk;
+}
+
+}  // namespace shmq::tools

@@ -1,0 +1,112 @@
+// shmq recv: print each message, then ack it.
+#include <algorithm>
+#include <csignal>
+#include <cstdio>
+#include <map>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "shmq/consumer.hpp"
+#include "text.hpp"
+
+namespace shmq::tools {
+namespace {
+
+// Producer names by id, read from the queue's producer table when first needed.
+class ProducerNames {
+ public:
+  explicit ProducerNames(const Queue& queue) : queue_(queue) {}
+
+  // Empty when the table no longer holds the id.
+  const std::string& find(std::uint32_t id) {
+    if (!names_.contains(id)) {
+      for (const ProducerInfo& producer : queue_.info().producers) {
+        names_[producer.id] = producer.name;
+      }
+    }
+    return names_[id];
+  }
+
+ private:
+  const Queue& queue_;
+  std::map<std::uint32_t, std::string> names_;
+};
+
+std::string json_line(const Message& message, const std::string& producer) {
+  nlohmann::ordered_json line;
+  line["producer"] = producer.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(producer);
+  line["producer_id"] = message.producer_id;
+  line["seq"] = message.sequence;
+  line["position"] = message.position;
+  line["timestamp"] = rfc3339(message.timestamp_ns);
+  line["timestamp_ns"] = message.timestamp_ns;
+  line["redelivered"] = message.redelivered;
+  const std::string_view payload = message.text();
+  if (is_utf8(payload)) {
+    line["payload"] = payload;
+  } else {
+    line["payload"] = base64(payload);
+    line["encoding"] = "base64";
+  }
+  return line.dump() + '\n';
+}
+
+void print(const Message& message, bool json, ProducerNames& names) {
+  const std::string text = json ? json_line(message, names.find(message.producer_id))
+                                : std::string(message.text()) + '\n';
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
+    throw Failure("writing the output failed; the message stays unacknowledged");
+  }
+}
+
+void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& args) {
+  using std::chrono::milliseconds;
+  constexpr Duration kSlice = milliseconds(100);  // how soon a stop signal is noticed
+  ProducerNames names(queue);
+  const auto idle_limit = args.timeout.value_or(Duration::max());
+  auto last_arrival = Clock::now();
+  for (std::uint64_t received = 0; !args.count || received < *args.count;) {
+    if (stop_signal() != 0) return;
+    const Duration idle = Clock::now() - last_arrival;
+    if (idle >= idle_limit) return;
+    Message message;
+    const Status status = consumer.receive(message, std::min(kSlice, idle_limit - idle));
+    if (status == Status::Timeout || status == Status::Empty) continue;
+    if (status != Status::Ok) throw Failure(fmt::format("receive failed: {}", to_string(status)));
+    print(message, args.json, names);
+    if (const Status acked = consumer.ack(message); acked != Status::Ok) {
+      throw Failure(
+          fmt::format("ack of position {} failed: {}", message.position, to_string(acked)));
+    }
+    ++received;
+    last_arrival = Clock::now();
+  }
+}
+
+}  // namespace
+
+int run_recv(const RecvArgs& args, const std::string& ns) {
+  const Queue queue = Queue::open(args.queue, ns);
+  ConsumerOptions options;
+  options.prefetch = 1;  // each message is acked before the next is taken
+  if (args.from) {
+    options.start = args.from->at;
+    options.start_position = args.from->position;
+    options.start_time_ns = args.from->time_ns;
+  }
+  {
+    const StopSignals stop_signals;
+    Consumer consumer = Consumer::join(queue, args.group, options);
+    if (args.from && !consumer.created_group()) {
+      warn("group '" + args.group + "' exists; --from applies only to a new group and is ignored");
+    }
+    receive_messages(consumer, queue, args);
+  }
+  if (const int signal = stop_signal(); signal != 0) std::raise(signal);  // default action again
+  return kExitOk;
+}
+
+}  // namespace shmq::tools

@@ -1,0 +1,55 @@
+// The subcommands of `shmq`. Each returns its exit code, or throws
+// shmq::Error or Failure (see cli.hpp).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "parse.hpp"
+#include "shmq/queue.hpp"
+
+namespace shmq::tools {
+
+struct CreateArgs {
+  std::string queue;
+  QueueOptions options;
+  std::optional<std::uint32_t> max_message;  // default: 64K, or capacity/8 when smaller
+};
+int run_create(const CreateArgs& args, const std::string& ns);
+int run_delete(const std::string& queue, const std::string& ns);
+int run_list(bool json, const std::string& ns);
+
+struct SendArgs {
+  std::string queue;
+  std::string producer = "shmq-send";
+  std::string file;  // empty: stdin
+  bool durable = false;
+  bool seq_prefix = false;
+  std::optional<std::chrono::nanoseconds> timeout;  // for room in the ring; none: wait
+};
+int run_send(const SendArgs& args, const std::string& ns);
+
+struct RecvArgs {
+  std::string queue;
+  std::string group = "shmq-recv";
+  std::optional<std::uint64_t> count;
+  std::optional<std::chrono::nanoseconds> timeout;  // exit 0 after this long without a message
+  std::optional<StartPoint> from;
+  bool json = false;
+};
+int run_recv(const RecvArgs& args, const std::string& ns);
+
+struct DumpArgs {
+  std::string queue;
+  bool journal = false;
+  bool json = false;
+  std::uint64_t from = 0;  // log position; 0: the oldest retained
+  std::optional<std::uint64_t> limit;
+};
+int run_dump(const DumpArgs& args, const std::string& ns);
+
+}  // namespace shmq::tools

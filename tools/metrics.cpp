@@ -1,0 +1,158 @@
+#include "metrics.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace shmq::tools {
+namespace {
+
+using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
+
+std::string escape_label(std::string_view value) {
+  std::string out;
+  for (const char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    out += c == '\n' ? std::string("\\n") : std::string(1, c);
+  }
+  return out;
+}
+
+// Collects samples by metric family, so that each family's HELP and TYPE
+// lines come once, followed by all its samples, in order of first use.
+class Exposition {
+ public:
+  void gauge(std::string_view name, std::string_view help, const Labels& labels,
+             std::uint64_t value) {
+    add(name, help, "gauge", labels, value);
+  }
+  void counter(std::string_view name, std::string_view help, const Labels& labels,
+               std::uint64_t value) {
+    add(name, help, "counter", labels, value);
+  }
+
+  [[nodiscard]] std::string text() const {
+    std::string out;
+    for (const Family& family : families_) {
+      out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", family.name, family.help, family.name,
+                         family.type);
+      out += family.samples;
+    }
+    return out;
+  }
+
+ private:
+  struct Family {
+    std::string_view name, help, type;
+    std::string samples;
+  };
+
+  void add(std::string_view name, std::string_view help, std::string_view type,
+           const Labels& labels, std::uint64_t value) {
+    auto found = std::find_if(families_.begin(), families_.end(),
+                              [&](const Family& f) { return f.name == name; });
+    if (found == families_.end()) found = families_.insert(found, Family{name, help, type, {}});
+    std::string label_text;
+    for (const auto& [key, label_value] : labels) {
+      label_text +=
+          fmt::format("{}{}=\"{}\"", label_text.empty() ? "" : ",", key, escape_label(label_value));
+    }
+    found->samples += fmt::format("{}{{{}}} {}\n", name, label_text, value);
+  }
+
+  std::vector<Family> families_;
+};
+
+void add_queue(Exposition& out, const QueueInfo& q) {
+  const Labels l{{"queue", q.name}};
+  out.gauge("shmq_queue_readable", "1 when the segment could be read, 0 when not", l, 1);
+  out.gauge("shmq_queue_capacity_bytes", "Ring size in bytes", l, q.capacity);
+  out.gauge("shmq_queue_max_message_bytes", "Largest payload the queue takes", l, q.max_message);
+  out.gauge("shmq_queue_durable", "1 for a durable (journaled) queue", l, q.durable ? 1 : 0);
+  out.gauge("shmq_queue_bytes_in_use", "Ring bytes between head and tail", l, q.bytes_in_use);
+  out.gauge("shmq_queue_messages_in_use", "Messages retained in the ring", l, q.messages_in_use);
+  out.counter("shmq_queue_messages_total", "Messages ever committed", l, q.messages_total);
+  out.gauge("shmq_queue_head_position", "Oldest retained log position", l, q.head_position);
+  out.gauge("shmq_queue_tail_position", "Next log position a producer claims", l, q.tail_position);
+  if (q.durable) {
+    out.gauge("shmq_journal_written_lag_bytes",
+              "Bytes committed but not yet written to the journal", l,
+              bytes_behind(q.tail_position, q.journal_written));
+    out.gauge("shmq_journal_synced_lag_bytes", "Bytes committed but not yet synced to disk", l,
+              bytes_behind(q.tail_position, q.journal_synced));
+  }
+  out.counter("shmq_queue_holes_skipped_total",
+              "Claims of dead producers turned into skipped records", l, q.holes_skipped);
+  out.counter("shmq_queue_redelivered_total", "Messages redelivered after a consumer died", l,
+              q.redelivered);
+  out.counter("shmq_queue_clients_reaped_total", "Table entries of dead clients freed", l,
+              q.clients_reaped);
+  out.gauge("shmq_daemon_up", "1 when the queue's shmqd is alive", l, q.daemon_alive ? 1 : 0);
+
+  for (const ProducerInfo& p : q.producers) {
+    const Labels pl{{"queue", q.name}, {"producer", p.name}};
+    out.gauge("shmq_producer_attached", "1 while a process holds the producer entry", pl,
+              p.attached ? 1 : 0);
+    out.gauge("shmq_producer_alive", "1 while the producer's process runs", pl, p.alive ? 1 : 0);
+    out.gauge("shmq_producer_last_sequence", "Last sequence committed by the producer", pl,
+              p.last_sequence);
+    out.counter("shmq_producer_messages_total", "Messages committed by the producer", pl,
+                p.messages);
+    out.counter("shmq_producer_bytes_total", "Payload bytes committed by the producer", pl,
+                p.bytes);
+  }
+  for (const GroupInfo& g : q.groups) {
+    const Labels gl{{"queue", q.name}, {"group", g.name}};
+    out.gauge("shmq_group_members", "Consumers in the group", gl, g.consumers.size());
+    out.gauge("shmq_group_read_position", "Next log position handed out to the group", gl,
+              g.read_position);
+    out.gauge("shmq_group_acked_position", "Log position below which the group acked everything",
+              gl, g.acked_position);
+    out.gauge("shmq_group_lag_messages", "Committed messages the group has not acked", gl,
+              g.lag_messages);
+    out.gauge("shmq_group_lag_bytes", "Ring bytes the group has not acked", gl, g.lag_bytes);
+    out.gauge("shmq_group_in_flight", "Messages received but not yet acked", gl, g.in_flight);
+    out.counter("shmq_group_delivered_total", "Messages delivered to the group", gl, g.delivered);
+    out.counter("shmq_group_acked_total", "Messages the group acked", gl, g.acked);
+    out.counter("shmq_group_redelivered_total", "Messages redelivered to the group", gl,
+                g.redelivered);
+  }
+}
+
+}  // namespace
+
+QueueSnapshot snapshot_queue(std::string_view name, std::string_view ns) {
+  QueueSnapshot snapshot{std::string(name), std::nullopt, {}};
+  try {
+    snapshot.info = Queue::open_read_only(name, ns).info();
+  } catch (const std::exception& e) {
+    snapshot.error = e.what();
+  }
+  return snapshot;
+}
+
+std::vector<QueueSnapshot> snapshot_namespace(std::string_view ns) {
+  std::vector<std::string> names = Queue::list(ns);
+  std::sort(names.begin(), names.end());
+  std::vector<QueueSnapshot> snapshots;
+  for (const std::string& name : names) snapshots.push_back(snapshot_queue(name, ns));
+  return snapshots;
+}
+
+std::string render_prometheus(const std::vector<QueueSnapshot>& queues) {
+  Exposition out;
+  for (const QueueSnapshot& queue : queues) {
+    if (queue.info) {
+      add_queue(out, *queue.info);
+    } else {
+      out.gauge("shmq_queue_readable", "1 when the segment could be read, 0 when not",
+                {{"queue", queue.name}}, 0);
+    }
+  }
+  return out.text();
+}
+
+}  // namespace shmq::tools

@@ -1,0 +1,39 @@
+// Snapshots of the queues in a namespace, and their rendering in the
+// Prometheus text exposition format. shmq-stat prints it; shmqd serves it on
+// /metrics. Reading never changes a segment: queues are opened read-only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "shmq/queue.hpp"
+
+namespace shmq::tools {
+
+// One queue as read: its info, or why it could not be read.
+struct QueueSnapshot {
+  std::string name;
+  std::optional<QueueInfo> info;
+  std::string error;  // set when info is empty
+};
+
+// How far `position` (e.g. the journal's synced position) is behind `ahead`.
+[[nodiscard]] inline std::uint64_t bytes_behind(std::uint64_t ahead, std::uint64_t position) {
+  return ahead > position ? ahead - position : 0;
+}
+
+// Reads one queue of namespace `ns` (empty: current_namespace()); never throws
+// for a segment it cannot read, but reports it in `error`.
+[[nodiscard]] QueueSnapshot snapshot_queue(std::string_view name, std::string_view ns = {});
+
+// Reads every queue of the namespace, in name order.
+[[nodiscard]] std::vector<QueueSnapshot> snapshot_namespace(std::string_view ns = {});
+
+// The Prometheus text format (version 0.0.4): gauges and counters named
+// shmq_*, labelled queue, group and producer.
+[[nodiscard]] std::string render_prometheus(const std::vector<QueueSnapshot>& queues);
+
+}  // namespace shmq::tools

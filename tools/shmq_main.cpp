@@ -1,0 +1,153 @@
+// shmq: create, delete, list, send to, receive from and dump queues.
+#include <CLI/CLI.hpp>
+
+#include "cli.hpp"
+#include "commands.hpp"
+#include "parse.hpp"
+
+using namespace shmq::tools;
+
+namespace {
+
+const char* const kFromHelp =
+    "Where a new group starts: oldest, newest, a log position (an integer), or a time: "
+    "RFC 3339 (2026-11-29T14:00:00Z, 2026-11-29T15:00:00.5+01:00) or @UNIX "
+    "(@1764424800 seconds, @1764424800123456789ns). Ignored, with a warning, when the group exists";
+
+std::uint32_t parse_message_size(std::string_view text) {
+  const std::uint64_t bytes = parse_size(text);
+  if (bytes > UINT32_MAX) throw ParseError("size '" + std::string(text) + "' is too large");
+  return static_cast<std::uint32_t>(bytes);
+}
+
+void add_queue_argument(CLI::App& command, std::string& queue) {
+  command.add_option("QUEUE", queue, "Queue name ([A-Za-z0-9._-], 1..63 characters)")->required();
+}
+
+CLI::App* add_create(CLI::App& app, CreateArgs& args) {
+  auto* create = app.add_subcommand("create", "Create a queue");
+  add_queue_argument(*create, args.queue);
+  auto& o = args.options;
+  add_parsed_option(*create, "--capacity", o.capacity, parse_size,
+                    "Ring size: a power of two from 4K to 1T (default 1M)")
+      ->type_name("SIZE");
+  add_parsed_option(*create, "--max-message", args.max_message, parse_message_size,
+                    "Largest payload, below capacity/4 (default 64K, or capacity/8 when smaller)")
+      ->type_name("SIZE");
+  create->add_flag("--durable", o.durable, "Journal every message to disk (through shmqd)");
+  add_parsed_option(*create, "--mode", o.mode, parse_mode,
+                    "Segment file mode in octal (default 600)")
+      ->type_name("OCTAL");
+  create->add_option("--max-producers", o.max_producers, "Producer table entries (default 64)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 255));
+  create->add_option("--max-groups", o.max_groups, "Consumer group entries (default 16)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 64));
+  create->add_option("--max-consumers", o.max_consumers, "Consumers per group (default 16)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 64));
+  return create;
+}
+
+CLI::App* add_send(CLI::App& app, SendArgs& args) {
+  auto* send = app.add_subcommand(
+      "send",
+      "Send one message per input line; prints 'sent N, duplicates M' on stderr at the end");
+  add_queue_argument(*send, args.queue);
+  send->add_option("-p,--producer", args.producer,
+                   "Producer name; a rerun under the same name resumes its sequence")
+      ->capture_default_str();
+  send->add_option("-f,--file", args.file, "Read lines from FILE instead of stdin")
+      ->check(CLI::ExistingFile);
+  send->add_flag("--durable", args.durable, "Durable send: the queue must be durable");
+  send->add_flag(
+      "--seq-prefix", args.seq_prefix,
+      "Each line is SEQ<TAB>PAYLOAD; SEQ is the explicit sequence, so a rerun of the same "
+      "input sends only what is missing (duplicates are counted, not sent)");
+  add_parsed_option(*send, "--timeout", args.timeout, parse_duration,
+                    "Fail when the ring has no room for this long (default: wait)")
+      ->type_name("DUR");
+  return send;
+}
+
+CLI::App* add_recv(CLI::App& app, RecvArgs& args, std::string& format) {
+  auto* recv = app.add_subcommand(
+      "recv", "Print each message, then ack it (a crash between the two redelivers it)");
+  add_queue_argument(*recv, args.queue);
+  recv->add_option("-g,--group", args.group, "Consumer group")->capture_default_str();
+  recv->add_option("-c,--count", args.count, "Exit after N messages")->type_name("N");
+  add_parsed_option(*recv, "-t,--timeout", args.timeout, parse_duration,
+                    "Exit 0 once DUR passes with no message (500ms, 3s, 2m)")
+      ->type_name("DUR");
+  add_parsed_option(*recv, "--from", args.from, parse_start, kFromHelp)
+      ->type_name("oldest|newest|POS|TIME");
+  recv->add_option("--format", format, "text: the payload and a newline; json: one object a line")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  return recv;
+}
+
+CLI::App* add_dump(CLI::App& app, DumpArgs& args, std::string& format) {
+  auto* dump = app.add_subcommand("dump", "Show the ring (or the journal) record by record");
+  add_queue_argument(*dump, args.queue);
+  dump->add_flag("--journal", args.journal, "Dump the journal instead of the ring");
+  dump->add_option("--from", args.from, "First log position (default: the oldest retained)")
+      ->type_name("POS");
+  dump->add_option("--limit", args.limit, "Show at most N records")->type_name("N");
+  dump->add_option("--format", format, "text or json (one object a line)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  return dump;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"shmq: the command line of the shmq shared-memory message queue", "shmq"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  std::string ns;
+  add_namespace_option(app, ns);
+
+  CreateArgs create_args;
+  auto* create = add_create(app, create_args);
+
+  std::string delete_queue;
+  auto* remove = app.add_subcommand("delete", "Delete a queue (its segment)");
+  add_queue_argument(*remove, delete_queue);
+
+  std::string list_format = "text";
+  auto* list = app.add_subcommand("list", "List the queues of the namespace");
+  list->add_option("--format", list_format, "text (one name a line) or json (an array)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
+  SendArgs send_args;
+  auto* send = add_send(app, send_args);
+  RecvArgs recv_args;
+  std::string recv_format = "text";
+  auto* recv = add_recv(app, recv_args, recv_format);
+  DumpArgs dump_args;
+  std::string dump_format = "text";
+  auto* dump = add_dump(app, dump_args, dump_format);
+
+  for (CLI::App* command : app.get_subcommands({})) {
+    command->footer("Namespace: -n,--namespace NS (default: $SHMQ_NAMESPACE, else 'default')");
+  }
+  return run_main(app, argc, argv, [&] {
+    if (create->parsed()) return run_create(create_args, ns);
+    if (remove->parsed()) return run_delete(delete_queue, ns);
+    if (list->parsed()) return run_list(list_format == "json", ns);
+    if (send->parsed()) return run_send(send_args, ns);
+    if (recv->parsed()) {
+      recv_args.json = recv_format == "json";
+      return run_recv(recv_args, ns);
+    }
+    if (dump->parsed()) {
+      dump_args.json = dump_format == "json";
+      return run_dump(dump_args, ns);
+    }
+    return kExitUsage;  // unreachable: require_subcommand(1)
+  });
+}

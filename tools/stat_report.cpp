@@ -1,0 +1,232 @@
+#include "stat_report.hpp"
+
+#include <map>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "text.hpp"
+
+namespace shmq::tools {
+namespace {
+
+using nlohmann::ordered_json;
+
+// Per-second rates of the counters of `current` against `previous`.
+class Rates {
+ public:
+  Rates(const Sample& current, const Sample* previous) {
+    if (previous == nullptr) return;
+    seconds_ = std::chrono::duration<double>(current.taken - previous->taken).count();
+    for (const QueueSnapshot& queue : previous->queues) {
+      if (!queue.info) continue;
+      counters_[key(queue.name, "", "")] = queue.info->messages_total;
+      for (const auto& p : queue.info->producers) {
+        counters_[key(queue.name, "p", p.name)] = p.messages;
+      }
+      for (const auto& g : queue.info->groups) {
+        counters_[key(queue.name, "g", g.name)] = g.acked;
+      }
+    }
+  }
+
+  [[nodiscard]] std::optional<double> queue(const QueueInfo& q) const {
+    return rate(key(q.name, "", ""), q.messages_total);
+  }
+  [[nodiscard]] std::optional<double> producer(const QueueInfo& q, const ProducerInfo& p) const {
+    return rate(key(q.name, "p", p.name), p.messages);
+  }
+  [[nodiscard]] std::optional<double> group(const QueueInfo& q, const GroupInfo& g) const {
+    return rate(key(q.name, "g", g.name), g.acked);
+  }
+
+ private:
+  static std::string key(std::string_view queue, std::string_view kind, std::string_view name) {
+    return fmt::format("{}/{}/{}", queue, kind, name);
+  }
+
+  [[nodiscard]] std::optional<double> rate(const std::string& key, std::uint64_t now) const {
+    const auto found = counters_.find(key);
+    if (found == counters_.end() || seconds_ <= 0 || now < found->second) return std::nullopt;
+    return static_cast<double>(now - found->second) / seconds_;
+  }
+
+  double seconds_ = 0;
+  std::map<std::string, std::uint64_t> counters_;
+};
+
+std::string rate_text(std::optional<double> rate) {
+  return rate ? fmt::format("{:.1f}", *rate) : "-";
+}
+
+ordered_json rate_json(std::optional<double> rate) {
+  return rate ? ordered_json(*rate) : ordered_json();
+}
+
+std::string pid_text(std::int64_t pid) { return pid > 0 ? std::to_string(pid) : "-"; }
+
+std::string producer_state(const ProducerInfo& p) {
+  if (!p.attached) return "detached";
+  return p.alive ? "alive" : "dead";
+}
+
+void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
+  const double percent =
+      q.capacity ? 100.0 * static_cast<double>(q.bytes_in_use) / static_cast<double>(q.capacity)
+                 : 0;
+  out +=
+      fmt::format("QUEUE {}  capacity {}  max message {}{}  daemon {}\n", q.name,
+                  human_bytes(q.capacity), human_bytes(q.max_message), q.durable ? "  durable" : "",
+                  q.daemon_alive ? fmt::format("up (pid {})", q.daemon_pid) : "down");
+  out += fmt::format(
+      "  in use {} ({:.1f}%), {} messages  total {} messages  in {} msgs/s  head {}  tail {}\n",
+      human_bytes(q.bytes_in_use), percent, q.messages_in_use, q.messages_total,
+      rate_text(rates.queue(q)), q.head_position, q.tail_position);
+  if (q.durable) {
+    out += fmt::format("  journal: written lag {}, synced lag {}\n",
+                       human_bytes(bytes_behind(q.tail_position, q.journal_written)),
+                       human_bytes(bytes_behind(q.tail_position, q.journal_synced)));
+  }
+  out += fmt::format("  recovery: holes skipped {}, redelivered {}, clients reaped {}\n",
+                     q.holes_skipped, q.redelivered, q.clients_reaped);
+  if (!q.producers.empty()) {
+    out += fmt::format("  {:<24} {:>4} {:>8} {:<8} {:>12} {:>12} {:>10}\n", "PRODUCER", "ID", "PID",
+                       "STATE", "LAST SEQ", "MESSAGES", "MSGS/S");
+  }
+  for (const ProducerInfo& p : q.producers) {
+    out += fmt::format("  {:<24} {:>4} {:>8} {:<8} {:>12} {:>12} {:>10}\n", p.name, p.id,
+                       pid_text(p.pid), producer_state(p), p.last_sequence, p.messages,
+                       rate_text(rates.producer(q, p)));
+  }
+  if (!q.groups.empty()) {
+    out += fmt::format("  {:<24} {:>7} {:>12} {:>12} {:>9} {:>10} {:>9} {:>11} {:>10}\n", "GROUP",
+                       "MEMBERS", "READ", "ACKED", "LAG MSGS", "LAG BYTES", "IN FLIGHT",
+                       "REDELIVERED", "ACKS/S");
+  }
+  for (const GroupInfo& g : q.groups) {
+    out += fmt::format("  {:<24} {:>7} {:>12} {:>12} {:>9} {:>10} {:>9} {:>11} {:>10}\n", g.name,
+                       g.consumers.size(), g.read_position, g.acked_position, g.lag_messages,
+                       human_bytes(g.lag_bytes), g.in_flight, g.redelivered,
+                       rate_text(rates.group(q, g)));
+  }
+}
+
+ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
+  ordered_json out;
+  out["name"] = q.name;
+  out["readable"] = true;
+  out["capacity"] = q.capacity;
+  out["max_message"] = q.max_message;
+  out["durable"] = q.durable;
+  out["mode"] = fmt::format("{:04o}", q.mode);
+  out["creator_pid"] = q.creator_pid;
+  out["created"] = rfc3339(q.created_unix_ns);
+  out["head_position"] = q.head_position;
+  out["tail_position"] = q.tail_position;
+  out["bytes_in_use"] = q.bytes_in_use;
+  out["messages_in_use"] = q.messages_in_use;
+  out["messages_total"] = q.messages_total;
+  out["messages_per_s"] = rate_json(rates.queue(q));
+  if (q.durable) {
+    out["journal"] = {{"written", q.journal_written},
+                      {"synced", q.journal_synced},
+                      {"written_lag_bytes", bytes_behind(q.tail_position, q.journal_written)},
+                      {"synced_lag_bytes", bytes_behind(q.tail_position, q.journal_synced)}};
+  }
+  out["recovery"] = {{"holes_skipped", q.holes_skipped},
+                     {"redelivered", q.redelivered},
+                     {"clients_reaped", q.clients_reaped}};
+  out["daemon"] = {{"pid", q.daemon_pid}, {"alive", q.daemon_alive}};
+  out["producers"] = ordered_json::array();
+  for (const ProducerInfo& p : q.producers) {
+    out["producers"].push_back({{"name", p.name},
+                                {"id", p.id},
+                                {"pid", p.pid},
+                                {"attached", p.attached},
+                                {"alive", p.alive},
+                                {"last_sequence", p.last_sequence},
+                                {"messages", p.messages},
+                                {"bytes", p.bytes},
+                                {"messages_per_s", rate_json(rates.producer(q, p))}});
+  }
+  out["groups"] = ordered_json::array();
+  for (const GroupInfo& g : q.groups) {
+    ordered_json consumers = ordered_json::array();
+    for (const ConsumerInfo& c : g.consumers) {
+      consumers.push_back({{"index", c.index},
+                           {"pid", c.pid},
+                           {"alive", c.alive},
+                           {"in_flight", c.in_flight},
+                           {"received", c.received},
+                           {"acked", c.acked}});
+    }
+    out["groups"].push_back({{"name", g.name},
+                             {"members", g.consumers.size()},
+                             {"read_position", g.read_position},
+                             {"acked_position", g.acked_position},
+                             {"lag_messages", g.lag_messages},
+                             {"lag_bytes", g.lag_bytes},
+                             {"in_flight", g.in_flight},
+                             {"delivered", g.delivered},
+                             {"acked", g.acked},
+                             {"redelivered", g.redelivered},
+                             {"acks_per_s", rate_json(rates.group(q, g))},
+                             {"consumers", consumers}});
+  }
+  return out;
+}
+
+}  // namespace
+
+Sample take_sample(const std::string& ns, const std::string& queue) {
+  Sample sample{ns, {}, std::chrono::steady_clock::now(), 0};
+  sample.unix_ns =
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+  if (queue.empty()) {
+    sample.queues = snapshot_namespace(ns);
+  } else {
+    sample.queues.push_back(snapshot_queue(queue, ns));
+  }
+  return sample;
+}
+
+std::string render_table(const Sample& current, const Sample* previous) {
+  const Rates rates(current, previous);
+  std::string out = fmt::format("shmq-stat  namespace '{}'  {}  {} queue{}\n", current.ns,
+                                rfc3339(current.unix_ns).substr(0, 19) + "Z", current.queues.size(),
+                                current.queues.size() == 1 ? "" : "s");
+  if (current.queues.empty()) out += "(no queues)\n";
+  for (const QueueSnapshot& queue : current.queues) {
+    out += '\n';
+    if (queue.info) {
+      table_queue(out, *queue.info, rates);
+    } else {
+      out += fmt::format("QUEUE {}  UNREADABLE: {}\n", queue.name, queue.error);
+    }
+  }
+  return out;
+}
+
+ordered_json render_json(const Sample& current, const Sample* previous) {
+  const Rates rates(current, previous);
+  ordered_json out;
+  out["namespace"] = current.ns;
+  out["time"] = rfc3339(current.unix_ns);
+  out["rate_interval_s"] =
+      previous
+          ? ordered_json(std::chrono::duration<double>(current.taken - previous->taken).count())
+          : ordered_json();
+  out["queues"] = ordered_json::array();
+  for (const QueueSnapshot& queue : current.queues) {
+    if (queue.info) {
+      out["queues"].push_back(json_queue(*queue.info, rates));
+    } else {
+      out["queues"].push_back({{"name", queue.name}, {"readable", false}, {"error", queue.error}});
+    }
+  }
+  return out;
+}
+
+}  // namespace shmq::tools

@@ -1,0 +1,29 @@
+// Small text helpers for the tools' output.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace shmq::tools {
+
+[[nodiscard]] bool is_utf8(std::string_view text) noexcept;
+
+[[nodiscard]] std::string base64(std::string_view bytes);
+
+// CLOCK_REALTIME nanoseconds as RFC 3339 in UTC: "2026-11-29T14:00:00.123456789Z".
+[[nodiscard]] std::string rfc3339(std::uint64_t unix_ns);
+
+// "512 B", "64.0 KiB", "1.5 GiB".
+[[nodiscard]] std::string human_bytes(std::uint64_t bytes);
+
+// `bytes` with anything unprintable as \xNN, cut to `max_chars` with "...".
+[[nodiscard]] std::string printable(std::string_view bytes, std::size_t max_chars);
+
+[[nodiscard]] inline std::string_view as_text(std::span<const std::byte> bytes) noexcept {
+  return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+}
+
+}  // namespace shmq::tools
