@@ -213,7 +213,7 @@ void print(const std::vector<Summary>& results, bool json, const std::string& mo
     std::printf("%s\n", out.dump(2).c_str());
     return;
   }
-  std::printf("repair latency (%s), microseconds from SIGKILL\n", mode.c_str());
+  std::printf("repair latency (%s), microseconds\n", mode.c_str());
   std::printf("%-50s %8s %8s %8s %8s %8s\n", "scenario", "p50", "p90", "p99", "max", "mean");
   for (const auto& r : results) {
     std::printf("%-50s %8.1f %8.1f %8.1f %8.1f %8.1f\n", r.name.c_str(), r.percentile(50), r.percentile(90),

@@ -79,7 +79,7 @@ std::uint64_t start_position(const Mapping& m, std::uint32_t self, const Consume
     const std::uint64_t released = m.groups[g].released.load(std::memory_order_seq_cst);
     if (!any || !at_or_after(released, start)) {
       start = released;
-      messages = m.groups[g].released_messages.load(std::memory_order_relaxed);
+      messages = m.acked_messages(g);
     }
     any = true;
   }
@@ -130,7 +130,7 @@ std::uint32_t create_group(const Mapping& m, std::string_view name, const Consum
   const std::uint64_t start = start_position(m, g, o, messages);
   group.read.store(start, std::memory_order_relaxed);
   group.released.store(start, std::memory_order_relaxed);
-  group.released_messages.store(messages, std::memory_order_relaxed);
+  group.start_messages.store(messages, std::memory_order_relaxed);
   group.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_seq_cst);
   h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);  // even: the group is in place
   return g;
@@ -228,7 +228,6 @@ void release_acked(const Mapping& m, std::uint32_t group) {
     // acquire: pairs with the release store of the ack, so the header below
     // is read after the holder was done with the record.
     if (m.state_word(group, released).load(std::memory_order_acquire) != make_state(released, kAcked)) break;
-    const bool data = m.record(released)->type == static_cast<std::uint16_t>(RecordType::Data);
     const std::uint64_t span = detail::record_span(m, released);
     if (span == 0) break;  // corrupt header: leave it for someone to see
     // seq_cst: producers' release_floor loads pair with this, and it orders
@@ -236,7 +235,6 @@ void release_acked(const Mapping& m, std::uint32_t group) {
     // member moved it (and our header read may be stale: re-check).
     if (g.released.compare_exchange_strong(released, released + span, std::memory_order_seq_cst,
                                            std::memory_order_acquire)) {
-      if (data) g.released_messages.fetch_add(1, std::memory_order_relaxed);
       released += span;
       released_any = true;
     }
@@ -364,7 +362,9 @@ Duration on_idle(const Consumer::State& s) {
   const bool stalled = m.header->tail.load(std::memory_order_acquire) != read &&
                        m.commit_word(read).load(std::memory_order_acquire) != read;
   if (!stalled) return detail::kMaxSleep;
-  detail::SegmentLock lock(m);
+  // Try only: a stopped process holding the lock must not stall this wait.
+  const detail::SegmentLock lock(m, detail::SegmentLock::TryTag{});
+  if (!lock.owned()) return std::chrono::milliseconds(1);
   const auto result = detail::repair_hole(m, read);
   return result == detail::RepairResult::OwnerAlive ? std::chrono::milliseconds(1) : detail::kMaxSleep;
 }

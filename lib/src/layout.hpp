@@ -147,7 +147,9 @@ struct alignas(kCacheLine) QueueHeader {
   // Oldest retained position: producers never claim past head + capacity.
   // Advanced (CAS, monotonic) by producers to the slowest group's released.
   alignas(kCacheLine) std::atomic<std::uint64_t> head;
-  std::atomic<std::uint64_t> head_messages;  // data records below head (statistics)
+  // Data records below head (statistics), kept while no group exists: head
+  // moves without a group only when the last group is deleted.
+  std::atomic<std::uint64_t> head_messages;
   // A seqlock over group creation: odd while a group is being created (under
   // the segment lock). Producers compute the new head from a scan of the
   // groups that no creation overlapped, so a new group never starts below a
@@ -195,7 +197,7 @@ struct alignas(kCacheLine) GroupSlot {
   alignas(kCacheLine) std::atomic<std::uint64_t> read;
   // Everything below is acknowledged: members CAS it past acked records.
   alignas(kCacheLine) std::atomic<std::uint64_t> released;
-  std::atomic<std::uint64_t> released_messages;  // data records below `released`
+  std::atomic<std::uint64_t> start_messages;  // data records below where the group started (statistics)
   // Records whose holder died, waiting in [released, read) for a member.
   alignas(kCacheLine) std::atomic<std::uint64_t> pending_redelivery;
   std::atomic<std::uint64_t> redelivered;

@@ -62,6 +62,14 @@ struct Mapping {
   layout::ConsumerSlot& consumer(std::uint32_t group, std::uint32_t index) const noexcept {
     return consumers[group * max_consumers + index];
   }
+  // Data records the group has acknowledged, counting those below its start
+  // (statistics: lag in messages = committed - this).
+  std::uint64_t acked_messages(std::uint32_t group) const noexcept {
+    const layout::GroupSlot& g = groups[group];
+    std::uint64_t n = g.start_messages.load(std::memory_order_relaxed) + g.retired_acked.load(std::memory_order_relaxed);
+    for (std::uint32_t c = 0; c < max_consumers; ++c) n += consumer(group, c).acked.load(std::memory_order_relaxed);
+    return n;
+  }
   // Largest record a producer may claim (header and alignment included).
   std::uint64_t max_record_bytes() const noexcept { return layout::record_bytes(max_message); }
 };
@@ -71,16 +79,23 @@ struct Mapping {
 // never blocks anyone. Never taken on the data path.
 class SegmentLock {
  public:
-  explicit SegmentLock(const Mapping& map) : fd_(map.fd) {
+  explicit SegmentLock(const Mapping& map) : fd_(map.fd), owned_(true) {
     while (::flock(fd_, LOCK_EX) != 0) {
     }
   }
-  ~SegmentLock() { ::flock(fd_, LOCK_UN); }
+  // Only if free now: for paths that must not wait behind a stopped holder.
+  struct TryTag {};
+  SegmentLock(const Mapping& map, TryTag) : fd_(map.fd), owned_(::flock(fd_, LOCK_EX | LOCK_NB) == 0) {}
+  ~SegmentLock() {
+    if (owned_) ::flock(fd_, LOCK_UN);
+  }
   SegmentLock(const SegmentLock&) = delete;
   SegmentLock& operator=(const SegmentLock&) = delete;
+  [[nodiscard]] bool owned() const noexcept { return owned_; }
 
  private:
   int fd_;
+  bool owned_;
 };
 
 std::string segment_name(std::string_view ns, std::string_view queue);  // "/shmq.<ns>.<queue>"

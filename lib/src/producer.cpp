@@ -118,7 +118,7 @@ namespace {
 // The lowest `released` over the groups, from a scan that no group creation
 // overlapped (groups_epoch seqlock). With no group, the current head: nothing
 // is dropped while nobody has subscribed.
-std::uint64_t release_floor(const Mapping& m, std::uint64_t& floor_messages) {
+std::uint64_t release_floor(const Mapping& m) {
   QueueHeader& h = *m.header;
   for (std::uint32_t attempt = 0;; ++attempt) {
     const std::uint64_t epoch = h.groups_epoch.load(std::memory_order_seq_cst);
@@ -131,16 +131,12 @@ std::uint64_t release_floor(const Mapping& m, std::uint64_t& floor_messages) {
       continue;
     }
     std::uint64_t floor = h.head.load(std::memory_order_seq_cst);
-    floor_messages = h.head_messages.load(std::memory_order_relaxed);
     bool any = false;
     for (std::uint32_t g = 0; g < m.max_groups; ++g) {
       const GroupSlot& group = m.groups[g];
       if (group.state.load(std::memory_order_seq_cst) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
       const std::uint64_t released = group.released.load(std::memory_order_seq_cst);
-      if (!any || !at_or_after(released, floor)) {
-        floor = released;
-        floor_messages = group.released_messages.load(std::memory_order_relaxed);
-      }
+      if (!any || !at_or_after(released, floor)) floor = released;
       any = true;
     }
     if (h.groups_epoch.load(std::memory_order_seq_cst) == epoch) {
@@ -152,14 +148,12 @@ std::uint64_t release_floor(const Mapping& m, std::uint64_t& floor_messages) {
 
 // Raises head to the release floor and returns the new claim limit.
 std::uint64_t refresh_limit(const Mapping& m) {
-  std::uint64_t floor_messages = 0;
-  const std::uint64_t floor = release_floor(m, floor_messages);
+  const std::uint64_t floor = release_floor(m);
   std::uint64_t head = m.header->head.load(std::memory_order_relaxed);
   while (!at_or_after(head, floor)) {
     // seq_cst: the head others compute limits from must not run ahead of a
     // group created after this scan (see groups_epoch).
     if (m.header->head.compare_exchange_weak(head, floor, std::memory_order_seq_cst)) {
-      m.header->head_messages.store(floor_messages, std::memory_order_relaxed);
       head = floor;
       break;
     }

@@ -49,8 +49,8 @@ GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std:
   info.read_position = slot.read.load(std::memory_order_acquire);
   info.acked_position = slot.released.load(std::memory_order_acquire);
   info.lag_bytes = tail - info.acked_position;
-  const std::uint64_t released_messages = slot.released_messages.load(std::memory_order_relaxed);
-  info.lag_messages = total > released_messages ? total - released_messages : 0;
+  const std::uint64_t acked_messages = m.acked_messages(g);
+  info.lag_messages = total > acked_messages ? total - acked_messages : 0;
   info.delivered = slot.retired_delivered.load(std::memory_order_relaxed);
   info.acked = slot.retired_acked.load(std::memory_order_relaxed);
   info.redelivered = slot.redelivered.load(std::memory_order_relaxed);
@@ -98,7 +98,7 @@ QueueInfo Queue::info() const {
     GroupInfo gi = group_info(m, g, q.tail_position, q.messages_total);
     if (!any || !at_or_after(gi.acked_position, oldest)) {
       oldest = gi.acked_position;
-      oldest_messages = m.groups[g].released_messages.load(std::memory_order_relaxed);
+      oldest_messages = m.acked_messages(g);
     }
     any = true;
     q.groups.push_back(std::move(gi));
@@ -173,7 +173,7 @@ void Queue::delete_group(std::string_view group) {
       }
     }
     const std::uint64_t released = slot.released.load(std::memory_order_acquire);
-    const std::uint64_t released_messages = slot.released_messages.load(std::memory_order_relaxed);
+    const std::uint64_t acked_messages = m.acked_messages(g);
     slot.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_seq_cst);
     // With no group left, keep only what this one had not acknowledged.
     bool others = false;
@@ -181,7 +181,7 @@ void Queue::delete_group(std::string_view group) {
     std::uint64_t head = m.header->head.load(std::memory_order_relaxed);
     if (!others && !at_or_after(head, released) &&
         m.header->head.compare_exchange_strong(head, released, std::memory_order_seq_cst)) {
-      m.header->head_messages.store(released_messages, std::memory_order_relaxed);
+      m.header->head_messages.store(acked_messages, std::memory_order_relaxed);
     }
     detail::notify(m.header->space);
     return;

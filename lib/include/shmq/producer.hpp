@@ -29,9 +29,11 @@ struct WaitOptions {
 struct ProducerOptions {
   WaitOptions wait{};
   // Message timestamps from CLOCK_REALTIME (nanosecond resolution, about
-  // 20 ns a send) instead of CLOCK_REALTIME_COARSE (the kernel tick, 1 to
-  // 4 ms resolution, like Kafka's millisecond timestamps; a few ns a send).
-  bool precise_timestamps = false;
+  // 20 ns a send here). false: CLOCK_REALTIME_COARSE, a few ns a send, but
+  // only the kernel tick's resolution (1 to 4 ms, like Kafka's millisecond
+  // timestamps), so a message may carry a time up to a tick before its send
+  // and a replay "from TIME" may include or miss messages of that tick.
+  bool precise_timestamps = true;
 };
 
 class Producer {

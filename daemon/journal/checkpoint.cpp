@@ -1,0 +1,81 @@
+// The checkpoint payload (docs/journal.md): counted lists of groups and
+// producers, names as a length byte and the bytes.
+#include <limits>
+
+#include "bytes.hpp"
+#include "format.hpp"
+
+namespace shmq::journal::format {
+namespace {
+
+void append_name(std::vector<std::byte>& out, const std::string& name) {
+  if (name.size() > std::numeric_limits<std::uint8_t>::max()) {
+    throw JournalError(Errc::InvalidArgument, "checkpoint name longer than 255 bytes: " + name);
+  }
+  append_le(out, static_cast<std::uint8_t>(name.size()));
+  const auto* bytes = reinterpret_cast<const std::byte*>(name.data());
+  out.insert(out.end(), bytes, bytes + name.size());
+}
+
+// Reads fields off the payload, never past its end.
+class Reader {
+ public:
+  explicit Reader(std::span<const std::byte> bytes) : bytes_(bytes) {}
+
+  template <std::unsigned_integral T>
+  T number() {
+    return get_le<T>(take(sizeof(T)).data());
+  }
+  std::string name() {
+    const auto length = number<std::uint8_t>();
+    const auto bytes = take(length);
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+  }
+  [[nodiscard]] bool done() const { return bytes_.empty(); }
+
+ private:
+  std::span<const std::byte> take(std::size_t n) {
+    if (n > bytes_.size()) throw JournalError(Errc::Corrupt, "checkpoint payload ends early");
+    const auto head = bytes_.first(n);
+    bytes_ = bytes_.subspan(n);
+    return head;
+  }
+  std::span<const std::byte> bytes_;
+};
+
+}  // namespace
+
+std::vector<std::byte> encode_checkpoint(const Checkpoint& checkpoint) {
+  std::vector<std::byte> out;
+  append_le(out, static_cast<std::uint32_t>(checkpoint.groups.size()));
+  for (const auto& group : checkpoint.groups) {
+    append_name(out, group.name);
+    append_le(out, group.acked);
+  }
+  append_le(out, static_cast<std::uint32_t>(checkpoint.producers.size()));
+  for (const auto& producer : checkpoint.producers) {
+    append_le(out, producer.id);
+    append_name(out, producer.name);
+    append_le(out, producer.sequence);
+  }
+  return out;
+}
+
+Checkpoint decode_checkpoint(std::span<const std::byte> payload) {
+  Reader in(payload);
+  Checkpoint checkpoint;
+  // Counts are not trusted for reserve(): each entry must still fit in the payload.
+  for (auto n = in.number<std::uint32_t>(); n > 0; --n) {
+    auto name = in.name();
+    checkpoint.groups.push_back({std::move(name), in.number<std::uint64_t>()});
+  }
+  for (auto n = in.number<std::uint32_t>(); n > 0; --n) {
+    const auto id = in.number<std::uint32_t>();
+    auto name = in.name();
+    checkpoint.producers.push_back({id, std::move(name), in.number<std::uint64_t>()});
+  }
+  if (!in.done()) throw JournalError(Errc::Corrupt, "checkpoint payload has trailing bytes");
+  return checkpoint;
+}
+
+}  // namespace shmq::journal::format

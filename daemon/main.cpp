@@ -1,0 +1,151 @@
+// shmqd: one per namespace. Watches every process attached to the
+// namespace's queues and repairs after the ones that die (docs/recovery.md).
+//
+//   shmqd [--namespace NS] [--data-dir DIR] [--standby] [--foreground]
+//         [--log-level debug|info|warn|error] [--log-file FILE] [--metrics HOST:PORT]
+//
+// It never forks itself (--foreground is accepted for init scripts that pass
+// it): run it under systemd, a supervisor, or `&`. Exit codes: 0 after
+// SIGTERM/SIGINT, 1 on failure (another instance included), 2 on a usage error.
+#include <signal.h>
+#include <sys/signalfd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "instance_lock.hpp"
+#include "metrics_server.hpp"
+#include "options.hpp"
+#include "shmq/queue.hpp"
+#include "watcher.hpp"
+
+namespace {
+
+using namespace shmq::daemon;
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+extern "C" void request_stop(int) { g_stop_requested = 1; }
+
+// Until the event loop's signalfd exists, SIGTERM/SIGINT just set a flag and
+// interrupt a standby's wait for the lock (no SA_RESTART).
+void catch_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = request_stop;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+}
+
+// From here on the signals queue up for the signalfd: none is lost.
+UniqueFd block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) throw std::runtime_error("sigprocmask failed");
+  UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC));
+  if (!fd) throw std::runtime_error("signalfd failed");
+  return fd;
+}
+
+void set_up_logging(const Options& o) {
+  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
+  if (!o.log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(o.log_file));
+  auto logger = std::make_shared<spdlog::logger>("shmqd", sinks.begin(), sinks.end());
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f %^%l%$ shmqd[%P]: %v");
+  logger->set_level(spdlog::level::from_str(o.log_level));
+  logger->flush_on(spdlog::level::debug);  // rare lines; a reader of the file sees them at once
+  spdlog::set_default_logger(std::move(logger));
+}
+
+// Takes the namespace's lock, or waits for it as a standby. nullopt: exit.
+std::optional<InstanceLock> take_lock(const Options& o) {
+  const auto file = o.data_dir / "shmqd.lock";
+  if (!o.standby) {
+    auto lock = InstanceLock::try_acquire(file);
+    if (!lock) {
+      spdlog::error("another shmqd (pid {}) already runs for namespace '{}' (lock {}); "
+                    "start this one with --standby to wait as its hot standby",
+                    InstanceLock::holder(file), o.ns, file.string());
+    }
+    return lock;
+  }
+  if (auto lock = InstanceLock::try_acquire(file)) return lock;
+  spdlog::info("standby: waiting for shmqd pid {} (lock {})", InstanceLock::holder(file), file.string());
+  auto lock = InstanceLock::wait(file);
+  if (lock) spdlog::info("standby: the lock is ours; taking over namespace '{}'", o.ns);
+  return lock;
+}
+
+int serve(Options& o) {
+  o.ns = o.ns.empty() ? shmq::current_namespace() : o.ns;
+  shmq::validate_namespace(o.ns);
+  if (o.data_dir.empty()) o.data_dir = default_data_dir(o.ns);
+  prepare_data_dir(o.data_dir);
+  const auto lock = take_lock(o);
+  if (!lock) return g_stop_requested != 0 ? 0 : kExitFailure;
+  UniqueFd signals = block_stop_signals();
+  if (g_stop_requested != 0) return 0;  // arrived before the block
+  spdlog::info("shmqd up: namespace '{}', data directory {}", o.ns, o.data_dir.string());
+  {
+    // After the signals are blocked: its thread inherits the mask.
+    std::optional<MetricsServer> metrics;
+    if (!o.metrics.empty()) metrics.emplace(o.metrics, o.ns);
+    Watcher watcher(o.ns, std::move(signals));
+    watcher.run();
+  }
+  spdlog::info("shmqd stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  catch_stop_signals();  // first: a script's early `kill -TERM` still stops it cleanly
+  Options o;
+  CLI::App app{"shmqd: watches the processes attached to a namespace's queues and repairs after the ones "
+               "that die"};
+  app.add_option("--namespace", o.ns, "namespace to serve (default: $SHMQ_NAMESPACE, else 'default')");
+  app.add_option("--data-dir", o.data_dir,
+                 "data directory (default: $SHMQ_DATA_DIR, else /var/lib/shmq/<ns> for root, "
+                 "else $XDG_STATE_HOME/shmq/<ns>)");
+  app.add_flag("--foreground", o.foreground, "run in the foreground (the default: shmqd never forks)");
+  app.add_flag("--standby", o.standby, "if another shmqd serves the namespace, wait and take over when it dies");
+  app.add_option("--log-level", o.log_level, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_option("--log-file", o.log_file, "also append the log to this file");
+  app.add_option("--metrics", o.metrics, "serve Prometheus metrics on http://HOST:PORT/metrics");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  try {
+    set_up_logging(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shmqd: cannot log to %s: %s\n", o.log_file.c_str(), e.what());
+    return kExitFailure;
+  }
+  try {
+    return serve(o);
+  } catch (const shmq::Error& e) {
+    spdlog::error("{}", e.what());
+    return e.code() == shmq::Errc::InvalidName ? kExitUsage : kExitFailure;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return kExitFailure;
+  }
+}

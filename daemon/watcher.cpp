@@ -1,0 +1,278 @@
+#include "watcher.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "layout.hpp"
+#include "repair.hpp"
+
+namespace shmq::daemon {
+
+namespace {
+
+constexpr const char* kShmDir = "/dev/shm";
+// The safety net: a full rescan this often, whatever inotify said.
+constexpr auto kRescanPeriod = std::chrono::seconds(1);
+// While a repair waits for a live peer, or a segment is being created.
+constexpr auto kRetryPeriod = std::chrono::milliseconds(5);
+// A segment that is still not initialised after this long (its creator died)
+// is left to the periodic rescan.
+constexpr auto kPendingPatience = std::chrono::seconds(1);
+
+int check(int rc, const char* what) {
+  if (rc < 0) throw std::system_error(errno, std::generic_category(), what);
+  return rc;
+}
+
+void add_to_epoll(int epoll_fd, int fd) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  check(::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev), "epoll_ctl");
+}
+
+// Whether the creator has finished the segment (its layout version is set),
+// checked with a read, not Queue::open: open would wait for it, and the
+// event loop must never sleep.
+bool segment_initialised(const std::string& path) {
+  const UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return false;
+  std::uint32_t version = 0;
+  const auto offset = static_cast<off_t>(offsetof(layout::Superblock, layout_version));
+  return ::pread(fd.get(), &version, sizeof version, offset) == sizeof version && version != 0;
+}
+
+// Whether `path` still names the segment `map` has open: not deleted and
+// created anew under the same name while inotify events were lost.
+bool still_named(const detail::Mapping& map, const std::string& path) {
+  struct stat open {}, named {};
+  return ::fstat(map.fd, &open) == 0 && ::stat(path.c_str(), &named) == 0 && open.st_ino == named.st_ino &&
+         open.st_dev == named.st_dev;
+}
+
+void log_repair(const std::string& queue, const RepairOutcome& r, std::chrono::nanoseconds took) {
+  const detail::RecoveryCounts& c = r.counts;
+  if (c.producers_reaped + c.consumers_reaped + c.redelivered + r.holes_skipped == 0) return;
+  spdlog::info("queue '{}': reaped {} producer(s) and {} consumer(s); {} message(s) back for redelivery, "
+               "{} hole(s) skipped, in {} us",
+               queue, c.producers_reaped, c.consumers_reaped, c.redelivered, r.holes_skipped,
+               std::chrono::duration_cast<std::chrono::microseconds>(took).count());
+}
+
+}  // namespace
+
+Watcher::Watcher(std::string ns, UniqueFd stop_signals)
+    : ns_(std::move(ns)),
+      prefix_("shmq." + ns_ + "."),
+      epoll_(check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")),
+      inotify_(check(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")),
+      signals_(std::move(stop_signals)),
+      timer_(check(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), "timerfd_create")),
+      clients_(epoll_.get()) {
+  // Watch before the first scan, so no queue or client falls between the two.
+  check(::inotify_add_watch(inotify_.get(), kShmDir,
+                            IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR),
+        "inotify_add_watch /dev/shm");
+  add_to_epoll(epoll_.get(), inotify_.get());
+  add_to_epoll(epoll_.get(), signals_.get());
+  add_to_epoll(epoll_.get(), timer_.get());
+}
+
+Watcher::~Watcher() {
+  for (auto& [name, watched] : queues_) withdraw_identity(*watched.queue.mapping());
+}
+
+void Watcher::run() {
+  rescan_directory();
+  spdlog::info("watching namespace '{}': {} queue(s), {} client process(es)", ns_, queues_.size(),
+               clients_.size());
+  arm_timer();
+  epoll_event events[32];
+  while (!stop_) {
+    const int n = ::epoll_wait(epoll_.get(), events, 32, -1);
+    if (n < 0 && errno == EINTR) continue;
+    check(n, "epoll_wait");
+    for (int i = 0; i < n && !stop_; ++i) dispatch(events[i].data.fd);
+    arm_timer();
+  }
+}
+
+void Watcher::dispatch(int fd) {
+  if (fd == signals_.get()) {
+    signalfd_siginfo info{};
+    if (::read(fd, &info, sizeof info) == sizeof info) {
+      spdlog::info("{}: shutting down", ::strsignal(static_cast<int>(info.ssi_signo)));
+    }
+    stop_ = true;
+  } else if (fd == inotify_.get()) {
+    on_inotify();
+  } else if (fd == timer_.get()) {
+    on_timer();
+  } else {
+    on_client_exit(fd);
+  }
+}
+
+void Watcher::on_inotify() {
+  // Coalesced: the last event of a name decides (a delete then a create of
+  // the same name forgets the old mapping, then opens the new one).
+  std::set<std::string> touched;
+  bool overflow = false;
+  alignas(inotify_event) char buf[16 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(inotify_.get(), buf, sizeof buf);
+    if (n <= 0) break;  // EAGAIN: drained
+    for (const char* p = buf; p < buf + n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(p);
+      p += sizeof(inotify_event) + ev->len;
+      if ((ev->mask & IN_Q_OVERFLOW) != 0) overflow = true;
+      const std::string_view file = ev->len != 0 ? std::string_view(ev->name) : std::string_view();
+      if (!file.starts_with(prefix_)) continue;
+      std::string name(file.substr(prefix_.size()));
+      if ((ev->mask & (IN_DELETE | IN_MOVED_FROM)) != 0) {
+        touched.erase(name);
+        forget(name);
+      } else {
+        touched.insert(std::move(name));
+      }
+    }
+  }
+  if (overflow) {
+    spdlog::warn("inotify queue overflowed: rescanning {}", kShmDir);
+    rescan_directory();
+    return;
+  }
+  for (const std::string& name : touched) refresh(name);
+}
+
+void Watcher::on_client_exit(int pidfd) {
+  const auto id = clients_.exited(pidfd);
+  if (!id) return;
+  spdlog::info("client pid {} exited", id->pid);
+  // It may have been attached to any queue; a queue it never used costs a scan.
+  service_all();
+}
+
+void Watcher::on_timer() {
+  std::uint64_t expirations = 0;
+  (void)!::read(timer_.get(), &expirations, sizeof expirations);
+  const auto now = Clock::now();
+  if (now >= next_rescan_) {
+    rescan_directory();
+    return;
+  }
+  std::vector<std::string> retry;  // copies: refresh() erases from pending_
+  for (const auto& [name, since] : pending_) {
+    if (now - since < kPendingPatience) retry.push_back(name);
+  }
+  for (const std::string& name : retry) refresh(name);
+  for (auto& [name, watched] : queues_) {
+    if (!watched.settled) service(watched);
+  }
+}
+
+void Watcher::rescan_directory() {
+  next_rescan_ = Clock::now() + kRescanPeriod;
+  std::vector<std::string> names;
+  try {
+    names = Queue::list(ns_);
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return;
+  }
+  const std::set<std::string> present(names.begin(), names.end());
+  std::vector<std::string> gone;  // copies: forget() erases from queues_
+  for (const auto& [name, watched] : queues_) {
+    if (!present.contains(name) || !still_named(*watched.queue.mapping(), path_of(name))) gone.push_back(name);
+  }
+  for (const std::string& name : gone) forget(name);
+  std::erase_if(pending_, [&](const auto& entry) { return !present.contains(entry.first); });
+  std::erase_if(unusable_, [&](const auto& entry) { return !present.contains(entry.first); });
+  for (const std::string& name : names) refresh(name);
+  // A client that detached from everything but lives on needs no pidfd.
+  std::set<ClientId> attached;
+  for (const auto& [name, watched] : queues_) attached.insert(watched.attached.begin(), watched.attached.end());
+  clients_.prune(attached);
+}
+
+void Watcher::refresh(const std::string& name) {
+  if (const auto it = queues_.find(name); it != queues_.end()) {
+    service(it->second);
+    return;
+  }
+  if (!segment_initialised(path_of(name))) {
+    pending_.try_emplace(name, Clock::now());
+    return;
+  }
+  pending_.erase(name);
+  try {
+    Queue queue = Queue::open(name, ns_);
+    unusable_.erase(name);
+    auto& watched = queues_.emplace(name, Watched{std::move(queue), {}, true}).first->second;
+    spdlog::info("watching queue '{}'", name);
+    service(watched);
+    // After the first repair and scan: "daemon up" means its clients are watched.
+    publish_identity(*watched.queue.mapping());
+  } catch (const Error& e) {
+    // Say it once, not every second: the rescan retries quietly.
+    if (unusable_[name] != e.what()) spdlog::warn("cannot watch queue '{}': {}", name, e.what());
+    unusable_[name] = e.what();
+  }
+}
+
+std::string Watcher::path_of(const std::string& name) const { return std::string(kShmDir) + "/" + prefix_ + name; }
+
+void Watcher::forget(const std::string& name) {
+  pending_.erase(name);
+  unusable_.erase(name);
+  if (queues_.erase(name) != 0) spdlog::info("queue '{}' was deleted", name);
+}
+
+void Watcher::service(Watched& watched) {
+  const auto start = Clock::now();
+  const auto outcome = repair_queue(*watched.queue.mapping());
+  if (!outcome) {
+    spdlog::debug("queue '{}': its lock is busy; retrying", watched.queue.name());
+    watched.settled = false;
+    return;
+  }
+  log_repair(watched.queue.name(), *outcome, Clock::now() - start);
+  watched.attached = outcome->attached;
+  watched.settled = true;
+  for (const ClientId& id : outcome->attached) {
+    // Dead already (before its pidfd existed), or a repair that waits for a
+    // live peer: retried on the quick timer.
+    if (!clients_.watch(id)) watched.settled = false;
+  }
+}
+
+void Watcher::service_all() {
+  for (auto& [name, watched] : queues_) service(watched);
+}
+
+void Watcher::arm_timer() {
+  const auto now = Clock::now();
+  bool quick = false;
+  for (const auto& [name, since] : pending_) quick = quick || now - since < kPendingPatience;
+  for (const auto& [name, watched] : queues_) quick = quick || !watched.settled;
+  auto delay = quick ? std::chrono::nanoseconds(kRetryPeriod) : next_rescan_ - now;
+  delay = std::max<std::chrono::nanoseconds>(delay, std::chrono::microseconds(100));
+  itimerspec spec{};
+  spec.it_value.tv_sec = static_cast<time_t>(delay.count() / 1'000'000'000);
+  spec.it_value.tv_nsec = static_cast<long>(delay.count() % 1'000'000'000);
+  check(::timerfd_settime(timer_.get(), 0, &spec, nullptr), "timerfd_settime");
+}
+
+}  // namespace shmq::daemon

@@ -1,0 +1,67 @@
+// shmqd's event loop: one epoll set over
+//   - an inotify watch on /dev/shm: queues created, deleted, and touched by
+//     every attach and join (IN_ATTRIB: "a new client, read my tables");
+//   - a pidfd per client process: readable when it dies;
+//   - a signalfd for SIGTERM/SIGINT;
+//   - a timerfd: a full rescan every second (the safety net), and quick
+//     retries while a repair waits for a live peer or a segment is still
+//     being created.
+// Every repair is the library's recover_dead_clients under the segment lock:
+// idempotent, so a daemon killed half-way simply redoes it when it restarts.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <set>
+#include <string>
+
+#include "clients.hpp"
+#include "shmq/queue.hpp"
+#include "unique_fd.hpp"
+
+namespace shmq::daemon {
+
+class Watcher {
+ public:
+  // `stop_signals`: a signalfd for the signals that end run().
+  Watcher(std::string ns, UniqueFd stop_signals);
+  Watcher(const Watcher&) = delete;
+  Watcher& operator=(const Watcher&) = delete;
+  ~Watcher();  // withdraws the daemon's identity from every queue
+
+  // Repairs whatever an earlier daemon left half-done, then watches until
+  // SIGTERM or SIGINT.
+  void run();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Watched {
+    Queue queue;
+    std::set<ClientId> attached;
+    bool settled = true;  // every attached client is alive and watched
+  };
+
+  void dispatch(int fd);
+  void on_inotify();
+  void on_client_exit(int pidfd);
+  void on_timer();
+  void rescan_directory();
+  void refresh(const std::string& name);
+  void forget(const std::string& name);
+  [[nodiscard]] std::string path_of(const std::string& name) const;  // /dev/shm/shmq.<ns>.<name>
+  void service(Watched& queue);
+  void service_all();
+  void arm_timer();
+
+  std::string ns_;
+  std::string prefix_;  // "shmq.<ns>."
+  UniqueFd epoll_, inotify_, signals_, timer_;
+  ClientSet clients_;
+  std::map<std::string, Watched> queues_;
+  std::map<std::string, Clock::time_point> pending_;  // seen, not yet initialised: since when
+  std::map<std::string, std::string> unusable_;        // cannot be opened: the error last logged
+  Clock::time_point next_rescan_{};
+  bool stop_ = false;
+};
+
+}  // namespace shmq::daemon

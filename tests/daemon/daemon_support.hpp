@@ -1,0 +1,124 @@
+// Helpers for the shmqd tests: a daemon process to start and kill, a private
+// data directory, and polling with a deadline.
+#pragma once
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "layout.hpp"
+#include "mapping.hpp"
+#include "test_support.hpp"
+
+namespace shmq::test {
+
+using namespace std::chrono_literals;
+
+// Polls `done` every 200 us until it holds or `timeout` passes.
+template <class Pred>
+bool eventually(Pred&& done, std::chrono::milliseconds timeout = 5000ms) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(200us);
+  }
+  return true;
+}
+
+inline std::int64_t daemon_pid_of(const Queue& q) {
+  return q.mapping()->header->daemon_pid.load(std::memory_order_acquire);
+}
+
+// Tells a running shmqd that the queue's tables changed, as attach and join do.
+inline void announce(const Queue& q) { detail::announce_table_change(*q.mapping()); }
+
+// One shmqd process, serving the test's namespace ($SHMQ_NAMESPACE).
+class Daemon {
+ public:
+  Daemon() = default;
+  // Starts `shmqd --data-dir DIR --foreground ARGS...`; its stderr goes to
+  // `log` when given, else to the test's.
+  static Daemon start(const std::string& data_dir, const std::vector<std::string>& args = {},
+                      const std::string& log = {}) {
+    std::vector<std::string> argv{SHMQD_PATH, "--data-dir", data_dir, "--foreground"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Daemon d;
+    d.pid_ = ::fork();
+    if (d.pid_ == 0) {
+      if (!log.empty()) {
+        const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        ::dup2(fd, 2);
+      }
+      std::vector<char*> c;
+      for (auto& a : argv) c.push_back(a.data());
+      c.push_back(nullptr);
+      ::execv(c[0], c.data());
+      ::_exit(127);
+    }
+    return d;
+  }
+  Daemon(Daemon&& o) noexcept : pid_(std::exchange(o.pid_, 0)) {}
+  Daemon& operator=(Daemon&& o) noexcept {
+    std::swap(pid_, o.pid_);
+    return *this;
+  }
+  ~Daemon() {
+    if (pid_ > 0) kill9();
+  }
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  // Waits until `q`'s header names this daemon: it has repaired and watches the queue.
+  [[nodiscard]] bool serves(const Queue& q, std::chrono::milliseconds timeout = 5000ms) const {
+    return eventually([&] { return daemon_pid_of(q) == pid_; }, timeout);
+  }
+  int kill9() { return signal_and_wait(SIGKILL); }
+  int terminate(int sig = SIGTERM) { return signal_and_wait(sig); }
+  // Waits for it to exit by itself; returns its exit status.
+  int exit_code() { return wait_exit(std::exchange(pid_, 0)); }
+
+ private:
+  int signal_and_wait(int sig) {
+    ::kill(pid_, sig);
+    return wait_exit(std::exchange(pid_, 0));
+  }
+  pid_t pid_ = 0;
+};
+
+// A NamespaceTest with a private, empty shmqd data directory.
+class DaemonTest : public NamespaceTest {
+ protected:
+  void SetUp() override {
+    NamespaceTest::SetUp();
+    char tmpl[] = "/tmp/shmqd-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    NamespaceTest::TearDown();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  Daemon start_daemon(const std::vector<std::string>& args = {}, const std::string& log = {}) {
+    return Daemon::start(dir_, args, log);
+  }
+  static std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  std::string dir_;
+};
+
+inline std::string payload_for(std::uint64_t seq) { return "payload " + std::to_string(seq); }
+
+}  // namespace shmq::test

@@ -1,0 +1,315 @@
+// shmqd as a process: its command line, its lock, standby takeover, queue
+// discovery, clean shutdown, and what it must not take for a death.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <csignal>
+
+#include "daemon_support.hpp"
+#include "process.hpp"
+
+namespace shmq::test {
+namespace {
+
+Queue make_queue(const std::string& name = "q") {
+  QueueOptions o;
+  o.capacity = 1 << 16;
+  o.max_message = 256;
+  return Queue::create(name, o);
+}
+
+TEST_F(DaemonTest, UsageErrorsExitWith2) {
+  EXPECT_EQ(Daemon::start(dir_, {"--no-such-option"}).exit_code(), 2);
+  EXPECT_EQ(Daemon::start(dir_, {"--log-level", "loud"}).exit_code(), 2);
+  EXPECT_EQ(Daemon::start(dir_, {"--namespace", "not.valid"}).exit_code(), 2);
+}
+
+TEST_F(DaemonTest, CreatesAMissingDataDirPrivate) {
+  const std::string nested = dir_ + "/a/b";
+  auto d = Daemon::start(nested);
+  auto q = make_queue();
+  ASSERT_TRUE(d.serves(q));
+  struct stat st {};
+  ASSERT_EQ(::stat(nested.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_TRUE(std::filesystem::exists(nested + "/shmqd.lock"));
+}
+
+TEST_F(DaemonTest, RefusesADataDirOthersMayWrite) {
+  ASSERT_EQ(::chmod(dir_.c_str(), 0777), 0);
+  const std::string log = "/tmp/" + ns_ + ".log";
+  EXPECT_EQ(Daemon::start(dir_, {}, log).exit_code(), 1);
+  EXPECT_NE(slurp(log).find("writable by group or others"), std::string::npos) << slurp(log);
+  std::filesystem::remove(log);
+}
+
+TEST_F(DaemonTest, CleanShutdownOnSigtermAndSigintWithdrawsItsIdentity) {
+  auto q = make_queue();
+  for (int sig : {SIGTERM, SIGINT}) {
+    auto d = start_daemon();
+    ASSERT_TRUE(d.serves(q));
+    EXPECT_TRUE(q.info().daemon_alive);
+    EXPECT_EQ(d.terminate(sig), 0);
+    EXPECT_EQ(daemon_pid_of(q), 0) << "shmq-stat must not show a daemon that left";
+  }
+}
+
+TEST_F(DaemonTest, SecondInstanceExitsWithAClearMessage) {
+  auto first = start_daemon();
+  auto q = make_queue();
+  ASSERT_TRUE(first.serves(q));
+  const std::string log = dir_ + "/second.log";
+  EXPECT_EQ(Daemon::start(dir_, {}, log).exit_code(), 1);
+  const std::string text = slurp(log);
+  EXPECT_NE(text.find("already runs"), std::string::npos) << text;
+  EXPECT_NE(text.find(std::to_string(first.pid())), std::string::npos) << "names the holder: " << text;
+  EXPECT_NE(text.find("--standby"), std::string::npos) << text;
+  EXPECT_EQ(daemon_pid_of(q), first.pid());
+}
+
+TEST_F(DaemonTest, StandbyTakesOverWithin100msAndRepairs) {
+  auto q = make_queue();
+  auto first = start_daemon();
+  ASSERT_TRUE(first.serves(q));
+  auto standby = start_daemon({"--standby"});
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(daemon_pid_of(q), first.pid()) << "a standby waits";
+  const auto killed = std::chrono::steady_clock::now();
+  first.kill9();
+  ASSERT_TRUE(standby.serves(q, 2000ms));
+  const auto took = std::chrono::steady_clock::now() - killed;
+  std::printf("standby took over in %.3f ms\n", std::chrono::duration<double, std::milli>(took).count());
+  EXPECT_LT(took, 100ms);
+
+  // It repairs: a consumer killed holding messages has them redelivered.
+  auto p = Producer::attach(q, "p");
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
+  auto survivor = Consumer::join(q, "g");
+  Pipe holding;
+  const pid_t child = spawn([&] {
+    auto c = Consumer::join(Queue::open("q"), "g");
+    Message m;
+    for (int i = 0; i < 3; ++i) {
+      if (c.try_receive(m) != Status::Ok) return 1;
+    }
+    holding.signal();
+    ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(holding.wait());
+  ::kill(child, SIGKILL);
+  wait_exit(child);
+  Message m;
+  ASSERT_EQ(survivor.receive(m, 5s), Status::Ok);
+  EXPECT_TRUE(m.redelivered);
+}
+
+TEST_F(DaemonTest, StandbyStopsCleanlyWhileWaiting) {
+  auto first = start_daemon();
+  auto q = make_queue();
+  ASSERT_TRUE(first.serves(q));
+  auto standby = start_daemon({"--standby"});
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(standby.terminate(), 0);
+  EXPECT_EQ(daemon_pid_of(q), first.pid());
+}
+
+// Queues created after the daemon are found (inotify), served, and let go of
+// when deleted.
+TEST_F(DaemonTest, FindsQueuesAsTheyAreCreatedAndDeleted) {
+  auto d = start_daemon();
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(dir_ + "/shmqd.lock"); }));
+  std::this_thread::sleep_for(100ms);  // the daemon is in its loop, or about to scan
+  auto q = make_queue("late");
+  ASSERT_TRUE(d.serves(q, 500ms)) << "found by inotify, not by the 1 s rescan";
+  const std::string maps = "/proc/" + std::to_string(d.pid()) + "/maps";
+  EXPECT_NE(slurp(maps).find("shmq." + ns_ + ".late"), std::string::npos);
+  ASSERT_TRUE(Queue::remove("late"));
+  EXPECT_TRUE(eventually([&] { return slurp(maps).find("shmq." + ns_ + ".late") == std::string::npos; }, 500ms))
+      << "the daemon unmaps a deleted queue";
+  auto again = make_queue("late");  // the same name, a new segment
+  EXPECT_TRUE(d.serves(again, 500ms));
+}
+
+// A stopped process is alive: nothing is taken from it, and its acks count.
+TEST_F(DaemonTest, StoppedConsumerKeepsWhatItHolds) {
+  auto q = make_queue();
+  auto d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  auto p = Producer::attach(q, "p");
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
+  auto other = Consumer::join(q, "g");
+  Pipe holding, go_on;
+  const pid_t child = spawn([&] {
+    auto c = Consumer::join(Queue::open("q"), "g");
+    std::vector<Message> held(3);
+    for (auto& m : held) {
+      if (c.try_receive(m) != Status::Ok) return 1;
+    }
+    holding.signal();
+    if (!go_on.wait()) return 2;
+    for (auto& m : held) {
+      if (c.ack(m) != Status::Ok) return 3;
+    }
+    return 0;
+  });
+  ASSERT_TRUE(holding.wait());
+  ::kill(child, SIGSTOP);
+  std::this_thread::sleep_for(1s);
+  Message m;
+  for (std::uint64_t seq = 4; seq <= 6; ++seq) {
+    ASSERT_EQ(other.try_receive(m), Status::Ok);
+    EXPECT_EQ(m.sequence, seq);
+    EXPECT_FALSE(m.redelivered);
+    ASSERT_EQ(other.ack(m), Status::Ok);
+  }
+  EXPECT_EQ(other.receive(m, 200ms), Status::Timeout) << "nothing of the stopped consumer comes back";
+  auto info = q.info();
+  EXPECT_EQ(info.redelivered, 0u);
+  EXPECT_EQ(info.clients_reaped, 0u);
+  ASSERT_EQ(info.groups[0].consumers.size(), 2u);
+  ::kill(child, SIGCONT);
+  go_on.signal();
+  EXPECT_EQ(wait_exit(child), 0);
+  info = q.info();
+  EXPECT_EQ(info.groups[0].acked, 6u);
+  EXPECT_EQ(info.groups[0].lag_messages, 0u);
+  EXPECT_EQ(info.redelivered, 0u);
+}
+
+// A client stopped while it holds one queue's lock (in attach, say) must not
+// hang the daemon: other queues are still repaired, and that one is as soon
+// as the lock is free.
+TEST_F(DaemonTest, AQueueLockHeldByAStoppedClientHangsNothingElse) {
+  auto busy = make_queue("busy");
+  auto q = make_queue("q");
+  auto d = start_daemon();
+  ASSERT_TRUE(d.serves(busy));
+  ASSERT_TRUE(d.serves(q));
+  Pipe locked;
+  const pid_t holder = spawn([&] {
+    auto queue = Queue::open("busy");
+    detail::SegmentLock lock(*queue.mapping());
+    locked.signal();
+    ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(locked.wait());
+  ::kill(holder, SIGSTOP);
+  auto p = Producer::attach(q, "p");
+  ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
+  auto survivor = Consumer::join(q, "g");
+  Pipe holding;
+  const pid_t child = spawn([&] {
+    auto c = Consumer::join(Queue::open("q"), "g");
+    Message m;
+    if (c.try_receive(m) != Status::Ok) return 1;
+    holding.signal();
+    ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(holding.wait());
+  ::kill(child, SIGKILL);
+  wait_exit(child);
+  Message m;
+  ASSERT_EQ(survivor.receive(m, 2s), Status::Ok) << "the other queue is repaired";
+  EXPECT_TRUE(m.redelivered);
+  ::kill(holder, SIGKILL);
+  wait_exit(holder);
+  EXPECT_TRUE(d.serves(busy));
+}
+
+// A port nobody listens on now (the kernel's pick for a throwaway socket).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// One HTTP/1.0 exchange; empty when nothing listens.
+std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
+    (void)!::write(fd, request.data(), request.size());
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) reply.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return reply;
+}
+
+TEST_F(DaemonTest, ServesPrometheusMetrics) {
+  auto q = make_queue("observed");
+  const int port = free_port();
+  auto d = start_daemon({"--metrics", "127.0.0.1:" + std::to_string(port)});
+  ASSERT_TRUE(d.serves(q));
+  std::string reply;
+  ASSERT_TRUE(eventually([&] { return !(reply = http_get(port, "/metrics")).empty(); }));
+  EXPECT_TRUE(reply.starts_with("HTTP/1.0 200 OK")) << reply;
+  EXPECT_NE(reply.find("text/plain; version=0.0.4"), std::string::npos) << reply;
+  EXPECT_NE(reply.find("queue=\"observed\""), std::string::npos) << reply;
+  EXPECT_TRUE(http_get(port, "/other").starts_with("HTTP/1.0 404"));
+  EXPECT_EQ(d.terminate(), 0);
+}
+
+// A table entry naming a live pid with another start time is a dead client
+// whose pid was reused: the daemon reaps it. With the right start time it is
+// alive and kept, until that process really dies.
+TEST_F(DaemonTest, PidReuseIsNotMistakenForLiveness) {
+  auto q = make_queue();
+  {
+    auto p = Producer::attach(q, "ghost");
+    ASSERT_EQ(p.try_send(bytes_of("x")), Status::Ok);
+  }
+  auto d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  Pipe ready;
+  const pid_t live = spawn([&] {
+    ready.signal();
+    ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(ready.wait());
+  auto& slot = q.mapping()->producers[0];
+  const auto fabricate = [&](std::uint64_t start_time) {
+    detail::SegmentLock lock(*q.mapping());
+    slot.pid.store(live);
+    slot.start_time.store(start_time);
+    slot.state.store(static_cast<std::uint32_t>(layout::SlotState::Attached));
+    announce(q);
+  };
+  const auto attached = [&] { return q.info().producers.at(0).attached; };
+
+  fabricate(detail::process_start_time(live) + 12345);  // a live pid that started at another time
+  EXPECT_TRUE(eventually([&] { return !attached(); }, 2000ms)) << "a reused pid is a dead client";
+  EXPECT_EQ(q.info().clients_reaped, 1u);
+
+  fabricate(detail::process_start_time(live));  // the true start time: a live client
+  std::this_thread::sleep_for(1500ms);         // past a periodic rescan too
+  EXPECT_TRUE(attached());
+  EXPECT_EQ(q.info().clients_reaped, 1u);
+
+  ::kill(live, SIGKILL);
+  wait_exit(live);
+  EXPECT_TRUE(eventually([&] { return !attached(); }, 2000ms)) << "its real death is seen";
+  EXPECT_EQ(q.info().clients_reaped, 2u);
+  auto again = Producer::attach(q, "ghost");
+  EXPECT_EQ(again.last_sequence(), 1u);
+}
+
+}  // namespace
+}  // namespace shmq::test
