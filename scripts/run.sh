@@ -6,8 +6,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake --preset default >/dev/null
-cmake --build --preset default -j "$(nproc)" --target shmq-demo $( [ -f daemon/CMakeLists.txt ] && echo shmqd ) \
-  $( [ -f tools/CMakeLists.txt ] && echo shmq shmq-stat )
+targets=(shmq-demo)
+[ -f daemon/CMakeLists.txt ] && targets+=(shmqd)
+[ -f tools/CMakeLists.txt ] && targets+=(shmq_tool shmq_stat)
+echo "run: building ${targets[*]} (log: build/run-build.log)"
+cmake --build --preset default -j "$(nproc)" --target "${targets[@]}" >build/run-build.log 2>&1 ||
+  { tail -30 build/run-build.log; exit 1; }
 
 export SHMQ_NAMESPACE=demo
 bin=build

@@ -69,7 +69,9 @@ TEST_F(DaemonTest, SecondInstanceExitsWithAClearMessage) {
   EXPECT_EQ(daemon_pid_of(q), first.pid());
 }
 
-TEST_F(DaemonTest, StandbyTakesOverWithin100msAndRepairs) {
+// The takeover time is printed, not asserted: speed is measured in bench/,
+// and a loaded 2-core CI machine can delay any process by hundreds of ms.
+TEST_F(DaemonTest, StandbyTakesOverAndRepairs) {
   auto q = make_queue();
   auto first = start_daemon();
   ASSERT_TRUE(first.serves(q));
@@ -81,7 +83,6 @@ TEST_F(DaemonTest, StandbyTakesOverWithin100msAndRepairs) {
   ASSERT_TRUE(standby.serves(q, 2000ms));
   const auto took = std::chrono::steady_clock::now() - killed;
   std::printf("standby took over in %.3f ms\n", std::chrono::duration<double, std::milli>(took).count());
-  EXPECT_LT(took, 100ms);
 
   // It repairs: a consumer killed holding messages has them redelivered.
   auto p = Producer::attach(q, "p");
