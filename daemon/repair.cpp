@@ -56,9 +56,7 @@ std::optional<RepairOutcome> repair_queue(const detail::Mapping& m) {
   const TryLock lock(m);
   if (!lock.held()) return std::nullopt;
   RepairOutcome out;
-  const std::uint64_t holes_before = m.header->holes_skipped.load(std::memory_order_relaxed);
   out.counts = detail::recover_dead_clients(m);
-  out.holes_skipped = m.header->holes_skipped.load(std::memory_order_relaxed) - holes_before;
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     if (attached(m.producers[i].state)) out.attached.insert(id_of(m.producers[i]));
   }

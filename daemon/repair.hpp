@@ -14,9 +14,6 @@ namespace shmq::daemon {
 
 struct RepairOutcome {
   detail::RecoveryCounts counts;
-  // From the header's counter: counts.holes_repaired misses the holes
-  // reap_producer skips.
-  std::uint64_t holes_skipped = 0;
   std::set<ClientId> attached;  // every process a table entry still names
 };
 

@@ -64,10 +64,10 @@ bool still_named(const detail::Mapping& map, const std::string& path) {
 
 void log_repair(const std::string& queue, const RepairOutcome& r, std::chrono::nanoseconds took) {
   const detail::RecoveryCounts& c = r.counts;
-  if (c.producers_reaped + c.consumers_reaped + c.redelivered + r.holes_skipped == 0) return;
+  if (c.producers_reaped + c.consumers_reaped + c.redelivered + c.holes_repaired == 0) return;
   spdlog::info("queue '{}': reaped {} producer(s) and {} consumer(s); {} message(s) back for redelivery, "
                "{} hole(s) skipped, in {} us",
-               queue, c.producers_reaped, c.consumers_reaped, c.redelivered, r.holes_skipped,
+               queue, c.producers_reaped, c.consumers_reaped, c.redelivered, c.holes_repaired,
                std::chrono::duration_cast<std::chrono::microseconds>(took).count());
 }
 

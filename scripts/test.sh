@@ -11,7 +11,7 @@ jobs="$(nproc)"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j "$jobs"
 case "$preset" in
-  tsan) filter=(-L 'concurrency_tests|multiprocess_tests') ;;
+  tsan) filter=(-L 'concurrency_tests|multiprocess_tests|daemon_tests') ;;
   *) filter=() ;;
 esac
 ctest --preset "$preset" -j "$jobs" --output-on-failure "${filter[@]}"

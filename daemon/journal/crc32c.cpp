@@ -44,7 +44,7 @@ std::uint64_t load_le64(const std::byte* p) {
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) std::uint32_t crc32c_sse42(std::span<const std::byte> data,
-                                                              std::uint32_t crc) {
+                                                             std::uint32_t crc) {
   std::uint64_t c = ~crc;
   const std::byte* p = data.data();
   std::size_t n = data.size();
@@ -73,8 +73,8 @@ std::uint32_t crc32c_portable(std::span<const std::byte> data, std::uint32_t crc
   for (; n >= 8; n -= 8, p += 8) {
     const std::uint64_t v = load_le64(p) ^ crc;
     crc = kTables[7][v & 0xff] ^ kTables[6][(v >> 8) & 0xff] ^ kTables[5][(v >> 16) & 0xff] ^
-          kTables[4][(v >> 24) & 0xff] ^ kTables[3][(v >> 32) & 0xff] ^
-          kTables[2][(v >> 40) & 0xff] ^ kTables[1][(v >> 48) & 0xff] ^ kTables[0][v >> 56];
+          kTables[4][(v >> 24) & 0xff] ^ kTables[3][(v >> 32) & 0xff] ^ kTables[2][(v >> 40) & 0xff] ^
+          kTables[1][(v >> 48) & 0xff] ^ kTables[0][v >> 56];
   }
   for (; n > 0; --n, ++p) crc = byte_step(crc, *p);
   return ~crc;

@@ -15,7 +15,6 @@ namespace shmq::journal {
 
 // The table-driven (slicing-by-8) implementation, exposed so that tests can
 // check both paths against each other.
-[[nodiscard]] std::uint32_t crc32c_portable(std::span<const std::byte> data,
-                                            std::uint32_t crc = 0) noexcept;
+[[nodiscard]] std::uint32_t crc32c_portable(std::span<const std::byte> data, std::uint32_t crc = 0) noexcept;
 
 }  // namespace shmq::journal

@@ -12,7 +12,7 @@ struct Cursor::State {
   std::filesystem::path dir;
   std::string queue;
   Options options;
-  std::uint64_t from = 0;  // records below are passed over
+  std::uint64_t from = 0;                // records below are passed over
   std::optional<std::uint64_t> entered;  // first position of the segment being read
   std::optional<File> file;
   std::optional<SegmentScanner> scanner;
@@ -31,7 +31,8 @@ struct Cursor::State {
 std::optional<SegmentFile> Cursor::State::next_segment() const {
   const auto files = list_segments(dir);
   if (entered) {
-    const auto it = std::ranges::find_if(files, [&](const SegmentFile& f) { return f.first_position > *entered; });
+    const auto it =
+        std::ranges::find_if(files, [&](const SegmentFile& f) { return f.first_position > *entered; });
     return it == files.end() ? std::nullopt : std::optional(*it);
   }
   if (files.empty()) return std::nullopt;
@@ -48,10 +49,11 @@ bool Cursor::State::enter_next() {
       entered = segment->first_position;
       continue;
     }
-    if (file->size() < format::kHeaderBytes) return false;
+    if (is_partial_header(*file)) return false;
     read_header(*file, *segment, queue);
     scanner.emplace(*file, format::kHeaderBytes, options.max_payload);
     entered = segment->first_position;
+    last_end = std::max(last_end, segment->first_position);
     return true;
   }
   return false;
@@ -75,7 +77,8 @@ std::optional<Record> Cursor::State::take(const ScanStep& step) {
   if (fields.kind != format::RecordKind::Data) return std::nullopt;
   last_end = fields.position + 1;
   if (fields.position < from) return std::nullopt;
-  return Record{fields.position, fields.producer_id, fields.sequence, fields.timestamp_ns, step.record.payload};
+  return Record{fields.position, fields.producer_id, fields.sequence, fields.timestamp_ns,
+                step.record.payload};
 }
 
 Cursor::Cursor(std::unique_ptr<State> state) : s_(std::move(state)) {}

@@ -11,8 +11,8 @@ namespace shmq::journal::format {
 namespace {
 
 // Header field offsets.
-constexpr std::size_t kMagicAt = 0, kVersionAt = 8, kHeaderBytesAt = 12, kFirstAt = 16,
-                      kCreatedAt = 24, kNameAt = 32;
+constexpr std::size_t kMagicAt = 0, kVersionAt = 8, kHeaderBytesAt = 12, kFirstAt = 16, kCreatedAt = 24,
+                      kNameAt = 32;
 // Record field offsets.
 constexpr std::size_t kRecMagicAt = 0, kCrcAt = 4, kLengthAt = 8, kKindAt = 12, kFlagsAt = 14,
                       kProducerAt = 16, kReservedAt = 20, kSequenceAt = 24, kPositionAt = 32,

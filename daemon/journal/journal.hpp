@@ -91,7 +91,8 @@ struct Recovery {
 
 // Scans every segment of the journal in `dir`, verifying each record; cuts a
 // torn tail off the last segment (truncating the file) and reports it. Damage
-// anywhere else throws JournalError(Corrupt), unless options.salvage.
+// anywhere else throws JournalError(Corrupt), unless options.salvage. Busy
+// while a Writer has the journal open (Writer::open recovers by itself).
 [[nodiscard]] Recovery recover(const std::filesystem::path& dir, std::string_view queue,
                                const Options& options = {});
 
@@ -169,8 +170,9 @@ class Cursor {
 // The position of the first record (in position order) whose timestamp is at
 // or after `time_ns`, for a replay from a time; nullopt when there is none.
 // Timestamps come from producers, so this scans rather than bisects.
-[[nodiscard]] std::optional<std::uint64_t> first_at_or_after_time(
-    const std::filesystem::path& dir, std::string_view queue, std::uint64_t time_ns,
-    const Options& options = {});
+[[nodiscard]] std::optional<std::uint64_t> first_at_or_after_time(const std::filesystem::path& dir,
+                                                                  std::string_view queue,
+                                                                  std::uint64_t time_ns,
+                                                                  const Options& options = {});
 
 }  // namespace shmq::journal

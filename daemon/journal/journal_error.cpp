@@ -6,13 +6,20 @@ namespace shmq::journal {
 
 std::string_view to_string(Errc code) noexcept {
   switch (code) {
-    case Errc::Io: return "io";
-    case Errc::Foreign: return "foreign";
-    case Errc::NewerVersion: return "newer-version";
-    case Errc::WrongQueue: return "wrong-queue";
-    case Errc::Corrupt: return "corrupt";
-    case Errc::InvalidArgument: return "invalid-argument";
-    case Errc::Busy: return "busy";
+    case Errc::Io:
+      return "io";
+    case Errc::Foreign:
+      return "foreign";
+    case Errc::NewerVersion:
+      return "newer-version";
+    case Errc::WrongQueue:
+      return "wrong-queue";
+    case Errc::Corrupt:
+      return "corrupt";
+    case Errc::InvalidArgument:
+      return "invalid-argument";
+    case Errc::Busy:
+      return "busy";
   }
   return "unknown";
 }

@@ -24,8 +24,7 @@ enum class Errc : std::uint8_t {
 
 class JournalError : public std::runtime_error {
  public:
-  JournalError(Errc code, const std::string& what, std::filesystem::path file = {},
-               std::uint64_t offset = 0);
+  JournalError(Errc code, const std::string& what, std::filesystem::path file = {}, std::uint64_t offset = 0);
   [[nodiscard]] Errc code() const noexcept { return code_; }
   [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
   [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }  // in file()

@@ -1,12 +1,8 @@
 // recover(): the rules of docs/journal.md, "Recovery".
+#include "recovery.hpp"
+
 #include <fcntl.h>
 
-#include <algorithm>
-#include <array>
-
-#include "bytes.hpp"
-
-#include "journal.hpp"
 #include "scanner.hpp"
 #include "segment.hpp"
 
@@ -28,7 +24,7 @@ class Recoverer {
  private:
   void scan_segment(const SegmentFile& segment, bool last) {
     File file = File::open(segment.path, last ? O_RDWR : O_RDONLY);
-    if (last && is_torn_header(file)) return drop_torn_segment(segment, file.size());
+    if (last && is_partial_header(file)) return drop_torn_segment(segment, file.size());
     const auto header = read_header(file, segment, queue_);
     join_segment(segment);
     SegmentScanner scanner(file, format::kHeaderBytes, options_.max_payload);
@@ -49,14 +45,15 @@ class Recoverer {
   void join_segment(const SegmentFile& segment) {
     const std::uint64_t first = segment.first_position;
     if (!out_.segments.empty() && first < out_.written) {
-      corrupt(segment.path, 0, "starts at position " + std::to_string(first) +
-                                   ", below the end of the segment before it (" +
-                                   std::to_string(out_.written) + ")");
+      corrupt(segment.path, 0,
+              "starts at position " + std::to_string(first) + ", below the end of the segment before it (" +
+                  std::to_string(out_.written) + ")");
     }
     if (!out_.segments.empty() && first > out_.written && !open_loss_) {
       if (!options_.salvage) {
-        corrupt(segment.path, 0, "positions " + std::to_string(out_.written) + ".." + std::to_string(first) +
-                                     " are missing before it (a segment file removed or cut?)");
+        corrupt(segment.path, 0,
+                "positions " + std::to_string(out_.written) + ".." + std::to_string(first) +
+                    " are missing before it (a segment file removed or cut?)");
       }
       out_.skipped.push_back({segment.path, 0, 0, out_.written, 0});
       open_loss_ = true;
@@ -68,9 +65,9 @@ class Recoverer {
   void accept(const ScanStep& step, const SegmentFile& segment) {
     const auto& fields = step.record.fields;
     if (fields.position < out_.written) {
-      corrupt(segment.path, step.offset, "record at position " + std::to_string(fields.position) +
-                                             " is out of order (expected at least " +
-                                             std::to_string(out_.written) + ")");
+      corrupt(segment.path, step.offset,
+              "record at position " + std::to_string(fields.position) +
+                  " is out of order (expected at least " + std::to_string(out_.written) + ")");
     }
     close_loss(fields.position);
     if (fields.kind == format::RecordKind::Checkpoint) {
@@ -100,18 +97,7 @@ class Recoverer {
     out_.tail_cut = Damage{file.path(), step.offset, step.bytes, out_.written, kUnknownPosition};
   }
 
-  // A crash between creating a segment and syncing its header leaves it
-  // shorter than a header, holding a prefix of one if anything. A short file
-  // that starts otherwise is not ours to delete: read_header() refuses it.
-  static bool is_torn_header(const File& file) {
-    const std::uint64_t size = file.size();
-    if (size >= format::kHeaderBytes) return false;
-    std::array<std::byte, sizeof(format::kFileMagic)> magic{}, start{};
-    format::put_le(magic.data(), format::kFileMagic);
-    const std::size_t n = file.read_at(0, std::span(start).first(std::min<std::size_t>(size, start.size())));
-    return std::equal(start.begin(), start.begin() + static_cast<std::ptrdiff_t>(n), magic.begin());
-  }
-
+  // A crash between creating a segment and syncing its header leaves it short.
   void drop_torn_segment(const SegmentFile& segment, std::uint64_t bytes) {
     std::filesystem::remove(segment.path);
     sync_directory(dir_);
@@ -120,10 +106,11 @@ class Recoverer {
 
   void skip(const ScanStep& step, const SegmentFile& segment) {
     if (!options_.salvage) {
-      corrupt(segment.path, step.offset,
-              std::to_string(step.bytes) + " damaged bytes " +
-                  (step.followed ? "followed by good records" : "at the end of a segment that is not the last") +
-                  " (open with salvage to skip them)");
+      corrupt(
+          segment.path, step.offset,
+          std::to_string(step.bytes) + " damaged bytes " +
+              (step.followed ? "followed by good records" : "at the end of a segment that is not the last") +
+              " (open with salvage to skip them)");
     }
     out_.skipped.push_back({segment.path, step.offset, step.bytes, out_.written, 0});
     open_loss_ = true;
@@ -150,9 +137,19 @@ class Recoverer {
 
 }  // namespace
 
-Recovery recover(const std::filesystem::path& dir, std::string_view queue, const Options& options) {
+Recovery recover_locked(const std::filesystem::path& dir, std::string_view queue, const Options& options) {
   check_queue_name(queue);
   return Recoverer(dir, queue, options).run();
+}
+
+// Recovery truncates: it must not run under a live writer, whose unfinished
+// write would look like a torn tail.
+Recovery recover(const std::filesystem::path& dir, std::string_view queue, const Options& options) {
+  auto lock = File::open_if_exists(dir, O_RDONLY | O_DIRECTORY);
+  if (lock && !lock->try_lock()) {
+    throw JournalError(Errc::Busy, "journal " + dir.string() + " has a writer", dir);
+  }
+  return recover_locked(dir, queue, options);
 }
 
 }  // namespace shmq::journal

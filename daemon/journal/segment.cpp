@@ -1,6 +1,7 @@
 #include "segment.hpp"
 
 #include <algorithm>
+#include <array>
 #include <system_error>
 
 #include "bytes.hpp"
@@ -26,9 +27,10 @@ format::SegmentHeader read_header(const File& file, const SegmentFile& segment, 
   format::HeaderBytes bytes{};
   if (file.read_at(0, bytes) != bytes.size()) {
     const bool ours = format::get_le<std::uint64_t>(bytes.data()) == format::kFileMagic;
-    throw JournalError(ours ? Errc::Corrupt : Errc::Foreign,
-                       segment.path.string() + (ours ? ": shorter than a segment header" : ": not a shmq journal segment"),
-                       segment.path);
+    throw JournalError(
+        ours ? Errc::Corrupt : Errc::Foreign,
+        segment.path.string() + (ours ? ": shorter than a segment header" : ": not a shmq journal segment"),
+        segment.path);
   }
   auto header = format::decode_header(bytes, segment.path);
   if (header.queue != queue) {
@@ -46,8 +48,18 @@ format::SegmentHeader read_header(const File& file, const SegmentFile& segment, 
   return header;
 }
 
+bool is_partial_header(const File& file) {
+  const std::uint64_t size = file.size();
+  if (size >= format::kHeaderBytes) return false;
+  std::array<std::byte, sizeof(format::kFileMagic)> magic{}, start{};
+  format::put_le(magic.data(), format::kFileMagic);
+  const std::size_t n = file.read_at(0, std::span(start).first(std::min<std::size_t>(size, start.size())));
+  return std::equal(start.begin(), start.begin() + static_cast<std::ptrdiff_t>(n), magic.begin());
+}
+
 void check_queue_name(std::string_view queue) {
-  if (queue.empty() || queue.size() >= format::kQueueNameBytes || queue.find('\0') != std::string_view::npos) {
+  if (queue.empty() || queue.size() >= format::kQueueNameBytes ||
+      queue.find('\0') != std::string_view::npos) {
     throw JournalError(Errc::InvalidArgument, "journal queue name must be 1 to 63 bytes, without NUL");
   }
 }

@@ -22,8 +22,12 @@ struct SegmentFile {
 // Reads and checks the header of an open segment file: Foreign, NewerVersion,
 // Corrupt (a damaged header, or one whose position disagrees with the file
 // name) or WrongQueue. The file must hold at least a header.
-format::SegmentHeader read_header(const File& file, const SegmentFile& segment,
-                                                std::string_view queue);
+format::SegmentHeader read_header(const File& file, const SegmentFile& segment, std::string_view queue);
+
+// Whether the file is shorter than a header and holds the start of one, if
+// anything: a segment the writer is creating, or a crash left torn. A short
+// file that starts otherwise is not ours (read_header() refuses it).
+[[nodiscard]] bool is_partial_header(const File& file);
 
 // Throws InvalidArgument unless `queue` fits the header's name field.
 void check_queue_name(std::string_view queue);

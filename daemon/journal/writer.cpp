@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "format.hpp"
+#include "recovery.hpp"
 #include "segment.hpp"
 #include "writer_state.hpp"
 
@@ -14,7 +15,8 @@ constexpr std::size_t kFlushBytes = 1u << 20;
 
 std::uint64_t unix_now_ns() {
   const auto since_epoch = std::chrono::system_clock::now().time_since_epoch();
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count());
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch).count());
 }
 
 [[noreturn]] void invalid(const std::string& why) { throw JournalError(Errc::InvalidArgument, why); }
@@ -89,7 +91,8 @@ void Writer::State::roll() {
   guarded([this] { create_segment(); });
   if (last_checkpoint) {
     last_checkpoint->position = written;
-    format::append_record(buffer, {format::RecordKind::Checkpoint, 0, 0, written, last_checkpoint->timestamp_ns},
+    format::append_record(buffer,
+                          {format::RecordKind::Checkpoint, 0, 0, written, last_checkpoint->timestamp_ns},
                           format::encode_checkpoint(*last_checkpoint));
   }
 }
@@ -121,8 +124,9 @@ Writer Writer::open(const std::filesystem::path& dir, std::string_view queue, co
   s->queue = queue;
   s->options = options;
   s->lock = File::open(dir, O_RDONLY | O_DIRECTORY);
-  if (!s->lock->try_lock()) throw JournalError(Errc::Busy, "journal " + dir.string() + " has a writer already", dir);
-  s->recovery = recover(dir, queue, options);
+  if (!s->lock->try_lock())
+    throw JournalError(Errc::Busy, "journal " + dir.string() + " has a writer already", dir);
+  s->recovery = recover_locked(dir, queue, options);
   s->segments = s->recovery.segments;
   s->written = s->synced = s->recovery.written;
   s->last_checkpoint = s->recovery.checkpoint;
@@ -140,14 +144,15 @@ void Writer::append(std::span<const Record> batch) {
   std::uint64_t end = s_->written;
   for (const auto& record : batch) {
     const std::uint64_t bytes = format::kRecordHeaderBytes + record.payload.size();
-    if (s_->segment_has_data && s_->segments.back().bytes + s_->buffer.size() + bytes > s_->options.segment_bytes) {
+    if (s_->segment_has_data &&
+        s_->segments.back().bytes + s_->buffer.size() + bytes > s_->options.segment_bytes) {
       s_->flush(end);
       s_->roll();
     }
-    format::append_record(s_->buffer,
-                          {format::RecordKind::Data, record.producer_id, record.sequence, record.position,
-                           record.timestamp_ns},
-                          record.payload);
+    format::append_record(
+        s_->buffer,
+        {format::RecordKind::Data, record.producer_id, record.sequence, record.position, record.timestamp_ns},
+        record.payload);
     end = record.position + 1;
     s_->segment_has_data = true;
     if (s_->buffer.size() >= kFlushBytes) s_->flush(end);

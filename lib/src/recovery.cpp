@@ -171,6 +171,7 @@ void settle_groups_epoch(const Mapping& m) {
 
 RecoveryCounts recover_dead_clients(const Mapping& m) {
   RecoveryCounts counts;
+  const std::uint64_t holes_before = m.header->holes_skipped.load(std::memory_order_relaxed);
   settle_groups_epoch(m);
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     const ProducerSlot& s = m.producers[i];
@@ -189,9 +190,10 @@ RecoveryCounts recover_dead_clients(const Mapping& m) {
       m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
       ++counts.consumers_reaped;
     }
-    const std::uint64_t read = group.read.load(std::memory_order_acquire);
-    if (repair_hole(m, read) == RepairResult::Repaired) ++counts.holes_repaired;
+    (void)repair_hole(m, group.read.load(std::memory_order_acquire));
   }
+  // Holes are repaired both for dead producers and for stalled groups: count them once.
+  counts.holes_repaired = m.header->holes_skipped.load(std::memory_order_relaxed) - holes_before;
   return counts;
 }
 
