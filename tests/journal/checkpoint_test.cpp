@@ -1,0 +1,127 @@
+// Checkpoints: written in the record stream, the latest one wins, and a copy
+// starts every new segment so that retention never loses it.
+#include <gtest/gtest.h>
+
+#include "bytes.hpp"
+#include "journal_test_support.hpp"
+
+namespace shmq::journal::test {
+namespace {
+
+Checkpoint sample(std::uint64_t n) {
+  Checkpoint checkpoint;
+  checkpoint.timestamp_ns = 5000 + n;
+  checkpoint.groups = {{"billing", 64 * n}, {"audit", 128}, {std::string(255, 'g'), 0}};
+  checkpoint.producers = {{0, "web-1", 10 + n}, {7, "", ~std::uint64_t{0}}};
+  return checkpoint;
+}
+
+TEST(JournalCheckpoint, RoundTrip) {
+  TempDir tmp;
+  Checkpoint written;
+  {
+    auto writer = Writer::open(tmp.journal(), kQueue);
+    append_range(writer, 0, 10);
+    writer.checkpoint(sample(1));
+    written = *writer.last_checkpoint();
+    EXPECT_EQ(written.position, writer.written());
+  }
+  auto expected = sample(1);
+  expected.position = position_of(9) + 1;
+  EXPECT_EQ(written, expected);
+  const auto recovery = recover(tmp.journal(), kQueue);
+  EXPECT_EQ(recovery.checkpoint, expected);
+  EXPECT_EQ(recovery.records, 10u);
+  EXPECT_EQ(read_all(tmp.journal()), expected_range(0, 10));  // cursors pass checkpoints over
+}
+
+TEST(JournalCheckpoint, EmptyCheckpoint) {
+  TempDir tmp;
+  {
+    auto writer = Writer::open(tmp.journal(), kQueue);
+    writer.checkpoint({});
+  }
+  const auto recovery = recover(tmp.journal(), kQueue);
+  ASSERT_TRUE(recovery.checkpoint);
+  Checkpoint expected;
+  expected.position = kDefaultFirstPosition;
+  EXPECT_EQ(*recovery.checkpoint, expected);
+}
+
+TEST(JournalCheckpoint, TheLatestWins) {
+  TempDir tmp;
+  {
+    auto writer = Writer::open(tmp.journal(), kQueue);
+    for (std::uint64_t n = 0; n < 5; ++n) {
+      append_range(writer, n * 10, n * 10 + 10);
+      writer.checkpoint(sample(n));
+    }
+    append_range(writer, 50, 55);
+  }
+  auto expected = sample(4);
+  expected.position = position_of(49) + 1;
+  EXPECT_EQ(recover(tmp.journal(), kQueue).checkpoint, expected);
+  auto writer = Writer::open(tmp.journal(), kQueue);
+  EXPECT_EQ(writer.last_checkpoint(), expected);
+}
+
+TEST(JournalCheckpoint, SurvivesRetentionOfItsSegment) {
+  TempDir tmp;
+  Options options;
+  options.segment_bytes = 2048;
+  {
+    auto writer = Writer::open(tmp.journal(), kQueue, options);
+    append_range(writer, 0, 5);
+    writer.checkpoint(sample(3));
+    append_range(writer, 5, 400);
+    const auto removed = writer.remove_below(position_of(400));
+    EXPECT_FALSE(removed.empty());
+    EXPECT_EQ(writer.segments().size(), 1u);
+  }
+  const auto recovery = recover(tmp.journal(), kQueue, options);
+  ASSERT_TRUE(recovery.checkpoint);
+  auto expected = sample(3);
+  expected.position = recovery.segments.front().first_position;  // the copy's
+  EXPECT_EQ(*recovery.checkpoint, expected);
+}
+
+TEST(JournalCheckpoint, CopiedToTheStartOfEachNewSegment) {
+  TempDir tmp;
+  Options options;
+  options.segment_bytes = 2048;
+  auto writer = Writer::open(tmp.journal(), kQueue, options);
+  writer.checkpoint(sample(1));
+  append_range(writer, 0, 100);
+  const std::vector<std::byte> big(5000, std::byte{1});  // a segment of its own, after the copy
+  const Record record{position_of(100), 0, 0, 0, big};
+  writer.append({&record, 1});
+  const auto files = segment_files(tmp.journal());
+  ASSERT_GT(files.size(), 3u);
+  for (const auto& file : files) {
+    const auto bytes = read_bytes(file);
+    ASSERT_GT(bytes.size(), format::kHeaderBytes + format::kRecordHeaderBytes);
+    const auto kind = format::get_le<std::uint16_t>(&bytes[format::kHeaderBytes + 12]);
+    EXPECT_EQ(kind, static_cast<std::uint16_t>(format::RecordKind::Checkpoint)) << file;
+  }
+  EXPECT_EQ(writer.last_checkpoint()->position, writer.segments().back().first_position);
+  const auto latest = writer.last_checkpoint();
+  writer = Writer::open(tmp.path() / "other", kQueue);  // closes the journal
+  EXPECT_EQ(recover(tmp.journal(), kQueue, options).checkpoint, latest);
+}
+
+TEST(JournalCheckpoint, RefusesNamesLongerThan255Bytes) {
+  TempDir tmp;
+  auto writer = Writer::open(tmp.journal(), kQueue);
+  Checkpoint checkpoint;
+  checkpoint.groups = {{std::string(256, 'g'), 0}};
+  try {
+    writer.checkpoint(checkpoint);
+    ADD_FAILURE() << "accepted";
+  } catch (const JournalError& e) {
+    EXPECT_EQ(e.code(), Errc::InvalidArgument);
+  }
+  EXPECT_FALSE(writer.last_checkpoint());
+}
+
+}  // namespace
+}  // namespace shmq::journal::test
