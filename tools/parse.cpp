@@ -142,9 +142,13 @@ std::uint64_t rfc3339_ns(std::string_view text) {
   if (!text.empty() || !date.ok() || h > 23 || mi > 59 || s > 59) bad_time(original);
   const auto since_epoch = sys_days{date}.time_since_epoch() + hours{h} + minutes{mi} + seconds{s} -
                            minutes{offset_minutes};
-  const auto ns = duration_cast<nanoseconds>(since_epoch).count() + fraction_ns;
-  if (ns < 0) throw ParseError("time " + quoted(original) + " is before 1970");
-  return static_cast<std::uint64_t>(ns);
+  // In seconds first: nanoseconds since 1970 overflow an int64 in April 2262.
+  const std::int64_t secs = duration_cast<seconds>(since_epoch).count();
+  if (secs < 0) throw ParseError("time " + quoted(original) + " is before 1970");
+  if (secs > (std::numeric_limits<std::int64_t>::max() - fraction_ns) / 1'000'000'000) {
+    throw ParseError("time " + quoted(original) + " is after 2262");
+  }
+  return static_cast<std::uint64_t>(secs * 1'000'000'000 + fraction_ns);
 }
 
 }  // namespace

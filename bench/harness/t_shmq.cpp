@@ -121,31 +121,39 @@ class ShmqReceiver final : public Receiver {
       : consumer_(shmq::Consumer::join(q, group_name(group), {.wait = wait_options(wait)})), wait_(wait) {}
 
   std::span<const std::byte> receive() override {
-    if (wait_ == Wait::Block) {
-      check(consumer_.receive(message_), "receive");
-    } else {
-      shmq::Status st;
-      while ((st = consumer_.try_receive(message_)) == shmq::Status::Empty) cpu_relax();
-      check(st, "try_receive");
+    shmq::Status st = consumer_.try_receive(message_);
+    if (st == shmq::Status::Empty) {
+      flush_acks();  // never wait while holding messages: producers may wait for that space
+      if (wait_ == Wait::Block) {
+        st = consumer_.receive(message_);
+      } else {
+        while ((st = consumer_.try_receive(message_)) == shmq::Status::Empty) cpu_relax();
+      }
     }
+    check(st, "receive");
     return message_.payload;
   }
 
   // Acks in batches with ack_up_to (AMQP's "multiple" acks): one release of
   // ring space per kAckBatch messages instead of one per message.
   void release() override {
-    if (++unacked_ == kAckBatch) {
-      consumer_.ack_up_to(message_.position);
-      unacked_ = 0;
-    }
+    last_position_ = message_.position;
+    if (++unacked_ == kAckBatch) flush_acks();
   }
 
  private:
+  void flush_acks() {
+    if (unacked_ == 0) return;
+    consumer_.ack_up_to(last_position_);
+    unacked_ = 0;
+  }
+
   static constexpr int kAckBatch = 32;
   shmq::Consumer consumer_;
   shmq::Message message_;
   Wait wait_;
   int unacked_ = 0;
+  std::uint64_t last_position_ = 0;
 };
 
 class Shmq final : public Transport {

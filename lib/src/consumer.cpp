@@ -55,11 +55,11 @@ std::uint64_t walk_to(const Mapping& m, std::uint64_t start, std::uint64_t& mess
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
   std::uint64_t p = start;
   while (p != tail && m.commit_word(p).load(std::memory_order_acquire) == p) {
-    const auto* h = m.record(p);
-    if (h->type == static_cast<std::uint16_t>(RecordType::Data) && accept(p, *h)) break;
-    const std::uint64_t span = detail::record_span(m, p);
+    RecordHeader h;
+    const std::uint64_t span = detail::record_span(m, p, &h);
     if (span == 0) break;
-    if (h->type == static_cast<std::uint16_t>(RecordType::Data)) ++messages;
+    if (h.type == static_cast<std::uint16_t>(RecordType::Data) && accept(p, h)) break;
+    if (h.type == static_cast<std::uint16_t>(RecordType::Data)) ++messages;
     p += span;
   }
   return p;
@@ -203,13 +203,13 @@ std::uint32_t Consumer::in_flight() const noexcept { return static_cast<std::uin
 
 namespace {
 
-void fill(const Mapping& m, std::uint64_t position, bool redelivered, Message& out) {
-  const RecordHeader* h = m.record(position);
-  out.payload = {m.at(position) + sizeof(RecordHeader), h->length};
+// `h`: the header copy record_span() checked (never re-read: a peer may change it).
+void fill(const Mapping& m, std::uint64_t position, const RecordHeader& h, bool redelivered, Message& out) {
+  out.payload = {m.at(position) + sizeof(RecordHeader), h.length};
   out.position = position;
-  out.sequence = h->sequence;
-  out.timestamp_ns = h->timestamp_ns;
-  out.producer_id = h->producer_id;
+  out.sequence = h.sequence;
+  out.timestamp_ns = h.timestamp_ns;
+  out.producer_id = h.producer_id;
   out.redelivered = redelivered;
 }
 
@@ -250,14 +250,16 @@ bool take_redelivery(const Consumer::State& s, Message& out) {
   const std::uint64_t read = g.read.load(std::memory_order_acquire);
   for (std::uint64_t steps = 0; p != read && steps < m.chunks; ++steps) {
     std::uint64_t word = m.state_word(s.group, p).load(std::memory_order_acquire);
-    if (state_is_for(word, p) && state_code(word) == kPendingRedelivery &&
+    RecordHeader h;
+    const std::uint64_t span = detail::record_span(m, p, &h);
+    if (span != 0 && h.type == static_cast<std::uint16_t>(RecordType::Data) && state_is_for(word, p) &&
+        state_code(word) == kPendingRedelivery &&
         m.state_word(s.group, p).compare_exchange_strong(
             word, make_state(p, static_cast<std::uint8_t>(s.index | kRedeliveredBit)), std::memory_order_acq_rel)) {
       g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
-      fill(m, p, true, out);
+      fill(m, p, h, true, out);
       return true;
     }
-    const std::uint64_t span = detail::record_span(m, p);
     // Seqlock-style check: the header read above was valid only if the record
     // was still unreleased after it.
     std::atomic_thread_fence(std::memory_order_acquire);
@@ -295,9 +297,9 @@ Take take_next(const Consumer::State& s, Message& out) {
     if (m.commit_word(read).load(std::memory_order_acquire) != read) {
       return m.header->tail.load(std::memory_order_relaxed) == read ? Take::Empty : Take::Stalled;
     }
-    const RecordHeader* h = m.record(read);
-    const bool data = h->type == static_cast<std::uint16_t>(RecordType::Data);
-    const std::uint64_t span = detail::record_span(m, read);
+    RecordHeader h;
+    const std::uint64_t span = detail::record_span(m, read, &h);
+    const bool data = h.type == static_cast<std::uint16_t>(RecordType::Data);
     if (span == 0 && !still_unreleased(g, read)) continue;  // a later lap's bytes, not corruption
     std::atomic<std::uint64_t>& state = m.state_word(s.group, read);
     std::uint64_t word = state.load(std::memory_order_acquire);
@@ -317,7 +319,7 @@ Take take_next(const Consumer::State& s, Message& out) {
       release_acked(m, s.group);
       continue;
     }
-    fill(m, read, false, out);
+    fill(m, read, h, false, out);
     return Take::Taken;
   }
   return Take::Empty;
@@ -418,7 +420,7 @@ std::size_t Consumer::ack_up_to(std::uint64_t position) noexcept {
   State& s = *s_;
   const auto before = s.held.size();
   std::erase_if(s.held, [&](std::uint64_t p) {
-    if (!at_or_after(position, p)) return false;
+    if (p > position) return false;  // plain compare: positions stay below 2^62, and UINT64_MAX means all
     mark_acked(s, p);
     return true;
   });

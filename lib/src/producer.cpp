@@ -185,6 +185,8 @@ Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
   std::uint64_t position = tail.load(std::memory_order_relaxed);
   std::uint64_t pad = 0;
   for (;;) {
+    // A misaligned tail (a hostile peer) would put our header across the ring's end.
+    if (position % kRecordAlign != 0) return Status::Corrupt;
     pad = detail::padding_for(m, position, bytes);
     const std::uint64_t end = position + pad + bytes;
     if (!at_or_after(s.limit, end)) {

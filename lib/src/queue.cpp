@@ -133,8 +133,7 @@ std::vector<RecordInfo> Queue::records(std::uint64_t from, std::size_t max_recor
       break;
     }
     RecordHeader h;
-    std::memcpy(&h, m.record(p), sizeof h);
-    const std::uint64_t span = detail::record_span(m, p);
+    const std::uint64_t span = detail::record_span(m, p, &h);
     if (span == 0) break;  // corrupt: stop rather than guess
     r.length = h.length;
     r.producer_id = h.producer_id;

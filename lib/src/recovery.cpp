@@ -15,13 +15,17 @@ namespace shmq::detail {
 
 using namespace layout;
 
-std::uint64_t record_span(const Mapping& m, std::uint64_t position) noexcept {
+std::uint64_t record_span(const Mapping& m, std::uint64_t position, RecordHeader* copy) noexcept {
+  if (position % kRecordAlign != 0) return 0;  // a header there would straddle the ring's end
   // Read once: a hostile peer may change the header under us.
   RecordHeader h;
   std::memcpy(&h, m.record(position), sizeof h);
+  if (copy != nullptr) *copy = h;
   switch (static_cast<RecordType>(h.type)) {
     case RecordType::Data:
-      return h.length <= m.max_message ? record_bytes(h.length) : 0;
+      if (h.length > m.max_message) return 0;
+      // Producers pad to the ring's end: a data record never wraps.
+      return (position & m.mask) + record_bytes(h.length) <= m.capacity ? record_bytes(h.length) : 0;
     case RecordType::Padding:
     case RecordType::Skipped:
       return h.length >= kRecordAlign && h.length % kRecordAlign == 0 && h.length <= m.capacity ? h.length : 0;
@@ -66,6 +70,7 @@ bool is_boundary(const Mapping& m, std::uint64_t at, std::uint64_t tail) {
 
 RepairResult repair_hole(const Mapping& m, std::uint64_t at) {
   // acquire: pairs with the producers' release CAS, so their announcements are visible.
+  if (at % kRecordAlign != 0) return RepairResult::Unprovable;  // never write a header there
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
   if (!at_or_after(tail, at + 1)) return RepairResult::NotAHole;
   if (at_or_after(m.commit_word(at).load(std::memory_order_acquire), at)) return RepairResult::NotAHole;

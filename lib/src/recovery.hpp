@@ -46,7 +46,10 @@ void settle_groups_epoch(const Mapping& map);
 
 // Bytes a record at `position` spans, read from its header; 0 when the header
 // is impossible (too long, misaligned, unknown type).
-std::uint64_t record_span(const Mapping& map, std::uint64_t position) noexcept;
+// Also 0 for a misaligned position, and for a data record that would cross the
+// ring's end. `copy` (if given) receives the one header read that was checked:
+// use it, never re-read the header from shared memory.
+std::uint64_t record_span(const Mapping& map, std::uint64_t position, layout::RecordHeader* copy = nullptr) noexcept;
 
 // Padding a claim of `bytes` at `position` needs to reach the ring's start.
 inline std::uint64_t padding_for(const Mapping& map, std::uint64_t position, std::uint64_t bytes) noexcept {
