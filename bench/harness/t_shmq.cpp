@@ -134,6 +134,10 @@ class ShmqReceiver final : public Receiver {
     return message_.payload;
   }
 
+  // What is still unacknowledged when a consumer leaves goes back to its
+  // group and would be delivered again (flagged): ack it first.
+  ~ShmqReceiver() override { flush_acks(); }
+
   // Acks in batches with ack_up_to (AMQP's "multiple" acks): one release of
   // ring space per kAckBatch messages instead of one per message.
   void release() override {
