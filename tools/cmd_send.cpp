@@ -80,7 +80,8 @@ int run_send(const SendArgs& args, const std::string& ns) {
     if (!file) throw Failure("cannot read '" + args.file + "': " + std::strerror(errno));
   }
   std::istream& input = args.file.empty() ? std::cin : file;
-  Producer producer = Producer::attach(queue, args.producer);
+  // Precise timestamps: scripts replay `recv --from TIME` against them.
+  Producer producer = Producer::attach(queue, args.producer, {.precise_timestamps = true});
   const Duration timeout = args.timeout.value_or(kForever);
 
   Totals totals;
