@@ -21,15 +21,6 @@ class SecurityTest : public NamespaceTest {
   std::string path(const std::string& queue) const { return "/dev/shm/shmq." + ns_ + "." + queue; }
 };
 
-Errc code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  return Errc::System;  // no error: callers expect one
-}
-
 // Returns how a child running as uid/gid 65534 ended: 0 ok, 10 setuid failed.
 int as_nobody(const std::function<int()>& body) {
   return wait_exit(spawn([&] {

@@ -73,6 +73,17 @@ inline int wait_exit(pid_t pid) {
 
 inline std::span<const std::byte> bytes_of(const std::string& s) { return as_bytes(s); }
 
+// The code of the shmq::Error that `f` throws; fails the test when it throws none.
+inline Errc code_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.code();
+  }
+  ADD_FAILURE() << "no shmq::Error thrown";
+  return Errc::System;
+}
+
 inline std::uint32_t checksum(std::span<const std::byte> data) {
   std::uint32_t h = 2166136261u;  // FNV-1a
   for (std::byte b : data) h = (h ^ static_cast<std::uint8_t>(b)) * 16777619u;

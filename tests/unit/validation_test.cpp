@@ -19,16 +19,6 @@ class ValidationTest : public NamespaceTest {
   std::string path(const std::string& queue) const { return "/dev/shm/shmq." + ns_ + "." + queue; }
 };
 
-Errc code_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no error";
-  return Errc::System;
-}
-
 TEST_F(ValidationTest, Names) {
   for (const char* bad : {"", ".", "..", "a/b", "../etc", "a b", "x\n", "ü", "q*"}) {
     EXPECT_EQ(code_of([&] { Queue::create(bad); }), Errc::InvalidName) << bad;
