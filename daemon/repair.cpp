@@ -1,7 +1,5 @@
 #include "repair.hpp"
 
-#include <sys/file.h>
-
 #include <chrono>
 #include <thread>
 
@@ -23,38 +21,11 @@ ClientId id_of(const Slot& slot) {
   return {slot.pid.load(std::memory_order_relaxed), slot.start_time.load(std::memory_order_relaxed)};
 }
 
-// detail::SegmentLock's flock, without waiting for ever. Attach, join and
-// repairs hold it for microseconds; past 200 us the queue is retried later.
-class TryLock {
- public:
-  explicit TryLock(const detail::Mapping& m) : fd_(m.fd) {
-    for (int attempt = 0; attempt < 10; ++attempt) {
-      if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) {
-        held_ = true;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
-  }
-  ~TryLock() {
-    if (held_) ::flock(fd_, LOCK_UN);
-  }
-  TryLock(const TryLock&) = delete;
-  TryLock& operator=(const TryLock&) = delete;
-  [[nodiscard]] bool held() const noexcept { return held_; }
-
- private:
-  int fd_;
-  bool held_ = false;
-};
-
 }  // namespace
 
-std::optional<RepairOutcome> repair_queue(const detail::Mapping& m) {
-  // The lock makes each entry's pid and start time a consistent pair: attach
-  // and join write them under it.
-  const TryLock lock(m);
-  if (!lock.held()) return std::nullopt;
+namespace {
+
+RepairOutcome repair_locked(const detail::Mapping& m) {
   RepairOutcome out;
   out.counts = detail::recover_dead_clients(m);
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
@@ -67,6 +38,20 @@ std::optional<RepairOutcome> repair_queue(const detail::Mapping& m) {
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::optional<RepairOutcome> repair_queue(const detail::Mapping& m) {
+  // The lock makes each entry's pid and start time a consistent pair: attach
+  // and join write them under it. Attach, join and repairs hold it for
+  // microseconds: past 200 us (a stopped holder?) the queue is retried later.
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const detail::SegmentLock lock(m, detail::SegmentLock::TryTag{});
+    if (lock.owned()) return repair_locked(m);
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  return std::nullopt;
 }
 
 void publish_identity(const detail::Mapping& m) noexcept {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <mutex>
 #include <cstdint>
 #include <string>
 
@@ -23,6 +24,9 @@ struct Mapping {
   ~Mapping();
 
   int fd = -1;
+  // flock excludes other open file descriptions, not other threads using
+  // this one: SegmentLock takes this too.
+  mutable std::mutex lock_mutex;
   void* base = nullptr;
   std::size_t size = 0;
   bool read_only = false;
@@ -74,27 +78,36 @@ struct Mapping {
   std::uint64_t max_record_bytes() const noexcept { return layout::record_bytes(max_message); }
 };
 
-// Exclusive lock on the segment (flock on its descriptor) for attach, detach
-// and repair. The kernel drops it when the holder dies, so a crash inside
-// never blocks anyone. Never taken on the data path.
+// Exclusive lock on the segment for attach, detach and repair: flock on its
+// descriptor against other processes (the kernel drops it when the holder
+// dies, so a crash inside never blocks anyone), and the mapping's mutex
+// against other threads of this process. Never taken on the data path.
 class SegmentLock {
  public:
-  explicit SegmentLock(const Mapping& map) : fd_(map.fd), owned_(true) {
-    while (::flock(fd_, LOCK_EX) != 0) {
+  explicit SegmentLock(const Mapping& map) : map_(map), owned_(true) {
+    map_.lock_mutex.lock();
+    while (::flock(map_.fd, LOCK_EX) != 0) {
     }
   }
   // Only if free now: for paths that must not wait behind a stopped holder.
   struct TryTag {};
-  SegmentLock(const Mapping& map, TryTag) : fd_(map.fd), owned_(::flock(fd_, LOCK_EX | LOCK_NB) == 0) {}
+  SegmentLock(const Mapping& map, TryTag) : map_(map), owned_(map_.lock_mutex.try_lock()) {
+    if (owned_ && ::flock(map_.fd, LOCK_EX | LOCK_NB) != 0) {
+      map_.lock_mutex.unlock();
+      owned_ = false;
+    }
+  }
   ~SegmentLock() {
-    if (owned_) ::flock(fd_, LOCK_UN);
+    if (!owned_) return;
+    ::flock(map_.fd, LOCK_UN);
+    map_.lock_mutex.unlock();
   }
   SegmentLock(const SegmentLock&) = delete;
   SegmentLock& operator=(const SegmentLock&) = delete;
   [[nodiscard]] bool owned() const noexcept { return owned_; }
 
  private:
-  int fd_;
+  const Mapping& map_;
   bool owned_;
 };
 

@@ -83,5 +83,32 @@ TEST_F(ConcurrencyTest, ProducersAndCompetingConsumersExactlyOncePerGroup) {
   }
 }
 
+// Threads of one process share the segment's descriptor, and flock does not
+// exclude them from each other: attach and join must still hand out
+// distinct entries (they once did not).
+TEST_F(ConcurrencyTest, ConcurrentAttachesAndJoinsGetDistinctEntries) {
+  auto q = Queue::create("attach");
+  constexpr int kThreads = 8;
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<bool> go{false};
+    std::vector<std::uint32_t> producer_ids(kThreads), consumer_ids(kThreads);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        while (!go.load()) {
+        }
+        auto p = Producer::attach(q, "p" + std::to_string(i));
+        auto c = Consumer::join(q, "g");
+        producer_ids[static_cast<std::size_t>(i)] = p.id();
+        consumer_ids[static_cast<std::size_t>(i)] = c.index();
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));  // all attached at once
+      });
+    }
+    go.store(true);
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(std::set<std::uint32_t>(producer_ids.begin(), producer_ids.end()).size(), kThreads);
+  }
+}
+
 }  // namespace
 }  // namespace shmq::test
