@@ -121,4 +121,23 @@ class DaemonTest : public NamespaceTest {
 
 inline std::string payload_for(std::uint64_t seq) { return "payload " + std::to_string(seq); }
 
+// A child process in `group` of `queue` that takes `take` messages, acks the
+// first `acked` of them, signals `holding`, and waits to be killed.
+inline pid_t spawn_holding_consumer(const std::string& queue, const std::string& group, std::uint64_t take,
+                                    std::uint64_t acked, const Pipe& holding) {
+  return spawn([&] {
+    auto c = Consumer::join(Queue::open(queue), group);
+    std::vector<Message> held(take);
+    for (auto& m : held) {
+      if (c.try_receive(m) != Status::Ok) return 1;
+    }
+    for (std::uint64_t i = 0; i < acked; ++i) {
+      if (c.ack(held[i]) != Status::Ok) return 2;
+    }
+    holding.signal();
+    ::pause();
+    return 0;
+  });
+}
+
 }  // namespace shmq::test

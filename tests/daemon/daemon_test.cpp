@@ -89,16 +89,7 @@ TEST_F(DaemonTest, StandbyTakesOverAndRepairs) {
   for (int i = 0; i < 3; ++i) ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
   auto survivor = Consumer::join(q, "g");
   Pipe holding;
-  const pid_t child = spawn([&] {
-    auto c = Consumer::join(Queue::open("q"), "g");
-    Message m;
-    for (int i = 0; i < 3; ++i) {
-      if (c.try_receive(m) != Status::Ok) return 1;
-    }
-    holding.signal();
-    ::pause();
-    return 0;
-  });
+  const pid_t child = spawn_holding_consumer("q", "g", 3, 0, holding);
   ASSERT_TRUE(holding.wait());
   ::kill(child, SIGKILL);
   wait_exit(child);
@@ -203,14 +194,7 @@ TEST_F(DaemonTest, AQueueLockHeldByAStoppedClientHangsNothingElse) {
   ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
   auto survivor = Consumer::join(q, "g");
   Pipe holding;
-  const pid_t child = spawn([&] {
-    auto c = Consumer::join(Queue::open("q"), "g");
-    Message m;
-    if (c.try_receive(m) != Status::Ok) return 1;
-    holding.signal();
-    ::pause();
-    return 0;
-  });
+  const pid_t child = spawn_holding_consumer("q", "g", 1, 0, holding);
   ASSERT_TRUE(holding.wait());
   ::kill(child, SIGKILL);
   wait_exit(child);

@@ -202,19 +202,7 @@ TEST_F(DaemonRecoveryTest, ConsumerKilledHoldingMessagesTheSurvivorGetsThem) {
     for (std::uint64_t i = 1; i <= n; ++i) ASSERT_EQ(p.try_send(sent + i, bytes_of(payload_for(sent + i))), Status::Ok);
     const std::uint64_t take = 2 + rng() % 8, acked = rng() % take;
     Pipe holding;
-    const pid_t child = spawn([&] {
-      auto c = Consumer::join(Queue::open("crash"), "g");
-      std::vector<Message> held(take);
-      for (auto& m : held) {
-        if (c.try_receive(m) != Status::Ok) return 1;
-      }
-      for (std::uint64_t i = 0; i < acked; ++i) {
-        if (c.ack(held[i]) != Status::Ok) return 2;
-      }
-      holding.signal();
-      ::pause();
-      return 0;
-    });
+    const pid_t child = spawn_holding_consumer("crash", "g", take, acked, holding);
     ASSERT_TRUE(holding.wait());
     const auto rest = drain(survivor);
     ASSERT_EQ(rest.size(), n - take);

@@ -104,19 +104,7 @@ TEST_F(DaemonRestartTest, DaemonKilledAroundAConsumersDeath) {
     for (std::uint64_t i = 0; i < n; ++i) ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
     const std::uint64_t acked = rng() % n;
     Pipe holding;
-    const pid_t child = spawn([&] {
-      auto c = Consumer::join(Queue::open("crash"), "g");
-      std::vector<Message> held(n);
-      for (auto& m : held) {
-        if (c.try_receive(m) != Status::Ok) return 1;
-      }
-      for (std::uint64_t i = 0; i < acked; ++i) {
-        if (c.ack(held[i]) != Status::Ok) return 2;
-      }
-      holding.signal();
-      ::pause();
-      return 0;
-    });
+    const pid_t child = spawn_holding_consumer("crash", "g", n, acked, holding);
     ASSERT_TRUE(holding.wait());
     std::vector<std::uint64_t> got;
     std::vector<bool> flags;
