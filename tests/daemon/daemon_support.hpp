@@ -119,6 +119,14 @@ class DaemonTest : public NamespaceTest {
   std::string dir_;
 };
 
+// The queue the daemon's crash tests share: 1 MiB ring, 256-byte messages.
+inline Queue make_crash_queue() {
+  QueueOptions o;
+  o.capacity = 1 << 20;
+  o.max_message = 256;
+  return Queue::create("crash", o);
+}
+
 inline std::string payload_for(std::uint64_t seq) { return "payload " + std::to_string(seq); }
 
 // A child process in `group` of `queue` that takes `take` messages, acks the

@@ -134,19 +134,7 @@ TEST_F(DaemonTest, StoppedConsumerKeepsWhatItHolds) {
   for (int i = 0; i < 6; ++i) ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
   auto other = Consumer::join(q, "g");
   Pipe holding, go_on;
-  const pid_t child = spawn([&] {
-    auto c = Consumer::join(Queue::open("q"), "g");
-    std::vector<Message> held(3);
-    for (auto& m : held) {
-      if (c.try_receive(m) != Status::Ok) return 1;
-    }
-    holding.signal();
-    if (!go_on.wait()) return 2;
-    for (auto& m : held) {
-      if (c.ack(m) != Status::Ok) return 3;
-    }
-    return 0;
-  });
+  const pid_t child = spawn_consumer_acking_on_signal("q", "g", 3, holding, go_on);
   ASSERT_TRUE(holding.wait());
   ::kill(child, SIGSTOP);
   std::this_thread::sleep_for(1s);

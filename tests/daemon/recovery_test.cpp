@@ -33,12 +33,7 @@ double ms_since(std::chrono::steady_clock::time_point t) {
 
 class DaemonRecoveryTest : public DaemonTest {
  protected:
-  static Queue make() {
-    QueueOptions o;
-    o.capacity = 1 << 20;
-    o.max_message = 256;
-    return Queue::create("crash", o);
-  }
+  static Queue make() { return make_crash_queue(); }
 };
 
 // A producer that commits `from`..`to`, then claims `to + 1` and parks.

@@ -11,12 +11,7 @@ namespace {
 
 class DaemonRestartTest : public DaemonTest {
  protected:
-  static Queue make() {
-    QueueOptions o;
-    o.capacity = 1 << 20;
-    o.max_message = 256;
-    return Queue::create("crash", o);
-  }
+  static Queue make() { return make_crash_queue(); }
   // Kills the client and the daemon: the daemon first on even iterations (so
   // the death happens while it is down), else the client, then the daemon
   // up to a millisecond later (often mid-repair).

@@ -118,3 +118,26 @@ class Pipe {
 };
 
 }  // namespace shmq::test
+
+namespace shmq::test {
+
+// A child in `group` of `queue` that takes `take` messages, signals `holding`,
+// waits for `go_on`, then acks them all (exit 0 when every ack succeeded).
+inline pid_t spawn_consumer_acking_on_signal(const std::string& queue, const std::string& group, std::size_t take,
+                                             const Pipe& holding, const Pipe& go_on) {
+  return spawn([&] {
+    auto c = Consumer::join(Queue::open(queue), group);
+    std::vector<Message> held(take);
+    for (auto& m : held) {
+      if (c.try_receive(m) != Status::Ok) return 1;
+    }
+    holding.signal();
+    if (!go_on.wait()) return 2;
+    for (auto& m : held) {
+      if (c.ack(m) != Status::Ok) return 3;
+    }
+    return 0;
+  });
+}
+
+}  // namespace shmq::test
