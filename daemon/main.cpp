@@ -3,11 +3,16 @@
 //
 //   shmqd [--namespace NS] [--data-dir DIR] [--standby] [--foreground]
 //         [--log-level debug|info|warn|error] [--log-file FILE] [--metrics HOST:PORT]
+//         [--journal-segment-mib N] [--retention-mib N] [--retention-seconds N] [--salvage]
+//
+// Durable queues are journaled under DIR/journal/<queue>/ and rebuilt from
+// there at start when their shared memory is gone (docs/journal.md).
 //
 // It never forks itself (--foreground is accepted for init scripts that pass
 // it): run it under systemd, a supervisor, or `&`. Exit codes: 0 after
 // SIGTERM/SIGINT, 1 on failure (another instance included), 2 on a usage error.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/signalfd.h>
 
 #include <csignal>
@@ -90,9 +95,12 @@ std::optional<InstanceLock> take_lock(const Options& o) {
 }
 
 int serve(Options& o) {
+  // Journals, queue.json and the lock file are this user's alone (a rebuilt
+  // segment gets its recorded mode explicitly).
+  ::umask(077);
   o.ns = o.ns.empty() ? shmq::current_namespace() : o.ns;
   shmq::validate_namespace(o.ns);
-  if (o.data_dir.empty()) o.data_dir = default_data_dir(o.ns);
+  if (o.data_dir.empty()) o.data_dir = shmq::default_data_dir(o.ns);
   prepare_data_dir(o.data_dir);
   const auto lock = take_lock(o);
   if (!lock) return g_stop_requested != 0 ? 0 : kExitFailure;
@@ -103,7 +111,12 @@ int serve(Options& o) {
     // After the signals are blocked: its thread inherits the mask.
     std::optional<MetricsServer> metrics;
     if (!o.metrics.empty()) metrics.emplace(o.metrics, o.ns);
-    Watcher watcher(o.ns, std::move(signals));
+    JournalConfig journal{o.data_dir, {}};
+    journal.settings.salvage = o.salvage;
+    journal.settings.segment_bytes = o.journal_segment_mib << 20;
+    journal.settings.retention_bytes = o.retention_mib << 20;
+    journal.settings.retention_age_ns = o.retention_seconds * 1'000'000'000;
+    Watcher watcher(o.ns, std::move(signals), std::move(journal));
     watcher.run();
   }
   spdlog::info("shmqd stopped");
@@ -127,6 +140,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   app.add_option("--log-file", o.log_file, "also append the log to this file");
   app.add_option("--metrics", o.metrics, "serve Prometheus metrics on http://HOST:PORT/metrics");
+  app.add_option("--journal-segment-mib", o.journal_segment_mib, "durable queues: roll journal segment files at this size")
+      ->check(CLI::Range(1, 1 << 16));
+  app.add_option("--retention-mib", o.retention_mib,
+                 "durable queues: delete the oldest journal segments beyond this total size per queue, never one "
+                 "a group has not acked (0: keep all)");
+  app.add_option("--retention-seconds", o.retention_seconds,
+                 "durable queues: delete journal segments closed longer ago than this, never one a group has not "
+                 "acked (0: keep all)");
+  app.add_flag("--salvage", o.salvage,
+               "rebuild a durable queue past damage in the middle of its journal, reporting what is lost (without "
+               "it, such a queue is not rebuilt)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,23 +13,6 @@ namespace shmq::daemon {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-const char* env(const char* name) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? value : nullptr;
-}
-
-}  // namespace
-
-fs::path default_data_dir(const std::string& ns) {
-  if (const char* dir = env("SHMQ_DATA_DIR")) return dir;
-  if (::geteuid() == 0) return fs::path("/var/lib/shmq") / ns;
-  if (const char* state = env("XDG_STATE_HOME")) return fs::path(state) / "shmq" / ns;
-  if (const char* home = env("HOME")) return fs::path(home) / ".local/state/shmq" / ns;
-  throw std::runtime_error("no data directory: set --data-dir, SHMQ_DATA_DIR, XDG_STATE_HOME or HOME");
-}
-
 void prepare_data_dir(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) {

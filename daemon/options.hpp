@@ -1,6 +1,7 @@
 // shmqd's command line, and where its data directory is.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -14,12 +15,12 @@ struct Options {
   std::string log_level = "info";
   std::string log_file;
   std::string metrics;  // HOST:PORT to serve /metrics on; empty: none
+  // Durable queues' journals (<data-dir>/journal/<queue>/).
+  std::uint64_t journal_segment_mib = 64;
+  std::uint64_t retention_mib = 0;      // 0: no size limit
+  std::uint64_t retention_seconds = 0;  // 0: no age limit
+  bool salvage = false;
 };
-
-// $SHMQ_DATA_DIR, else /var/lib/shmq/<ns> for root, else $XDG_STATE_HOME/shmq/<ns>
-// ($XDG_STATE_HOME defaulting to ~/.local/state). Throws std::runtime_error
-// when none can be found.
-std::filesystem::path default_data_dir(const std::string& ns);
 
 // Creates `dir` (mode 0700) if missing, and refuses one that is not a
 // directory, belongs to another user, or that group or others may write (they

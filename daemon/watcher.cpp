@@ -16,6 +16,8 @@
 #include <spdlog/spdlog.h>
 
 #include "layout.hpp"
+#include "journal_store.hpp"
+#include "rebuild.hpp"
 #include "repair.hpp"
 
 namespace shmq::daemon {
@@ -73,9 +75,10 @@ void log_repair(const std::string& queue, const RepairOutcome& r, std::chrono::n
 
 }  // namespace
 
-Watcher::Watcher(std::string ns, UniqueFd stop_signals)
+Watcher::Watcher(std::string ns, UniqueFd stop_signals, JournalConfig journal)
     : ns_(std::move(ns)),
       prefix_("shmq." + ns_ + "."),
+      journal_(std::move(journal)),
       epoll_(check(::epoll_create1(EPOLL_CLOEXEC), "epoll_create1")),
       inotify_(check(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")),
       signals_(std::move(stop_signals)),
@@ -95,6 +98,7 @@ Watcher::~Watcher() {
 }
 
 void Watcher::run() {
+  rebuild_missing_queues();
   rescan_directory();
   spdlog::info("watching namespace '{}': {} queue(s), {} client process(es)", ns_, queues_.size(),
                clients_.size());
@@ -106,6 +110,40 @@ void Watcher::run() {
     check(n, "epoll_wait");
     for (int i = 0; i < n && !stop_; ++i) dispatch(events[i].data.fd);
     arm_timer();
+  }
+}
+
+// A durable queue whose journal is here but whose segment is not (a reboot,
+// a power loss) is created anew from the journal, before clients come.
+void Watcher::rebuild_missing_queues() {
+  const auto root = journal_.data_dir / "journal";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || std::filesystem::exists(path_of(name))) continue;
+    try {
+      validate_name(name);
+      const auto start = Clock::now();
+      const RebuildReport r = rebuild_queue(ns_, name, entry.path(), journal_.settings.salvage);
+      spdlog::info("queue '{}': rebuilt from its journal in {} ms: {} record(s) back in the ring for {} group(s), "
+                   "{} producer(s), continuing at position {}",
+                   name, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count(),
+                   r.records, r.groups, r.producers, r.end_position);
+      if (!r.damage.empty()) spdlog::warn("queue '{}': journal damage: {}", name, r.damage);
+    } catch (const std::exception& e) {
+      spdlog::error("queue '{}' not rebuilt from its journal {}: {}{}", name, entry.path().string(), e.what(),
+                    journal_.settings.salvage ? "" : " (shmqd --salvage skips damage, reporting what it loses)");
+    }
+  }
+}
+
+void Watcher::start_journal(const std::string& name, const Queue& queue) {
+  try {
+    journals_[name] = std::make_unique<JournalPipeline>(queue, journal_dir(journal_.data_dir, name), journal_.settings);
+    spdlog::info("queue '{}': journaling to {}", name, journal_dir(journal_.data_dir, name).string());
+  } catch (const std::exception& e) {
+    spdlog::error("queue '{}': cannot journal it (its producers will wait once the ring is full): {}", name,
+                  e.what());
   }
 }
 
@@ -220,6 +258,7 @@ void Watcher::refresh(const std::string& name) {
   try {
     Queue queue = Queue::open(name, ns_);
     unusable_.erase(name);
+    if (queue.durable()) start_journal(name, queue);
     auto& watched = queues_.emplace(name, Watched{std::move(queue), {}, true}).first->second;
     spdlog::info("watching queue '{}'", name);
     service(watched);
@@ -238,6 +277,13 @@ void Watcher::forget(const std::string& name) {
   pending_.erase(name);
   unusable_.erase(name);
   if (queues_.erase(name) != 0) spdlog::info("queue '{}' was deleted", name);
+  if (journals_.erase(name) != 0) {
+    // Deleted while we journal it: its journal goes too, or the next start would rebuild it.
+    std::error_code ec;
+    std::filesystem::remove_all(journal_dir(journal_.data_dir, name), ec);
+    spdlog::info("queue '{}': its journal {} was removed{}", name, journal_dir(journal_.data_dir, name).string(),
+                 ec ? ": " + ec.message() : "");
+  }
 }
 
 void Watcher::service(Watched& watched) {

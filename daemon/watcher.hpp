@@ -11,20 +11,29 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
+#include <memory>
 #include <map>
 #include <set>
 #include <string>
 
 #include "clients.hpp"
+#include "journal_pipeline.hpp"
 #include "shmq/queue.hpp"
 #include "unique_fd.hpp"
 
 namespace shmq::daemon {
 
+// Where durable queues' journals live, and how they are kept.
+struct JournalConfig {
+  std::filesystem::path data_dir;
+  JournalSettings settings;
+};
+
 class Watcher {
  public:
   // `stop_signals`: a signalfd for the signals that end run().
-  Watcher(std::string ns, UniqueFd stop_signals);
+  Watcher(std::string ns, UniqueFd stop_signals, JournalConfig journal);
   Watcher(const Watcher&) = delete;
   Watcher& operator=(const Watcher&) = delete;
   ~Watcher();  // withdraws the daemon's identity from every queue
@@ -41,6 +50,8 @@ class Watcher {
     bool settled = true;  // every attached client is alive and watched
   };
 
+  void rebuild_missing_queues();
+  void start_journal(const std::string& name, const Queue& queue);
   void dispatch(int fd);
   void on_inotify();
   void on_client_exit(int pidfd);
@@ -55,11 +66,13 @@ class Watcher {
 
   std::string ns_;
   std::string prefix_;  // "shmq.<ns>."
+  JournalConfig journal_;
   UniqueFd epoll_, inotify_, signals_, timer_;
   ClientSet clients_;
   std::map<std::string, Watched> queues_;
   std::map<std::string, Clock::time_point> pending_;  // seen, not yet initialised: since when
   std::map<std::string, std::string> unusable_;        // cannot be opened: the error last logged
+  std::map<std::string, std::unique_ptr<JournalPipeline>> journals_;  // durable queues
   Clock::time_point next_rescan_{};
   bool stop_ = false;
 };

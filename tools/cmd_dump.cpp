@@ -1,10 +1,13 @@
-// shmq dump: the ring, record by record, for debugging. Read-only.
+// shmq dump: the ring (or a durable queue's journal), record by record, for
+// debugging. Read-only.
+#include <filesystem>
 #include <iostream>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "journal.hpp"
 #include "commands.hpp"
 #include "text.hpp"
 
@@ -75,10 +78,44 @@ void print_header(const QueueInfo& info) {
 
 }  // namespace
 
+// The journal's data records, from shmqd's data directory. Read-only: it
+// reads alongside a running shmqd and cuts nothing (a torn tail just ends it).
+void dump_journal(const DumpArgs& args, const std::string& ns) {
+  validate_name(args.queue);
+  const std::filesystem::path data_dir = args.data_dir.empty() ? default_data_dir(ns) : std::filesystem::path(args.data_dir);
+  const std::filesystem::path dir = data_dir / "journal" / args.queue;
+  if (!std::filesystem::is_directory(dir)) {
+    throw Failure(fmt::format("no journal of queue '{}' in {} (is it durable? is --data-dir shmqd's?)", args.queue,
+                              data_dir.string()));
+  }
+  const auto print = args.json ? print_json : print_text;
+  if (!args.json) {
+    std::cout << fmt::format("journal of queue '{}' in {}\n", args.queue, dir.string());
+    std::cout << fmt::format("{:>12}  {:<11}  {:>8}  {:>8}  {:>10}  {:<30}  {}\n", "POSITION", "KIND", "LENGTH",
+                             "PRODUCER", "SEQ", "TIMESTAMP", "PAYLOAD");
+  }
+  std::uint64_t left = args.limit.value_or(UINT64_MAX);
+  try {
+    auto cursor = journal::Cursor::open(dir, args.queue, args.from);
+    for (auto record = cursor.next(); record && left > 0; record = cursor.next(), --left) {
+      RecordInfo info;
+      info.position = record->position;
+      info.length = static_cast<std::uint32_t>(record->payload.size());
+      info.producer_id = record->producer_id;
+      info.sequence = record->sequence;
+      info.timestamp_ns = record->timestamp_ns;
+      info.payload.assign(record->payload.begin(), record->payload.end());
+      print(info);
+    }
+  } catch (const journal::JournalError& e) {
+    throw Failure(fmt::format("journal of queue '{}': {}", args.queue, e.what()));
+  }
+}
+
 int run_dump(const DumpArgs& args, const std::string& ns) {
   if (args.journal) {
-    throw Failure(
-        "dump --journal: the journal is not available yet (it comes with shmqd's durable queues)");
+    dump_journal(args, ns);
+    return kExitOk;
   }
   const Queue queue = Queue::open_read_only(args.queue, ns);
   if (!args.json) print_header(queue.info());

@@ -95,6 +95,10 @@ int run_send(const SendArgs& args, const std::string& ns) {
       send_line(producer, queue, line, timeout, totals);
     }
     if (input.bad()) throw Failure("reading the input failed");
+    // One wait for all lines: shmqd's group commit syncs them together.
+    if (args.durable && producer.wait_durable(timeout) != Status::Ok) {
+      throw Failure("the journal did not confirm the lines within the timeout (is shmqd running? see shmq-stat)");
+    }
   } catch (const Failure&) {
     summary();
     throw;

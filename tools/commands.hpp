@@ -46,6 +46,7 @@ int run_recv(const RecvArgs& args, const std::string& ns);
 struct DumpArgs {
   std::string queue;
   bool journal = false;
+  std::string data_dir;  // --journal: shmqd's data directory; empty: default_data_dir(ns)
   bool json = false;
   std::uint64_t from = 0;  // log position; 0: the oldest retained
   std::optional<std::uint64_t> limit;

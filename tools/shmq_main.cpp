@@ -60,7 +60,9 @@ CLI::App* add_send(CLI::App& app, SendArgs& args) {
       ->capture_default_str();
   send->add_option("-f,--file", args.file, "Read lines from FILE instead of stdin")
       ->check(CLI::ExistingFile);
-  send->add_flag("--durable", args.durable, "Durable send: the queue must be durable");
+  send->add_flag("--durable", args.durable,
+                 "Durable send: exit 0 only once shmqd's journal has synced every line to disk (the queue must "
+                 "be durable; --timeout bounds the wait)");
   send->add_flag(
       "--seq-prefix", args.seq_prefix,
       "Each line is SEQ<TAB>PAYLOAD; SEQ is the explicit sequence, so a rerun of the same "
@@ -91,7 +93,9 @@ CLI::App* add_recv(CLI::App& app, RecvArgs& args, std::string& format) {
 CLI::App* add_dump(CLI::App& app, DumpArgs& args, std::string& format) {
   auto* dump = app.add_subcommand("dump", "Show the ring (or the journal) record by record");
   add_queue_argument(*dump, args.queue);
-  dump->add_flag("--journal", args.journal, "Dump the journal instead of the ring");
+  dump->add_flag("--journal", args.journal, "Dump a durable queue's journal (its data records) instead of the ring");
+  dump->add_option("--data-dir", args.data_dir,
+                   "With --journal: shmqd's data directory (default: $SHMQ_DATA_DIR, else as shmqd's)");
   dump->add_option("--from", args.from, "First log position (default: the oldest retained)")
       ->type_name("POS");
   dump->add_option("--limit", args.limit, "Show at most N records")->type_name("N");

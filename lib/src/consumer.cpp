@@ -271,6 +271,14 @@ bool take_redelivery(const Consumer::State& s, Message& out) {
 
 enum class Take { Taken, Empty, Stalled, Corrupt };
 
+// A durable queue delivers a record only once the journal has synced it, so
+// nothing a consumer saw can vanish in a power loss (and come again, unflagged,
+// when its producer resends it). The journal writer wakes `data` waiters.
+bool synced_past(const Mapping& m, std::uint64_t position) {
+  // acquire: pairs with the journal writer's release store.
+  return !m.durable || at_or_after(m.header->journal_synced.load(std::memory_order_acquire), position + 1);
+}
+
 // After reading a record's header: was the record still unreleased, so the
 // bytes read were really its own? (A seqlock-style re-check: if `read` has
 // not moved, nothing at or after it was released or overwritten.)
@@ -292,6 +300,7 @@ Take take_next(const Consumer::State& s, Message& out) {
   // Bounded: a hostile peer's state words must not spin us forever.
   for (int attempt = 0; attempt < 4096; ++attempt) {
     std::uint64_t read = g.read.load(std::memory_order_acquire);
+    if (!synced_past(m, read)) return Take::Empty;
     // acquire: pairs with the producer's release store of the commit word,
     // making the header and payload visible.
     if (m.commit_word(read).load(std::memory_order_acquire) != read) {

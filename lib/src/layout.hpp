@@ -161,10 +161,18 @@ struct alignas(kCacheLine) QueueHeader {
   std::atomic<std::uint64_t> redelivered;
   std::atomic<std::uint64_t> clients_reaped;
   // Durable queues (shmqd): journal progress and the daemon's identity.
+  // Every record below journal_written is in the journal's files (the ring
+  // may reuse its bytes); below journal_synced, on disk (fdatasync). Both are
+  // ring positions at record boundaries, stored (release) only by shmqd's
+  // journal writer; kFirstPosition at creation.
   alignas(kCacheLine) std::atomic<std::uint64_t> journal_written;
   std::atomic<std::uint64_t> journal_synced;
   std::atomic<std::int64_t> daemon_pid;
   std::atomic<std::uint64_t> daemon_start_time;
+  EventCount journal;  // durable confirms sleep here for journal_synced
+  // 0, or the errno of the journal's last failed write or sync (disk full):
+  // durable confirms wait meanwhile. Cleared once a write succeeds again.
+  std::atomic<std::uint32_t> journal_error;
 };
 
 struct alignas(kCacheLine) ProducerSlot {
@@ -253,6 +261,8 @@ static_assert(offsetof(QueueHeader, space) == 640);
 static_assert(offsetof(QueueHeader, holes_skipped) == 768);
 static_assert(offsetof(QueueHeader, journal_written) == 896);
 static_assert(offsetof(QueueHeader, daemon_start_time) == 920);
+static_assert(offsetof(QueueHeader, journal) == 928);
+static_assert(offsetof(QueueHeader, journal_error) == 936);
 static_assert(sizeof(QueueHeader) == 1024);
 
 static_assert(offsetof(ProducerSlot, name) == 24);

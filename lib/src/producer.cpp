@@ -115,6 +115,15 @@ std::uint64_t Producer::last_position() const noexcept { return s_->last_positio
 
 namespace {
 
+// A durable queue's ring keeps every record until shmqd's journal has written
+// it: the floor never passes journal_written.
+std::uint64_t journal_floor(const Mapping& m, std::uint64_t floor) {
+  if (!m.durable) return floor;
+  // acquire: pairs with the journal writer's release store, which follows its write().
+  const std::uint64_t written = m.header->journal_written.load(std::memory_order_acquire);
+  return at_or_after(written, floor) ? floor : written;
+}
+
 // The lowest `released` over the groups, from a scan that no group creation
 // overlapped (groups_epoch seqlock). With no group, the current head: nothing
 // is dropped while nobody has subscribed.
@@ -141,7 +150,7 @@ std::uint64_t release_floor(const Mapping& m) {
     }
     if (h.groups_epoch.load(std::memory_order_seq_cst) == epoch) {
       const std::uint64_t head = h.head.load(std::memory_order_seq_cst);
-      return at_or_after(floor, head) ? floor : head;
+      return journal_floor(m, at_or_after(floor, head) ? floor : head);
     }
   }
 }
@@ -285,6 +294,37 @@ Status Producer::send(std::uint64_t seq, std::span<const std::byte> payload, Dur
 
 Status Producer::send(std::span<const std::byte> payload, Duration timeout) noexcept {
   return send(s_->last_seq + 1, payload, timeout);
+}
+
+Status Producer::send(std::uint64_t seq, std::span<const std::byte> payload, Confirm confirm,
+                      Duration timeout) noexcept {
+  if (confirm == Confirm::Durable && !s_->map->durable) return Status::NotDurable;
+  const auto deadline = detail::deadline_after(timeout);
+  const Status status = send(seq, payload, timeout);
+  if (status != Status::Ok || confirm == Confirm::Shared) return status;
+  return wait_durable_until(deadline);
+}
+
+Status Producer::send(std::span<const std::byte> payload, Confirm confirm, Duration timeout) noexcept {
+  return send(s_->last_seq + 1, payload, confirm, timeout);
+}
+
+Status Producer::wait_durable(Duration timeout) noexcept {
+  return wait_durable_until(detail::deadline_after(timeout));
+}
+
+Status Producer::wait_durable_until(Clock::time_point deadline) noexcept {
+  const Mapping& m = *s_->map;
+  if (!m.durable) return Status::NotDurable;
+  if (s_->last_position == 0) return Status::Ok;  // this handle committed nothing
+  const std::uint64_t needed = s_->last_position + 1;
+  // journal_synced only ever stops at record boundaries, so past the record's
+  // position means past its end. acquire: pairs with the writer's release store.
+  const auto synced = [&] { return at_or_after(m.header->journal_synced.load(std::memory_order_acquire), needed); };
+  if (synced()) return Status::Ok;
+  const bool ok = detail::wait_until(m.header->journal, deadline, s_->options.wait.spin, synced,
+                                     [] { return detail::kMaxSleep; });
+  return ok ? Status::Ok : Status::Timeout;
 }
 
 }  // namespace shmq

@@ -15,6 +15,7 @@
 
 #include "layout.hpp"
 #include "mapping.hpp"
+#include "prepared_create.hpp"
 #include "process.hpp"
 #include "shmq/queue.hpp"
 
@@ -109,7 +110,7 @@ void bind_tables(Mapping& m, const Geometry& g) {
   m.mask = m.capacity - 1;
 }
 
-void initialise(Mapping& m, const QueueOptions& o, const Geometry& g) {
+void initialise(Mapping& m, const QueueOptions& o, const Geometry& g, const detail::PrepareSegment& prepare) {
   // tmpfs pages start zeroed: every atomic, counter and slot is already 0.
   auto* header = new (m.base) QueueHeader;  // no initialiser: keeps the zeros
   Superblock& s = header->super;
@@ -136,10 +137,16 @@ void initialise(Mapping& m, const QueueOptions& o, const Geometry& g) {
   copy_name(s.name, m.name);
   header->tail.store(kFirstPosition, std::memory_order_relaxed);
   header->head.store(kFirstPosition, std::memory_order_relaxed);
+  // Nothing to journal yet; a non-durable queue keeps them 0.
+  if (o.durable) {
+    header->journal_written.store(kFirstPosition, std::memory_order_relaxed);
+    header->journal_synced.store(kFirstPosition, std::memory_order_relaxed);
+  }
   bind_tables(m, g);
   for (std::uint32_t i = 0; i < o.max_producers; ++i) {
     m.producers[i].claim_pos.store(kNoPosition, std::memory_order_relaxed);
   }
+  if (prepare) prepare(m);
   // Publishes every store above to anyone who reads the version with acquire.
   s.layout_version.store(kLayoutVersion, std::memory_order_release);
 }
@@ -157,9 +164,11 @@ void map_or_throw(Mapping& m, std::size_t bytes, const std::string& what) {
 void validate(Mapping& m, std::uint64_t file_bytes, const std::string& what) {
   const auto* h = static_cast<const QueueHeader*>(m.base);
   const Superblock& s = h->super;
-  if (s.magic != kMagic) throw Error(Errc::Incompatible, what + " is not an shmq segment (bad magic)");
+  // The version first: a creator writes it last (release), so until then even
+  // the magic may still be zero.
   const std::uint32_t version = s.layout_version.load(std::memory_order_acquire);  // pairs with initialise()
   if (version == 0) throw Error(Errc::NotReady, what + " is still being created (or its creator died)");
+  if (s.magic != kMagic) throw Error(Errc::Incompatible, what + " is not an shmq segment (bad magic)");
   if (version != kLayoutVersion) {
     throw Error(Errc::Incompatible, what + " has layout version " + std::to_string(version) +
                                         "; this library reads version " + std::to_string(kLayoutVersion));
@@ -246,6 +255,11 @@ std::shared_ptr<Mapping> open_mapping(std::string_view name, std::string_view ns
 }  // namespace
 
 Queue Queue::create(std::string_view name, const QueueOptions& options, std::string_view ns_arg) {
+  return detail::QueueAccess::create_prepared(name, options, ns_arg, {});
+}
+
+Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOptions& options,
+                                           std::string_view ns_arg, const PrepareSegment& prepare) {
   auto m = std::make_shared<Mapping>();
   m->ns = resolve_namespace(ns_arg);
   validate_name(name);
@@ -284,7 +298,12 @@ Queue Queue::create(std::string_view name, const QueueOptions& options, std::str
     fail(rc == ENOSPC ? Errc::NoSpace : Errc::System, "cannot allocate " + what);
   }
   map_or_throw(*m, g.segment_bytes, what);
-  initialise(*m, options, g);
+  try {
+    initialise(*m, options, g, prepare);
+  } catch (...) {
+    ::shm_unlink(shm.c_str());
+    throw;
+  }
   return Queue(std::move(m));
 }
 

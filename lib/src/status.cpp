@@ -13,6 +13,7 @@ std::string_view to_string(Status status) noexcept {
     case Status::InFlightLimit: return "in-flight limit";
     case Status::NotInFlight: return "not in flight";
     case Status::Corrupt: return "corrupt";
+    case Status::NotDurable: return "not durable";
   }
   return "unknown";
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Tests of the shmq and shmq-stat command-line tools, through the real binaries.
 
-Usage: cli_test.py --shmq PATH --stat PATH [unittest arguments, e.g. SendTest]
+Usage: cli_test.py --shmq PATH --stat PATH --shmqd PATH [unittest arguments, e.g. SendTest]
 
 Every test works in a namespace of its own and removes its segments at the
 end, so the suites can run in parallel (ctest -j).
@@ -24,6 +24,7 @@ import unittest
 
 SHMQ = ""
 SHMQ_STAT = ""
+SHMQD = ""
 USAGE, FAILURE = 2, 1
 
 
@@ -193,8 +194,6 @@ class SendTest(ToolTest):
 
     def test_durable_needs_a_durable_queue(self):
         self.assert_error(self.shmq("send", "q", "--durable", input="a\n", expect=FAILURE), "not durable")
-        self.shmq("create", "d", "--durable")
-        self.shmq("send", "d", "--durable", input="a\n")
 
     def test_timeout_when_the_ring_stays_full(self):
         self.shmq("create", "small", "--capacity", "4K", "--max-message", "512")
@@ -570,17 +569,52 @@ class DumpTest(ToolTest):
         lines = self.shmq("dump", "q", "--format", "json").stdout.splitlines()
         self.assertEqual(len(lines), 2502)
 
-    def test_journal_is_not_available_yet(self):
-        self.assert_error(self.shmq("dump", "q", "--journal", expect=FAILURE), "journal is not available")
+    def test_journal_of_a_queue_without_one(self):
+        data_dir = tempfile.mkdtemp(prefix="shmq-cli-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        self.assert_error(self.shmq("dump", "q", "--journal", "--data-dir", data_dir, expect=FAILURE),
+                          "no journal of queue 'q'")
+
+
+class DurableTest(ToolTest):
+    """send --durable and dump --journal against a real shmqd."""
+
+    def setUp(self):
+        super().setUp()
+        self.data_dir = tempfile.mkdtemp(prefix="shmq-cli-")
+        self.addCleanup(shutil.rmtree, self.data_dir, True)
+        self.env["SHMQ_DATA_DIR"] = self.data_dir
+        self.shmq("create", "d", "--durable")
+
+    def start_shmqd(self):
+        daemon = subprocess.Popen([SHMQD, "--log-level", "warn"], env=self.env)
+        self.addCleanup(daemon.wait)
+        self.addCleanup(daemon.terminate)
+        deadline = time.monotonic() + 10
+        while self.queue_stat("d")["daemon"]["pid"] != daemon.pid:
+            self.assertLess(time.monotonic(), deadline, "shmqd did not take the queue")
+            time.sleep(0.01)
+
+    def test_durable_send_waits_for_the_journal(self):
+        self.assert_error(self.shmq("send", "d", "--durable", "--timeout", "200ms", input="early\n",
+                                    expect=FAILURE), "did not confirm")
+        self.start_shmqd()
+        self.shmq("send", "d", "--durable", "--timeout", "10s", input="late\n")
+        dumped = self.shmq("dump", "d", "--journal", "--format", "json").stdout.splitlines()
+        # The early line was committed in shared memory: shmqd journaled it when it came.
+        self.assertEqual([json.loads(l)["payload"] for l in dumped], ["early", "late"])
+        text = self.shmq("dump", "d", "--journal").stdout.decode()
+        self.assertIn("journal of queue 'd'", text)
 
 
 def main():
-    global SHMQ, SHMQ_STAT
+    global SHMQ, SHMQ_STAT, SHMQD
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shmq", required=True)
     parser.add_argument("--stat", required=True)
+    parser.add_argument("--shmqd", required=True)
     args, rest = parser.parse_known_args()
-    SHMQ, SHMQ_STAT = os.path.abspath(args.shmq), os.path.abspath(args.stat)
+    SHMQ, SHMQ_STAT, SHMQD = os.path.abspath(args.shmq), os.path.abspath(args.stat), os.path.abspath(args.shmqd)
     unittest.main(argv=[sys.argv[0], "-v", *rest])
 
 

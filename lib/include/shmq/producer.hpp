@@ -38,6 +38,17 @@ struct ProducerOptions {
   bool precise_timestamps = false;
 };
 
+// When a send returns Ok.
+enum class Confirm : std::uint8_t {
+  // The record is committed in shared memory: it survives the crash of any
+  // process, shmqd's included, but not of the host.
+  Shared,
+  // Durable queues: shmqd's journal has also synced it to disk (fdatasync):
+  // it survives power loss. Waits for shmqd, whose group commit makes one
+  // fsync confirm every record written meanwhile, by any producer.
+  Durable,
+};
+
 class Producer {
  public:
   static Producer attach(const Queue& queue, std::string_view name, ProducerOptions options = {});
@@ -57,6 +68,19 @@ class Producer {
   [[nodiscard]] Status send(std::span<const std::byte> payload, Duration timeout = kForever) noexcept;
   [[nodiscard]] Status send(std::uint64_t seq, std::span<const std::byte> payload,
                             Duration timeout = kForever) noexcept;
+  // With a choice of confirmation. Confirm::Durable on a queue that is not
+  // durable: NotDurable (nothing sent). Timeout after the record was
+  // committed but before the journal synced it: the message is in the queue,
+  // its durability unconfirmed (shmqd not running, or its disk full); a retry
+  // with the same sequence gets Duplicate, and wait_durable() confirms it.
+  [[nodiscard]] Status send(std::span<const std::byte> payload, Confirm confirm,
+                            Duration timeout = kForever) noexcept;
+  [[nodiscard]] Status send(std::uint64_t seq, std::span<const std::byte> payload, Confirm confirm,
+                            Duration timeout = kForever) noexcept;
+  // Durable queues: waits until every record this handle committed is synced
+  // to disk. Send a batch with Confirm::Shared, then wait once. NotDurable on
+  // a queue that is not durable; Timeout when shmqd has not synced it in time.
+  [[nodiscard]] Status wait_durable(Duration timeout = kForever) noexcept;
 
   // Zero-copy: claim room for `size` bytes, write them into claimed(), then
   // commit(). One claim at a time; abort() turns it into a skipped record.
@@ -78,6 +102,7 @@ class Producer {
 
  private:
   explicit Producer(std::unique_ptr<State> state);
+  [[nodiscard]] Status wait_durable_until(Clock::time_point deadline) noexcept;
   std::unique_ptr<State> s_;
 };
 

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@ namespace shmq {
 
 namespace detail {
 struct Mapping;
+struct QueueAccess;
 }
 
 // The namespace every name lives in: $SHMQ_NAMESPACE, else "default".
@@ -31,6 +33,13 @@ struct Mapping;
 // Throws Error(InvalidName) unless `name` is 1..63 characters of
 // [A-Za-z0-9._-] and not "." or "..". `what` names the kind in the message.
 void validate_name(std::string_view name, std::string_view what = "queue");
+
+// Where shmqd keeps a namespace's data (durable queues' journals, its lock):
+// $SHMQ_DATA_DIR, else /var/lib/shmq/<ns> for root, else
+// $XDG_STATE_HOME/shmq/<ns> ($XDG_STATE_HOME defaulting to ~/.local/state).
+// ns: empty means current_namespace(). Throws Error(InvalidArgument) when
+// none can be found.
+[[nodiscard]] std::filesystem::path default_data_dir(std::string_view ns = {});
 
 // Namespaces may not contain '.', so that shmq.<ns>.<queue> is unambiguous.
 void validate_namespace(std::string_view ns);
@@ -152,6 +161,7 @@ class Queue {
   [[nodiscard]] const std::shared_ptr<detail::Mapping>& mapping() const noexcept { return map_; }
 
  private:
+  friend struct detail::QueueAccess;  // shmqd's rebuild of a durable queue (lib/src/prepared_create.hpp)
   explicit Queue(std::shared_ptr<detail::Mapping> map) : map_(std::move(map)) {}
   std::shared_ptr<detail::Mapping> map_;
 };

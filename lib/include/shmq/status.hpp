@@ -22,6 +22,7 @@ enum class Status : std::uint8_t {
   InFlightLimit,  // the consumer holds `prefetch` unacknowledged messages
   NotInFlight,    // ack of a message this consumer does not hold
   Corrupt,        // the segment holds something impossible (a bug or a hostile peer)
+  NotDurable,     // a durable confirm asked of a queue that is not durable
 };
 
 [[nodiscard]] std::string_view to_string(Status status) noexcept;

@@ -1,0 +1,317 @@
+#include "journal_pipeline.hpp"
+
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "journal.hpp"
+#include "journal_store.hpp"
+#include "layout.hpp"
+#include "mapping.hpp"
+#include "process.hpp"
+#include "recovery.hpp"
+#include "wait.hpp"
+
+namespace shmq::daemon {
+
+using namespace layout;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// A batch is cut at whichever comes first.
+constexpr std::size_t kMaxBatchRecords = 4096;
+constexpr std::uint64_t kMaxBatchBytes = 4u << 20;
+constexpr std::size_t kMaxBatchesPerCommit = 64;
+constexpr auto kCheckpointPeriod = std::chrono::milliseconds(100);
+// After a failed write or sync (disk full), the next attempt.
+constexpr auto kRetryDelay = std::chrono::milliseconds(200);
+// How long the threads sleep at most before looking at the stop flag.
+constexpr auto kIdleWake = std::chrono::milliseconds(50);
+
+// Committed records of the ring, and the position after the last one looked
+// at. The payloads point into the ring (valid until journal_written passes).
+struct Batch {
+  std::vector<journal::Record> records;
+  std::uint64_t end = 0;
+};
+
+}  // namespace
+
+struct JournalPipeline::Shared {
+  Queue queue;
+  const detail::Mapping& map;
+  std::filesystem::path dir;
+  JournalSettings settings;
+  std::optional<journal::Writer> writer;  // empty after a failure, until reopened
+  moodycamel::BlockingConcurrentQueue<Batch> batches;
+  std::uint64_t drain_from = 0;    // where the drain starts
+  std::uint64_t journaled_end = 0; // the journal's written() at open: records below are in it
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> drained{false};  // the drain thread enqueued its last batch
+
+  Shared(Queue q, std::filesystem::path d, const JournalSettings& s)
+      : queue(std::move(q)), map(*queue.mapping()), dir(std::move(d)), settings(s) {}
+};
+
+namespace {
+
+journal::Options journal_options(const JournalPipeline::Shared& s) {
+  journal::Options o;
+  o.segment_bytes = s.settings.segment_bytes;
+  o.max_payload = s.map.max_message;
+  o.salvage = s.settings.salvage;
+  return o;
+}
+
+// ---- the drain thread --------------------------------------------------------
+
+bool committed(const detail::Mapping& m, std::uint64_t position) {
+  // acquire: pairs with the producer's release store of the commit word,
+  // making the header and payload visible.
+  return m.commit_word(position).load(std::memory_order_acquire) == position;
+}
+
+Batch collect(const detail::Mapping& m, std::uint64_t from, std::uint64_t journaled_end) {
+  Batch b;
+  b.end = from;
+  std::uint64_t bytes = 0;
+  while (b.records.size() < kMaxBatchRecords && bytes < kMaxBatchBytes && committed(m, b.end)) {
+    RecordHeader h;
+    const std::uint64_t span = detail::record_span(m, b.end, &h);
+    if (span == 0) {
+      spdlog::error("queue '{}': impossible record header at position {}; journaling stops there", m.name, b.end);
+      break;
+    }
+    if (h.type == static_cast<std::uint16_t>(RecordType::Data) && b.end >= journaled_end) {
+      const std::byte* payload = m.at(b.end) + sizeof(RecordHeader);
+      b.records.push_back({b.end, h.producer_id, h.sequence, h.timestamp_ns, {payload, h.length}});
+      bytes += h.length;
+    }
+    b.end += span;
+  }
+  return b;
+}
+
+void drain_loop(JournalPipeline::Shared& s) {
+  const detail::Mapping& m = s.map;
+  moodycamel::ProducerToken token(s.batches);  // one producer: batches stay in order
+  std::uint64_t cursor = s.drain_from;
+  for (;;) {
+    Batch batch = collect(m, cursor, s.journaled_end);
+    if (batch.end != cursor) {
+      cursor = batch.end;
+      s.batches.enqueue(token, std::move(batch));
+      continue;
+    }
+    // Everything committed so far is handed over: stop here when asked.
+    if (s.stopping.load(std::memory_order_acquire)) break;
+    detail::wait_until(
+        m.header->data, Clock::now() + kIdleWake, 64,
+        [&] { return committed(m, cursor) || s.stopping.load(std::memory_order_acquire); },
+        [] { return detail::kMaxSleep; });
+  }
+  s.drained.store(true, std::memory_order_release);
+}
+
+// ---- the writer thread -------------------------------------------------------
+
+// The groups' acked positions and the producers' journaled sequences.
+class CheckpointKeeper {
+ public:
+  CheckpointKeeper(const detail::Mapping& m, JournaledProducers producers) : m_(m), producers_(std::move(producers)) {}
+
+  // Before appending `batch`: learns the sequences it journals, and whether a
+  // producer in it has no name in the journal yet (checkpoint first, then).
+  bool learn(const Batch& batch) {
+    bool unnamed = false;
+    for (const journal::Record& r : batch.records) {
+      auto [it, added] = producers_.try_emplace(r.producer_id);
+      if (added || it->second.name != current_name(r.producer_id)) {
+        // A new producer, or a recycled entry: its sequence starts afresh.
+        it->second = {current_name(r.producer_id), 0};
+        unnamed = true;
+      }
+      it->second.sequence = std::max(it->second.sequence, r.sequence);
+    }
+    return unnamed;
+  }
+
+  // A checkpoint if something changed since the last one (or `force`).
+  std::optional<journal::Checkpoint> take(bool force) {
+    journal::Checkpoint c;
+    for (std::uint32_t g = 0; g < m_.max_groups; ++g) {
+      const GroupSlot& group = m_.groups[g];
+      if (group.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
+      c.groups.push_back({bounded_name(group.name), group.released.load(std::memory_order_acquire)});
+    }
+    for (const auto& [id, p] : producers_) c.producers.push_back({id, p.name, p.sequence});
+    if (!force && last_ && last_->groups == c.groups && last_->producers == c.producers) return std::nullopt;
+    last_ = c;
+    c.timestamp_ns = detail::unix_time_ns();
+    return c;
+  }
+
+  // Retention's floor: nothing a group has not acked may go.
+  [[nodiscard]] std::uint64_t slowest_acked(std::uint64_t otherwise) const {
+    std::uint64_t floor = otherwise;
+    if (last_) {
+      for (const auto& g : last_->groups) floor = std::min(floor, g.acked);
+    }
+    return floor;
+  }
+
+ private:
+  static std::string bounded_name(const char* name) { return std::string(name, ::strnlen(name, kNameBytes)); }
+  std::string current_name(std::uint32_t id) const {
+    return id < m_.max_producers ? bounded_name(m_.producers[id].name) : std::string();
+  }
+
+  const detail::Mapping& m_;
+  JournaledProducers producers_;
+  std::optional<journal::Checkpoint> last_;
+};
+
+class JournalWriterLoop {
+ public:
+  explicit JournalWriterLoop(JournalPipeline::Shared& s)
+      : s_(s),
+        keeper_(s.map, journaled_producers(s.dir, s.queue.name(), s.writer->last_checkpoint(), journal_options(s))) {}
+
+  void run() {
+    std::vector<Batch> taken(kMaxBatchesPerCommit);
+    for (;;) {
+      const std::size_t n = s_.batches.wait_dequeue_bulk_timed(taken.begin(), taken.size(), kIdleWake);
+      for (std::size_t i = 0; i < n; ++i) pending_.push_back(std::move(taken[i]));
+      if (!pending_.empty() && Clock::now() >= retry_at_ && persist()) pending_.clear();
+      if (Clock::now() >= next_checkpoint_) checkpoint(false);
+      if (n == 0 && pending_.empty() && s_.drained.load(std::memory_order_acquire) && s_.batches.size_approx() == 0) {
+        break;
+      }
+      if (n == 0 && !pending_.empty() && s_.drained.load(std::memory_order_acquire) && stop_retrying()) break;
+    }
+    checkpoint(true);
+  }
+
+ private:
+  // Appends the pending batches, publishes written, syncs, publishes synced.
+  bool persist() {
+    QueueHeader& h = *s_.map.header;
+    try {
+      if (!s_.writer) s_.writer.emplace(journal::Writer::open(s_.dir, s_.queue.name(), journal_options(s_)));
+      for (const Batch& b : pending_) {
+        if (keeper_.learn(b)) checkpoint(true);
+        append_unwritten(b);
+      }
+      const std::uint64_t end = pending_.back().end;
+      // release: pairs with the producers' acquire in release_floor; the ring
+      // may reuse these bytes now that write() has copied them.
+      h.journal_written.store(end, std::memory_order_release);
+      detail::notify(h.space);
+      s_.writer->sync();  // one fdatasync for every batch taken: the group commit
+      // Pairs with the acquire loads of wait_durable and of consumers, which
+      // receive only what is synced.
+      h.journal_synced.store(end, std::memory_order_release);
+      detail::notify(h.journal);
+      detail::notify(h.data);
+      if (h.journal_error.exchange(0, std::memory_order_relaxed) != 0) {
+        spdlog::info("queue '{}': the journal writes again", s_.queue.name());
+      }
+      return true;
+    } catch (const journal::JournalError& e) {
+      const int error = errno != 0 ? errno : EIO;
+      if (h.journal_error.exchange(static_cast<std::uint32_t>(error), std::memory_order_relaxed) == 0) {
+        spdlog::error("queue '{}': journal write failed ({}); durable confirms wait, retrying: {}",
+                      s_.queue.name(), std::strerror(error), e.what());
+      }
+      s_.writer.reset();  // reopening recovers whatever the failure left
+      retry_at_ = Clock::now() + kRetryDelay;
+      return false;
+    }
+  }
+
+  // After a reopen, some records of a pending batch may be in already.
+  void append_unwritten(const Batch& b) {
+    const std::uint64_t written = s_.writer->written();
+    const auto first = std::partition_point(b.records.begin(), b.records.end(),
+                                            [&](const journal::Record& r) { return r.position < written; });
+    if (first != b.records.end()) s_.writer->append({first, b.records.end()});
+  }
+
+  void checkpoint(bool force) {
+    next_checkpoint_ = Clock::now() + kCheckpointPeriod;
+    if (!s_.writer) return;
+    auto c = keeper_.take(force);
+    if (!c) return;
+    try {
+      s_.writer->checkpoint(std::move(*c));
+      retain();
+    } catch (const journal::JournalError& e) {
+      spdlog::error("queue '{}': journal checkpoint failed: {}", s_.queue.name(), e.what());
+      s_.writer.reset();
+    }
+  }
+
+  void retain() {
+    const JournalSettings& st = s_.settings;
+    if (st.retention_bytes == 0 && st.retention_age_ns == 0) return;
+    const std::uint64_t floor = keeper_.slowest_acked(s_.writer->written());
+    for (const auto& file : s_.writer->retain({st.retention_bytes, st.retention_age_ns}, floor, detail::unix_time_ns())) {
+      spdlog::info("queue '{}': retention removed {}", s_.queue.name(), file.string());
+    }
+  }
+
+  // Stopping with writes that keep failing: give up after a few tries (the
+  // records stay in the ring, and the next shmqd journals them).
+  bool stop_retrying() { return ++failed_stops_ > 10; }
+
+  JournalPipeline::Shared& s_;
+  CheckpointKeeper keeper_;
+  std::vector<Batch> pending_;
+  Clock::time_point retry_at_{};
+  Clock::time_point next_checkpoint_{};
+  int failed_stops_ = 0;
+};
+
+}  // namespace
+
+JournalPipeline::JournalPipeline(Queue queue, std::filesystem::path dir, const JournalSettings& settings)
+    : shared_(std::make_unique<Shared>(std::move(queue), std::move(dir), settings)) {
+  Shared& s = *shared_;
+  std::filesystem::create_directories(s.dir);
+  write_queue_options(s.dir, options_of(s.queue));
+  s.writer.emplace(journal::Writer::open(s.dir, s.queue.name(), journal_options(s)));
+  const journal::Recovery& found = s.writer->recovery();
+  if (found.tail_cut) {
+    spdlog::warn("queue '{}': cut a torn journal tail in {} at offset {}", s.queue.name(),
+                 found.tail_cut->file.string(), found.tail_cut->offset);
+  }
+  QueueHeader& h = *s.map.header;
+  s.journaled_end = s.writer->written();
+  s.drain_from = h.journal_written.load(std::memory_order_acquire);
+  // A daemon that died between its write and its sync: sync now, so synced
+  // covers everything the journal holds.
+  s.writer->sync();
+  h.journal_synced.store(s.drain_from, std::memory_order_release);
+  detail::notify(h.journal);
+  writer_ = std::thread([&s] {
+    JournalWriterLoop loop(s);
+    loop.run();
+  });
+  drain_ = std::thread([&s] { drain_loop(s); });
+}
+
+JournalPipeline::~JournalPipeline() {
+  shared_->stopping.store(true, std::memory_order_release);
+  drain_.join();
+  writer_.join();
+}
+
+}  // namespace shmq::daemon

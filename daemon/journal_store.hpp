@@ -1,0 +1,39 @@
+// Where shmqd keeps each durable queue's journal, and what it needs besides
+// the records to recreate the queue: <data-dir>/journal/<queue>/ holds the
+// segment files (daemon/journal) and queue.json, the queue's creation options.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "journal.hpp"
+#include "shmq/queue.hpp"
+
+namespace shmq::daemon {
+
+[[nodiscard]] std::filesystem::path journal_dir(const std::filesystem::path& data_dir, std::string_view queue);
+
+// Written when shmqd starts journaling a queue; read to recreate it.
+void write_queue_options(const std::filesystem::path& dir, const QueueOptions& options);
+// nullopt when the file is missing; throws std::runtime_error when unreadable.
+[[nodiscard]] std::optional<QueueOptions> read_queue_options(const std::filesystem::path& dir);
+// The options an open queue was created with.
+[[nodiscard]] QueueOptions options_of(const Queue& queue);
+
+// What the journal says of its producers: each id's name (from the latest
+// checkpoint) and the last sequence journaled from it (the checkpoint's, or
+// a later record's).
+struct JournaledProducer {
+  std::string name;
+  std::uint64_t sequence = 0;
+};
+using JournaledProducers = std::map<std::uint32_t, JournaledProducer>;
+[[nodiscard]] JournaledProducers journaled_producers(const std::filesystem::path& dir, std::string_view queue,
+                                                     const std::optional<journal::Checkpoint>& latest,
+                                                     const journal::Options& options);
+
+}  // namespace shmq::daemon

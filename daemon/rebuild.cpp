@@ -1,0 +1,217 @@
+#include "rebuild.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#include "journal.hpp"
+#include "journal_store.hpp"
+#include "layout.hpp"
+#include "mapping.hpp"
+#include "prepared_create.hpp"
+#include "recovery.hpp"
+
+namespace shmq::daemon {
+
+using namespace layout;
+
+namespace {
+
+struct GroupResume {
+  std::string name;
+  std::uint64_t from = 0;  // first position it is owed (a record's, or the end)
+};
+
+class Rebuilder {
+ public:
+  Rebuilder(const std::filesystem::path& dir, std::string name, const QueueOptions& options, bool salvage)
+      : dir_(dir), name_(std::move(name)), options_(options) {
+    journal_options_.max_payload = options.max_message;
+    journal_options_.salvage = salvage;
+  }
+
+  [[nodiscard]] const RebuildReport& report() const { return report_; }
+
+  void plan() {
+    const journal::Recovery recovery = journal::recover(dir_, name_, journal_options_);
+    describe_damage(recovery);
+    end_ = journal_end(recovery);
+    report_.end_position = end_;
+    producers_ = journaled_producers(dir_, name_, recovery.checkpoint, journal_options_);
+    if (recovery.checkpoint) plan_groups(*recovery.checkpoint);
+    head_ = end_;
+    for (const GroupResume& g : groups_) head_ = std::min(head_, g.from);
+    report_.groups = groups_.size();
+  }
+
+  // On the new segment, before anyone can open it.
+  void fill(const detail::Mapping& m) {
+    if (groups_.size() > m.max_groups) throw std::runtime_error("the journal names more groups than the queue has entries");
+    std::uint64_t cursor = head_;
+    auto records = journal::Cursor::open(dir_, name_, head_, journal_options_);
+    while (const auto r = records.next()) {
+      if (r->position >= end_) break;
+      skip_gap(m, cursor, r->position);
+      write_record(m, *r);
+      if (r->producer_id < m.max_producers) {  // statistics: lag = committed - acked
+        auto& messages = m.producers[r->producer_id].messages;
+        messages.store(messages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      }
+      cursor = r->position + record_bytes(r->payload.size());
+    }
+    skip_gap(m, cursor, end_);
+    set_groups(m);
+    set_producers(m);
+    QueueHeader& h = *m.header;
+    h.head.store(head_, std::memory_order_relaxed);
+    h.tail.store(end_, std::memory_order_relaxed);
+    h.journal_written.store(end_, std::memory_order_relaxed);
+    h.journal_synced.store(end_, std::memory_order_relaxed);
+  }
+
+ private:
+  void describe_damage(const journal::Recovery& r) {
+    if (r.tail_cut) {
+      report_.damage += "cut a torn tail of " + r.tail_cut->file.string() + " at offset " +
+                        std::to_string(r.tail_cut->offset) + "; ";
+    }
+    for (const journal::Damage& d : r.skipped) {
+      report_.damage += "skipped (salvage) " + std::to_string(d.bytes) + " bytes of " + d.file.string() +
+                        " at offset " + std::to_string(d.offset) + ", positions " + std::to_string(d.from_position) +
+                        ".." + std::to_string(d.to_position) + "; ";
+    }
+  }
+
+  // Where producers continue: the end of the last record.
+  std::uint64_t journal_end(const journal::Recovery& r) {
+    const std::uint64_t fallback = std::max(align_up(r.written, kRecordAlign), kFirstPosition);
+    if (r.records == 0) return fallback;
+    std::uint64_t end = fallback;
+    auto last = journal::Cursor::open(dir_, name_, r.written - 1, journal_options_);
+    while (const auto rec = last.next()) end = rec->position + record_bytes(rec->payload.size());
+    return end;
+  }
+
+  // Each group is owed everything from its checkpointed ack, but never more
+  // than one ring below the end (it had acked all that: see rebuild.hpp).
+  void plan_groups(const journal::Checkpoint& c) {
+    const std::uint64_t ring_below_end = end_ > options_.capacity ? end_ - options_.capacity : 0;
+    std::uint64_t lowest = end_;
+    for (const journal::GroupPosition& g : c.groups) {
+      const std::uint64_t from = std::min(std::max(g.acked, ring_below_end), end_);
+      groups_.push_back({g.name, from});
+      lowest = std::min(lowest, from);
+    }
+    // Move each start onto the first record at or after it.
+    std::vector<std::uint64_t> positions;
+    auto records = journal::Cursor::open(dir_, name_, lowest, journal_options_);
+    while (const auto r = records.next()) {
+      if (r->position >= end_) break;
+      positions.push_back(r->position);
+      ++report_.records;
+    }
+    for (GroupResume& g : groups_) {
+      const auto it = std::lower_bound(positions.begin(), positions.end(), g.from);
+      g.from = it == positions.end() ? end_ : *it;
+    }
+    positions_ = std::move(positions);
+  }
+
+  // Skipped records over [from, to), none across the ring's end.
+  static void skip_gap(const detail::Mapping& m, std::uint64_t from, std::uint64_t to) {
+    while (from < to) {
+      const std::uint64_t room = m.capacity - (from & m.mask);
+      const std::uint64_t bytes = std::min(to - from, room);
+      RecordHeader h{};
+      h.length = static_cast<std::uint32_t>(bytes);
+      h.type = static_cast<std::uint16_t>(RecordType::Skipped);
+      std::memcpy(m.record(from), &h, sizeof h);
+      m.commit_word(from).store(from, std::memory_order_relaxed);
+      from += bytes;
+    }
+  }
+
+  static void write_record(const detail::Mapping& m, const journal::Record& r) {
+    if (r.payload.size() > m.max_message || (r.position & m.mask) + record_bytes(r.payload.size()) > m.capacity) {
+      throw std::runtime_error("journal record at position " + std::to_string(r.position) +
+                               " does not fit the queue's ring (were its options changed?)");
+    }
+    RecordHeader h{};
+    h.length = static_cast<std::uint32_t>(r.payload.size());
+    h.type = static_cast<std::uint16_t>(RecordType::Data);
+    h.producer_id = r.producer_id;
+    h.sequence = r.sequence;
+    h.timestamp_ns = r.timestamp_ns;
+    std::memcpy(m.record(r.position), &h, sizeof h);
+    if (!r.payload.empty()) std::memcpy(m.at(r.position) + sizeof h, r.payload.data(), r.payload.size());
+    m.commit_word(r.position).store(r.position, std::memory_order_relaxed);
+  }
+
+  // Every record a group is owed waits as a pending redelivery: the group's
+  // read cursor is already past them, released still before them.
+  void set_groups(const detail::Mapping& m) {
+    for (std::uint32_t g = 0; g < groups_.size(); ++g) {
+      const GroupResume& resume = groups_[g];
+      GroupSlot& slot = m.groups[g];
+      std::memcpy(slot.name, resume.name.data(), std::min(resume.name.size(), kNameBytes - 1));
+      std::uint64_t owed = 0;
+      for (std::uint64_t p = resume.from; p < end_;) {
+        RecordHeader h;
+        const std::uint64_t span = detail::record_span(m, p, &h);
+        if (span == 0) throw std::runtime_error("rebuilt ring is inconsistent at position " + std::to_string(p));
+        const bool data = h.type == static_cast<std::uint16_t>(RecordType::Data);
+        m.state_word(g, p).store(make_state(p, data ? kPendingRedelivery : kAcked), std::memory_order_relaxed);
+        owed += data ? 1 : 0;
+        p += span;
+      }
+      const auto below = std::lower_bound(positions_.begin(), positions_.end(), resume.from) - positions_.begin();
+      slot.start_messages.store(static_cast<std::uint64_t>(below) - first_index_at_head(), std::memory_order_relaxed);
+      slot.read.store(end_, std::memory_order_relaxed);
+      slot.released.store(resume.from, std::memory_order_relaxed);
+      slot.pending_redelivery.store(owed, std::memory_order_relaxed);
+      slot.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_relaxed);
+    }
+  }
+
+  [[nodiscard]] std::uint64_t first_index_at_head() const {
+    return static_cast<std::uint64_t>(std::lower_bound(positions_.begin(), positions_.end(), head_) -
+                                      positions_.begin());
+  }
+
+  void set_producers(const detail::Mapping& m) {
+    for (const auto& [id, p] : producers_) {
+      if (id >= m.max_producers || p.name.empty() || p.name.size() >= kNameBytes) continue;
+      ProducerSlot& slot = m.producers[id];
+      std::memcpy(slot.name, p.name.data(), p.name.size());
+      slot.last_seq.store(p.sequence, std::memory_order_relaxed);
+      slot.state.store(static_cast<std::uint32_t>(SlotState::Detached), std::memory_order_relaxed);
+      ++report_.producers;
+    }
+  }
+
+  std::filesystem::path dir_;
+  std::string name_;
+  QueueOptions options_;
+  journal::Options journal_options_;
+  RebuildReport report_;
+  std::uint64_t end_ = kFirstPosition;
+  std::uint64_t head_ = kFirstPosition;
+  std::vector<GroupResume> groups_;
+  std::vector<std::uint64_t> positions_;  // of the records from the lowest group start to the end
+  JournaledProducers producers_;
+};
+
+}  // namespace
+
+RebuildReport rebuild_queue(const std::string& ns, const std::string& name, const std::filesystem::path& dir,
+                            bool salvage) {
+  const auto options = read_queue_options(dir);
+  if (!options) throw std::runtime_error("no queue.json in " + dir.string());
+  Rebuilder rebuilder(dir, name, *options, salvage);
+  rebuilder.plan();
+  detail::QueueAccess::create_prepared(name, *options, ns, [&](const detail::Mapping& m) { rebuilder.fill(m); });
+  return rebuilder.report();
+}
+
+}  // namespace shmq::daemon

@@ -1,0 +1,23 @@
+// Creating a queue whose contents are set up before anyone can open it: how
+// shmqd rebuilds a durable queue from its journal after a reboot. Openers
+// wait for the layout version, which is published only after `prepare`.
+#pragma once
+
+#include <functional>
+#include <string_view>
+
+#include "mapping.hpp"
+#include "shmq/queue.hpp"
+
+namespace shmq::detail {
+
+using PrepareSegment = std::function<void(const Mapping&)>;
+
+struct QueueAccess {
+  // Queue::create, calling `prepare` (if any) on the initialised segment
+  // before publishing it. If `prepare` throws, the segment is removed.
+  static Queue create_prepared(std::string_view name, const QueueOptions& options, std::string_view ns,
+                               const PrepareSegment& prepare);
+};
+
+}  // namespace shmq::detail

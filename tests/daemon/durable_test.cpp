@@ -1,0 +1,432 @@
+// Durable queues: shmqd journals them, confirms durable sends after fsync, and
+// rebuilds them from the journal when shared memory is gone (a simulated
+// power loss: every process killed with kill -9, the segment removed).
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "daemon_support.hpp"
+#include "journal.hpp"
+
+namespace shmq::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+Queue make_durable_queue(std::uint64_t capacity = 64 << 10, std::uint32_t max_message = 256) {
+  QueueOptions o;
+  o.capacity = capacity;
+  o.max_message = max_message;
+  o.durable = true;
+  return Queue::create("dq", o);
+}
+
+class DurableTest : public DaemonTest {
+ protected:
+  fs::path journal() const { return fs::path(dir_) / "journal" / "dq"; }
+
+  // The journal's data records as "producer:seq" in position order.
+  std::vector<std::string> journaled() const {
+    std::vector<std::string> out;
+    auto cursor = journal::Cursor::open(journal(), "dq", 0);
+    while (const auto r = cursor.next()) out.push_back(std::to_string(r->producer_id) + ":" + std::to_string(r->sequence));
+    return out;
+  }
+
+  static void remove_segment() { ASSERT_TRUE(Queue::remove("dq")); }
+};
+
+TEST_F(DurableTest, DurableSendReturnsOnceTheJournalSyncedIt) {
+  Queue q = make_durable_queue();
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  auto p = Producer::attach(q, "p");
+  for (int i = 1; i <= 50; ++i) {
+    ASSERT_EQ(p.send(bytes_of(payload_for(i)), Confirm::Durable, 10s), Status::Ok);
+    // Confirmed: the journal's synced position is past the record.
+    EXPECT_GT(q.info().journal_synced, p.last_position());
+  }
+  const auto records = journaled();
+  ASSERT_EQ(records.size(), 50u);
+  EXPECT_EQ(records.front(), "0:1");
+  EXPECT_EQ(records.back(), "0:50");
+}
+
+TEST_F(DurableTest, DurableConfirmOnAQueueThatIsNotDurableIsRefused) {
+  Queue q = make_crash_queue();
+  auto p = Producer::attach(q, "p");
+  EXPECT_EQ(p.send(bytes_of("x"), Confirm::Durable, 1s), Status::NotDurable);
+  EXPECT_EQ(p.last_sequence(), 0u);  // nothing sent
+  EXPECT_EQ(p.wait_durable(1s), Status::NotDurable);
+}
+
+// Without shmqd nothing is journaled: durable confirms time out, consumers
+// receive nothing (a durable queue delivers only what is on disk), and the
+// ring never reuses a record the journal has not written, even when the only
+// group starts after it. When shmqd comes, it journals the backlog and confirms.
+TEST_F(DurableTest, TheRingKeepsWhatTheJournalHasNotWritten) {
+  Queue q = make_durable_queue(16 << 10, 64);
+  auto p = Producer::attach(q, "p");
+  EXPECT_EQ(p.send(bytes_of("first"), Confirm::Durable, 50ms), Status::Timeout);
+  EXPECT_EQ(p.last_sequence(), 1u);  // committed in shared memory, durability unconfirmed
+  Message m;
+  {
+    auto oldest = Consumer::join(q, "oldest");
+    EXPECT_EQ(oldest.receive(m, 50ms), Status::Timeout) << "delivered a record that is not on disk";
+  }
+  q.delete_group("oldest");
+  std::uint64_t sent = 1;
+  while (p.try_send(bytes_of("more")) == Status::Ok) ++sent;
+  EXPECT_EQ(sent, (16u << 10) / 64);  // one ring, then Full
+  // A group that starts at the newest position holds nothing back; the
+  // journal still does.
+  auto newest = Consumer::join(q, "newest", {.start = StartAt::Newest});
+  EXPECT_EQ(p.try_send(bytes_of("more")), Status::Full) << "reused ring bytes the journal has not written";
+
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  EXPECT_EQ(p.wait_durable(10s), Status::Ok);
+  EXPECT_EQ(journaled().size(), sent);
+  EXPECT_EQ(p.send(bytes_of("after"), Confirm::Durable, 10s), Status::Ok);
+  ASSERT_EQ(newest.receive(m, 10s), Status::Ok);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(m.payload.data()), m.payload.size()), "after");
+}
+
+// shmqd killed while producers go on: the next one continues the journal
+// where it stopped, with no record missing or written twice.
+TEST_F(DurableTest, ARestartedDaemonContinuesTheJournalWithoutGapOrDuplicate) {
+  Queue q = make_durable_queue();
+  auto p = Producer::attach(q, "p");
+  auto c = Consumer::join(q, "g");
+  Message m;
+  for (int round = 0; round < 3; ++round) {
+    Daemon d = start_daemon();
+    ASSERT_TRUE(d.serves(q));
+    for (int i = 0; i < 300; ++i) {
+      ASSERT_EQ(p.send(bytes_of("m"), 10s), Status::Ok);
+      while (c.try_receive(m) == Status::Ok) ASSERT_EQ(c.ack(m), Status::Ok);
+    }
+    d.kill9();
+  }
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  ASSERT_EQ(p.wait_durable(10s), Status::Ok);
+  const auto records = journaled();
+  ASSERT_EQ(records.size(), 900u);
+  for (std::size_t i = 0; i < records.size(); ++i) ASSERT_EQ(records[i], "0:" + std::to_string(i + 1));
+}
+
+// ---- the simulated power loss -----------------------------------------------
+
+// One line per event, written with one write(2) (O_APPEND) before the next
+// step, so a kill -9 loses at most the event in progress.
+void log_line(int fd, const std::string& line) { (void)!::write(fd, (line + "\n").data(), line.size() + 1); }
+
+int open_log(const std::string& path) { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600); }
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+// Sends sequences from `from` to `to`, durably, alternating single durable
+// sends with batches confirmed by one wait_durable; logs each confirmed one.
+pid_t spawn_durable_producer(const std::string& name, std::uint64_t from, std::uint64_t to, const std::string& log) {
+  return spawn([=] {
+    auto p = Producer::attach(Queue::open("dq"), name);
+    const int fd = open_log(log);
+    std::uint64_t seq = std::max(from, p.last_sequence() + 1);
+    while (seq <= to) {
+      const std::uint64_t batch_end = std::min(to, seq + (seq % 3 == 0 ? 7 : 0));
+      const std::uint64_t first = seq;
+      for (; seq <= batch_end; ++seq) {
+        if (p.send(seq, bytes_of(name + "/" + std::to_string(seq)), 10s) != Status::Ok) return 2;
+      }
+      if (p.wait_durable(10s) != Status::Ok) return 3;
+      for (std::uint64_t s = first; s < seq; ++s) log_line(fd, std::to_string(s));
+    }
+    return 0;
+  });
+}
+
+// Receives in `group` until killed (or, with `idle`, until nothing came for
+// that long); logs "producer seq redelivered" before each ack.
+pid_t spawn_logging_consumer(const std::string& group, const std::string& log, Duration idle = kForever) {
+  return spawn([=] {
+    Queue q = Queue::open("dq");
+    auto c = Consumer::join(q, group);
+    const int fd = open_log(log);
+    Message m;
+    for (;;) {
+      const Status s = c.receive(m, idle);
+      if (s == Status::Timeout) return 0;
+      if (s != Status::Ok) return 2;
+      const std::string payload(reinterpret_cast<const char*>(m.payload.data()), m.payload.size());
+      log_line(fd, payload + " " + (m.redelivered ? "1" : "0"));
+      if (c.ack(m) != Status::Ok) return 3;
+    }
+  });
+}
+
+struct Delivery {
+  std::string message;  // "producer/seq"
+  bool redelivered = false;
+};
+
+std::vector<Delivery> deliveries(const std::string& log) {
+  std::vector<Delivery> out;
+  for (const std::string& line : read_lines(log)) {
+    std::istringstream in(line);
+    Delivery d;
+    int flag = -1;
+    if (in >> d.message >> flag) out.push_back({d.message, flag == 1});
+  }
+  return out;
+}
+
+// Every confirmed message reaches every group after the power loss; a message
+// delivered twice is flagged the second time; each producer resumes its
+// sequence, and its resent confirmed sequences are refused.
+TEST_F(DurableTest, PowerLossLosesNothingConfirmedDurable) {
+  const std::vector<std::string> producers{"pa", "pb", "pc"};
+  const std::vector<std::string> groups{"g1", "g2"};
+  constexpr std::uint64_t kPerProducer = 400;
+  std::mt19937 rng(static_cast<std::uint32_t>(::getpid()));
+  for (int round = 0; round < 4; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    const std::string logs = dir_ + "/round" + std::to_string(round);
+    fs::create_directories(logs);
+    const auto sent_log = [&](const std::string& p) { return logs + "/sent." + p; };
+    const auto got_log = [&](const std::string& g) { return logs + "/got." + g; };
+    Queue::remove("dq");
+    fs::remove_all(journal());
+    {
+      // The groups exist before anything is sent: a group created later would
+      // start after what the others had already acked.
+      Queue q = make_durable_queue();
+      for (const auto& g : groups) Consumer::join(q, g);
+    }
+
+    Daemon d = start_daemon();
+    ASSERT_TRUE(d.serves(Queue::open("dq")));
+    std::vector<pid_t> pids;
+    for (const auto& g : groups) pids.push_back(spawn_logging_consumer(g, got_log(g)));
+    for (const auto& p : producers) pids.push_back(spawn_durable_producer(p, 1, kPerProducer, sent_log(p)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 200));
+    // The power loss: everything dies at once, and shared memory is gone.
+    ::kill(d.pid(), SIGKILL);
+    for (pid_t pid : pids) ::kill(pid, SIGKILL);
+    d.kill9();
+    for (pid_t pid : pids) wait_exit(pid);
+    remove_segment();
+
+    Daemon again = start_daemon();
+    ASSERT_TRUE(eventually([] { return Queue::list().size() == 1; })) << "shmqd did not rebuild the queue";
+    Queue q = Queue::open("dq");
+    ASSERT_TRUE(again.serves(q));
+    // Producers resume: a resent confirmed sequence is refused, then they finish.
+    for (const auto& name : producers) {
+      auto p = Producer::attach(q, name);
+      const auto confirmed = read_lines(sent_log(name));
+      if (!confirmed.empty()) {
+        const std::uint64_t last = std::stoull(confirmed.back());
+        EXPECT_GE(p.last_sequence(), last) << name;
+        EXPECT_EQ(p.send(last, bytes_of("again"), 1s), Status::Duplicate) << name;
+      }
+    }
+    std::vector<pid_t> consumers, finish;
+    for (const auto& g : groups) consumers.push_back(spawn_logging_consumer(g, got_log(g), 1s));
+    for (const auto& p : producers) finish.push_back(spawn_durable_producer(p, 1, kPerProducer, sent_log(p)));
+    for (pid_t pid : finish) ASSERT_EQ(wait_exit(pid), 0);
+    for (pid_t pid : consumers) ASSERT_EQ(wait_exit(pid), 0);
+
+    for (const auto& g : groups) {
+      SCOPED_TRACE("group " + g);
+      std::set<std::string> seen;
+      std::map<std::string, std::uint64_t> last_first_delivery;
+      for (const Delivery& dl : deliveries(got_log(g))) {
+        const bool again_delivered = !seen.insert(dl.message).second;
+        EXPECT_TRUE(!again_delivered || dl.redelivered) << dl.message << " delivered twice, unflagged";
+        const auto slash = dl.message.find('/');
+        const std::string producer = dl.message.substr(0, slash);
+        const std::uint64_t seq = std::stoull(dl.message.substr(slash + 1));
+        if (!again_delivered && !dl.redelivered) {
+          EXPECT_GT(seq, last_first_delivery[producer]) << dl.message << " out of order";
+          last_first_delivery[producer] = seq;
+        }
+      }
+      for (const auto& p : producers) {
+        for (const std::string& s : read_lines(sent_log(p))) {
+          EXPECT_TRUE(seen.contains(p + "/" + s)) << p << "/" << s << " confirmed durable, never delivered";
+        }
+        // What was journaled but not yet confirmed survives too, and what was
+        // lost unjournaled was resent: in the end every sequence is there.
+        for (std::uint64_t seq = 1; seq <= kPerProducer; ++seq) {
+          EXPECT_TRUE(seen.contains(p + "/" + std::to_string(seq))) << p << "/" << seq << " never delivered";
+        }
+      }
+    }
+    again.terminate();
+  }
+}
+
+// ---- damaged journals ---------------------------------------------------------
+
+class DamagedJournalTest : public DurableTest {
+ protected:
+  // 100 durable messages, shmqd stopped, the segment gone: the journal is all.
+  void journal_100_and_lose_memory() {
+    Queue q = make_durable_queue();
+    {
+      Daemon d = start_daemon();
+      ASSERT_TRUE(d.serves(q));
+      auto c = Consumer::join(q, "g");  // a group, so that the rebuild owes it everything
+      auto p = Producer::attach(q, "p");
+      for (int i = 1; i <= 100; ++i) ASSERT_EQ(p.send(bytes_of(payload_for(i)), 10s), Status::Ok);
+      ASSERT_EQ(p.wait_durable(10s), Status::Ok);
+      // The checkpoint (group g at its start) is written within 100 ms, and at stop.
+      ASSERT_EQ(d.terminate(), 0);
+    }
+    remove_segment();
+  }
+
+  fs::path only_segment() const {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(journal())) {
+      if (e.path().extension() == ".journal") files.push_back(e.path());
+    }
+    EXPECT_EQ(files.size(), 1u);
+    return files.front();
+  }
+
+  // Starts shmqd, waits for the rebuild (or not), returns what group g gets.
+  std::vector<std::string> rebuild_and_receive(const std::vector<std::string>& args, const std::string& log) {
+    Daemon d = start_daemon(args, log);
+    std::vector<std::string> got;
+    if (!eventually([] { return Queue::list().size() == 1; }, 3000ms)) return got;
+    Queue q = Queue::open("dq");
+    auto c = Consumer::join(q, "g");
+    Message m;
+    while (c.receive(m, 300ms) == Status::Ok) {
+      got.emplace_back(reinterpret_cast<const char*>(m.payload.data()), m.payload.size());
+      EXPECT_TRUE(m.redelivered);
+      EXPECT_EQ(c.ack(m), Status::Ok);
+    }
+    return got;
+  }
+};
+
+// A torn tail is cut at the last good record and reported: the file cut
+// inside the last data record (the checkpoint after it goes too) leaves the
+// 99 before it; a flipped byte in the file's last record (the checkpoint
+// written at shmqd's stop) leaves all 100.
+TEST_F(DamagedJournalTest, ATornTailIsCutAndEveryGoodRecordComesBack) {
+  for (const int damage : {1, 5, 8, -1}) {  // bytes of the last payload cut off; -1: flip the file's last byte
+    SCOPED_TRACE("damage " + std::to_string(damage));
+    fs::remove_all(journal());
+    Queue::remove("dq");
+    journal_100_and_lose_memory();
+    const fs::path file = only_segment();
+    // The last record ends the file unless a checkpoint follows it: cut or
+    // flip inside the last data record, found by its payload.
+    std::string bytes = slurp(file.string());
+    const auto last = bytes.rfind(payload_for(100));
+    ASSERT_NE(last, std::string::npos);
+    if (damage > 0) {
+      fs::resize_file(file, last + payload_for(100).size() - static_cast<std::size_t>(damage));
+    } else {
+      bytes.back() ^= 0x40;
+      std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+    }
+    const std::size_t expected = damage > 0 ? 99 : 100;
+    const std::string log = dir_ + "/shmqd.log";
+    const auto got = rebuild_and_receive({}, log);
+    ASSERT_EQ(got.size(), expected) << slurp(log);
+    EXPECT_EQ(got.front(), payload_for(1));
+    EXPECT_EQ(got.back(), payload_for(expected));
+    EXPECT_NE(slurp(log).find("torn"), std::string::npos) << slurp(log);
+  }
+}
+
+// Damage in the middle stops the rebuild with a clear error; --salvage
+// rebuilds without the damaged record and says so.
+TEST_F(DamagedJournalTest, DamageInTheMiddleStopsTheRebuildUnlessSalvaged) {
+  journal_100_and_lose_memory();
+  const fs::path file = only_segment();
+  std::string bytes = slurp(file.string());
+  const auto middle = bytes.find(payload_for(50));
+  ASSERT_NE(middle, std::string::npos);
+  bytes[middle] ^= 0x40;
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
+
+  const std::string log = dir_ + "/refused.log";
+  EXPECT_TRUE(rebuild_and_receive({}, log).empty());
+  EXPECT_TRUE(Queue::list().empty());
+  EXPECT_NE(slurp(log).find("not rebuilt"), std::string::npos) << slurp(log);
+  EXPECT_NE(slurp(log).find("--salvage"), std::string::npos) << slurp(log);
+
+  const std::string salvage_log = dir_ + "/salvaged.log";
+  const auto got = rebuild_and_receive({"--salvage"}, salvage_log);
+  EXPECT_EQ(got.size(), 99u) << slurp(salvage_log);
+  EXPECT_EQ(std::count(got.begin(), got.end(), payload_for(50)), 0);
+  EXPECT_NE(slurp(salvage_log).find("skipped"), std::string::npos) << slurp(salvage_log);
+}
+
+// ---- disk full ----------------------------------------------------------------
+
+// The data directory on a 1 MiB tmpfs: once the journal fills it, durable
+// sends wait (Timeout) instead of confirming, the header reports the error;
+// when space comes back, the journal catches up and confirms.
+TEST_F(DurableTest, ADiskFullJournalDelaysConfirmsAndNeverConfirmsWhatIsNotOnDisk) {
+  const std::string mnt = dir_ + "/small";
+  fs::create_directories(mnt);
+  if (::mount("tmpfs", mnt.c_str(), "tmpfs", 0, "size=1m,mode=0700") != 0) {
+    GTEST_SKIP() << "cannot mount a 1 MiB tmpfs here (" << std::strerror(errno)
+                 << "): needs root or CAP_SYS_ADMIN; the disk-full path is untested on this machine";
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  // Most of the space taken by a file we can delete later.
+  {
+    std::ofstream filler(mnt + "/filler", std::ios::binary);
+    filler << std::string(900 << 10, 'x');
+  }
+  Queue q = make_durable_queue(256 << 10, 4096);
+  Daemon d = Daemon::start(mnt);
+  ASSERT_TRUE(d.serves(q));
+  auto p = Producer::attach(q, "p");
+  auto c = Consumer::join(q, "g");
+  const std::string payload(4000, 'd');
+  Status s = Status::Ok;
+  std::uint64_t confirmed = 0;
+  while ((s = p.send(bytes_of(payload), Confirm::Durable, 500ms)) == Status::Ok) {
+    ++confirmed;
+    Message m;
+    while (c.try_receive(m) == Status::Ok) ASSERT_EQ(c.ack(m), Status::Ok);
+    ASSERT_LT(confirmed, 1000u) << "1 MiB never filled up";
+  }
+  EXPECT_EQ(s, Status::Timeout);
+  EXPECT_NE(q.mapping()->header->journal_error.load(), 0u) << "the header reports the failing journal";
+  // Nothing unconfirmed is reported synced.
+  EXPECT_LE(q.info().journal_synced, p.last_position());
+
+  fs::remove(mnt + "/filler");
+  EXPECT_EQ(p.wait_durable(10s), Status::Ok);
+  EXPECT_EQ(q.mapping()->header->journal_error.load(), 0u);
+  EXPECT_EQ(p.send(bytes_of(payload), Confirm::Durable, 10s), Status::Ok);
+}
+
+}  // namespace
+}  // namespace shmq::test
