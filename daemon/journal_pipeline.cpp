@@ -63,11 +63,9 @@ struct JournalPipeline::Shared {
 
 namespace {
 
-journal::Options journal_options(const JournalPipeline::Shared& s) {
-  journal::Options o;
+journal::Options writer_options(const JournalPipeline::Shared& s) {
+  journal::Options o = journal_options(s.map.max_message, s.settings.salvage);
   o.segment_bytes = s.settings.segment_bytes;
-  o.max_payload = s.map.max_message;
-  o.salvage = s.settings.salvage;
   return o;
 }
 
@@ -183,7 +181,7 @@ class JournalWriterLoop {
  public:
   explicit JournalWriterLoop(JournalPipeline::Shared& s)
       : s_(s),
-        keeper_(s.map, journaled_producers(s.dir, s.queue.name(), s.writer->last_checkpoint(), journal_options(s))) {}
+        keeper_(s.map, journaled_producers(s.dir, s.queue.name(), s.writer->last_checkpoint(), writer_options(s))) {}
 
   void run() {
     std::vector<Batch> taken(kMaxBatchesPerCommit);
@@ -205,7 +203,7 @@ class JournalWriterLoop {
   bool persist() {
     QueueHeader& h = *s_.map.header;
     try {
-      if (!s_.writer) s_.writer.emplace(journal::Writer::open(s_.dir, s_.queue.name(), journal_options(s_)));
+      if (!s_.writer) s_.writer.emplace(journal::Writer::open(s_.dir, s_.queue.name(), writer_options(s_)));
       for (const Batch& b : pending_) {
         if (keeper_.learn(b)) checkpoint(true);
         append_unwritten(b);
@@ -225,7 +223,7 @@ class JournalWriterLoop {
         spdlog::info("queue '{}': the journal writes again", s_.queue.name());
       }
       return true;
-    } catch (const journal::JournalError& e) {
+    } catch (const std::exception& e) {  // JournalError(Io) above all; never let it end the daemon
       const int error = errno != 0 ? errno : EIO;
       if (h.journal_error.exchange(static_cast<std::uint32_t>(error), std::memory_order_relaxed) == 0) {
         spdlog::error("queue '{}': journal write failed ({}); durable confirms wait, retrying: {}",
@@ -253,7 +251,7 @@ class JournalWriterLoop {
     try {
       s_.writer->checkpoint(std::move(*c));
       retain();
-    } catch (const journal::JournalError& e) {
+    } catch (const std::exception& e) {
       spdlog::error("queue '{}': journal checkpoint failed: {}", s_.queue.name(), e.what());
       s_.writer.reset();
     }
@@ -287,7 +285,7 @@ JournalPipeline::JournalPipeline(Queue queue, std::filesystem::path dir, const J
   Shared& s = *shared_;
   std::filesystem::create_directories(s.dir);
   write_queue_options(s.dir, options_of(s.queue));
-  s.writer.emplace(journal::Writer::open(s.dir, s.queue.name(), journal_options(s)));
+  s.writer.emplace(journal::Writer::open(s.dir, s.queue.name(), writer_options(s)));
   const journal::Recovery& found = s.writer->recovery();
   if (found.tail_cut) {
     spdlog::warn("queue '{}': cut a torn journal tail in {} at offset {}", s.queue.name(),

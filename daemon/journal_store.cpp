@@ -1,5 +1,6 @@
 #include "journal_store.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <stdexcept>
 
@@ -51,6 +52,16 @@ std::optional<QueueOptions> read_queue_options(const fs::path& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("unreadable " + file.string() + ": " + e.what());
   }
+}
+
+journal::Options journal_options(std::uint32_t max_message, bool salvage) {
+  // A checkpoint of 64 groups and 255 producers, names of 255 bytes each, is
+  // well below 1 MiB.
+  constexpr std::uint32_t kCheckpointRoom = 1u << 20;
+  journal::Options o;
+  o.max_payload = std::max(max_message, kCheckpointRoom);
+  o.salvage = salvage;
+  return o;
 }
 
 QueueOptions options_of(const Queue& queue) {

@@ -21,6 +21,11 @@ namespace shmq::daemon {
 void write_queue_options(const std::filesystem::path& dir, const QueueOptions& options);
 // nullopt when the file is missing; throws std::runtime_error when unreadable.
 [[nodiscard]] std::optional<QueueOptions> read_queue_options(const std::filesystem::path& dir);
+// How to read and write the journal of a queue whose messages are at most
+// `max_message` bytes: records are refused (and not believed) beyond that, or
+// beyond the room a checkpoint of full tables needs.
+[[nodiscard]] journal::Options journal_options(std::uint32_t max_message, bool salvage);
+
 // The options an open queue was created with.
 [[nodiscard]] QueueOptions options_of(const Queue& queue);
 

@@ -26,10 +26,7 @@ struct GroupResume {
 class Rebuilder {
  public:
   Rebuilder(const std::filesystem::path& dir, std::string name, const QueueOptions& options, bool salvage)
-      : dir_(dir), name_(std::move(name)), options_(options) {
-    journal_options_.max_payload = options.max_message;
-    journal_options_.salvage = salvage;
-  }
+      : dir_(dir), name_(std::move(name)), options_(options), journal_options_(journal_options(options.max_message, salvage)) {}
 
   [[nodiscard]] const RebuildReport& report() const { return report_; }
 

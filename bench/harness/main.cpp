@@ -164,6 +164,8 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   tp->add_flag("--durable", tput.channel.durable, "Durable queue (needs shmqd); reports confirm latency");
+  tp->add_flag("--confirm-each", tput.channel.confirm_each,
+               "With --durable: each send waits for its own durable confirm (Confirm::Durable)");
   tp->add_flag("--json", json, "Print one JSON object");
 
   CompareOptions cmp;

@@ -88,13 +88,20 @@ class ConfirmWatch {
 
 class ShmqSender final : public Sender {
  public:
-  ShmqSender(const shmq::Queue& q, int producer, Wait wait)
+  ShmqSender(const shmq::Queue& q, int producer, Wait wait, bool confirm_each)
       : producer_(shmq::Producer::attach(q, fmt::format("p{}", producer), {wait_options(wait)})),
-        wait_(wait) {
-    if (q.durable()) confirms_ = std::make_unique<ConfirmWatch>(q);
+        wait_(wait),
+        confirm_each_(confirm_each) {
+    if (q.durable() && !confirm_each) confirms_ = std::make_unique<ConfirmWatch>(q);
   }
 
   void send(std::span<const std::byte> message) override {
+    if (confirm_each_) {
+      const auto start = SteadyClock::now();
+      check(producer_.send(message, shmq::Confirm::Durable), "durable send");
+      latencies_.push_back(static_cast<std::uint64_t>((SteadyClock::now() - start).count()));
+      return;
+    }
     if (wait_ == Wait::Block) {
       check(producer_.send(message), "send");
     } else {
@@ -106,12 +113,15 @@ class ShmqSender final : public Sender {
   }
 
   std::vector<std::uint64_t> drain_confirms() override {
+    if (confirm_each_) return std::move(latencies_);
     return confirms_ ? confirms_->drain() : std::vector<std::uint64_t>{};
   }
 
  private:
   shmq::Producer producer_;
   Wait wait_;
+  bool confirm_each_;
+  std::vector<std::uint64_t> latencies_;  // confirm_each: each send's own wait
   std::unique_ptr<ConfirmWatch> confirms_;  // durable queues only
 };
 
@@ -160,13 +170,27 @@ class ShmqReceiver final : public Receiver {
   std::uint64_t last_position_ = 0;
 };
 
+// Whether shmqd has taken every queue (it notices new ones within milliseconds).
+bool daemon_takes(const std::vector<std::string>& names) {
+  const auto deadline = SteadyClock::now() + std::chrono::seconds(2);
+  for (const auto& name : names) {
+    const shmq::Queue q = shmq::Queue::open(name);
+    while (!q.info().daemon_alive) {
+      if (SteadyClock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  return true;
+}
+
 class Shmq final : public Transport {
  public:
   Shmq(int channels, const ChannelConfig& c) : config_(c), owner_(getpid()) {
     try {
       for (int i = 0; i < channels; ++i) create(fmt::format("bench-{}-{}", owner_, i));
-      if (c.durable && !shmq::Queue::open(names_.front()).info().daemon_alive)
+      if (c.durable && !daemon_takes(names_)) {
         throw std::runtime_error("--durable needs shmqd running in namespace " + shmq::current_namespace());
+      }
     } catch (...) {
       remove_all();
       throw;
@@ -179,7 +203,8 @@ class Shmq final : public Transport {
   Shmq& operator=(const Shmq&) = delete;
 
   std::unique_ptr<Sender> sender(int channel, int producer) override {
-    return std::make_unique<ShmqSender>(shmq::Queue::open(names_.at(channel)), producer, config_.wait);
+    return std::make_unique<ShmqSender>(shmq::Queue::open(names_.at(channel)), producer, config_.wait,
+                                        config_.confirm_each);
   }
   std::unique_ptr<Receiver> receiver(int channel, int group) override {
     return std::make_unique<ShmqReceiver>(shmq::Queue::open(names_.at(channel)), group, config_.wait);

@@ -25,6 +25,9 @@ struct ChannelConfig {
   std::size_t ring_bytes = 1 << 20;  // what a channel buffers, where the transport lets us choose
   int groups = 1;                    // consumer groups (shmq only)
   bool durable = false;              // durable queue (shmq only)
+  // Durable only: every send waits for its own confirm (Confirm::Durable),
+  // instead of streaming while a watcher times the confirms.
+  bool confirm_each = false;
 };
 
 class Sender {
