@@ -214,14 +214,14 @@ class JournalWriterLoop {
       h.journal_written.store(end, std::memory_order_release);
       detail::notify(h.space);
       s_.writer->sync();  // one fdatasync for every batch taken: the group commit
-      // Pairs with the acquire loads of wait_durable and of consumers, which
-      // receive only what is synced.
-      h.journal_synced.store(end, std::memory_order_release);
-      detail::notify(h.journal);
-      detail::notify(h.data);
       if (h.journal_error.exchange(0, std::memory_order_relaxed) != 0) {
         spdlog::info("queue '{}': the journal writes again", s_.queue.name());
       }
+      // Pairs with the acquire loads of wait_durable and of consumers, which
+      // receive only what is synced (and see the error cleared).
+      h.journal_synced.store(end, std::memory_order_release);
+      detail::notify(h.journal);
+      detail::notify(h.data);
       return true;
     } catch (const std::exception& e) {  // JournalError(Io) above all; never let it end the daemon
       const int error = errno != 0 ? errno : EIO;
