@@ -1,0 +1,38 @@
+// The real shmqd, run as a child of the driver, in one namespace with one
+// data directory; its stderr is appended to a log in the round's log dir.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+#include "child.hpp"
+#include "shmq/queue.hpp"
+
+namespace shmq::torture {
+
+class DaemonProcess {
+ public:
+  DaemonProcess(std::string ns, std::string data_dir, std::string log);
+  DaemonProcess(const DaemonProcess&) = delete;
+  DaemonProcess& operator=(const DaemonProcess&) = delete;
+  ~DaemonProcess();  // kills a daemon still running
+
+  void start();
+  Exit kill9();
+  // SIGTERM; its exit, or nullopt if it did not end within `timeout` (then killed).
+  std::optional<Exit> terminate(Millis timeout);
+  // Its exit if it ended by itself (it never should).
+  std::optional<Exit> ended();
+  // Waits until `queue`'s header names this daemon: it has repaired and watches it.
+  [[nodiscard]] bool serves(const Queue& queue, Millis timeout) const;
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] bool running() const { return pid_ > 0; }
+
+ private:
+  std::string ns_, data_dir_, log_;
+  pid_t pid_ = 0;
+};
+
+}  // namespace shmq::torture

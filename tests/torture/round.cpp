@@ -1,0 +1,454 @@
+#include "round.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <sstream>
+#include <utility>
+
+#include "child.hpp"
+#include "shmq/consumer.hpp"
+#include "verify.hpp"
+#include "workers.hpp"
+
+namespace shmq::torture {
+
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+template <class T>
+T pick(std::mt19937_64& rng, std::initializer_list<T> choices) {
+  return *(choices.begin() + rng() % choices.size());
+}
+
+std::vector<GroupPlan> plan_groups(std::mt19937_64& rng) {
+  std::vector<GroupPlan> groups(2 + rng() % 2);
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    auto& group = groups[g];
+    group.name = "g" + std::to_string(g);
+    group.consumers = 1 + static_cast<int>(rng() % 3);
+    group.prefetch = pick<std::uint32_t>(rng, {1, 8, 64, 256});
+    group.max_batch = std::min(group.prefetch, pick<std::uint32_t>(rng, {1, 4, 16}));
+    group.work_us = pick<std::uint32_t>(rng, {0, 300, 1000});
+  }
+  return groups;
+}
+
+}  // namespace
+
+RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  RoundPlan plan;
+  plan.number = number;
+  plan.seed = seed;
+  // Small rings make producers meet backpressure while consumers are stopped.
+  plan.queue_options.capacity = pick<std::uint64_t>(rng, {16u << 10, 64u << 10, 1u << 20});
+  plan.queue_options.max_message = 1024;
+  plan.max_payload = pick<std::uint32_t>(rng, {64, 1024});
+  for (std::size_t k = 0, n = 2 + rng() % 3; k < n; ++k) plan.producers.push_back("p" + std::to_string(k));
+  plan.messages = options.messages;
+  const std::uint64_t bursts = std::max<std::uint64_t>(1, options.messages / 16);  // bursts average 16.5
+  plan.producer_gap_us = static_cast<std::uint32_t>(options.producer_ms * 1000ull / bursts);
+  plan.groups = plan_groups(rng);
+  plan.fault_gap_ms = pick(rng, {20, 50, 100});
+  plan.stall_seconds = options.stall_seconds;
+  return plan;
+}
+
+std::string RoundPlan::describe() const {
+  std::ostringstream out;
+  out << producers.size() << " producers x " << messages << " messages, groups";
+  for (const auto& g : groups) {
+    out << ' ' << g.name << '(' << g.consumers << " consumers, prefetch " << g.prefetch << ", work " << g.work_us
+        << " us)";
+  }
+  out << ", ring " << queue_options.capacity / 1024 << " KiB, a fault every ~" << fault_gap_ms << " ms";
+  return out.str();
+}
+
+namespace {
+
+// The faults a round injects. EXTENSION POINT: PowerLoss, for durable rounds.
+enum class Fault { KillProducer, KillConsumer, KillDaemon, StopConsumer };
+
+struct Worker {
+  pid_t pid = 0;
+  int incarnation = 0;
+  bool stopped = false;  // SIGSTOPped, until resume_at
+  Clock::time_point resume_at{};
+  bool finished = false;  // a producer that sent everything and exited 0
+};
+
+class Round {
+ public:
+  Round(const RoundPlan& plan, DaemonProcess& daemon)
+      : plan_(plan), daemon_(daemon), queue_(Queue::create(plan.queue, plan.queue_options, plan.ns)),
+        rng_(plan.seed ^ 0x5eed) {}
+  ~Round() { Queue::remove(plan_.queue, plan_.ns); }
+
+  RoundResult run();
+
+ private:
+  // Set-up and the workers.
+  void create_groups();
+  void spawn_producer(std::size_t k);
+  void spawn_consumer(std::size_t index);
+  [[nodiscard]] std::pair<std::size_t, int> member_of(std::size_t index) const;
+  // The fault phase.
+  void inject_faults();
+  void inject(Fault fault);
+  void kill_producer();
+  void kill_consumer();
+  Worker* freeze_a_holding_consumer();
+  void kill_daemon();
+  void stop_consumer();
+  void resume_consumers(bool all);
+  void reap_unexpected_exits();
+  [[nodiscard]] bool producers_finished() const;
+  [[nodiscard]] bool progressed();
+  // The end.
+  void wait_for_producers();
+  void drain();
+  void stop_consumers();
+  void kill_leftovers();
+  void verify();
+
+  void fail(const std::string& violation) { result_.violations.push_back(violation); }
+  [[nodiscard]] bool failed() const { return !result_.violations.empty(); }
+  [[nodiscard]] Millis stall_bound() const { return std::chrono::seconds(plan_.stall_seconds); }
+
+  const RoundPlan& plan_;
+  DaemonProcess& daemon_;
+  Queue queue_;
+  std::mt19937_64 rng_;
+  std::vector<Worker> producers_, consumers_;
+  std::uint64_t last_progress_mark_ = ~0ull;
+  Clock::time_point last_progress_ = Clock::now();
+  Clock::time_point last_check_{};
+  bool completed_ = false;
+  RoundResult result_;
+};
+
+RoundResult Round::run() {
+  if (!daemon_.serves(queue_, stall_bound())) fail("shmqd did not take up the queue within the stall bound");
+  create_groups();
+  for (const auto& g : plan_.groups) consumers_.resize(consumers_.size() + static_cast<std::size_t>(g.consumers));
+  for (std::size_t i = 0; i < consumers_.size(); ++i) spawn_consumer(i);
+  producers_.resize(plan_.producers.size());
+  for (std::size_t k = 0; k < producers_.size(); ++k) spawn_producer(k);
+  if (!failed()) inject_faults();
+  resume_consumers(true);
+  if (!failed()) wait_for_producers();
+  if (!failed() && !daemon_.serves(queue_, stall_bound())) fail("stall: the restarted shmqd did not take up the queue");
+  if (!failed()) drain();
+  stop_consumers();
+  kill_leftovers();
+  verify();
+  return result_;
+}
+
+// Every group exists before the first send: a group created later would
+// start at the oldest message still in the ring, after what the other groups
+// had already released, and the check would count those as lost.
+void Round::create_groups() {
+  for (const auto& g : plan_.groups) Consumer::join(queue_, g.name);  // joins and leaves at once
+}
+
+void Round::spawn_producer(std::size_t k) {
+  auto& w = producers_[k];
+  ProducerJob job{.ns = plan_.ns,
+                  .queue = plan_.queue,
+                  .name = plan_.producers[k],
+                  .log = plan_.log_dir + "/producer-" + std::to_string(k) + ".log",
+                  .messages = plan_.messages,
+                  .max_payload = plan_.max_payload,
+                  .mean_gap_us = plan_.producer_gap_us,
+                  .seed = rng_()};
+  w.pid = fork_child([job] { return run_producer(job); });
+  ++w.incarnation;
+}
+
+std::pair<std::size_t, int> Round::member_of(std::size_t index) const {
+  std::size_t g = 0;
+  while (index >= static_cast<std::size_t>(plan_.groups[g].consumers)) index -= plan_.groups[g++].consumers;
+  return {g, static_cast<int>(index)};
+}
+
+void Round::spawn_consumer(std::size_t index) {
+  auto& w = consumers_[index];
+  const auto [g, member] = member_of(index);
+  const GroupPlan& group = plan_.groups[g];
+  ++w.incarnation;
+  ConsumerJob job{.ns = plan_.ns,
+                  .queue = plan_.queue,
+                  .group = group.name,
+                  .log = plan_.log_dir + "/consumer-" + group.name + "-" + std::to_string(member) + "-" +
+                         std::to_string(w.incarnation) + ".log",
+                  .prefetch = group.prefetch,
+                  .max_batch = group.max_batch,
+                  .work_us = group.work_us,
+                  .seed = rng_()};
+  w.pid = fork_child([job] { return run_consumer(job); });
+  w.stopped = false;
+}
+
+// Faults at random moments (exponential gaps) until every producer has sent
+// everything; a stall (no send and no ack for the bound) ends it as a failure.
+void Round::inject_faults() {
+  std::exponential_distribution<double> gap_ms(1.0 / plan_.fault_gap_ms);
+  auto next_fault = Clock::now() + Millis(static_cast<int>(gap_ms(rng_)));
+  std::discrete_distribution<int> kind({3, 3, plan_.daemon_faults ? 1.0 : 0.0, 2});
+  while (!failed() && !producers_finished()) {
+    reap_unexpected_exits();
+    resume_consumers(false);
+    if (Clock::now() >= next_fault) {
+      inject(static_cast<Fault>(kind(rng_)));
+      next_fault = Clock::now() + Millis(static_cast<int>(gap_ms(rng_)));
+    }
+    if (!progressed()) fail("stall: no message sent or acked for " + std::to_string(plan_.stall_seconds) + " s");
+    sleep_for(Millis(1));
+  }
+}
+
+void Round::inject(Fault fault) {
+  switch (fault) {
+    case Fault::KillProducer: return kill_producer();
+    case Fault::KillConsumer: return kill_consumer();
+    case Fault::KillDaemon: return kill_daemon();
+    case Fault::StopConsumer: return stop_consumer();
+  }
+}
+
+// A random element of `workers` satisfying `eligible`, or nullptr.
+template <class Pred>
+Worker* pick_worker(std::vector<Worker>& workers, std::mt19937_64& rng, Pred eligible) {
+  std::vector<Worker*> candidates;
+  for (auto& w : workers) {
+    if (w.pid > 0 && eligible(w)) candidates.push_back(&w);
+  }
+  return candidates.empty() ? nullptr : candidates[rng() % candidates.size()];
+}
+
+void Round::kill_producer() {
+  Worker* w = pick_worker(producers_, rng_, [](const Worker&) { return true; });
+  if (w == nullptr) return;
+  const std::size_t k = static_cast<std::size_t>(w - producers_.data());
+  const Exit e = kill_and_reap(std::exchange(w->pid, 0));
+  if (e.clean()) {  // it had just finished
+    w->finished = true;
+  } else if (e.signaled && e.code == SIGKILL) {
+    ++result_.tally.producer_kills;
+    spawn_producer(k);  // same name: resumes from the queue's last sequence
+  } else {
+    fail("producer " + plan_.producers[k] + " incarnation " + std::to_string(w->incarnation) + ": " + e.describe());
+  }
+}
+
+// Pids of the consumers that hold messages now (QueueInfo's view).
+std::set<std::int64_t> holding_pids(const QueueInfo& info) {
+  std::set<std::int64_t> pids;
+  for (const auto& g : info.groups) {
+    for (const auto& c : g.consumers) {
+      if (c.in_flight > 0) pids.insert(c.pid);
+    }
+  }
+  return pids;
+}
+
+// A consumer that holds messages, frozen (SIGSTOP) so it still holds them
+// when the kill lands; nullptr when none does. The others are resumed.
+Worker* Round::freeze_a_holding_consumer() {
+  std::vector<Worker*> order;
+  for (auto& w : consumers_) {
+    if (w.pid > 0) order.push_back(&w);
+  }
+  std::shuffle(order.begin(), order.end(), rng_);
+  for (Worker* w : order) {
+    if (!w->stopped) {
+      if (auto e = stop_and_wait(w->pid)) {
+        w->pid = 0;
+        fail("a consumer ended unasked: " + e->describe() + " (see the consumer logs' E lines)");
+        return nullptr;
+      }
+    }
+    if (holding_pids(queue_.info()).contains(w->pid)) return w;
+    if (!w->stopped) ::kill(w->pid, SIGCONT);
+  }
+  return nullptr;
+}
+
+// Half the time aims at a consumer that holds messages, so redelivery is
+// exercised although consumers wait for messages most of the time.
+void Round::kill_consumer() {
+  Worker* w = rng_() % 2 == 0 ? freeze_a_holding_consumer() : nullptr;
+  if (w == nullptr) w = pick_worker(consumers_, rng_, [](const Worker&) { return true; });
+  if (w == nullptr) return;
+  const std::size_t index = static_cast<std::size_t>(w - consumers_.data());
+  const Exit e = kill_and_reap(std::exchange(w->pid, 0));
+  if (!(e.signaled && e.code == SIGKILL)) {
+    fail("consumer log consumer-" + plan_.groups[member_of(index).first].name + "-" +
+         std::to_string(member_of(index).second) + "-" + std::to_string(w->incarnation) + ".log: " + e.describe());
+    return;
+  }
+  ++result_.tally.consumer_kills;
+  spawn_consumer(index);
+}
+
+void Round::kill_daemon() {
+  const Exit e = daemon_.kill9();
+  if (!(e.signaled && e.code == SIGKILL)) fail("shmqd ended by itself: " + e.describe());
+  ++result_.tally.daemon_kills;
+  // Clients go on without it for a moment; the new one repairs what happened meanwhile.
+  sleep_for(Millis(static_cast<int>(rng_() % 30)));
+  daemon_.start();
+}
+
+void Round::stop_consumer() {
+  Worker* w = pick_worker(consumers_, rng_, [](const Worker& c) { return !c.stopped; });
+  if (w == nullptr) return;
+  ::kill(w->pid, SIGSTOP);
+  w->stopped = true;
+  w->resume_at = Clock::now() + Millis(5 + static_cast<int>(rng_() % 300));
+  ++result_.tally.stops;
+}
+
+void Round::resume_consumers(bool all) {
+  for (auto& w : consumers_) {
+    if (w.stopped && (all || Clock::now() >= w.resume_at)) {
+      ::kill(w.pid, SIGCONT);
+      w.stopped = false;
+    }
+  }
+}
+
+void Round::reap_unexpected_exits() {
+  for (std::size_t k = 0; k < producers_.size(); ++k) {
+    auto& w = producers_[k];
+    if (w.pid <= 0) continue;
+    if (auto e = try_reap(w.pid)) {
+      w.pid = 0;
+      w.finished = e->clean();
+      if (!e->clean()) fail("producer " + plan_.producers[k] + " incarnation " + std::to_string(w.incarnation) +
+                            " failed: " + e->describe() + " (see its log)");
+    }
+  }
+  for (auto& w : consumers_) {
+    if (w.pid <= 0) continue;
+    if (auto e = try_reap(w.pid)) {
+      w.pid = 0;
+      fail("a consumer ended unasked: " + e->describe() + " (see the consumer logs' E lines)");
+    }
+  }
+  if (auto e = daemon_.ended()) {
+    fail("shmqd ended by itself: " + e->describe() + " (see shmqd.log)");
+    daemon_.start();
+  }
+}
+
+bool Round::producers_finished() const {
+  return std::all_of(producers_.begin(), producers_.end(), [](const Worker& w) { return w.finished; });
+}
+
+// True unless nothing was sent or acked for the stall bound. Checked every
+// 100 ms: QueueInfo walks the tables.
+bool Round::progressed() {
+  const auto now = Clock::now();
+  if (now - last_check_ < Millis(100)) return true;
+  last_check_ = now;
+  const QueueInfo info = queue_.info();
+  std::uint64_t mark = info.messages_total;
+  for (const auto& g : info.groups) mark += g.acked;
+  if (mark != last_progress_mark_) {
+    last_progress_mark_ = mark;
+    last_progress_ = now;
+  }
+  return now - last_progress_ < stall_bound();
+}
+
+void Round::wait_for_producers() {
+  const auto deadline = Clock::now() + stall_bound();
+  while (!failed() && !producers_finished()) {
+    reap_unexpected_exits();
+    if (Clock::now() >= deadline) fail("stall: producers did not finish within the stall bound");
+    sleep_for(Millis(2));
+  }
+}
+
+// Waits until every group has acked everything, with nothing in flight.
+void Round::drain() {
+  const auto deadline = Clock::now() + stall_bound();
+  for (;;) {
+    reap_unexpected_exits();
+    if (failed()) return;
+    const QueueInfo info = queue_.info();
+    std::string lagging;
+    for (const auto& g : info.groups) {
+      if (g.acked_position != info.tail_position || g.in_flight != 0) {
+        lagging += " group " + g.name + " acked " + std::to_string(g.acked_position) + " of tail " +
+                   std::to_string(info.tail_position) + " (" + std::to_string(g.lag_messages) + " messages behind, " +
+                   std::to_string(g.in_flight) + " in flight);";
+      }
+    }
+    if (info.groups.size() < plan_.groups.size()) lagging += " a group never joined;";
+    if (lagging.empty()) {
+      completed_ = true;
+      return;
+    }
+    if (Clock::now() >= deadline) {
+      fail("stall: consumers did not drain within " + std::to_string(plan_.stall_seconds) + " s:" + lagging);
+      return;
+    }
+    sleep_for(Millis(5));
+  }
+}
+
+void Round::stop_consumers() {
+  for (auto& w : consumers_) {
+    if (w.pid > 0) ::kill(w.pid, SIGTERM);
+  }
+  for (auto& w : consumers_) {
+    if (w.pid <= 0) continue;
+    const auto e = reap_within(w.pid, stall_bound());
+    if (!e) {
+      fail("stall: a consumer did not stop within the bound after SIGTERM");
+      kill_and_reap(w.pid);
+    } else if (!e->clean()) {
+      fail("a consumer failed: " + e->describe() + " (see the consumer logs' E lines)");
+    }
+    w.pid = 0;
+  }
+}
+
+void Round::kill_leftovers() {
+  for (auto& w : producers_) {
+    if (w.pid > 0) kill_and_reap(std::exchange(w.pid, 0));
+  }
+}
+
+void Round::verify() {
+  Expectation expected{.producers = plan_.producers, .groups = {}, .messages = plan_.messages, .completed = completed_};
+  for (const auto& g : plan_.groups) expected.groups.push_back(g.name);
+  Verdict verdict = verify_logs(plan_.log_dir, expected);
+  for (auto& v : verdict.violations) result_.violations.push_back(std::move(v));
+  const Tally faults = result_.tally;
+  result_.tally = verdict.tally;
+  result_.tally.rounds = 1;
+  result_.tally.producer_kills = faults.producer_kills;
+  result_.tally.consumer_kills = faults.consumer_kills;
+  result_.tally.daemon_kills = faults.daemon_kills;
+  result_.tally.stops = faults.stops;
+}
+
+}  // namespace
+
+RoundResult run_round(const RoundPlan& plan, DaemonProcess& daemon) {
+  std::filesystem::create_directories(plan.log_dir);
+  Round round(plan, daemon);
+  return round.run();
+}
+
+}  // namespace shmq::torture

@@ -1,0 +1,166 @@
+#include "workers.hpp"
+
+#include <signal.h>
+
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "child.hpp"
+#include "shmq/shmq.hpp"
+#include "worker_log.hpp"
+
+namespace shmq::torture {
+
+using ull = unsigned long long;
+
+std::string payload_of(std::uint64_t sequence, std::size_t size) {
+  std::string text = "#" + std::to_string(sequence) + "|";
+  for (std::size_t i = text.size(); i < size; ++i) text.push_back(static_cast<char>('a' + (sequence + i) % 26));
+  return text;
+}
+
+bool payload_matches(std::string_view payload, std::uint64_t sequence) {
+  return payload == payload_of(sequence, payload.size());
+}
+
+namespace {
+
+const char* name_of(Status s) { return to_string(s).data(); }  // to_string returns literals
+
+// Resends the last committed sequence and one random earlier one: the queue
+// must refuse both as Duplicate and enqueue nothing.
+bool resend_committed(Producer& producer, std::uint64_t last, std::mt19937_64& rng, WorkerLog& log) {
+  if (last == 0) return true;
+  for (const std::uint64_t seq : {last, 1 + rng() % last}) {
+    const Status s = producer.try_send(seq, as_bytes(payload_of(seq, 16)));
+    log.line("R %llu %s", static_cast<ull>(seq), name_of(s));
+    if (s != Status::Duplicate) return false;
+  }
+  return true;
+}
+
+// Sends `seq`, waiting while the ring is full (consumers may be stopped).
+bool send_one(Producer& producer, std::uint64_t seq, std::size_t size, WorkerLog& log) {
+  const std::string payload = payload_of(seq, size);
+  for (;;) {
+    const Status s = producer.send(seq, as_bytes(payload), std::chrono::seconds(1));
+    if (s == Status::Timeout) continue;
+    if (s == Status::Ok) {
+      log.line("C %llu", static_cast<ull>(seq));
+      return true;
+    }
+    log.line("E send %llu returned %s", static_cast<ull>(seq), name_of(s));
+    return false;
+  }
+}
+
+// Bursts of sends with pauses between them, so a round lasts long enough for
+// the faults to land both in bursts (mid-send) and between them.
+void pause_between_bursts(std::mt19937_64& rng, std::uint32_t mean_gap_us) {
+  if (mean_gap_us == 0) return;
+  std::exponential_distribution<double> gap(1.0 / mean_gap_us);
+  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(gap(rng))));
+}
+
+}  // namespace
+
+int run_producer(const ProducerJob& job) {
+  WorkerLog log(job.log);
+  std::mt19937_64 rng(job.seed);
+  const auto queue = Queue::open(job.queue, job.ns);
+  auto producer = Producer::attach(queue, job.name);
+  const std::uint64_t last = producer.last_sequence();
+  log.line("A %u %llu", producer.id(), static_cast<ull>(last));
+  if (last > job.messages) {
+    log.line("E last sequence %llu beyond the %llu ever sent", static_cast<ull>(last), static_cast<ull>(job.messages));
+    return 3;
+  }
+  if (!resend_committed(producer, last, rng, log)) return 2;
+  std::uniform_int_distribution<std::size_t> size(8, job.max_payload);
+  for (std::uint64_t seq = last + 1; seq <= job.messages;) {
+    for (std::uint64_t burst = 1 + rng() % 32; burst > 0 && seq <= job.messages; --burst, ++seq) {
+      if (!send_one(producer, seq, size(rng), log)) return 2;
+    }
+    pause_between_bursts(rng, job.mean_gap_us);
+  }
+  log.line("F");
+  return 0;
+}
+
+namespace {
+
+volatile sig_atomic_t stop_requested = 0;
+
+void on_sigterm(int) { stop_requested = 1; }
+
+void stop_on_sigterm() {
+  struct sigaction action {};
+  action.sa_handler = on_sigterm;  // no SA_RESTART: a blocked receive returns soon anyway
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+// Logs a delivery (before anything acks it) and checks its payload.
+void log_delivery(const ConsumerJob& job, const Message& m, WorkerLog& log) {
+  log.line("D %s %u %llu %llu %d", job.group.c_str(), m.producer_id, static_cast<ull>(m.sequence),
+           static_cast<ull>(m.position), m.redelivered ? 1 : 0);
+  if (!payload_matches(m.text(), m.sequence)) {
+    log.line("E payload of producer %u sequence %llu at %llu does not match", m.producer_id,
+             static_cast<ull>(m.sequence), static_cast<ull>(m.position));
+  }
+}
+
+bool ack_all(Consumer& consumer, const std::vector<Message>& held, WorkerLog& log) {
+  for (const Message& m : held) {
+    const Status s = consumer.ack(m);
+    if (s != Status::Ok) {
+      log.line("E ack of %llu returned %s", static_cast<ull>(m.position), name_of(s));
+      return false;
+    }
+    log.line("K %llu", static_cast<ull>(m.position));
+  }
+  return true;
+}
+
+// Takes one batch (waiting a little for its first message); false on an error.
+bool take_batch(Consumer& consumer, const ConsumerJob& job, std::size_t want, std::vector<Message>& held,
+                WorkerLog& log) {
+  Message m;
+  const Status first = consumer.receive(m, std::chrono::milliseconds(50));
+  if (first == Status::Timeout || first == Status::Empty) return true;
+  if (first != Status::Ok) {
+    log.line("E receive returned %s", name_of(first));
+    return false;
+  }
+  do {
+    log_delivery(job, m, log);
+    held.push_back(m);
+  } while (held.size() < want && consumer.try_receive(m) == Status::Ok);
+  return true;
+}
+
+}  // namespace
+
+int run_consumer(const ConsumerJob& job) {
+  stop_on_sigterm();
+  WorkerLog log(job.log);
+  std::mt19937_64 rng(job.seed);
+  {
+    const auto queue = Queue::open(job.queue, job.ns);
+    auto consumer = Consumer::join(queue, job.group, ConsumerOptions{.prefetch = job.prefetch});
+    std::vector<Message> held;
+    while (stop_requested == 0) {
+      held.clear();
+      if (!take_batch(consumer, job, 1 + rng() % job.max_batch, held, log)) return 2;
+      // "Work" on the batch while holding it: kills find messages in flight.
+      if (!held.empty() && job.work_us > 0) {
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % (2 * job.work_us)));
+      }
+      if (!ack_all(consumer, held, log)) return 2;
+    }
+  }
+  log.line("Q");
+  return 0;
+}
+
+}  // namespace shmq::torture
