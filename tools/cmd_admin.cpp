@@ -1,5 +1,6 @@
 // shmq create, delete and list.
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -18,11 +19,24 @@ int run_create(const CreateArgs& args, const std::string& ns) {
   return kExitOk;
 }
 
-int run_delete(const std::string& queue, const std::string& ns) {
+int run_delete(const std::string& queue, const std::string& ns, const std::string& data_dir) {
   validate_name(queue);
-  if (!Queue::remove(queue, ns)) {
+  const bool deleted = Queue::remove(queue, ns);
+  // A durable queue's journal goes too, or the next shmqd would rebuild the
+  // queue from it (a running shmqd removes it as well when it sees the delete).
+  std::filesystem::path dir;
+  try {
+    dir = (data_dir.empty() ? default_data_dir(ns) : std::filesystem::path(data_dir)) / "journal" / queue;
+  } catch (const Error&) {
+    // No data directory can be named (no HOME): then there is no journal either.
+  }
+  std::error_code ec;
+  const bool journal = !dir.empty() && std::filesystem::remove_all(dir, ec) > 0;
+  if (ec) throw Failure("cannot remove the journal " + dir.string() + ": " + ec.message());
+  if (!deleted && !journal) {
     throw Failure("queue '" + queue + "' in namespace '" + effective_namespace(ns) + "' not found");
   }
+  if (journal) std::cerr << "removed the journal " << dir.string() << '\n';
   return kExitOk;
 }
 

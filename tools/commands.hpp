@@ -20,7 +20,8 @@ struct CreateArgs {
   std::optional<std::uint32_t> max_message;  // default: 64K, or capacity/8 when smaller
 };
 int run_create(const CreateArgs& args, const std::string& ns);
-int run_delete(const std::string& queue, const std::string& ns);
+// Also removes a durable queue's journal from shmqd's data directory (empty: default_data_dir(ns)).
+int run_delete(const std::string& queue, const std::string& ns, const std::string& data_dir);
 int run_list(bool json, const std::string& ns);
 
 struct SendArgs {

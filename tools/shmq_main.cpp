@@ -117,9 +117,12 @@ int main(int argc, char** argv) {
   CreateArgs create_args;
   auto* create = add_create(app, create_args);
 
-  std::string delete_queue;
-  auto* remove = app.add_subcommand("delete", "Delete a queue (its segment)");
+  std::string delete_queue, delete_data_dir;
+  auto* remove = app.add_subcommand("delete", "Delete a queue (its segment, and a durable queue's journal)");
   add_queue_argument(*remove, delete_queue);
+  remove->add_option("--data-dir", delete_data_dir,
+                     "shmqd's data directory, where a durable queue's journal is (default: $SHMQ_DATA_DIR, else as "
+                     "shmqd's)");
 
   std::string list_format = "text";
   auto* list = app.add_subcommand("list", "List the queues of the namespace");
@@ -141,7 +144,7 @@ int main(int argc, char** argv) {
   }
   return run_main(app, argc, argv, [&] {
     if (create->parsed()) return run_create(create_args, ns);
-    if (remove->parsed()) return run_delete(delete_queue, ns);
+    if (remove->parsed()) return run_delete(delete_queue, ns, delete_data_dir);
     if (list->parsed()) return run_list(list_format == "json", ns);
     if (send->parsed()) return run_send(send_args, ns);
     if (recv->parsed()) {

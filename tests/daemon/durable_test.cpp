@@ -124,6 +124,35 @@ TEST_F(DurableTest, ARestartedDaemonContinuesTheJournalWithoutGapOrDuplicate) {
   for (std::size_t i = 0; i < records.size(); ++i) ASSERT_EQ(records[i], "0:" + std::to_string(i + 1));
 }
 
+// Retention by size deletes the oldest segments, but never one a group has
+// not acked: a lagging group keeps them all until it acks.
+TEST_F(DurableTest, RetentionKeepsWhatAGroupHasNotAcked) {
+  const auto segments = [&] {
+    std::size_t n = 0;
+    for (const auto& e : fs::directory_iterator(journal())) n += e.path().extension() == ".journal" ? 1 : 0;
+    return n;
+  };
+  Queue q = make_durable_queue(8 << 20, 4096);
+  Daemon d = start_daemon({"--journal-segment-mib", "1", "--retention-mib", "1"});
+  ASSERT_TRUE(d.serves(q));
+  auto lagging = Consumer::join(q, "lagging", {.prefetch = 4096});
+  auto p = Producer::attach(q, "p");
+  const std::string payload(4000, 'r');
+  for (int i = 0; i < 1500; ++i) ASSERT_EQ(p.send(bytes_of(payload), 10s), Status::Ok);  // ~6 MiB
+  ASSERT_EQ(p.wait_durable(10s), Status::Ok);
+  std::this_thread::sleep_for(300ms);  // checkpoints and retention passes go by
+  EXPECT_GE(segments(), 5u) << "deleted segments the lagging group has not acked";
+
+  Message m;
+  while (lagging.try_receive(m) == Status::Ok) ASSERT_EQ(lagging.ack(m), Status::Ok);
+  EXPECT_TRUE(eventually([&] { return segments() <= 2; })) << segments() << " segments left";
+  // What is left still reads back, up to the last record.
+  auto cursor = journal::Cursor::open(journal(), "dq", 0);
+  std::uint64_t last = 0;
+  while (const auto r = cursor.next()) last = r->sequence;
+  EXPECT_EQ(last, 1500u);
+}
+
 // ---- the simulated power loss -----------------------------------------------
 
 // One line per event, written with one write(2) (O_APPEND) before the next

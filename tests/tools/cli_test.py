@@ -606,6 +606,15 @@ class DurableTest(ToolTest):
         text = self.shmq("dump", "d", "--journal").stdout.decode()
         self.assertIn("journal of queue 'd'", text)
 
+    def test_delete_removes_the_journal(self):
+        self.start_shmqd()
+        self.shmq("send", "d", "--durable", "--timeout", "10s", input="kept\n")
+        journal = os.path.join(self.data_dir, "journal", "d")
+        self.assertTrue(os.path.isdir(journal))
+        self.assertIn(b"removed the journal", self.shmq("delete", "d").stderr)
+        self.assertFalse(os.path.exists(journal))
+        self.assertEqual(self.shmq("list").stdout, b"")
+
 
 def main():
     global SHMQ, SHMQ_STAT, SHMQD
