@@ -145,16 +145,21 @@ class CheckpointKeeper {
   // A checkpoint if something changed since the last one (or `force`).
   std::optional<journal::Checkpoint> take(bool force) {
     journal::Checkpoint c;
-    for (std::uint32_t g = 0; g < m_.max_groups; ++g) {
-      const GroupSlot& group = m_.groups[g];
-      if (group.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
-      c.groups.push_back({bounded_name(group.name), group.released.load(std::memory_order_acquire)});
-    }
+    c.groups = groups();
     for (const auto& [id, p] : producers_) c.producers.push_back({id, p.name, p.sequence});
     if (!force && last_ && last_->groups == c.groups && last_->producers == c.producers) return std::nullopt;
     last_ = c;
     c.timestamp_ns = detail::unix_time_ns();
     return c;
+  }
+
+  // A group created or deleted since the last checkpoint: a rebuild would
+  // not know it (or would bring it back), so it is checkpointed at once.
+  [[nodiscard]] bool groups_changed() const {
+    if (!last_) return true;
+    const auto now = groups();
+    return !std::equal(now.begin(), now.end(), last_->groups.begin(), last_->groups.end(),
+                       [](const auto& a, const auto& b) { return a.name == b.name; });
   }
 
   // Retention's floor: nothing a group has not acked may go.
@@ -168,6 +173,15 @@ class CheckpointKeeper {
 
  private:
   static std::string bounded_name(const char* name) { return std::string(name, ::strnlen(name, kNameBytes)); }
+  std::vector<journal::GroupPosition> groups() const {
+    std::vector<journal::GroupPosition> out;
+    for (std::uint32_t g = 0; g < m_.max_groups; ++g) {
+      const GroupSlot& group = m_.groups[g];
+      if (group.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
+      out.push_back({bounded_name(group.name), group.released.load(std::memory_order_acquire)});
+    }
+    return out;
+  }
   std::string current_name(std::uint32_t id) const {
     return id < m_.max_producers ? bounded_name(m_.producers[id].name) : std::string();
   }
@@ -189,7 +203,7 @@ class JournalWriterLoop {
       const std::size_t n = s_.batches.wait_dequeue_bulk_timed(taken.begin(), taken.size(), kIdleWake);
       for (std::size_t i = 0; i < n; ++i) pending_.push_back(std::move(taken[i]));
       if (!pending_.empty() && Clock::now() >= retry_at_ && persist()) pending_.clear();
-      if (Clock::now() >= next_checkpoint_) checkpoint(false);
+      if (Clock::now() >= next_checkpoint_ || keeper_.groups_changed()) checkpoint(false);
       if (n == 0 && pending_.empty() && s_.drained.load(std::memory_order_acquire) && s_.batches.size_approx() == 0) {
         break;
       }
