@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -29,7 +30,8 @@ namespace {
 // A batch is cut at whichever comes first.
 constexpr std::size_t kMaxBatchRecords = 4096;
 constexpr std::uint64_t kMaxBatchBytes = 4u << 20;
-constexpr std::size_t kMaxBatchesPerCommit = 64;
+constexpr std::size_t kBatchesPerDequeue = 64;
+constexpr std::size_t kMaxBatchesPerCommit = 4096;
 constexpr auto kCheckpointPeriod = std::chrono::milliseconds(100);
 // After a failed write or sync (disk full), the next attempt.
 constexpr auto kRetryDelay = std::chrono::milliseconds(200);
@@ -126,9 +128,9 @@ class CheckpointKeeper {
  public:
   CheckpointKeeper(const detail::Mapping& m, JournaledProducers producers) : m_(m), producers_(std::move(producers)) {}
 
-  // Before appending `batch`: learns the sequences it journals, and whether a
-  // producer in it has no name in the journal yet (checkpoint first, then).
-  bool learn(const Batch& batch) {
+  // Before appending `batch`: whether a producer in it has no name in the
+  // journal yet (then a checkpoint must name it before its first record).
+  bool learn_names(const Batch& batch) {
     bool unnamed = false;
     for (const journal::Record& r : batch.records) {
       auto [it, added] = producers_.try_emplace(r.producer_id);
@@ -137,21 +139,30 @@ class CheckpointKeeper {
         it->second = {current_name(r.producer_id), 0};
         unnamed = true;
       }
-      it->second.sequence = std::max(it->second.sequence, r.sequence);
     }
     return unnamed;
   }
 
-  // A checkpoint if something changed since the last one (or `force`).
-  std::optional<journal::Checkpoint> take(bool force) {
+  // After appending: the sequences the journal now holds. (Never before: a
+  // checkpoint must not claim a sequence whose record a torn tail could lose.)
+  void journaled(std::span<const journal::Record> records) {
+    for (const journal::Record& r : records) {
+      auto& p = producers_[r.producer_id];
+      p.sequence = std::max(p.sequence, r.sequence);
+    }
+  }
+
+  // A checkpoint to write if something changed since the last one written
+  // (or `force`); written() once it is in the journal.
+  std::optional<journal::Checkpoint> due(bool force) const {
     journal::Checkpoint c;
     c.groups = groups();
     for (const auto& [id, p] : producers_) c.producers.push_back({id, p.name, p.sequence});
     if (!force && last_ && last_->groups == c.groups && last_->producers == c.producers) return std::nullopt;
-    last_ = c;
     c.timestamp_ns = detail::unix_time_ns();
     return c;
   }
+  void written(const journal::Checkpoint& c) { last_ = c; }
 
   // A group created or deleted since the last checkpoint: a rebuild would
   // not know it (or would bring it back), so it is checkpointed at once.
@@ -198,10 +209,15 @@ class JournalWriterLoop {
         keeper_(s.map, journaled_producers(s.dir, s.queue.name(), s.writer->last_checkpoint(), writer_options(s))) {}
 
   void run() {
-    std::vector<Batch> taken(kMaxBatchesPerCommit);
+    std::vector<Batch> taken(kBatchesPerDequeue);
     for (;;) {
-      const std::size_t n = s_.batches.wait_dequeue_bulk_timed(taken.begin(), taken.size(), kIdleWake);
-      for (std::size_t i = 0; i < n; ++i) pending_.push_back(std::move(taken[i]));
+      std::size_t n = s_.batches.wait_dequeue_bulk_timed(taken.begin(), taken.size(), kIdleWake);
+      // Everything waiting goes into this commit: the drain hands over small
+      // batches while it keeps up with producers, many while we sync.
+      for (std::size_t got = n; got != 0; n += got) {
+        for (std::size_t i = 0; i < got; ++i) pending_.push_back(std::move(taken[i]));
+        got = pending_.size() < kMaxBatchesPerCommit ? s_.batches.try_dequeue_bulk(taken.begin(), taken.size()) : 0;
+      }
       if (!pending_.empty() && Clock::now() >= retry_at_ && persist()) pending_.clear();
       if (Clock::now() >= next_checkpoint_ || keeper_.groups_changed()) checkpoint(false);
       if (n == 0 && pending_.empty() && s_.drained.load(std::memory_order_acquire) && s_.batches.size_approx() == 0) {
@@ -218,10 +234,18 @@ class JournalWriterLoop {
     QueueHeader& h = *s_.map.header;
     try {
       if (!s_.writer) s_.writer.emplace(journal::Writer::open(s_.dir, s_.queue.name(), writer_options(s_)));
+      // One append for all the batches (one write(2) per MiB), except that a
+      // producer the journal has not named yet is checkpointed before its first record.
+      std::vector<journal::Record> records;
       for (const Batch& b : pending_) {
-        if (keeper_.learn(b)) checkpoint(true);
-        append_unwritten(b);
+        if (keeper_.learn_names(b)) {
+          append_unwritten(records);
+          records.clear();
+          if (!checkpoint(true)) throw std::runtime_error("the checkpoint naming a new producer failed");
+        }
+        records.insert(records.end(), b.records.begin(), b.records.end());
       }
+      append_unwritten(records);
       const std::uint64_t end = pending_.back().end;
       // release: pairs with the producers' acquire in release_floor; the ring
       // may reuse these bytes now that write() has copied them.
@@ -249,25 +273,30 @@ class JournalWriterLoop {
     }
   }
 
-  // After a reopen, some records of a pending batch may be in already.
-  void append_unwritten(const Batch& b) {
+  // After a reopen, some of the records may be in already.
+  void append_unwritten(const std::vector<journal::Record>& records) {
     const std::uint64_t written = s_.writer->written();
-    const auto first = std::partition_point(b.records.begin(), b.records.end(),
+    const auto first = std::partition_point(records.begin(), records.end(),
                                             [&](const journal::Record& r) { return r.position < written; });
-    if (first != b.records.end()) s_.writer->append({first, b.records.end()});
+    if (first != records.end()) s_.writer->append({first, records.end()});
+    keeper_.journaled(records);
   }
 
-  void checkpoint(bool force) {
+  // Writes a checkpoint if one is due; false when that failed.
+  bool checkpoint(bool force) {
     next_checkpoint_ = Clock::now() + kCheckpointPeriod;
-    if (!s_.writer) return;
-    auto c = keeper_.take(force);
-    if (!c) return;
+    if (!s_.writer) return false;
+    auto c = keeper_.due(force);
+    if (!c) return true;
     try {
-      s_.writer->checkpoint(std::move(*c));
+      s_.writer->checkpoint(*c);
+      keeper_.written(*c);
       retain();
+      return true;
     } catch (const std::exception& e) {
       spdlog::error("queue '{}': journal checkpoint failed: {}", s_.queue.name(), e.what());
       s_.writer.reset();
+      return false;
     }
   }
 
