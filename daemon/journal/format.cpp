@@ -112,6 +112,13 @@ Parse parse_record(std::span<const std::byte> bytes, std::uint32_t max_payload, 
       get_le<std::uint32_t>(p + kReservedAt) != 0) {
     return Parse::Bad;
   }
+  // No Writer appends a data record at kUnknownPosition (append refuses it),
+  // and one past it would wrap recovery's written() around to 0, letting
+  // records out of order in after it (found by fuzz_journal).
+  if (kind == static_cast<std::uint16_t>(RecordKind::Data) &&
+      get_le<std::uint64_t>(p + kPositionAt) == kUnknownPosition) {
+    return Parse::Bad;
+  }
   out.fields = RecordFields{static_cast<RecordKind>(kind), get_le<std::uint32_t>(p + kProducerAt),
                             get_le<std::uint64_t>(p + kSequenceAt), get_le<std::uint64_t>(p + kPositionAt),
                             get_le<std::uint64_t>(p + kTimestampAt)};

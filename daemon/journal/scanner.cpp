@@ -59,8 +59,10 @@ std::optional<std::uint64_t> SegmentScanner::find_marker(std::uint64_t from) {
   while (from + format::kRecordHeaderBytes <= size_) {
     const auto bytes = load(from, kReadAhead);
     if (bytes.size() < format::kRecordHeaderBytes) return std::nullopt;  // the file shrank under us
-    const auto hit = std::ranges::search(bytes, marker);
-    if (!hit.empty()) return from + static_cast<std::uint64_t>(hit.begin() - bytes.begin());
+    // std::search, not std::ranges::search: clang 14 cannot compile the
+    // latter's subrange result with libstdc++ 12 (the fuzz build uses clang).
+    const auto hit = std::search(bytes.begin(), bytes.end(), marker.begin(), marker.end());
+    if (hit != bytes.end()) return from + static_cast<std::uint64_t>(hit - bytes.begin());
     // A marker may straddle the window's end: look again from its last 3 bytes.
     from += bytes.size() - (marker.size() - 1);
   }

@@ -67,7 +67,11 @@ void Writer::State::guarded(const std::function<void()>& io) {
 void Writer::State::open_last_segment() {
   current = File::open(segments.back().path, O_WRONLY | O_APPEND);
   current->sync_data();  // what recovery kept may only be in the page cache
-  segment_has_data = segments.back().bytes > format::kHeaderBytes;
+  // Data, not just bytes: a segment may hold only the checkpoint copied into
+  // it when it was rolled to (a crash tore the record after it). Rolling away
+  // from it would create a segment of the same name, written(), and fail
+  // (EEXIST) on every reopen (found by fuzz_journal).
+  segment_has_data = written > segments.back().first_position;
 }
 
 // The header is synced before the directory entry, so that a crash leaves

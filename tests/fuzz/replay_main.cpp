@@ -80,9 +80,11 @@ int main(int argc, char** argv) {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    // fuzz_segment's segment file of that child, left behind if it crashed.
+    // fuzz_segment's segment file and fuzz_journal's directory of that child,
+    // left behind if it crashed.
     std::error_code ignored;
     fs::remove("/dev/shm/shmq.fz" + std::to_string(pid) + ".q", ignored);
+    fs::remove_all("/dev/shm/shmq-fuzz-journal." + std::to_string(pid), ignored);
     if (WIFSIGNALED(status)) {
       failed.push_back(input.string() + ": killed by " + ::strsignal(WTERMSIG(status)));
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
