@@ -8,6 +8,8 @@
 #include <cstring>
 #include <optional>
 #include <span>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -43,6 +45,7 @@ constexpr auto kIdleWake = std::chrono::milliseconds(50);
 struct Batch {
   std::vector<journal::Record> records;
   std::uint64_t end = 0;
+  bool stuck = false;  // stopped at a committed record with an impossible header
 };
 
 }  // namespace
@@ -87,7 +90,7 @@ Batch collect(const detail::Mapping& m, std::uint64_t from, std::uint64_t journa
     RecordHeader h;
     const std::uint64_t span = detail::record_span(m, b.end, &h);
     if (span == 0) {
-      spdlog::error("queue '{}': impossible record header at position {}; journaling stops there", m.name, b.end);
+      b.stuck = true;
       break;
     }
     if (h.type == static_cast<std::uint16_t>(RecordType::Data) && b.end >= journaled_end) {
@@ -104,6 +107,7 @@ void drain_loop(JournalPipeline::Shared& s) {
   const detail::Mapping& m = s.map;
   moodycamel::ProducerToken token(s.batches);  // one producer: batches stay in order
   std::uint64_t cursor = s.drain_from;
+  std::uint64_t stuck_at = kNoPosition;
   for (;;) {
     Batch batch = collect(m, cursor, s.journaled_end);
     if (batch.end != cursor) {
@@ -113,6 +117,15 @@ void drain_loop(JournalPipeline::Shared& s) {
     }
     // Everything committed so far is handed over: stop here when asked.
     if (s.stopping.load(std::memory_order_acquire)) break;
+    if (batch.stuck) {
+      // A hostile peer's bytes (or a bug): nothing after them can be
+      // journaled; say so once, then look again now and then.
+      if (std::exchange(stuck_at, cursor) != cursor) {
+        spdlog::error("queue '{}': impossible record header at position {}; journaling stops there", m.name, cursor);
+      }
+      std::this_thread::sleep_for(kIdleWake);
+      continue;
+    }
     detail::wait_until(
         m.header->data, Clock::now() + kIdleWake, 64,
         [&] { return committed(m, cursor) || s.stopping.load(std::memory_order_acquire); },
@@ -211,13 +224,7 @@ class JournalWriterLoop {
   void run() {
     std::vector<Batch> taken(kBatchesPerDequeue);
     for (;;) {
-      std::size_t n = s_.batches.wait_dequeue_bulk_timed(taken.begin(), taken.size(), kIdleWake);
-      // Everything waiting goes into this commit: the drain hands over small
-      // batches while it keeps up with producers, many while we sync.
-      for (std::size_t got = n; got != 0; n += got) {
-        for (std::size_t i = 0; i < got; ++i) pending_.push_back(std::move(taken[i]));
-        got = pending_.size() < kMaxBatchesPerCommit ? s_.batches.try_dequeue_bulk(taken.begin(), taken.size()) : 0;
-      }
+      const std::size_t n = take_batches(taken);
       if (!pending_.empty() && Clock::now() >= retry_at_ && persist()) pending_.clear();
       if (Clock::now() >= next_checkpoint_ || keeper_.groups_changed()) checkpoint(false);
       if (n == 0 && pending_.empty() && s_.drained.load(std::memory_order_acquire) && s_.batches.size_approx() == 0) {
@@ -229,6 +236,20 @@ class JournalWriterLoop {
   }
 
  private:
+  // Waits up to kIdleWake for a batch, then takes every one waiting into this
+  // commit: the drain hands over small batches while it keeps up with the
+  // producers, and many while we sync. Returns how many it took.
+  std::size_t take_batches(std::vector<Batch>& taken) {
+    std::size_t total = 0;
+    std::size_t got = s_.batches.wait_dequeue_bulk_timed(taken.begin(), taken.size(), kIdleWake);
+    while (got != 0) {
+      for (std::size_t i = 0; i < got; ++i) pending_.push_back(std::move(taken[i]));
+      total += got;
+      got = pending_.size() < kMaxBatchesPerCommit ? s_.batches.try_dequeue_bulk(taken.begin(), taken.size()) : 0;
+    }
+    return total;
+  }
+
   // Appends the pending batches, publishes written, syncs, publishes synced.
   bool persist() {
     QueueHeader& h = *s_.map.header;
