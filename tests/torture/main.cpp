@@ -1,9 +1,9 @@
 // shmq-torture: a randomized crash test of libshmq and shmqd with real
 // processes. Each round runs producers and consumer groups in forked workers
 // against a real shmqd, kill -9s producers, consumers and the daemon and
-// SIGSTOPs consumers at random moments, then checks from the workers' logs
-// that nothing confirmed was lost, nothing was delivered twice unflagged, and
-// order held. docs/reliability.md describes it; --help lists the options.
+// SIGSTOPs consumers at random moments (durable rounds: and simulates power
+// losses), then checks from the workers' logs that nothing confirmed was lost,
+// nothing was delivered twice unflagged, and order held. docs/reliability.md describes it; --help lists the options.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -59,19 +59,21 @@ class Run {
   }
 
  private:
-  RoundPlan plan(int r, const std::string& ns, const std::string& queue) const {
+  RoundPlan plan(int r, const std::string& ns, const std::string& queue, const std::string& data_dir) const {
     RoundPlan p = plan_round(o_, r, round_seed(o_.seed, r));
     p.ns = ns;
     p.queue = queue;
     p.log_dir = (dir_ / ("round-" + std::to_string(r))).string();
+    p.data_dir = data_dir.empty() ? p.log_dir + "/data" : data_dir;
     return p;
   }
 
   // A round in a namespace of its own, with an shmqd of its own that it may kill.
   void round_with_own_daemon(int r) {
-    const RoundPlan p = plan(r, "torture-" + std::to_string(::getpid()) + "-" + std::to_string(r), "torture");
+    const RoundPlan p = plan(r, "torture-" + std::to_string(::getpid()) + "-" + std::to_string(r), "torture", "");
     fs::create_directories(p.log_dir);
-    DaemonProcess daemon(p.ns, p.log_dir + "/data", p.log_dir + "/shmqd.log");
+    // The round's own data directory: its journal survives the round's power losses.
+    DaemonProcess daemon(p.ns, p.data_dir, p.log_dir + "/shmqd.log");
     daemon.start();
     const auto start = Clock::now();
     RoundResult result = run_round(p, daemon);
@@ -83,16 +85,18 @@ class Run {
   }
 
   // Rounds for o_.minutes in one namespace, one queue each, against one shmqd
-  // that is never killed, whose footprint is watched.
+  // that is never killed, whose footprint is watched. Durable rounds run
+  // there too, without power losses (they kill shmqd).
   void soak() {
     const std::string ns = "torture-" + std::to_string(::getpid()) + "-soak";
-    DaemonProcess daemon(ns, (dir_ / "soak-data").string(), (dir_ / "shmqd-soak.log").string());
+    const std::string data_dir = (dir_ / "soak-data").string();
+    DaemonProcess daemon(ns, data_dir, (dir_ / "shmqd-soak.log").string());
     daemon.start();
     FootprintWatch watch(daemon.pid());
     const auto start = Clock::now();
     auto last_report = start;
     for (int r = 1; seconds_since(start) < o_.minutes * 60; ++r) {
-      RoundPlan p = plan(r, ns, "soak" + std::to_string(r));
+      RoundPlan p = plan(r, ns, "soak" + std::to_string(r), data_dir);
       p.daemon_faults = false;
       fs::create_directories(p.log_dir);
       const auto round_start = Clock::now();
@@ -115,9 +119,9 @@ class Run {
     total_.add(result.tally);
     const Tally& t = result.tally;
     std::printf("round %d: %s\n  confirmed %llu, delivered %llu (redelivered %llu), kills producer %llu consumer %llu "
-                "daemon %llu, stops %llu: %s (%.1f s)\n",
+                "daemon %llu, stops %llu, power losses %llu: %s (%.1f s)\n",
                 p.number, p.describe().c_str(), ull(t.confirmed), ull(t.delivered), ull(t.redelivered),
-                ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops),
+                ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
                 result.passed() ? "PASS" : "FAIL", seconds);
     if (result.passed()) {
       if (!o_.keep_logs) fs::remove_all(p.log_dir);
@@ -132,18 +136,20 @@ class Run {
     std::printf("torture: FAIL in round %d of seed %llu: %zu violation(s)\n", p.number, ull(o_.seed),
                 result.violations.size());
     for (const auto& v : result.violations) std::printf("  %s\n", v.c_str());
-    std::printf("  replay: shmq-torture --seed %llu --round %d --messages %llu --producer-ms %d%s\n", ull(o_.seed),
-                p.number, ull(o_.messages), o_.producer_ms, o_.minutes > 0 ? " (ran in the soak: no daemon kills)" : "");
+    std::printf("  replay: shmq-torture --seed %llu --round %d --messages %llu --producer-ms %d%s%s\n", ull(o_.seed),
+                p.number, ull(o_.messages), o_.producer_ms, o_.durable ? " --durable" : "",
+                o_.minutes > 0 ? " (ran in the soak: no daemon kills, no power losses)" : "");
     std::printf("  logs: %s\n", p.log_dir.c_str());
   }
 
   void print_summary() const {
     const Tally& t = total_;
     std::printf("torture: rounds=%llu confirmed=%llu delivered=%llu redelivered=%llu duplicates_refused=%llu "
-                "producer_kills=%llu consumer_kills=%llu daemon_kills=%llu stops=%llu lost=%llu "
+                "producer_kills=%llu consumer_kills=%llu daemon_kills=%llu stops=%llu power_losses=%llu lost=%llu "
                 "unflagged_duplicates=%llu failed_rounds=%d seed=%llu result=%s\n",
                 ull(t.rounds), ull(t.confirmed), ull(t.delivered), ull(t.redelivered), ull(t.duplicates_refused),
-                ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.lost),
+                ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
+                ull(t.lost),
                 ull(t.unflagged_duplicates), failed_rounds_, ull(o_.seed), failed_rounds_ == 0 ? "PASS" : "FAIL");
   }
 
@@ -174,7 +180,8 @@ void add_options(CLI::App& app, TortureOptions& o) {
       ->check(CLI::PositiveNumber);
   app.add_flag("--keep-logs", o.keep_logs, "Keep the logs of passing rounds too");
   app.add_option("--log-dir", o.log_root, "Where the run's log directory goes");
-  app.add_flag("--durable", o.durable, "Durable rounds with power loss (not implemented yet)");
+  app.add_flag("--durable", o.durable,
+               "Every round durable, with simulated power losses (default: every even-numbered round)");
 }
 
 }  // namespace
@@ -186,11 +193,6 @@ int main(int argc, char** argv) {
   CLI::App app{"shmq-torture: randomized crash test of libshmq and shmqd (docs/reliability.md)"};
   add_options(app, options);
   CLI11_PARSE(app, argc, argv);
-  if (options.durable) {
-    std::fprintf(stderr, "shmq-torture: durable rounds are not implemented yet (they need journaled confirms; "
-                         "see RoundKind in tests/torture/round.hpp)\n");
-    return 2;
-  }
   if (options.seed == 0) options.seed = fresh_seed();
   std::printf("torture: seed %llu (replay: shmq-torture --seed %llu)\n", static_cast<unsigned long long>(options.seed),
               static_cast<unsigned long long>(options.seed));

@@ -17,7 +17,7 @@ struct TortureOptions {
   int stall_seconds = 30;           // bound of every wait for progress
   bool keep_logs = false;
   std::string log_root = "/tmp";
-  bool durable = false;             // not implemented yet: see round.hpp
+  bool durable = false;             // every round durable (default: every even-numbered round)
 };
 
 }  // namespace shmq::torture

@@ -38,6 +38,16 @@ std::vector<GroupPlan> plan_groups(std::mt19937_64& rng) {
   return groups;
 }
 
+// Drawn last, so that an in-memory round keeps the shape it had before
+// durable rounds existed.
+void plan_durability(const TortureOptions& options, RoundPlan& plan, std::mt19937_64& rng) {
+  if (!options.durable && plan.number % 2 != 0) return;
+  plan.kind = RoundKind::Durable;
+  plan.queue_options.durable = true;
+  // A power loss costs a restart of everything: a few per round, not one per fault.
+  plan.power_loss_gap_ms = std::max(150, options.producer_ms / pick(rng, {2, 3, 4}));
+}
+
 }  // namespace
 
 RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t seed) {
@@ -56,24 +66,28 @@ RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t se
   plan.groups = plan_groups(rng);
   plan.fault_gap_ms = pick(rng, {20, 50, 100});
   plan.stall_seconds = options.stall_seconds;
+  plan_durability(options, plan, rng);
   return plan;
 }
 
 std::string RoundPlan::describe() const {
   std::ostringstream out;
+  if (durable()) out << "durable, ";
   out << producers.size() << " producers x " << messages << " messages, groups";
   for (const auto& g : groups) {
     out << ' ' << g.name << '(' << g.consumers << " consumers, prefetch " << g.prefetch << ", work " << g.work_us
         << " us)";
   }
   out << ", ring " << queue_options.capacity / 1024 << " KiB, a fault every ~" << fault_gap_ms << " ms";
+  if (durable() && daemon_faults) out << ", a power loss every ~" << power_loss_gap_ms << " ms";
   return out.str();
 }
 
 namespace {
 
-// The faults a round injects. EXTENSION POINT: PowerLoss, for durable rounds.
-enum class Fault { KillProducer, KillConsumer, KillDaemon, StopConsumer };
+// The faults a round injects, drawn by weight; PowerLoss (durable rounds
+// only) comes on its own, slower clock instead.
+enum class Fault { KillProducer, KillConsumer, KillDaemon, StopConsumer, PowerLoss };
 
 struct Worker {
   pid_t pid = 0;
@@ -106,6 +120,10 @@ class Round {
   Worker* freeze_a_holding_consumer();
   void kill_daemon();
   void stop_consumer();
+  void power_loss();
+  void kill_everything_at_once();
+  [[nodiscard]] bool reopen_rebuilt_queue();
+  void restart_workers();
   void resume_consumers(bool all);
   void reap_unexpected_exits();
   [[nodiscard]] bool producers_finished() const;
@@ -116,6 +134,7 @@ class Round {
   void stop_consumers();
   void kill_leftovers();
   void verify();
+  void keep_journal();
 
   void fail(const std::string& violation) { result_.violations.push_back(violation); }
   [[nodiscard]] bool failed() const { return !result_.violations.empty(); }
@@ -126,6 +145,7 @@ class Round {
   Queue queue_;
   std::mt19937_64 rng_;
   std::vector<Worker> producers_, consumers_;
+  std::uint64_t power_losses_ = 0;  // also the epoch of the consumers started now
   std::uint64_t last_progress_mark_ = ~0ull;
   Clock::time_point last_progress_ = Clock::now();
   Clock::time_point last_check_{};
@@ -148,6 +168,7 @@ RoundResult Round::run() {
   stop_consumers();
   kill_leftovers();
   verify();
+  if (failed() && plan_.durable()) keep_journal();
   return result_;
 }
 
@@ -167,7 +188,8 @@ void Round::spawn_producer(std::size_t k) {
                   .messages = plan_.messages,
                   .max_payload = plan_.max_payload,
                   .mean_gap_us = plan_.producer_gap_us,
-                  .seed = rng_()};
+                  .seed = rng_(),
+                  .durable = plan_.durable()};
   w.pid = fork_child([job] { return run_producer(job); });
   ++w.incarnation;
 }
@@ -191,7 +213,8 @@ void Round::spawn_consumer(std::size_t index) {
                   .prefetch = group.prefetch,
                   .max_batch = group.max_batch,
                   .work_us = group.work_us,
-                  .seed = rng_()};
+                  .seed = rng_(),
+                  .epoch = power_losses_};
   w.pid = fork_child([job] { return run_consumer(job); });
   w.stopped = false;
 }
@@ -202,12 +225,22 @@ void Round::inject_faults() {
   std::exponential_distribution<double> gap_ms(1.0 / plan_.fault_gap_ms);
   auto next_fault = Clock::now() + Millis(static_cast<int>(gap_ms(rng_)));
   std::discrete_distribution<int> kind({3, 3, plan_.daemon_faults ? 1.0 : 0.0, 2});
+  const bool power_losses = plan_.durable() && plan_.daemon_faults;
+  std::exponential_distribution<double> power_loss_gap_ms(1.0 / std::max(1, plan_.power_loss_gap_ms));
+  const auto next_power_loss_after = [&] { return Clock::now() + Millis(static_cast<int>(power_loss_gap_ms(rng_))); };
+  // The first within one mean gap, so that nearly every durable round has one.
+  auto next_power_loss = power_losses ? Clock::now() + Millis(static_cast<int>(rng_() % plan_.power_loss_gap_ms))
+                                      : Clock::time_point::max();
   while (!failed() && !producers_finished()) {
     reap_unexpected_exits();
     resume_consumers(false);
     if (Clock::now() >= next_fault) {
       inject(static_cast<Fault>(kind(rng_)));
       next_fault = Clock::now() + Millis(static_cast<int>(gap_ms(rng_)));
+    }
+    if (!failed() && Clock::now() >= next_power_loss) {
+      inject(Fault::PowerLoss);
+      next_power_loss = next_power_loss_after();
     }
     if (!progressed()) fail("stall: no message sent or acked for " + std::to_string(plan_.stall_seconds) + " s");
     sleep_for(Millis(1));
@@ -220,6 +253,7 @@ void Round::inject(Fault fault) {
     case Fault::KillConsumer: return kill_consumer();
     case Fault::KillDaemon: return kill_daemon();
     case Fault::StopConsumer: return stop_consumer();
+    case Fault::PowerLoss: return power_loss();
   }
 }
 
@@ -314,6 +348,84 @@ void Round::stop_consumer() {
   w->stopped = true;
   w->resume_at = Clock::now() + Millis(5 + static_cast<int>(rng_() % 300));
   ++result_.tally.stops;
+}
+
+// The simulated power loss: every process dies at once and shared memory is
+// gone; only the journal on disk survives. shmqd rebuilds the queue from it
+// before it watches anything; then every worker comes back: producers under
+// their names, resuming from the rebuilt last sequence, consumers in their groups.
+void Round::power_loss() {
+  kill_everything_at_once();
+  if (failed()) return;
+  Queue::remove(plan_.queue, plan_.ns);
+  ++power_losses_;
+  ++result_.tally.power_losses;
+  daemon_.start();
+  if (!reopen_rebuilt_queue()) return;
+  // A group the journal had not checkpointed yet (none of its records was
+  // written) is gone: create it again before anything is sent.
+  create_groups();
+  restart_workers();
+}
+
+// SIGKILL to shmqd and every worker (stopped ones too) before reaping any.
+void Round::kill_everything_at_once() {
+  if (daemon_.running()) ::kill(daemon_.pid(), SIGKILL);  // never kill(0): our own process group
+  for (auto* workers : {&producers_, &consumers_}) {
+    for (auto& w : *workers) {
+      if (w.pid > 0) ::kill(w.pid, SIGKILL);
+    }
+  }
+  if (daemon_.running()) {
+    const Exit d = daemon_.kill9();
+    if (!(d.signaled && d.code == SIGKILL)) fail("shmqd ended by itself: " + d.describe() + " (see shmqd.log)");
+  }
+  for (std::size_t k = 0; k < producers_.size(); ++k) {
+    auto& w = producers_[k];
+    if (w.pid <= 0) continue;
+    const Exit e = kill_and_reap(std::exchange(w.pid, 0));
+    if (e.clean()) {
+      w.finished = true;  // it had just sent (and durably confirmed) everything
+    } else if (!(e.signaled && e.code == SIGKILL)) {
+      fail("producer " + plan_.producers[k] + " incarnation " + std::to_string(w.incarnation) + ": " + e.describe());
+    }
+  }
+  for (auto& w : consumers_) {
+    if (w.pid <= 0) continue;
+    const Exit e = kill_and_reap(std::exchange(w.pid, 0));
+    if (!(e.signaled && e.code == SIGKILL)) fail("a consumer ended unasked: " + e.describe());
+  }
+}
+
+// Waits until shmqd has published the rebuilt segment and serves it.
+bool Round::reopen_rebuilt_queue() {
+  const auto deadline = Clock::now() + stall_bound();
+  for (;;) {
+    try {
+      queue_ = Queue::open(plan_.queue, plan_.ns);
+      break;
+    } catch (const std::exception&) {
+      // Not rebuilt yet (or never: the deadline says so).
+    }
+    if (Clock::now() >= deadline) {
+      fail("shmqd did not rebuild the queue from its journal within the stall bound (after power loss " +
+           std::to_string(power_losses_) + "; see shmqd.log)");
+      return false;
+    }
+    sleep_for(Millis(2));
+  }
+  if (daemon_.serves(queue_, stall_bound())) return true;
+  fail("stall: the restarted shmqd did not take up the rebuilt queue (after power loss " +
+       std::to_string(power_losses_) + ")");
+  return false;
+}
+
+// Consumers first, so that a group receives from the first new send on.
+void Round::restart_workers() {
+  for (std::size_t i = 0; i < consumers_.size(); ++i) spawn_consumer(i);
+  for (std::size_t k = 0; k < producers_.size(); ++k) {
+    if (!producers_[k].finished) spawn_producer(k);
+  }
 }
 
 void Round::resume_consumers(bool all) {
@@ -430,7 +542,11 @@ void Round::kill_leftovers() {
 }
 
 void Round::verify() {
-  Expectation expected{.producers = plan_.producers, .groups = {}, .messages = plan_.messages, .completed = completed_};
+  Expectation expected{.producers = plan_.producers,
+                       .groups = {},
+                       .messages = plan_.messages,
+                       .completed = completed_,
+                       .durable = plan_.durable()};
   for (const auto& g : plan_.groups) expected.groups.push_back(g.name);
   Verdict verdict = verify_logs(plan_.log_dir, expected);
   for (auto& v : verdict.violations) result_.violations.push_back(std::move(v));
@@ -441,6 +557,17 @@ void Round::verify() {
   result_.tally.consumer_kills = faults.consumer_kills;
   result_.tally.daemon_kills = faults.daemon_kills;
   result_.tally.stops = faults.stops;
+  result_.tally.power_losses = faults.power_losses;
+}
+
+// The journal is the evidence of a failed durable round, but removing the
+// queue (at the round's end) makes shmqd delete it: keep a copy in the logs.
+void Round::keep_journal() {
+  namespace fs = std::filesystem;
+  const fs::path journal = fs::path(plan_.data_dir) / "journal" / plan_.queue;
+  std::error_code ec;
+  fs::copy(journal, fs::path(plan_.log_dir) / "journal-kept", fs::copy_options::recursive, ec);
+  if (ec) fail("could not keep the journal " + journal.string() + ": " + ec.message());
 }
 
 }  // namespace

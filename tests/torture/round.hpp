@@ -13,13 +13,13 @@
 
 namespace shmq::torture {
 
-// EXTENSION POINT: durable rounds. A `Durable` kind will create the queue with
-// QueueOptions::durable, have producers send with durable confirms, and add a
-// `PowerLoss` fault (see Fault in round.cpp): kill -9 every worker and shmqd,
-// remove the /dev/shm segment, restart shmqd (which rebuilds the queue from
-// its journal), restart the workers. The checks stay the same; confirmed then
-// means journal-confirmed. Not implemented until the daemon writes the journal.
-enum class RoundKind { InMemory };
+// InMemory: a plain queue; "confirmed" means committed in shared memory.
+// Durable: the queue is journaled by shmqd (QueueOptions::durable), producers
+// confirm with Confirm::Durable or wait_durable ("confirmed" means synced to
+// the journal), and a PowerLoss fault kills every worker and shmqd at once,
+// removes the segment and restarts shmqd, which rebuilds the queue from its
+// journal in the round's data directory; then the workers are restarted.
+enum class RoundKind { InMemory, Durable };
 
 struct GroupPlan {
   std::string name;
@@ -34,6 +34,7 @@ struct RoundPlan {
   int number = 0;
   std::uint64_t seed = 0;  // everything below was drawn from it
   std::string ns, queue, log_dir;
+  std::string data_dir;                // shmqd's --data-dir: the journal survives power losses there
   QueueOptions queue_options;
   std::vector<std::string> producers;  // names
   std::uint64_t messages = 0;          // per producer
@@ -41,13 +42,16 @@ struct RoundPlan {
   std::uint32_t producer_gap_us = 0;   // mean pause between a producer's bursts
   std::vector<GroupPlan> groups;
   int fault_gap_ms = 0;                // mean time between faults
-  bool daemon_faults = true;           // false in the soak: its footprint is measured
+  int power_loss_gap_ms = 0;           // durable rounds: mean time between power losses
+  bool daemon_faults = true;           // false in the soak: its footprint is measured (no power loss either)
   int stall_seconds = 30;
 
+  [[nodiscard]] bool durable() const { return kind == RoundKind::Durable; }
   [[nodiscard]] std::string describe() const;
 };
 
-// Draws a round's shape from its seed.
+// Draws a round's shape from its seed. Its kind follows from the options and
+// its number alone: every round with --durable, else every even-numbered one.
 RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t seed);
 
 struct RoundResult {

@@ -7,7 +7,7 @@ namespace shmq::torture {
 
 struct Tally {
   std::uint64_t rounds = 0;
-  std::uint64_t confirmed = 0;           // sends that returned Ok
+  std::uint64_t confirmed = 0;           // sends that returned Ok (durable rounds: durably confirmed)
   std::uint64_t delivered = 0;           // deliveries logged, redeliveries included
   std::uint64_t redelivered = 0;         // deliveries flagged redelivered
   std::uint64_t duplicates_refused = 0;  // resends of committed sequences refused
@@ -15,6 +15,7 @@ struct Tally {
   std::uint64_t consumer_kills = 0;
   std::uint64_t daemon_kills = 0;
   std::uint64_t stops = 0;  // SIGSTOP, each followed by a SIGCONT
+  std::uint64_t power_losses = 0;  // durable rounds: everything killed, the segment removed, rebuilt
   std::uint64_t lost = 0;   // committed (confirmed or not) but missing from a group
   std::uint64_t unflagged_duplicates = 0;
 
@@ -28,6 +29,7 @@ struct Tally {
     consumer_kills += o.consumer_kills;
     daemon_kills += o.daemon_kills;
     stops += o.stops;
+    power_losses += o.power_losses;
     lost += o.lost;
     unflagged_duplicates += o.unflagged_duplicates;
   }

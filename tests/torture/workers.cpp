@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <random>
 #include <thread>
 #include <vector>
@@ -40,19 +41,52 @@ bool resend_committed(Producer& producer, std::uint64_t last, std::mt19937_64& r
   return true;
 }
 
-// Sends `seq`, waiting while the ring is full (consumers may be stopped).
-bool send_one(Producer& producer, std::uint64_t seq, std::size_t size, WorkerLog& log) {
+// Waits until the journal has synced everything this producer committed
+// (shmqd may be down for a moment: a killed daemon is restarted).
+bool wait_until_durable(Producer& producer, WorkerLog& log) {
+  for (;;) {
+    const Status s = producer.wait_durable(std::chrono::seconds(1));
+    if (s == Status::Ok) return true;
+    if (s != Status::Timeout) {
+      log.line("E wait_durable returned %s", name_of(s));
+      return false;
+    }
+  }
+}
+
+// Sends `seq` with `confirm`, waiting while the ring is full (consumers may be
+// stopped). A durable send that timed out after its commit is not resent
+// (that would be a Duplicate): its durability is waited for instead.
+bool send_one(Producer& producer, std::uint64_t seq, std::size_t size, Confirm confirm, WorkerLog& log) {
   const std::string payload = payload_of(seq, size);
   for (;;) {
-    const Status s = producer.send(seq, as_bytes(payload), std::chrono::seconds(1));
-    if (s == Status::Timeout) continue;
-    if (s == Status::Ok) {
-      log.line("C %llu", static_cast<ull>(seq));
-      return true;
+    const Status s = producer.send(seq, as_bytes(payload), confirm, std::chrono::seconds(1));
+    if (s == Status::Ok) return true;
+    if (s == Status::Timeout) {
+      if (confirm == Confirm::Durable && producer.last_sequence() >= seq) return wait_until_durable(producer, log);
+      continue;
     }
     log.line("E send %llu returned %s", static_cast<ull>(seq), name_of(s));
     return false;
   }
+}
+
+// Sends sequences [first, end) and logs each as confirmed once it is. In
+// durable rounds half the bursts confirm each send (Confirm::Durable), the
+// others send plainly and confirm the burst with one wait_durable.
+bool send_burst(Producer& producer, const ProducerJob& job, std::uint64_t first, std::uint64_t end,
+                std::mt19937_64& rng, WorkerLog& log) {
+  std::uniform_int_distribution<std::size_t> size(8, job.max_payload);
+  const bool confirm_burst = job.durable && rng() % 2 == 0;
+  const Confirm each = job.durable && !confirm_burst ? Confirm::Durable : Confirm::Shared;
+  for (std::uint64_t seq = first; seq < end; ++seq) {
+    if (!send_one(producer, seq, size(rng), each, log)) return false;
+    if (!confirm_burst) log.line("C %llu", static_cast<ull>(seq));
+  }
+  if (!confirm_burst) return true;
+  if (!wait_until_durable(producer, log)) return false;
+  for (std::uint64_t seq = first; seq < end; ++seq) log.line("C %llu", static_cast<ull>(seq));
+  return true;
 }
 
 // Bursts of sends with pauses between them, so a round lasts long enough for
@@ -77,11 +111,10 @@ int run_producer(const ProducerJob& job) {
     return 3;
   }
   if (!resend_committed(producer, last, rng, log)) return 2;
-  std::uniform_int_distribution<std::size_t> size(8, job.max_payload);
   for (std::uint64_t seq = last + 1; seq <= job.messages;) {
-    for (std::uint64_t burst = 1 + rng() % 32; burst > 0 && seq <= job.messages; --burst, ++seq) {
-      if (!send_one(producer, seq, size(rng), log)) return 2;
-    }
+    const std::uint64_t end = std::min(job.messages + 1, seq + 1 + rng() % 32);
+    if (!send_burst(producer, job, seq, end, rng, log)) return 2;
+    seq = end;
     pause_between_bursts(rng, job.mean_gap_us);
   }
   log.line("F");
@@ -148,6 +181,7 @@ int run_consumer(const ConsumerJob& job) {
   {
     const auto queue = Queue::open(job.queue, job.ns);
     auto consumer = Consumer::join(queue, job.group, ConsumerOptions{.prefetch = job.prefetch});
+    log.line("J %llu", static_cast<ull>(job.epoch));
     std::vector<Message> held;
     while (stop_requested == 0) {
       held.clear();

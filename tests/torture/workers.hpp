@@ -5,10 +5,12 @@
 // Producer log (producer-<k>.log, appended by every incarnation):
 //   A <producer id> <last sequence>   attached; last_sequence() the queue reported
 //   R <sequence> <status>             resent an already committed sequence (must be Duplicate)
-//   C <sequence>                      send returned Ok: confirmed
+//   C <sequence>                      confirmed: the send returned Ok (durable rounds: once
+//                                     its durable confirm, or the burst's wait_durable, did)
 //   E <text>                          an error; the worker exits non-zero
 //   F                                 sent everything, detaching
 // Consumer log (consumer-<group>-<member>-<incarnation>.log, one per process):
+//   J <epoch>                         joined, after <epoch> power losses of the round
 //   D <group> <producer id> <sequence> <position> <redelivered 0|1>   received, before the ack
 //   K <position>                      acked (after the ack returned Ok)
 //   E <text>                          an error; the worker exits non-zero
@@ -26,6 +28,7 @@ struct ProducerJob {
   std::uint32_t max_payload = 0;    // payload sizes are drawn from [8, max_payload]
   std::uint32_t mean_gap_us = 0;    // mean pause between bursts of sends
   std::uint64_t seed = 0;           // differs per incarnation
+  bool durable = false;             // confirm durably (a durable queue)
 };
 
 struct ConsumerJob {
@@ -34,6 +37,7 @@ struct ConsumerJob {
   std::uint32_t max_batch = 1;  // takes up to this many before acking them
   std::uint32_t work_us = 0;    // mean time it holds a batch before acking
   std::uint64_t seed = 0;
+  std::uint64_t epoch = 0;      // power losses before this consumer started
 };
 
 // The payload of a sequence: its number, then a filler derived from it, so a
