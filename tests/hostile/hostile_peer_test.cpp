@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <thread>
@@ -235,9 +236,32 @@ int scribbler_main(Clock::time_point until, std::uint64_t seed) {
   return 0;
 }
 
-class HostilePeerTest : public NamespaceTest {};
+class HostilePeerTest : public NamespaceTest {
+ protected:
+  // The scribbles against the producer, consumers and readers; with `daemon`,
+  // on a durable queue that a real shmqd repairs and journals meanwhile.
+  void run(bool daemon);
+};
 
-TEST_F(HostilePeerTest, ScribblesNeverCrashOrHangOtherProcesses) {
+TEST_F(HostilePeerTest, ScribblesNeverCrashOrHangOtherProcesses) { run(false); }
+
+#ifdef SHMQD_PATH
+// shmqd too: it reads the same scribbled tables (repair) and ring (journal).
+// It must neither crash nor hang, and must stop cleanly on SIGTERM.
+TEST_F(HostilePeerTest, ScribblesNeverCrashOrHangShmqdJournalingADurableQueue) { run(true); }
+
+// shmqd in a child, with a data directory of its own; stderr to the test's.
+pid_t start_shmqd(const std::string& data_dir) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl(SHMQD_PATH, SHMQD_PATH, "--data-dir", data_dir.c_str(), "--log-level", "warn", nullptr);
+    ::_exit(127);
+  }
+  return pid;
+}
+#endif
+
+void HostilePeerTest::run(bool daemon) {
   const std::uint64_t seed = seed_from_env();
   std::printf("hostile peer seed: %llu (replay with SHMQ_HOSTILE_SEED=%llu)\n",
               static_cast<unsigned long long>(seed), static_cast<unsigned long long>(seed));
@@ -249,7 +273,18 @@ TEST_F(HostilePeerTest, ScribblesNeverCrashOrHangOtherProcesses) {
   o.max_producers = 4;
   o.max_groups = 3;
   o.max_consumers = 4;
+  o.durable = daemon;
   Queue::create("victim", o);
+  std::string data_dir;
+  pid_t shmqd = 0;
+#ifdef SHMQD_PATH
+  if (daemon) {
+    char tmpl[] = "/tmp/shmq-hostile-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    data_dir = tmpl;
+    shmqd = start_shmqd(data_dir);
+  }
+#endif
 
   const auto start = Clock::now();
   const auto until = start + 500ms + kScribbleTime;
@@ -301,6 +336,23 @@ TEST_F(HostilePeerTest, ScribblesNeverCrashOrHangOtherProcesses) {
     ::kill(children[i].pid, SIGKILL);
     (void)wait_exit(children[i].pid);
     ADD_FAILURE() << children[i].role << " (pid " << children[i].pid << ") hung past the deadline; seed " << seed;
+  }
+  if (shmqd != 0) {
+    // Alive through it all, and a clean stop within the deadline.
+    EXPECT_EQ(::waitpid(shmqd, nullptr, WNOHANG), 0) << "shmqd died under the scribbles; seed " << seed;
+    ::kill(shmqd, SIGTERM);
+    int status = -1;
+    const auto stop_deadline = Clock::now() + kDeadlineSlack;
+    while (::waitpid(shmqd, &status, WNOHANG) == 0 && Clock::now() < stop_deadline) std::this_thread::sleep_for(10ms);
+    if (Clock::now() >= stop_deadline) {
+      ::kill(shmqd, SIGKILL);
+      (void)wait_exit(shmqd);
+      ADD_FAILURE() << "shmqd hung on SIGTERM after the scribbles; seed " << seed;
+    } else {
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "shmqd status " << status << "; seed " << seed;
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(data_dir, ec);
   }
   // The segment is wrecked, but opening and looking at it still work or fail cleanly.
   try {
