@@ -69,9 +69,11 @@ class ConfirmWatch {
   void poll(const std::stop_token& stop) {
     while (!stop.stop_requested()) {
       const std::uint64_t synced = queue_.info().journal_synced;
-      const auto now = SteadyClock::now();
       {
         const std::lock_guard lock(mutex_);
+        // After the lock: every entry below was sent before this moment (one
+        // sent after a `now` taken earlier could already be synced).
+        const auto now = SteadyClock::now();
         for (; !pending_.empty() && pending_.front().position < synced; pending_.pop_front())
           latencies_.push_back(static_cast<std::uint64_t>((now - pending_.front().at).count()));
       }
