@@ -39,6 +39,10 @@ constexpr auto kCheckpointPeriod = std::chrono::milliseconds(100);
 constexpr auto kRetryDelay = std::chrono::milliseconds(200);
 // How long the threads sleep at most before looking at the stop flag.
 constexpr auto kIdleWake = std::chrono::milliseconds(50);
+// The drain naps this long between looks while records came within the spell
+// (an fdatasync takes longer than the nap, so confirms hardly wait for it).
+constexpr auto kBusyNap = std::chrono::microseconds(50);
+constexpr auto kBusySpell = std::chrono::milliseconds(20);
 
 // Committed records of the ring, and the position after the last one looked
 // at. The payloads point into the ring (valid until journal_written passes).
@@ -103,15 +107,32 @@ Batch collect(const detail::Mapping& m, std::uint64_t from, std::uint64_t journa
   return b;
 }
 
+// While records keep coming, naps: registered as a futex waiter, the drain
+// would make every commit of every producer pay a wake-up system call. Idle,
+// it sleeps on the futex (no CPU).
+void wait_for_commit(const JournalPipeline::Shared& s, std::uint64_t cursor, Clock::time_point last_record) {
+  const detail::Mapping& m = s.map;
+  if (Clock::now() - last_record < kBusySpell) {
+    std::this_thread::sleep_for(kBusyNap);
+    return;
+  }
+  detail::wait_until(
+      m.header->data, Clock::now() + kIdleWake, 64,
+      [&] { return committed(m, cursor) || s.stopping.load(std::memory_order_acquire); },
+      [] { return detail::kMaxSleep; });
+}
+
 void drain_loop(JournalPipeline::Shared& s) {
   const detail::Mapping& m = s.map;
   moodycamel::ProducerToken token(s.batches);  // one producer: batches stay in order
   std::uint64_t cursor = s.drain_from;
   std::uint64_t stuck_at = kNoPosition;
+  Clock::time_point last_record{};
   for (;;) {
     Batch batch = collect(m, cursor, s.journaled_end);
     if (batch.end != cursor) {
       cursor = batch.end;
+      last_record = Clock::now();
       s.batches.enqueue(token, std::move(batch));
       continue;
     }
@@ -126,10 +147,7 @@ void drain_loop(JournalPipeline::Shared& s) {
       std::this_thread::sleep_for(kIdleWake);
       continue;
     }
-    detail::wait_until(
-        m.header->data, Clock::now() + kIdleWake, 64,
-        [&] { return committed(m, cursor) || s.stopping.load(std::memory_order_acquire); },
-        [] { return detail::kMaxSleep; });
+    wait_for_commit(s, cursor, last_record);
   }
   s.drained.store(true, std::memory_order_release);
 }
