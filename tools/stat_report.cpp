@@ -1,5 +1,6 @@
 #include "stat_report.hpp"
 
+#include <cstring>
 #include <map>
 #include <optional>
 
@@ -83,9 +84,10 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
       human_bytes(q.bytes_in_use), percent, q.messages_in_use, q.messages_total,
       rate_text(rates.queue(q)), q.head_position, q.tail_position);
   if (q.durable) {
-    out += fmt::format("  journal: written lag {}, synced lag {}\n",
+    out += fmt::format("  journal: written lag {}, synced lag {}{}\n",
                        human_bytes(bytes_behind(q.tail_position, q.journal_written)),
-                       human_bytes(bytes_behind(q.tail_position, q.journal_synced)));
+                       human_bytes(bytes_behind(q.tail_position, q.journal_synced)),
+                       q.journal_error != 0 ? fmt::format("  FAILING: {}", std::strerror(q.journal_error)) : "");
   }
   out += fmt::format("  recovery: holes skipped {}, redelivered {}, clients reaped {}\n",
                      q.holes_skipped, q.redelivered, q.clients_reaped);
@@ -131,7 +133,8 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
     out["journal"] = {{"written", q.journal_written},
                       {"synced", q.journal_synced},
                       {"written_lag_bytes", bytes_behind(q.tail_position, q.journal_written)},
-                      {"synced_lag_bytes", bytes_behind(q.tail_position, q.journal_synced)}};
+                      {"synced_lag_bytes", bytes_behind(q.tail_position, q.journal_synced)},
+                      {"error", q.journal_error != 0 ? std::strerror(q.journal_error) : ""}};
   }
   out["recovery"] = {{"holes_skipped", q.holes_skipped},
                      {"redelivered", q.redelivered},
