@@ -375,7 +375,10 @@ JournalPipeline::JournalPipeline(Queue queue, std::filesystem::path dir, const J
   }
   QueueHeader& h = *s.map.header;
   s.journaled_end = s.writer->written();
-  s.drain_from = h.journal_written.load(std::memory_order_acquire);
+  // Never below the ring's first position: a segment whose header says less
+  // (made before durable queues kept it, or scribbled) would have us read
+  // position 0, where no record starts.
+  s.drain_from = std::max(h.journal_written.load(std::memory_order_acquire), kFirstPosition);
   // A daemon that died between its write and its sync: sync now, so synced
   // covers everything the journal holds.
   s.writer->sync();
