@@ -158,7 +158,11 @@ std::uint64_t release_floor(const Mapping& m) {
 // Raises head to the release floor and returns the new claim limit.
 std::uint64_t refresh_limit(const Mapping& m) {
   const std::uint64_t floor = release_floor(m);
-  std::uint64_t head = m.header->head.load(std::memory_order_relaxed);
+  // acquire: a head another producer raised past our floor is only safe to
+  // write below because that producer saw the groups' releases; its CAS
+  // (seq_cst) carries them to us. Relaxed, our payload writes would race (in
+  // the memory model, and for ThreadSanitizer) with consumers' last reads.
+  std::uint64_t head = m.header->head.load(std::memory_order_acquire);
   while (!at_or_after(head, floor)) {
     // seq_cst: the head others compute limits from must not run ahead of a
     // group created after this scan (see groups_epoch).

@@ -58,6 +58,14 @@ TEST_F(DurableTest, DurableSendReturnsOnceTheJournalSyncedIt) {
   ASSERT_EQ(records.size(), 50u);
   EXPECT_EQ(records.front(), "0:1");
   EXPECT_EQ(records.back(), "0:50");
+  // The journal holds every message: its directory and files are the user's alone.
+  struct stat st {};
+  ASSERT_EQ(::stat(journal().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  for (const auto& e : fs::directory_iterator(journal())) {
+    ASSERT_EQ(::stat(e.path().c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << e.path();
+  }
 }
 
 TEST_F(DurableTest, DurableConfirmOnAQueueThatIsNotDurableIsRefused) {
