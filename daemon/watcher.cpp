@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <system_error>
 #include <vector>
 
@@ -277,12 +278,26 @@ void Watcher::forget(const std::string& name) {
   pending_.erase(name);
   unusable_.erase(name);
   if (queues_.erase(name) != 0) spdlog::info("queue '{}' was deleted", name);
-  if (journals_.erase(name) != 0) {
-    // Deleted while we journal it: its journal goes too, or the next start would rebuild it.
-    std::error_code ec;
-    std::filesystem::remove_all(journal_dir(journal_.data_dir, name), ec);
-    spdlog::info("queue '{}': its journal {} was removed{}", name, journal_dir(journal_.data_dir, name).string(),
-                 ec ? ": " + ec.message() : "");
+  if (journals_.erase(name) != 0) set_journal_aside(name);
+}
+
+// A durable queue's segment vanished while we journal it. `shmq delete`
+// removes the journal itself, first; anything else (a script, or
+// systemd-logind's RemoveIPC at its user's logout) is no reason to lose the
+// data: the journal is moved aside, where the next start does not rebuild it.
+void Watcher::set_journal_aside(const std::string& name) {
+  const auto from = journal_dir(journal_.data_dir, name);
+  if (!std::filesystem::exists(from)) return;
+  const auto aside = journal_.data_dir / "journal-deleted" / (name + "." + std::to_string(std::time(nullptr)));
+  std::error_code ec;
+  std::filesystem::create_directories(aside.parent_path(), ec);
+  std::filesystem::rename(from, aside, ec);
+  if (ec) {
+    spdlog::error("queue '{}' was deleted; cannot move its journal {} aside: {}", name, from.string(), ec.message());
+  } else {
+    spdlog::warn("queue '{}' was deleted while journaled; its journal is kept in {} (move it back to {} to have "
+                 "the next shmqd rebuild the queue, or delete it)",
+                 name, aside.string(), from.string());
   }
 }
 

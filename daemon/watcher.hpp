@@ -59,6 +59,7 @@ class Watcher {
   void rescan_directory();
   void refresh(const std::string& name);
   void forget(const std::string& name);
+  void set_journal_aside(const std::string& name);
   [[nodiscard]] std::string path_of(const std::string& name) const;  // /dev/shm/shmq.<ns>.<name>
   void service(Watched& queue);
   void service_all();

@@ -21,9 +21,9 @@ int run_create(const CreateArgs& args, const std::string& ns) {
 
 int run_delete(const std::string& queue, const std::string& ns, const std::string& data_dir) {
   validate_name(queue);
-  const bool deleted = Queue::remove(queue, ns);
   // A durable queue's journal goes too, or the next shmqd would rebuild the
-  // queue from it (a running shmqd removes it as well when it sees the delete).
+  // queue from it. First: a running shmqd sets aside the journal of a queue
+  // whose segment vanishes (docs/journal.md).
   std::filesystem::path dir;
   try {
     dir = (data_dir.empty() ? default_data_dir(ns) : std::filesystem::path(data_dir)) / "journal" / queue;
@@ -33,6 +33,7 @@ int run_delete(const std::string& queue, const std::string& ns, const std::strin
   std::error_code ec;
   const bool journal = !dir.empty() && std::filesystem::remove_all(dir, ec) > 0;
   if (ec) throw Failure("cannot remove the journal " + dir.string() + ": " + ec.message());
+  const bool deleted = Queue::remove(queue, ns);
   if (!deleted && !journal) {
     throw Failure("queue '" + queue + "' in namespace '" + effective_namespace(ns) + "' not found");
   }

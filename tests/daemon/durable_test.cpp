@@ -132,6 +132,31 @@ TEST_F(DurableTest, ARestartedDaemonContinuesTheJournalWithoutGapOrDuplicate) {
   for (std::size_t i = 0; i < records.size(); ++i) ASSERT_EQ(records[i], "0:" + std::to_string(i + 1));
 }
 
+// A segment that vanishes while shmqd journals it (not `shmq delete`, which
+// removes the journal first: say, systemd-logind's RemoveIPC) loses nothing:
+// the journal is set aside, and the next shmqd does not rebuild the queue.
+TEST_F(DurableTest, AJournaledQueueDeletedUnderShmqdKeepsItsJournalAside) {
+  {
+    Queue q = make_durable_queue();
+    Daemon d = start_daemon();
+    ASSERT_TRUE(d.serves(q));
+    auto p = Producer::attach(q, "p");
+    ASSERT_EQ(p.send(bytes_of("kept"), Confirm::Durable, 10s), Status::Ok);
+    remove_segment();
+    const fs::path aside = fs::path(dir_) / "journal-deleted";
+    ASSERT_TRUE(eventually([&] { return fs::exists(aside) && !fs::is_empty(aside); })) << "journal not set aside";
+    EXPECT_FALSE(fs::exists(journal()));
+    auto kept = fs::directory_iterator(aside)->path();
+    auto cursor = journal::Cursor::open(kept, "dq", 0);
+    const auto first = cursor.next();
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(first->payload.data()), first->payload.size()), "kept");
+  }
+  Daemon again = start_daemon();
+  std::this_thread::sleep_for(300ms);  // it would have rebuilt by now
+  EXPECT_TRUE(Queue::list().empty());
+}
+
 // Retention by size deletes the oldest segments, but never one a group has
 // not acked: a lagging group keeps them all until it acks.
 TEST_F(DurableTest, RetentionKeepsWhatAGroupHasNotAcked) {
