@@ -291,6 +291,7 @@ class JournalWriterLoop {
       h.journal_written.store(end, std::memory_order_release);
       detail::notify(h.space);
       s_.writer->sync();  // one fdatasync for every batch taken: the group commit
+      // relaxed: the release store of journal_synced below carries it.
       if (h.journal_error.exchange(0, std::memory_order_relaxed) != 0) {
         spdlog::info("queue '{}': the journal writes again", s_.queue.name());
       }
@@ -302,6 +303,7 @@ class JournalWriterLoop {
       return true;
     } catch (const std::exception& e) {  // JournalError(Io) above all; never let it end the daemon
       const int error = errno != 0 ? errno : EIO;
+      // relaxed: a report for shmq-stat; nothing is published with it.
       if (h.journal_error.exchange(static_cast<std::uint32_t>(error), std::memory_order_relaxed) == 0) {
         spdlog::error("queue '{}': journal write failed ({}); durable confirms wait, retrying: {}",
                       s_.queue.name(), std::strerror(error), e.what());
