@@ -34,9 +34,6 @@ struct JournalSettings {
   bool salvage = false;
 };
 
-
-
-
 class JournalPipeline {
  public:
   // Opens (recovering) the journal in `dir` and starts both threads.
