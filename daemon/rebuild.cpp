@@ -11,6 +11,7 @@
 #include "mapping.hpp"
 #include "prepared_create.hpp"
 #include "recovery.hpp"
+#include "group_journal.hpp"
 
 namespace shmq::daemon {
 
@@ -21,6 +22,7 @@ namespace {
 struct GroupResume {
   std::string name;
   std::uint64_t from = 0;  // first position it is owed (a record's, or the end)
+  bool from_journal = false;  // more than a ring behind the end: it reads the journal first
 };
 
 class Rebuilder {
@@ -38,7 +40,9 @@ class Rebuilder {
     producers_ = journaled_producers(dir_, name_, recovery.checkpoint, journal_options_);
     if (recovery.checkpoint) plan_groups(*recovery.checkpoint);
     head_ = end_;
-    for (const GroupResume& g : groups_) head_ = std::min(head_, g.from);
+    for (const GroupResume& g : groups_) {
+      if (!g.from_journal) head_ = std::min(head_, g.from);
+    }
     report_.groups = groups_.size();
   }
 
@@ -90,14 +94,14 @@ class Rebuilder {
     return end;
   }
 
-  // Each group is owed everything from its checkpointed ack, but never more
-  // than one ring below the end (it had acked all that: see rebuild.hpp).
+  // Each group is owed everything from its checkpointed ack. A group more
+  // than a ring below the end reads the journal up to the end first.
   void plan_groups(const journal::Checkpoint& c) {
     const std::uint64_t ring_below_end = end_ > options_.capacity ? end_ - options_.capacity : 0;
     std::uint64_t lowest = end_;
     for (const journal::GroupPosition& g : c.groups) {
-      const std::uint64_t from = std::min(std::max(g.acked, ring_below_end), end_);
-      groups_.push_back({g.name, from});
+      const std::uint64_t from = std::min(g.acked, end_);
+      groups_.push_back({g.name, from, from < ring_below_end});
       lowest = std::min(lowest, from);
     }
     // Move each start onto the first record at or after it.
@@ -146,12 +150,22 @@ class Rebuilder {
   }
 
   // Every record a group is owed waits as a pending redelivery: the group's
-  // read cursor is already past them, released still before them.
+  // read cursor is already past them, released still before them. A group
+  // that reads the journal first gets them all flagged from there.
   void set_groups(const detail::Mapping& m) {
     for (std::uint32_t g = 0; g < groups_.size(); ++g) {
       const GroupResume& resume = groups_[g];
       GroupSlot& slot = m.groups[g];
       std::memcpy(slot.name, resume.name.data(), std::min(resume.name.size(), kNameBytes - 1));
+      const auto below = std::lower_bound(positions_.begin(), positions_.end(), resume.from) - positions_.begin();
+      const auto at_head = static_cast<std::ptrdiff_t>(first_index_at_head());
+      slot.start_messages.store(static_cast<std::uint64_t>(std::max<std::ptrdiff_t>(below - at_head, 0)),
+                                std::memory_order_relaxed);
+      slot.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_relaxed);
+      if (resume.from_journal) {
+        detail::start_in_journal(slot, resume.from, end_);
+        continue;
+      }
       std::uint64_t owed = 0;
       for (std::uint64_t p = resume.from; p < end_;) {
         RecordHeader h;
@@ -162,12 +176,9 @@ class Rebuilder {
         owed += data ? 1 : 0;
         p += span;
       }
-      const auto below = std::lower_bound(positions_.begin(), positions_.end(), resume.from) - positions_.begin();
-      slot.start_messages.store(static_cast<std::uint64_t>(below) - first_index_at_head(), std::memory_order_relaxed);
       slot.read.store(end_, std::memory_order_relaxed);
       slot.released.store(resume.from, std::memory_order_relaxed);
       slot.pending_redelivery.store(owed, std::memory_order_relaxed);
-      slot.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_relaxed);
     }
   }
 

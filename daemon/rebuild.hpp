@@ -7,11 +7,11 @@
 // every producer entry holds its name and last journaled sequence.
 //
 // Which records a group receives again: everything at or after its
-// checkpointed ack. While the queue lived, no group was ever more than the
-// ring behind the journal's end (the ring held what it had not acked), so a
-// group also resumes no earlier than one ring below that end, and the backlog
-// always fits the ring. shmqd cannot know which of those records a group had
-// received before the crash, so each of them comes flagged `redelivered`.
+// checkpointed ack. shmqd cannot know which of those records a group had
+// received before the crash, so each of them comes flagged `redelivered`. A
+// group within the ring of the journal's end finds them in the ring; one
+// further behind (it was reading the journal, see group_journal.hpp) reads
+// them from the journal, then switches to the ring.
 #pragma once
 
 #include <filesystem>

@@ -7,7 +7,12 @@
 #include <algorithm>
 #include <cstring>
 #include <deque>
+#include <optional>
+#include <string>
 
+#include "group_journal.hpp"
+#include "journal/journal.hpp"
+#include "journal_reader.hpp"
 #include "layout.hpp"
 #include "mapping.hpp"
 #include "process.hpp"
@@ -28,7 +33,14 @@ struct Consumer::State {
   ConsumerSlot* slot = nullptr;
   ConsumerOptions options;
   bool created_group = false;
-  std::deque<std::uint64_t> held;  // positions in flight, in the order taken
+  std::deque<std::uint64_t> held;  // positions in flight from the ring, in the order taken
+  // A durable queue's group that reads its journal (group_journal.hpp): the
+  // copies this member holds from it, in position order, and the reader.
+  std::deque<detail::JournalRecord> journal_held;
+  std::optional<detail::JournalReader> journal;
+  std::string journal_error;
+
+  [[nodiscard]] std::size_t in_flight() const noexcept { return held.size() + journal_held.size(); }
 };
 
 namespace {
@@ -76,7 +88,10 @@ std::uint64_t start_position(const Mapping& m, std::uint32_t self, const Consume
   bool any = false;
   for (std::uint32_t g = 0; g < m.max_groups; ++g) {
     if (g == self || !attached(m.groups[g].state)) continue;
-    const std::uint64_t released = m.groups[g].released.load(std::memory_order_seq_cst);
+    // A group reading the journal pins no ring record (durable queues only).
+    const std::uint64_t released =
+        m.durable ? detail::ring_pin(m.groups[g]) : m.groups[g].released.load(std::memory_order_seq_cst);
+    if (released == kNoPosition) continue;
     if (!any || !at_or_after(released, start)) {
       start = released;
       messages = m.acked_messages(g);
@@ -104,7 +119,24 @@ std::uint64_t start_position(const Mapping& m, std::uint32_t self, const Consume
   return start;
 }
 
-std::uint32_t create_group(const Mapping& m, std::string_view name, const ConsumerOptions& o) {
+// A durable queue's replay: where a new group would start in the journal,
+// which may reach further back than the ring. Read before taking the lock.
+std::optional<std::uint64_t> journal_start(const Mapping& m, const ConsumerOptions& o) {
+  if (!m.durable || o.start == StartAt::Newest) return std::nullopt;
+  journal::Options options;
+  options.max_payload = std::max<std::uint32_t>(m.max_message, 1u << 20);
+  try {
+    if (o.start == StartAt::Time) return journal::first_at_or_after_time(o.journal_dir, m.name, o.start_time_ns, options);
+    auto cursor = journal::Cursor::open(o.journal_dir, m.name, o.start == StartAt::Position ? o.start_position : 0, options);
+    const auto first = cursor.next();
+    return first ? std::optional(first->position) : std::nullopt;
+  } catch (const journal::JournalError& e) {
+    throw Error(Errc::Corrupt, "cannot read the journal of queue '" + m.name + "' to start group at: " + e.what());
+  }
+}
+
+std::uint32_t create_group(const Mapping& m, std::string_view name, const ConsumerOptions& o,
+                           std::optional<std::uint64_t> from_journal) {
   std::uint32_t g = 0;
   while (g < m.max_groups && m.groups[g].state.load(std::memory_order_acquire) != 0) ++g;
   if (g == m.max_groups) {
@@ -128,8 +160,16 @@ std::uint32_t create_group(const Mapping& m, std::string_view name, const Consum
   h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);  // odd: producers' scans now retry
   std::uint64_t messages = 0;
   const std::uint64_t start = start_position(m, g, o, messages);
-  group.read.store(start, std::memory_order_relaxed);
-  group.released.store(start, std::memory_order_relaxed);
+  if (from_journal && *from_journal < start) {
+    detail::start_in_journal(group, *from_journal, 0);
+  } else {
+    group.read.store(start, std::memory_order_relaxed);
+    group.released.store(start, std::memory_order_relaxed);
+    group.journal_from.store(0, std::memory_order_relaxed);
+    group.journal_to.store(0, std::memory_order_relaxed);
+    group.journal_read.store(0, std::memory_order_relaxed);
+    group.journal_reader.store(0, std::memory_order_relaxed);
+  }
   group.start_messages.store(messages, std::memory_order_relaxed);
   group.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_seq_cst);
   h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);  // even: the group is in place
@@ -148,14 +188,19 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   const Mapping& m = *map;
   auto st = std::make_unique<State>();
   st->map = map;
-  st->options = options;
+  st->options = std::move(options);
+  if (m.durable && st->options.journal_dir.empty()) {
+    st->options.journal_dir = (default_data_dir(m.ns) / "journal" / m.name).string();
+  }
+  const auto from_journal = journal_start(m, st->options);
   detail::SegmentLock lock(m);
   detail::settle_groups_epoch(m);
   std::uint32_t g = find_group(m, group_name);
   if (g == m.max_groups) {
-    g = create_group(m, group_name, options);
+    g = create_group(m, group_name, st->options, from_journal);
     st->created_group = true;
   }
+  detail::settle_journal_switch(m, g);
   // Dead members first: what they held goes back to the group.
   std::uint32_t free_index = m.max_consumers;
   for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
@@ -199,7 +244,8 @@ Consumer::~Consumer() {
 
 bool Consumer::created_group() const noexcept { return s_->created_group; }
 std::uint32_t Consumer::index() const noexcept { return s_->index; }
-std::uint32_t Consumer::in_flight() const noexcept { return static_cast<std::uint32_t>(s_->held.size()); }
+std::uint32_t Consumer::in_flight() const noexcept { return static_cast<std::uint32_t>(s_->in_flight()); }
+const std::string& Consumer::journal_error() const noexcept { return s_->journal_error; }
 
 namespace {
 
@@ -225,6 +271,11 @@ void release_acked(const Mapping& m, std::uint32_t group) {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   std::uint64_t released = g.released.load(std::memory_order_acquire);
   for (;;) {
+    if (m.durable && detail::in_journal_part(g, released)) {  // acked from the journal, not in state words
+      if (!detail::release_journal_acked(g, released)) break;
+      released_any = true;
+      continue;
+    }
     // acquire: pairs with the release store of the ack, so the header below
     // is read after the holder was done with the record.
     if (m.state_word(group, released).load(std::memory_order_acquire) != make_state(released, kAcked)) break;
@@ -246,9 +297,9 @@ void release_acked(const Mapping& m, std::uint32_t group) {
 bool take_redelivery(const Consumer::State& s, Message& out) {
   const Mapping& m = *s.map;
   GroupSlot& g = *s.g;
-  std::uint64_t p = g.released.load(std::memory_order_acquire);
-  const std::uint64_t read = g.read.load(std::memory_order_acquire);
-  for (std::uint64_t steps = 0; p != read && steps < m.chunks; ++steps) {
+  std::uint64_t p = detail::past_journal_part(g, g.released.load(std::memory_order_acquire));
+  const std::uint64_t read = detail::read_position(g.read.load(std::memory_order_acquire));
+  for (std::uint64_t steps = 0; p != read && p != kNoPosition && steps < m.chunks; ++steps) {
     std::uint64_t word = m.state_word(s.group, p).load(std::memory_order_acquire);
     RecordHeader h;
     const std::uint64_t span = detail::record_span(m, p, &h);
@@ -264,7 +315,7 @@ bool take_redelivery(const Consumer::State& s, Message& out) {
     // was still unreleased after it.
     std::atomic_thread_fence(std::memory_order_acquire);
     if (span == 0 || at_or_after(g.released.load(std::memory_order_relaxed), p + 1)) return false;
-    p += span;
+    p = detail::past_journal_part(g, p + span);
   }
   return false;
 }
@@ -300,6 +351,7 @@ Take take_next(const Consumer::State& s, Message& out) {
   // Bounded: a hostile peer's state words must not spin us forever.
   for (int attempt = 0; attempt < 4096; ++attempt) {
     std::uint64_t read = g.read.load(std::memory_order_acquire);
+    if (detail::read_closed(read)) return Take::Empty;  // the group reads the journal
     if (!synced_past(m, read)) return Take::Empty;
     // acquire: pairs with the producer's release store of the commit word,
     // making the header and payload visible.
@@ -334,24 +386,136 @@ Take take_next(const Consumer::State& s, Message& out) {
   return Take::Empty;
 }
 
-void count_delivery(Consumer::State& s, const Message& out) {
-  s.held.push_back(out.position);
-  s.slot->in_flight.store(static_cast<std::uint32_t>(s.held.size()), std::memory_order_relaxed);
+void count_delivery(Consumer::State& s) {
+  s.slot->in_flight.store(static_cast<std::uint32_t>(s.in_flight()), std::memory_order_relaxed);
   s.slot->delivered.store(s.slot->delivered.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
+void count_ring_delivery(Consumer::State& s, const Message& out) {
+  s.held.push_back(out.position);
+  count_delivery(s);
+}
+
+// ---- reading the journal (group_journal.hpp) ---------------------------------
+
+// Only the lease holder reads the journal and writes journal_read/_acked.
+bool hold_journal_lease(const Consumer::State& s) {
+  const std::uint32_t mine = s.index + 1;
+  std::uint32_t holder = s.g->journal_reader.load(std::memory_order_acquire);
+  if (holder == mine) return true;
+  // acq_rel: pairs with drop_journal_reader's release store, so the
+  // journal_read it reset is what we read from.
+  return holder == 0 && s.g->journal_reader.compare_exchange_strong(holder, mine, std::memory_order_acq_rel);
+}
+
+// Publishes how far the journal records are acked (all below the oldest one
+// held) and releases them; gives the lease up once the journal part is done.
+void publish_journal_acked(Consumer::State& s) {
+  GroupSlot& g = *s.g;
+  const std::uint64_t read = g.journal_read.load(std::memory_order_relaxed);
+  const std::uint64_t acked = s.journal_held.empty() ? read : s.journal_held.front().position;
+  g.journal_acked.store(acked, std::memory_order_release);  // pairs with release_journal_acked
+  if (s.journal_held.empty() && read >= g.journal_to.load(std::memory_order_acquire)) {
+    g.journal_reader.store(0, std::memory_order_release);
+  }
+  release_acked(*s.map, s.group);
+}
+
+// Everything below P is handed out: the ring takes over at P.
+void finish_journal_part(Consumer::State& s, std::uint64_t to) {
+  GroupSlot& g = *s.g;
+  g.journal_read.store(to, std::memory_order_relaxed);
+  std::uint64_t read = g.read.load(std::memory_order_acquire);
+  // acq_rel: members that see the open read see P's pin (stored before, seq_cst).
+  if (detail::read_closed(read)) g.read.compare_exchange_strong(read, to, std::memory_order_acq_rel);
+  publish_journal_acked(s);
+  detail::notify(s.map->header->data);  // other members may take from the ring again
+}
+
+// Caught up with the journal's end: the ring pins the group's records again
+// from the journal's current end. Tries the lock only; next time otherwise.
+void pin_ring(Consumer::State& s) {
+  const detail::SegmentLock lock(*s.map, detail::SegmentLock::TryTag{});
+  if (lock.owned()) detail::pin_ring_at_journal_end(*s.map, *s.g);
+}
+
+void deliver_from_journal(Consumer::State& s, Message& out) {
+  GroupSlot& g = *s.g;
+  detail::JournalRecord& r = s.journal_held.emplace_back(s.journal->pop());
+  g.journal_read.store(r.end, std::memory_order_relaxed);
+  out.payload = r.payload;
+  out.position = r.position;
+  out.sequence = r.sequence;
+  out.timestamp_ns = r.timestamp_ns;
+  out.producer_id = r.producer_id;
+  out.redelivered = r.position < g.journal_redeliver_below.load(std::memory_order_relaxed);
+  if (out.redelivered) {
+    g.redelivered.fetch_add(1, std::memory_order_relaxed);
+    s.map->header->redelivered.fetch_add(1, std::memory_order_relaxed);
+  }
+  count_delivery(s);
+}
+
+// One attempt at the group's next record from the journal. Empty also when
+// the journal part has just ended: the ring has the rest.
+Take take_from_journal(Consumer::State& s, Message& out) {
+  const Mapping& m = *s.map;
+  GroupSlot& g = *s.g;
+  if (g.journal_to.load(std::memory_order_acquire) == 0 || !hold_journal_lease(s)) return Take::Empty;
+  if (!s.journal) s.journal.emplace(s.options.journal_dir, m.name, m.max_message);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    // acquire: pairs with the stores of P (seq_cst) made by us or a switch.
+    const std::uint64_t to = g.journal_to.load(std::memory_order_acquire);
+    const std::uint64_t read = g.journal_read.load(std::memory_order_relaxed);
+    if (read >= to) {  // all handed out: the ring takes over, if it has not yet
+      if (detail::read_closed(g.read.load(std::memory_order_acquire))) finish_journal_part(s, to);
+      return Take::Empty;
+    }
+    detail::JournalRecord* next = s.journal->peek(read);
+    if (next != nullptr && next->position < to && synced_past(m, next->position)) {
+      deliver_from_journal(s, out);
+      return Take::Taken;
+    }
+    if (to != kNoPosition) {
+      // Every record below P is in the files (P was journal_written), so
+      // nothing more below P: done, unless the next one waits for its sync.
+      if (next == nullptr || next->position >= to) finish_journal_part(s, to);
+      return Take::Empty;
+    }
+    pin_ring(s);  // caught up with what is synced
+  }
+  return Take::Empty;
+}
+
+// Does the group have records to read from the journal: while its ring read
+// is closed, and after a reader died with records in [journal_read, P).
+bool journal_work(const GroupSlot& g) {
+  if (detail::read_closed(g.read.load(std::memory_order_acquire))) return true;
+  const std::uint64_t to = g.journal_to.load(std::memory_order_acquire);
+  return to != 0 && g.journal_read.load(std::memory_order_relaxed) < to;
 }
 
 }  // namespace
 
 Status Consumer::try_receive(Message& out) noexcept {
   State& s = *s_;
-  if (s.held.size() >= s.options.prefetch) return Status::InFlightLimit;
+  if (s.in_flight() >= s.options.prefetch) return Status::InFlightLimit;
   if (s.g->pending_redelivery.load(std::memory_order_acquire) != 0 && take_redelivery(s, out)) {
-    count_delivery(s, out);
+    count_ring_delivery(s, out);
     return Status::Ok;
+  }
+  if (s.map->durable && journal_work(*s.g)) {
+    try {
+      if (take_from_journal(s, out) == Take::Taken) return Status::Ok;
+    } catch (const std::exception& e) {
+      s.journal_error = e.what();
+      s.journal.reset();
+      return Status::JournalUnreadable;
+    }
   }
   switch (take_next(s, out)) {
     case Take::Taken:
-      count_delivery(s, out);
+      count_ring_delivery(s, out);
       return Status::Ok;
     case Take::Corrupt:
       return Status::Corrupt;
@@ -370,6 +534,7 @@ namespace {
 Duration on_idle(const Consumer::State& s) {
   const Mapping& m = *s.map;
   const std::uint64_t read = s.g->read.load(std::memory_order_acquire);
+  if (detail::read_closed(read)) return detail::kMaxSleep;
   const bool stalled = m.header->tail.load(std::memory_order_acquire) != read &&
                        m.commit_word(read).load(std::memory_order_acquire) != read;
   if (!stalled) return detail::kMaxSleep;
@@ -407,10 +572,22 @@ void mark_acked(Consumer::State& s, std::uint64_t position) {
   s.slot->acked.store(s.slot->acked.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
+// Acks a copy read from the journal, if this member holds one at `position`.
+bool ack_from_journal(Consumer::State& s, std::uint64_t position) {
+  const auto it = std::ranges::find(s.journal_held, position, &detail::JournalRecord::position);
+  if (it == s.journal_held.end()) return false;
+  s.journal_held.erase(it);
+  s.slot->acked.store(s.slot->acked.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  s.slot->in_flight.store(static_cast<std::uint32_t>(s.in_flight()), std::memory_order_relaxed);
+  publish_journal_acked(s);
+  return true;
+}
+
 }  // namespace
 
 Status Consumer::ack(const Message& message) noexcept {
   State& s = *s_;
+  if (!s.journal_held.empty() && ack_from_journal(s, message.position)) return Status::Ok;
   // Acks usually come in the order of receipt: the front, in O(1).
   if (!s.held.empty() && s.held.front() == message.position) {
     s.held.pop_front();
@@ -420,22 +597,31 @@ Status Consumer::ack(const Message& message) noexcept {
     s.held.erase(it);
   }
   mark_acked(s, message.position);
-  s.slot->in_flight.store(static_cast<std::uint32_t>(s.held.size()), std::memory_order_relaxed);
+  s.slot->in_flight.store(static_cast<std::uint32_t>(s.in_flight()), std::memory_order_relaxed);
   release_acked(*s.map, s.group);
   return Status::Ok;
 }
 
 std::size_t Consumer::ack_up_to(std::uint64_t position) noexcept {
   State& s = *s_;
-  const auto before = s.held.size();
+  const auto before = s.in_flight();
   std::erase_if(s.held, [&](std::uint64_t p) {
     if (p > position) return false;  // plain compare: positions stay below 2^62, and UINT64_MAX means all
     mark_acked(s, p);
     return true;
   });
-  s.slot->in_flight.store(static_cast<std::uint32_t>(s.held.size()), std::memory_order_relaxed);
-  if (s.held.size() != before) release_acked(*s.map, s.group);
-  return before - s.held.size();
+  const auto journal_before = s.journal_held.size();
+  // Held in position order: the front ones.
+  while (!s.journal_held.empty() && s.journal_held.front().position <= position) s.journal_held.pop_front();
+  const auto journal_acked = journal_before - s.journal_held.size();
+  s.slot->acked.store(s.slot->acked.load(std::memory_order_relaxed) + journal_acked, std::memory_order_relaxed);
+  s.slot->in_flight.store(static_cast<std::uint32_t>(s.in_flight()), std::memory_order_relaxed);
+  if (journal_acked != 0) {
+    publish_journal_acked(s);  // releases the ring's acks too
+  } else if (s.in_flight() != before) {
+    release_acked(*s.map, s.group);
+  }
+  return before - s.in_flight();
 }
 
 }  // namespace shmq

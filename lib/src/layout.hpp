@@ -41,6 +41,8 @@ inline constexpr std::uint64_t kFirstPosition = kRecordAlign;
 inline constexpr std::uint64_t kNoPosition = ~std::uint64_t{0};
 
 inline constexpr std::uint32_t kFlagDurable = 1u << 0;
+// In a group's read cursor: the ring is closed to the group, which reads the journal.
+inline constexpr std::uint64_t kReadClosed = std::uint64_t{1} << 63;
 
 // ---- records in the ring -------------------------------------------------
 
@@ -84,6 +86,8 @@ inline constexpr std::uint8_t kOwnerMask = 0x3f;       // in flight: owner consu
 inline constexpr std::uint8_t kRedeliveredBit = 0x40;  // in flight, and delivered before
 inline constexpr std::uint8_t kPendingRedelivery = 0x80;  // its holder died; free to take
 inline constexpr std::uint8_t kAcked = 0x81;
+// The record where a group's ring read was closed: no member may take it.
+inline constexpr std::uint8_t kClosed = 0x82;
 
 constexpr std::uint64_t make_state(std::uint64_t position, std::uint8_t code) {
   return (position / kRecordAlign) << 8 | code;
@@ -202,7 +206,19 @@ struct alignas(kCacheLine) GroupSlot {
   std::atomic<std::uint64_t> retired_delivered;  // counters of members that left
   std::atomic<std::uint64_t> retired_acked;
   // Next position handed out: members CAS it past each record they take.
+  // With kReadClosed set, the group reads from the journal (durable queues
+  // only, see group_journal.hpp) and the ring hands out nothing more.
   alignas(kCacheLine) std::atomic<std::uint64_t> read;
+  // A durable queue's group that fell a ring behind reads [journal_from,
+  // journal_to) from the journal instead of the ring. journal_to is 0 while
+  // the switch is being made, kNoPosition until the reader has caught up.
+  std::atomic<std::uint64_t> journal_from;
+  std::atomic<std::uint64_t> journal_to;
+  std::atomic<std::uint64_t> journal_read;   // next journal position to hand out
+  std::atomic<std::uint64_t> journal_acked;  // journal records below are all acked
+  std::atomic<std::uint64_t> journal_redeliver_below;  // re-read after a reader died: flagged
+  std::atomic<std::uint32_t> journal_reader;  // the member reading the journal: index + 1, or 0
+  std::uint32_t reserved2;
   // Everything below is acknowledged: members CAS it past acked records.
   alignas(kCacheLine) std::atomic<std::uint64_t> released;
   std::atomic<std::uint64_t> start_messages;  // data records below where the group started (statistics)
@@ -274,6 +290,9 @@ static_assert(sizeof(ProducerSlot) == 256);
 
 static_assert(offsetof(GroupSlot, name) == 8);
 static_assert(offsetof(GroupSlot, read) == 128, "read cursor on its own line");
+static_assert(offsetof(GroupSlot, journal_from) == 136);
+static_assert(offsetof(GroupSlot, journal_redeliver_below) == 168);
+static_assert(offsetof(GroupSlot, journal_reader) == 176);
 static_assert(offsetof(GroupSlot, released) == 256, "released cursor on its own line");
 static_assert(offsetof(GroupSlot, pending_redelivery) == 384);
 static_assert(sizeof(GroupSlot) == 512);

@@ -4,6 +4,7 @@
 // owner of any uncommitted record is provable after a crash (recovery.cpp).
 #include <cstring>
 
+#include "group_journal.hpp"
 #include "layout.hpp"
 #include "mapping.hpp"
 #include "process.hpp"
@@ -115,18 +116,11 @@ std::uint64_t Producer::last_position() const noexcept { return s_->last_positio
 
 namespace {
 
-// A durable queue's ring keeps every record until shmqd's journal has written
-// it: the floor never passes journal_written.
-std::uint64_t journal_floor(const Mapping& m, std::uint64_t floor) {
-  if (!m.durable) return floor;
-  // acquire: pairs with the journal writer's release store, which follows its write().
-  const std::uint64_t written = m.header->journal_written.load(std::memory_order_acquire);
-  return at_or_after(written, floor) ? floor : written;
-}
-
-// The lowest `released` over the groups, from a scan that no group creation
-// overlapped (groups_epoch seqlock). With no group, the current head: nothing
-// is dropped while nobody has subscribed.
+// The lowest position any group still needs in the ring, from a scan that
+// no group creation or journal switch overlapped (groups_epoch seqlock). With
+// no group, the current head: nothing is dropped while nobody has subscribed.
+// A durable queue's ring also keeps every record until shmqd's journal has
+// written it: the floor never passes journal_written.
 std::uint64_t release_floor(const Mapping& m) {
   QueueHeader& h = *m.header;
   for (std::uint32_t attempt = 0;; ++attempt) {
@@ -139,19 +133,25 @@ std::uint64_t release_floor(const Mapping& m) {
       detail::cpu_relax();
       continue;
     }
-    std::uint64_t floor = h.head.load(std::memory_order_seq_cst);
+    std::uint64_t floor = kNoPosition;  // kNoPosition: no group needs the ring
     bool any = false;
     for (std::uint32_t g = 0; g < m.max_groups; ++g) {
       const GroupSlot& group = m.groups[g];
       if (group.state.load(std::memory_order_seq_cst) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
-      const std::uint64_t released = group.released.load(std::memory_order_seq_cst);
-      if (!any || !at_or_after(released, floor)) floor = released;
       any = true;
+      const std::uint64_t pin =
+          m.durable ? detail::ring_pin(group) : group.released.load(std::memory_order_seq_cst);
+      if (pin != kNoPosition && (floor == kNoPosition || !at_or_after(pin, floor))) floor = pin;
     }
-    if (h.groups_epoch.load(std::memory_order_seq_cst) == epoch) {
-      const std::uint64_t head = h.head.load(std::memory_order_seq_cst);
-      return journal_floor(m, at_or_after(floor, head) ? floor : head);
-    }
+    // Loaded inside the window: pin_ring_at_journal_end relies on it.
+    // seq_cst: ordered before the epoch check below.
+    const std::uint64_t written = m.durable ? h.journal_written.load(std::memory_order_seq_cst) : kNoPosition;
+    if (h.groups_epoch.load(std::memory_order_seq_cst) != epoch) continue;
+    const std::uint64_t head = h.head.load(std::memory_order_seq_cst);
+    if (!any) floor = head;
+    if (floor != kNoPosition && !at_or_after(floor, head)) floor = head;
+    if (!m.durable) return floor;
+    return floor == kNoPosition || !at_or_after(written, floor) ? written : floor;
   }
 }
 
@@ -185,6 +185,14 @@ void write_header(const Mapping& m, std::uint64_t position, RecordType type, std
   std::memcpy(m.record(position), &header, sizeof header);
 }
 
+// A durable queue's ring is full: groups that hold it read on from the
+// journal instead, so that a slow group never stalls the producers. Tries the
+// lock only: try_claim never waits for another process.
+bool try_offload_slow_groups(const Mapping& m) noexcept {
+  const detail::SegmentLock lock(m, detail::SegmentLock::TryTag{});
+  return lock.owned() && detail::offload_slow_groups(m);
+}
+
 }  // namespace
 
 Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
@@ -204,6 +212,7 @@ Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
     const std::uint64_t end = position + pad + bytes;
     if (!at_or_after(s.limit, end)) {
       s.limit = refresh_limit(m);
+      if (!at_or_after(s.limit, end) && m.durable && try_offload_slow_groups(m)) s.limit = refresh_limit(m);
       if (!at_or_after(s.limit, end)) {
         s.slot->claim_pos.store(kNoPosition, std::memory_order_relaxed);
         return Status::Full;

@@ -1,6 +1,7 @@
 // Queue: snapshots for shmq-stat (info), record dumps, group deletion.
 #include <cstring>
 
+#include "group_journal.hpp"
 #include "layout.hpp"
 #include "mapping.hpp"
 #include "process.hpp"
@@ -46,7 +47,9 @@ GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std:
   const GroupSlot& slot = m.groups[g];
   GroupInfo info;
   info.name = bounded(slot.name);
-  info.read_position = slot.read.load(std::memory_order_acquire);
+  const std::uint64_t read = slot.read.load(std::memory_order_acquire);
+  info.reading_journal = detail::read_closed(read);
+  info.read_position = info.reading_journal ? slot.journal_read.load(std::memory_order_relaxed) : read;
   info.acked_position = slot.released.load(std::memory_order_acquire);
   info.lag_bytes = tail - info.acked_position;
   const std::uint64_t acked_messages = m.acked_messages(g);

@@ -3,6 +3,8 @@
 // docs/design.md ("Crash recovery").
 #include "recovery.hpp"
 
+#include "group_journal.hpp"
+
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -135,8 +137,10 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
   // Walk every record the group has handed out but not released, and the
   // ones just past `read` that a member took before moving the cursor.
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
-  std::uint64_t p = g.released.load(std::memory_order_acquire);
-  for (std::uint64_t steps = 0; p != tail && steps < m.chunks; ++steps) {
+  std::uint64_t p = past_journal_part(g, g.released.load(std::memory_order_acquire));
+  for (std::uint64_t steps = 0; p != tail && p != kNoPosition && steps < m.chunks; ++steps) {
+    p = past_journal_part(g, p);  // its records are copies, read again below
+    if (p == kNoPosition || p == tail) break;
     if (m.commit_word(p).load(std::memory_order_acquire) != p) break;
     std::atomic<std::uint64_t>& state = m.state_word(group, p);
     std::uint64_t word = state.load(std::memory_order_acquire);
@@ -156,6 +160,7 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
     const std::uint64_t released = g.released.load(std::memory_order_relaxed);
     p = at_or_after(released, p + 1) ? released : p + span;  // restart if released overtook us
   }
+  drop_journal_reader(g, index);
   g.redelivered.fetch_add(returned, std::memory_order_relaxed);
   m.header->redelivered.fetch_add(returned, std::memory_order_relaxed);
   g.retired_delivered.fetch_add(slot.delivered.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -195,7 +200,9 @@ RecoveryCounts recover_dead_clients(const Mapping& m) {
       m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
       ++counts.consumers_reaped;
     }
-    (void)repair_hole(m, group.read.load(std::memory_order_acquire));
+    settle_journal_switch(m, g);
+    const std::uint64_t read = group.read.load(std::memory_order_acquire);
+    if (!read_closed(read)) (void)repair_hole(m, read);
   }
   // Holes are repaired both for dead producers and for stalled groups: count them once.
   counts.holes_repaired = m.header->holes_skipped.load(std::memory_order_relaxed) - holes_before;

@@ -14,6 +14,7 @@ std::string_view to_string(Status status) noexcept {
     case Status::NotInFlight: return "not in flight";
     case Status::Corrupt: return "corrupt";
     case Status::NotDurable: return "not durable";
+    case Status::JournalUnreadable: return "journal unreadable";
   }
   return "unknown";
 }

@@ -210,6 +210,7 @@ void Round::spawn_consumer(std::size_t index) {
                   .group = group.name,
                   .log = plan_.log_dir + "/consumer-" + group.name + "-" + std::to_string(member) + "-" +
                          std::to_string(w.incarnation) + ".log",
+                  .journal_dir = (std::filesystem::path(plan_.data_dir) / "journal" / plan_.queue).string(),
                   .prefetch = group.prefetch,
                   .max_batch = group.max_batch,
                   .work_us = group.work_us,
@@ -502,7 +503,8 @@ void Round::drain() {
       if (g.acked_position != info.tail_position || g.in_flight != 0) {
         lagging += " group " + g.name + " acked " + std::to_string(g.acked_position) + " of tail " +
                    std::to_string(info.tail_position) + " (" + std::to_string(g.lag_messages) + " messages behind, " +
-                   std::to_string(g.in_flight) + " in flight);";
+                   std::to_string(g.in_flight) + " in flight" +
+                   (g.reading_journal ? ", reading the journal at " + std::to_string(g.read_position) : "") + ");";
       }
     }
     if (info.groups.size() < plan_.groups.size()) lagging += " a group never joined;";

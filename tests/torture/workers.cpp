@@ -180,7 +180,7 @@ int run_consumer(const ConsumerJob& job) {
   std::mt19937_64 rng(job.seed);
   {
     const auto queue = Queue::open(job.queue, job.ns);
-    auto consumer = Consumer::join(queue, job.group, ConsumerOptions{.prefetch = job.prefetch});
+    auto consumer = Consumer::join(queue, job.group, ConsumerOptions{.prefetch = job.prefetch, .journal_dir = job.journal_dir});
     log.line("J %llu", static_cast<ull>(job.epoch));
     std::vector<Message> held;
     while (stop_requested == 0) {

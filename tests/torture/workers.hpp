@@ -33,6 +33,7 @@ struct ProducerJob {
 
 struct ConsumerJob {
   std::string ns, queue, group, log;
+  std::string journal_dir;  // shmqd's, for a group that falls behind the ring
   std::uint32_t prefetch = 0;
   std::uint32_t max_batch = 1;  // takes up to this many before acking them
   std::uint32_t work_us = 0;    // mean time it holds a batch before acking

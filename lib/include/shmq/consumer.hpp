@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <string_view>
 
 #include "shmq/producer.hpp"
@@ -22,7 +23,7 @@
 namespace shmq {
 
 struct Message {
-  std::span<const std::byte> payload;  // a view into the ring, valid until acked
+  std::span<const std::byte> payload;  // a view into the ring (a copy, if read from the journal), valid until acked
   std::uint64_t position = 0;          // log position: the queue's total order
   std::uint64_t sequence = 0;          // the producer's sequence
   std::uint64_t timestamp_ns = 0;      // CLOCK_REALTIME at send
@@ -34,8 +35,11 @@ struct Message {
   }
 };
 
+// Where a new group starts. A durable queue's journal reaches further back
+// than its ring: Oldest, Position and Time start there (a replay), reading
+// the journal and then the ring.
 enum class StartAt : std::uint8_t {
-  Oldest,  // the oldest message still in the ring
+  Oldest,  // the oldest message retained (durable: in the journal; else in the ring)
   Newest,  // only messages sent after the group is created
   Position,  // the first record at or after ConsumerOptions::start_position
   Time,      // the first record sent at or after ConsumerOptions::start_time_ns
@@ -44,9 +48,13 @@ enum class StartAt : std::uint8_t {
 struct ConsumerOptions {
   std::uint32_t prefetch = 256;  // most unacknowledged messages held at once (1..65536)
   StartAt start = StartAt::Oldest;  // where a new group starts; ignored when it exists
-  std::uint64_t start_position = 0;  // for StartAt::Position (clamped into the ring)
+  std::uint64_t start_position = 0;  // for StartAt::Position (clamped to what is retained)
   std::uint64_t start_time_ns = 0;   // for StartAt::Time (CLOCK_REALTIME ns)
   WaitOptions wait{};
+  // Durable queues: the journal's directory, read by a group that fell a ring
+  // behind or replays. Empty: default_data_dir(namespace)/journal/<queue>,
+  // which is shmqd's when it runs without --data-dir.
+  std::string journal_dir{};
 };
 
 class Consumer {
@@ -60,6 +68,8 @@ class Consumer {
   [[nodiscard]] bool created_group() const noexcept;
   [[nodiscard]] std::uint32_t index() const noexcept;
   [[nodiscard]] std::uint32_t in_flight() const noexcept;
+  // Why the last receive returned Status::JournalUnreadable.
+  [[nodiscard]] const std::string& journal_error() const noexcept;
 
   [[nodiscard]] Status try_receive(Message& out) noexcept;
   [[nodiscard]] Status receive(Message& out, Duration timeout = kForever) noexcept;

@@ -80,6 +80,7 @@ struct ConsumerInfo {
 struct GroupInfo {
   std::string name;
   std::uint64_t read_position = 0;   // next position handed out
+  bool reading_journal = false;      // durable: the group fell a ring behind (or replays) and reads the journal
   std::uint64_t acked_position = 0;  // everything below is acknowledged (released)
   std::uint64_t lag_bytes = 0;       // tail - acked_position
   std::uint64_t lag_messages = 0;    // committed messages not yet acknowledged

@@ -23,6 +23,7 @@ enum class Status : std::uint8_t {
   NotInFlight,    // ack of a message this consumer does not hold
   Corrupt,        // the segment holds something impossible (a bug or a hostile peer)
   NotDurable,     // a durable confirm asked of a queue that is not durable
+  JournalUnreadable,  // the group reads the journal, which cannot be read (Consumer::journal_error says why)
 };
 
 [[nodiscard]] std::string_view to_string(Status status) noexcept;

@@ -1,0 +1,56 @@
+#include "journal_reader.hpp"
+
+#include <algorithm>
+
+#include "journal/journal.hpp"
+#include "layout.hpp"
+
+namespace shmq::detail {
+
+JournalReader::JournalReader(std::filesystem::path dir, std::string queue, std::uint32_t max_message)
+    : dir_(std::move(dir)), queue_(std::move(queue)), max_payload_(std::max<std::uint32_t>(max_message, 1u << 20)) {}
+JournalReader::JournalReader(JournalReader&&) noexcept = default;
+JournalReader& JournalReader::operator=(JournalReader&&) noexcept = default;
+JournalReader::~JournalReader() = default;
+
+JournalRecord* JournalReader::peek(std::uint64_t from) {
+  // The record kept is the first at or after where it was looked for.
+  if (next_ && next_from_ <= from && from <= next_->position) return &*next_;
+  next_.reset();
+  // A reader that died may send us back (its records are read again): reopen.
+  if (!cursor_ || from < cursor_from_) {
+    journal::Options options;
+    options.max_payload = max_payload_;
+    cursor_ = std::make_unique<journal::Cursor>(journal::Cursor::open(dir_, queue_, from, options));
+    cursor_from_ = from;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir_, ec)) {
+      cursor_.reset();
+      throw journal::JournalError(journal::Errc::Io,
+                                  "the journal of queue '" + queue_ + "' is not in " + dir_.string() +
+                                      ": set ConsumerOptions::journal_dir (or SHMQ_DATA_DIR) to shmqd's --data-dir",
+                                  dir_);
+    }
+  }
+  while (const auto record = cursor_->next()) {
+    cursor_from_ = record->position + 1;
+    if (record->position < from) continue;
+    next_from_ = from;
+    next_ = JournalRecord{record->position,
+                          record->position + layout::record_bytes(record->payload.size()),
+                          record->producer_id,
+                          record->sequence,
+                          record->timestamp_ns,
+                          {record->payload.begin(), record->payload.end()}};
+    return &*next_;
+  }
+  return nullptr;
+}
+
+JournalRecord JournalReader::pop() {
+  JournalRecord record = std::move(*next_);
+  next_.reset();
+  return record;
+}
+
+}  // namespace shmq::detail

@@ -1,0 +1,246 @@
+// Groups of a durable queue that read the journal: a group that falls a ring
+// behind (it never stalls the producers), a backlog larger than the ring after
+// a rebuild, and replays of a new group from the oldest record, a position or
+// a time. Real shmqd, real journal files.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "daemon_support.hpp"
+#include "process.hpp"
+
+namespace shmq::test {
+namespace {
+
+constexpr std::uint64_t kRing = 64 << 10;
+// 100-byte payloads take 192 ring bytes: about 341 records a ring.
+constexpr std::size_t kPerRing = kRing / 192;
+
+Queue make_small_durable_queue() {
+  QueueOptions o;
+  o.capacity = kRing;
+  o.max_message = 256;
+  o.durable = true;
+  return Queue::create("jq", o);
+}
+
+std::string payload_of(std::uint64_t seq) {
+  std::string s = "message " + std::to_string(seq) + " ";
+  s.resize(100, '.');
+  return s;
+}
+
+const GroupInfo& group(const QueueInfo& info, const std::string& name) {
+  for (const auto& g : info.groups) {
+    if (g.name == name) return g;
+  }
+  throw std::runtime_error("no group " + name);
+}
+
+class JournalReadTest : public DaemonTest {
+ protected:
+  void SetUp() override {
+    DaemonTest::SetUp();
+    // Consumers find shmqd's journal the way users do: SHMQ_DATA_DIR.
+    ::setenv("SHMQ_DATA_DIR", dir_.c_str(), 1);
+  }
+  void TearDown() override {
+    ::unsetenv("SHMQ_DATA_DIR");
+    DaemonTest::TearDown();
+  }
+
+  // Sends sequences [first, last]; each send must find room (a stalled ring
+  // would leave it waiting until the timeout).
+  static void send_range(Producer& p, std::uint64_t first, std::uint64_t last) {
+    for (std::uint64_t seq = first; seq <= last; ++seq) {
+      ASSERT_EQ(p.send(bytes_of(payload_of(seq)), 20s), Status::Ok) << "send of " << seq << " stalled";
+    }
+  }
+
+  // Receives and acks sequences [first, last] of producer 0, each once, in
+  // order; `redelivered` says how they must be flagged.
+  static void expect_range(Consumer& c, std::uint64_t first, std::uint64_t last, bool redelivered = false) {
+    Message m;
+    std::uint64_t last_position = 0;
+    for (std::uint64_t seq = first; seq <= last; ++seq) {
+      ASSERT_EQ(c.receive(m, 20s), Status::Ok) << "waiting for " << seq << ": " << c.journal_error();
+      ASSERT_EQ(m.sequence, seq);
+      ASSERT_EQ(m.text(), payload_of(seq));
+      ASSERT_GT(m.position, last_position);
+      ASSERT_EQ(m.redelivered, redelivered) << "sequence " << seq;
+      last_position = m.position;
+      ASSERT_EQ(c.ack(m), Status::Ok);
+    }
+  }
+
+  static void expect_nothing_more(Consumer& c) {
+    Message m;
+    EXPECT_EQ(c.receive(m, 100ms), Status::Timeout) << "an extra message, sequence " << m.sequence;
+  }
+};
+
+// The case: one group stops while producers write ten rings; the
+// producers and the other group never wait for it; resumed, it gets every
+// message once, in order, first from the journal, then from the ring.
+TEST_F(JournalReadTest, AStoppedGroupReadsTheJournalAndNeverStallsProducers) {
+  Queue q = make_small_durable_queue();
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  auto stopped = Consumer::join(q, "stopped");
+  auto fast = Consumer::join(q, "fast");
+  auto p = Producer::attach(q, "p");
+  const std::uint64_t total = 10 * kPerRing;
+  std::thread fast_reader([&] { expect_range(fast, 1, total); });
+  send_range(p, 1, total);
+  fast_reader.join();
+  ASSERT_EQ(p.wait_durable(20s), Status::Ok);
+  EXPECT_TRUE(group(q.info(), "stopped").reading_journal);
+  EXPECT_FALSE(group(q.info(), "fast").reading_journal);
+
+  expect_range(stopped, 1, total);
+  // Caught up, it reads the ring again: new messages come from there.
+  send_range(p, total + 1, total + 10);
+  expect_range(stopped, total + 1, total + 10);
+  EXPECT_FALSE(group(q.info(), "stopped").reading_journal);
+  expect_range(fast, total + 1, total + 10);
+  expect_nothing_more(stopped);
+  EXPECT_EQ(group(q.info(), "stopped").acked_position, q.info().tail_position);
+}
+
+// Messages a member holds when its group switches to the journal stay valid
+// (they are in the ring part), and the group goes on after them without a gap.
+TEST_F(JournalReadTest, MessagesHeldAcrossTheSwitchStayValid) {
+  Queue q = make_small_durable_queue();
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  auto slow = Consumer::join(q, "slow");
+  auto p = Producer::attach(q, "p");
+  send_range(p, 1, 3);
+  Message held[3];
+  for (auto& m : held) ASSERT_EQ(slow.receive(m, 20s), Status::Ok);
+  // The ring cannot reuse the held records: producers wait for their acks,
+  // then go on while the group reads the journal.
+  std::thread acker([&] {
+    std::this_thread::sleep_for(200ms);
+    for (std::uint64_t i = 0; i < 3; ++i) EXPECT_EQ(held[i].text(), payload_of(i + 1));
+    for (auto& m : held) EXPECT_EQ(slow.ack(m), Status::Ok);
+  });
+  send_range(p, 4, 4 * kPerRing);
+  acker.join();
+  expect_range(slow, 4, 4 * kPerRing);
+  expect_nothing_more(slow);
+}
+
+// A member that dies holding messages read from the journal: the next member
+// gets them again, flagged, then the rest, unflagged.
+TEST_F(JournalReadTest, AJournalReaderThatLeavesHasItsMessagesRedelivered) {
+  Queue q = make_small_durable_queue();
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  auto p = Producer::attach(q, "p");
+  auto first = std::make_unique<Consumer>(Consumer::join(q, "g"));
+  send_range(p, 1, 3 * kPerRing);
+  ASSERT_EQ(p.wait_durable(20s), Status::Ok);
+  ASSERT_TRUE(group(q.info(), "g").reading_journal);
+  expect_range(*first, 1, 10);
+  Message m;
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(first->receive(m, 20s), Status::Ok);  // 11..15, not acked
+  first.reset();  // leaves holding them
+  auto second = Consumer::join(q, "g");
+  expect_range(second, 11, 15, /*redelivered=*/true);
+  expect_range(second, 16, 3 * kPerRing);
+  expect_nothing_more(second);
+}
+
+// After a power loss, a group that was reading the journal is owed more than
+// the ring holds: it reads the journal, then the ring, and loses nothing.
+TEST_F(JournalReadTest, ABacklogLargerThanTheRingIsServedFromTheJournalAfterARebuild) {
+  const std::uint64_t total = 5 * kPerRing;
+  {
+    Queue q = make_small_durable_queue();
+    Daemon d = start_daemon();
+    ASSERT_TRUE(d.serves(q));
+    auto behind = Consumer::join(q, "behind");
+    expect_nothing_more(behind);
+    auto p = Producer::attach(q, "p");
+    send_range(p, 1, total);
+    ASSERT_EQ(p.wait_durable(20s), Status::Ok);
+    std::this_thread::sleep_for(300ms);  // a checkpoint names the group
+    d.kill9();
+  }
+  ASSERT_TRUE(Queue::remove("jq"));  // the power loss takes shared memory
+  Daemon d = start_daemon();
+  ASSERT_TRUE(eventually([] { return !Queue::list().empty(); })) << "not rebuilt";
+  Queue q = Queue::open("jq");
+  ASSERT_TRUE(d.serves(q));
+  EXPECT_TRUE(group(q.info(), "behind").reading_journal);
+  auto behind = Consumer::join(q, "behind");
+  // shmqd cannot know what the group had received: every one comes flagged.
+  expect_range(behind, 1, total, /*redelivered=*/true);
+  auto p = Producer::attach(q, "p");
+  EXPECT_EQ(p.last_sequence(), total);
+  send_range(p, total + 1, total + 5);
+  expect_range(behind, total + 1, total + 5);
+  expect_nothing_more(behind);
+}
+
+class ReplayTest : public JournalReadTest {
+ protected:
+  // Ten rings of messages, all acked by group "live": the ring holds only the
+  // last of them, the journal all. Returns the position of each sequence.
+  std::vector<std::uint64_t> fill(Queue& q, Producer& p) {
+    auto live = Consumer::join(q, "live");
+    std::vector<std::uint64_t> positions(1);
+    for (std::uint64_t seq = 1; seq <= total_; ++seq) {
+      if (seq == total_ / 2 + 1) {
+        std::this_thread::sleep_for(5ms);  // sequences from here on are later than `middle_time_`
+        middle_time_ = detail::unix_time_ns();
+        std::this_thread::sleep_for(5ms);
+      }
+      EXPECT_EQ(p.send(bytes_of(payload_of(seq)), 20s), Status::Ok);
+      Message m;
+      EXPECT_EQ(live.receive(m, 20s), Status::Ok);
+      positions.push_back(m.position);
+      EXPECT_EQ(live.ack(m), Status::Ok);
+    }
+    EXPECT_EQ(p.wait_durable(20s), Status::Ok);
+    return positions;
+  }
+
+  const std::uint64_t total_ = 10 * kPerRing;
+  std::uint64_t middle_time_ = 0;
+};
+
+TEST_F(ReplayTest, ANewGroupReplaysFromTheOldestAPositionOrATime) {
+  Queue q = make_small_durable_queue();
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  auto p = Producer::attach(q, "p", {.precise_timestamps = true});
+  const auto positions = fill(q, p);
+  ASSERT_GT(q.info().head_position, positions[2]) << "the ring still holds the oldest: no replay tested";
+
+  auto oldest = Consumer::join(q, "oldest", {.start = StartAt::Oldest});
+  EXPECT_TRUE(group(q.info(), "oldest").reading_journal);
+  expect_range(oldest, 1, total_);
+
+  const std::uint64_t from_seq = 1234;
+  auto at_position = Consumer::join(q, "at-position", {.start = StartAt::Position, .start_position = positions[from_seq]});
+  expect_range(at_position, from_seq, total_);
+
+  // A position between records starts at the next record.
+  auto between = Consumer::join(q, "between", {.start = StartAt::Position, .start_position = positions[from_seq] + 1});
+  expect_range(between, from_seq + 1, total_);
+
+  auto at_time = Consumer::join(q, "at-time", {.start = StartAt::Time, .start_time_ns = middle_time_});
+  expect_range(at_time, total_ / 2 + 1, total_);
+
+  // Every replaying group goes on in the ring, like any other.
+  send_range(p, total_ + 1, total_ + 3);
+  for (Consumer* c : {&oldest, &at_position, &between, &at_time}) {
+    expect_range(*c, total_ + 1, total_ + 3);
+    expect_nothing_more(*c);
+  }
+}
+
+}  // namespace
+}  // namespace shmq::test
