@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 
 #include <fmt/format.h>
@@ -75,6 +76,9 @@ void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& ar
     Message message;
     const Status status = consumer.receive(message, std::min(kSlice, idle_limit - idle));
     if (status == Status::Timeout || status == Status::Empty) continue;
+    if (status == Status::JournalUnreadable) {
+      throw Failure(fmt::format("receive failed: {}: {}", to_string(status), consumer.journal_error()));
+    }
     if (status != Status::Ok) throw Failure(fmt::format("receive failed: {}", to_string(status)));
     print(message, args.json, names);
     if (const Status acked = consumer.ack(message); acked != Status::Ok) {
@@ -92,6 +96,7 @@ int run_recv(const RecvArgs& args, const std::string& ns) {
   const Queue queue = Queue::open(args.queue, ns);
   ConsumerOptions options;
   options.prefetch = 1;  // each message is acked before the next is taken
+  if (!args.data_dir.empty()) options.journal_dir = (std::filesystem::path(args.data_dir) / "journal" / args.queue).string();
   if (args.from) {
     options.start = args.from->at;
     options.start_position = args.from->position;

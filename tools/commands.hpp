@@ -40,6 +40,7 @@ struct RecvArgs {
   std::optional<std::uint64_t> count;
   std::optional<std::chrono::nanoseconds> timeout;  // exit 0 after this long without a message
   std::optional<StartPoint> from;
+  std::string data_dir;  // durable queues: shmqd's, where a group that reads the journal finds it
   bool json = false;
 };
 int run_recv(const RecvArgs& args, const std::string& ns);

@@ -111,6 +111,9 @@ void add_queue(Exposition& out, const QueueInfo& q) {
     out.gauge("shmq_group_members", "Consumers in the group", gl, g.consumers.size());
     out.gauge("shmq_group_read_position", "Next log position handed out to the group", gl,
               g.read_position);
+    out.gauge("shmq_group_reading_journal",
+              "1 while the group, a ring behind or replaying, reads the durable queue's journal", gl,
+              g.reading_journal ? 1 : 0);
     out.gauge("shmq_group_acked_position", "Log position below which the group acked everything",
               gl, g.acked_position);
     out.gauge("shmq_group_lag_messages", "Committed messages the group has not acked", gl,

@@ -10,7 +10,8 @@ using namespace shmq::tools;
 namespace {
 
 const char* const kFromHelp =
-    "Where a new group starts: oldest, newest, a log position (an integer), or a time: "
+    "Where a new group starts: oldest (retained: a durable queue's journal reaches back further than its "
+    "ring), newest, a log position (an integer), or a time: "
     "RFC 3339 (2026-11-29T14:00:00Z, 2026-11-29T15:00:00.5+01:00) or @UNIX "
     "(@1764424800 seconds, @1764424800123456789ns). Ignored, with a warning, when the group exists";
 
@@ -84,6 +85,9 @@ CLI::App* add_recv(CLI::App& app, RecvArgs& args, std::string& format) {
       ->type_name("DUR");
   add_parsed_option(*recv, "--from", args.from, parse_start, kFromHelp)
       ->type_name("oldest|newest|POS|TIME");
+  recv->add_option("--data-dir", args.data_dir,
+                   "Durable queues: shmqd's data directory, whose journal a group reads when it falls a ring "
+                   "behind or replays (default: $SHMQ_DATA_DIR, else as shmqd's)");
   recv->add_option("--format", format, "text: the payload and a newline; json: one object a line")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();

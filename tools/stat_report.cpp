@@ -106,10 +106,10 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
                        "REDELIVERED", "ACKS/S");
   }
   for (const GroupInfo& g : q.groups) {
-    out += fmt::format("  {:<24} {:>7} {:>12} {:>12} {:>9} {:>10} {:>9} {:>11} {:>10}\n", g.name,
+    out += fmt::format("  {:<24} {:>7} {:>12} {:>12} {:>9} {:>10} {:>9} {:>11} {:>10}{}\n", g.name,
                        g.consumers.size(), g.read_position, g.acked_position, g.lag_messages,
                        human_bytes(g.lag_bytes), g.in_flight, g.redelivered,
-                       rate_text(rates.group(q, g)));
+                       rate_text(rates.group(q, g)), g.reading_journal ? "  (reading the journal)" : "");
   }
 }
 
@@ -166,6 +166,7 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
     out["groups"].push_back({{"name", g.name},
                              {"members", g.consumers.size()},
                              {"read_position", g.read_position},
+                             {"reading_journal", g.reading_journal},
                              {"acked_position", g.acked_position},
                              {"lag_messages", g.lag_messages},
                              {"lag_bytes", g.lag_bytes},

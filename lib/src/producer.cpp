@@ -117,8 +117,7 @@ std::uint64_t Producer::last_position() const noexcept { return s_->last_positio
 namespace {
 
 // The lowest position any group still needs in the ring, from a scan that
-// no group creation or journal switch overlapped (groups_epoch seqlock). With
-// no group, the current head: nothing is dropped while nobody has subscribed.
+// no group creation or journal switch overlapped (groups_epoch seqlock).
 // A durable queue's ring also keeps every record until shmqd's journal has
 // written it: the floor never passes journal_written.
 std::uint64_t release_floor(const Mapping& m) {
@@ -148,7 +147,9 @@ std::uint64_t release_floor(const Mapping& m) {
     const std::uint64_t written = m.durable ? h.journal_written.load(std::memory_order_seq_cst) : kNoPosition;
     if (h.groups_epoch.load(std::memory_order_seq_cst) != epoch) continue;
     const std::uint64_t head = h.head.load(std::memory_order_seq_cst);
-    if (!any) floor = head;
+    // Nothing is dropped while nobody has subscribed; a durable queue keeps
+    // it all in the journal, where a new group can start (a replay).
+    if (!any) floor = m.durable ? kNoPosition : head;
     if (floor != kNoPosition && !at_or_after(floor, head)) floor = head;
     if (!m.durable) return floor;
     return floor == kNoPosition || !at_or_after(written, floor) ? written : floor;

@@ -101,8 +101,12 @@ class DaemonTest : public NamespaceTest {
     char tmpl[] = "/tmp/shmqd-test-XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
+    // Consumers find shmqd's journal the way users do (a group that falls a
+    // ring behind reads it), and forked children inherit it.
+    ::setenv("SHMQ_DATA_DIR", dir_.c_str(), 1);
   }
   void TearDown() override {
+    ::unsetenv("SHMQ_DATA_DIR");
     NamespaceTest::TearDown();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);

@@ -39,16 +39,6 @@ const GroupInfo& group(const QueueInfo& info, const std::string& name) {
 
 class JournalReadTest : public DaemonTest {
  protected:
-  void SetUp() override {
-    DaemonTest::SetUp();
-    // Consumers find shmqd's journal the way users do: SHMQ_DATA_DIR.
-    ::setenv("SHMQ_DATA_DIR", dir_.c_str(), 1);
-  }
-  void TearDown() override {
-    ::unsetenv("SHMQ_DATA_DIR");
-    DaemonTest::TearDown();
-  }
-
   // Sends sequences [first, last]; each send must find room (a stalled ring
   // would leave it waiting until the timeout).
   static void send_range(Producer& p, std::uint64_t first, std::uint64_t last) {

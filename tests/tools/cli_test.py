@@ -606,6 +606,25 @@ class DurableTest(ToolTest):
         text = self.shmq("dump", "d", "--journal").stdout.decode()
         self.assertIn("journal of queue 'd'", text)
 
+    def test_recv_replays_the_journal_beyond_the_ring(self):
+        # A ring of 4 KiB holds 64 lines; the journal holds all 300. With no
+        # group, the ring keeps only what the journal has not written.
+        self.shmq("create", "r", "--durable", "--capacity", "4K", "--max-message", "32")
+        self.start_shmqd()
+        lines = "".join(f"line {i}\n" for i in range(1, 301))
+        self.shmq("send", "r", "--durable", "--timeout", "20s", input=lines)
+        got = self.shmq("recv", "r", "--from", "oldest", "--count", "300", "--timeout", "10s",
+                        "--data-dir", self.data_dir).stdout.decode()
+        self.assertEqual(got, lines)
+        journal = [json.loads(l) for l in self.shmq("dump", "r", "--journal", "--format", "json").stdout.splitlines()]
+        self.assertEqual(len(journal), 300)
+        got = self.shmq("recv", "r", "-g", "from-200", "--from", str(journal[199]["position"]), "--timeout", "1s",
+                        "--format", "json").stdout.splitlines()
+        self.assertEqual([json.loads(l)["payload"] for l in got], [f"line {i}" for i in range(200, 301)])
+        # Caught up, that group reads the ring again.
+        groups = {g["name"]: g for g in self.queue_stat("r")["groups"]}
+        self.assertFalse(groups["from-200"]["reading_journal"], groups)
+
     def test_delete_removes_the_journal(self):
         self.start_shmqd()
         self.shmq("send", "d", "--durable", "--timeout", "10s", input="kept\n")
