@@ -60,7 +60,8 @@ std::uint64_t close_ring(const Mapping& m, std::uint32_t group) {
          !g.read.compare_exchange_weak(read, read | kReadClosed, std::memory_order_acq_rel)) {
   }
   std::uint64_t at = read_position(read);
-  for (;;) {
+  // Bounded against a hostile peer's state words; twice is all it takes.
+  for (std::uint64_t steps = 0; steps < m.chunks; ++steps) {
     std::atomic<std::uint64_t>& state = m.state_word(group, at);
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (state_is_for(word, at) && state_code(word) == kClosed) return at;  // a settle repeating a switch
@@ -77,6 +78,7 @@ std::uint64_t close_ring(const Mapping& m, std::uint32_t group) {
     // Only we move a closed read, and nobody took `at` (no read ever stood there).
     g.read.store(at | kReadClosed, std::memory_order_release);
   }
+  return at;
 }
 
 void switch_to_journal(const Mapping& m, std::uint32_t group) {
@@ -99,18 +101,19 @@ void switch_to_journal(const Mapping& m, std::uint32_t group) {
 bool offload_slow_groups(const Mapping& m) {
   const QueueHeader& h = *m.header;
   const std::uint64_t head = h.head.load(std::memory_order_acquire);
-  // Only what the journal has written can be read from it: a group at
-  // journal_written waits for the journal writer whichever way it reads.
-  const std::uint64_t written = h.journal_written.load(std::memory_order_acquire);
+  // A group that has taken everything synced waits for the disk, not the
+  // other way round: the journal would not serve it any sooner.
+  const std::uint64_t synced = h.journal_synced.load(std::memory_order_acquire);
   bool any = false;
   for (std::uint32_t i = 0; i < m.max_groups; ++i) {
     GroupSlot& g = m.groups[i];
     if (g.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
-    if (read_closed(g.read.load(std::memory_order_acquire))) continue;  // reading the journal already
+    const std::uint64_t read = g.read.load(std::memory_order_acquire);
+    if (read_closed(read) || read >= synced) continue;
     const std::uint64_t released = g.released.load(std::memory_order_acquire);
     // Not the group holding the oldest record; or its previous journal part
     // is not yet acked (one journal part at a time).
-    if (released > head || released >= written || in_journal_part(g, released)) continue;
+    if (released > head || in_journal_part(g, released)) continue;
     switch_to_journal(m, i);
     any = true;
   }
