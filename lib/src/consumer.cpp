@@ -190,9 +190,15 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   st->map = map;
   st->options = std::move(options);
   if (m.durable && st->options.journal_dir.empty()) {
-    st->options.journal_dir = (default_data_dir(m.ns) / "journal" / m.name).string();
+    try {
+      st->options.journal_dir = (default_data_dir(m.ns) / "journal" / m.name).string();
+    } catch (const Error&) {  // no HOME: only a group that must read the journal fails, and says why
+    }
   }
-  const auto from_journal = journal_start(m, st->options);
+  // Read outside the lock (a time may scan the whole journal), and only for a
+  // group that does not exist yet: a race only makes it unused.
+  const auto from_journal =
+      find_group(m, group_name) == m.max_groups ? journal_start(m, st->options) : std::nullopt;
   detail::SegmentLock lock(m);
   detail::settle_groups_epoch(m);
   std::uint32_t g = find_group(m, group_name);

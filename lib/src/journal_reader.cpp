@@ -28,7 +28,7 @@ JournalRecord* JournalReader::peek(std::uint64_t from) {
       cursor_.reset();
       throw journal::JournalError(journal::Errc::Io,
                                   "the journal of queue '" + queue_ + "' is not in " + dir_.string() +
-                                      ": set ConsumerOptions::journal_dir (or SHMQ_DATA_DIR) to shmqd's --data-dir",
+                                      ": set SHMQ_DATA_DIR (or ConsumerOptions::journal_dir) to shmqd's data directory",
                                   dir_);
     }
   }
