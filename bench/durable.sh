@@ -5,6 +5,7 @@
 #   shared    sends confirmed in shared memory (the default)
 #   stream    durable queue, sends stream on; a watcher times each confirm
 #   each      durable queue, every send waits for its own confirm (fsync)
+# and shmq-replay-bench: one consumer reading the journal against the ring.
 # Usage: bench/durable.sh [BUILD_DIR] [DATA_DIR]
 #   BUILD_DIR  default build;  DATA_DIR  default BUILD_DIR/bench-durable (the disk whose fsync is measured)
 #   SHMQ_BENCH_WAIT=spin  busy-polling sides instead of blocking ones
@@ -29,3 +30,4 @@ for producers in 1 4; do
   "$bench" throughput --wait "$wait" --producers "$producers" --messages 20000 --durable --confirm-each |
     sed "s/^/each p$producers: /"
 done
+"$build/bench/shmq-replay-bench" 500000 | sed "s/^/replay: /"

@@ -431,6 +431,10 @@ void publish_journal_acked(Consumer::State& s) {
 void finish_journal_part(Consumer::State& s, std::uint64_t to) {
   GroupSlot& g = *s.g;
   g.journal_read.store(to, std::memory_order_relaxed);
+  // When P is X, the record there was never this group's, but its state word
+  // says "closed": clear it before members can look (the read is still closed).
+  std::uint64_t closed = make_state(to, kClosed);
+  s.map->state_word(s.group, to).compare_exchange_strong(closed, 0, std::memory_order_acq_rel);
   std::uint64_t read = g.read.load(std::memory_order_acquire);
   // acq_rel: members that see the open read see P's pin (stored before, seq_cst).
   if (detail::read_closed(read)) g.read.compare_exchange_strong(read, to, std::memory_order_acq_rel);
@@ -474,7 +478,11 @@ Take take_from_journal(Consumer::State& s, Message& out) {
     const std::uint64_t to = g.journal_to.load(std::memory_order_acquire);
     const std::uint64_t read = g.journal_read.load(std::memory_order_relaxed);
     if (read >= to) {  // all handed out: the ring takes over, if it has not yet
-      if (detail::read_closed(g.read.load(std::memory_order_acquire))) finish_journal_part(s, to);
+      if (detail::read_closed(g.read.load(std::memory_order_acquire))) {
+        finish_journal_part(s, to);
+      } else {
+        publish_journal_acked(s);  // gives back the lease we just took
+      }
       return Take::Empty;
     }
     detail::JournalRecord* next = s.journal->peek(read);
