@@ -18,6 +18,8 @@ bench="$build/bench/shmq-bench"
 # take the CPUs from shmqd's journal threads.
 wait="${SHMQ_BENCH_WAIT:-block}"
 export SHMQ_NAMESPACE="benchdurable$$"
+# Consumers that fall a ring behind read the journal: they find it here, as shmqd does.
+export SHMQ_DATA_DIR="$data"
 rm -rf "$data" && mkdir -p "$data" && chmod 700 "$data"
 "$build/daemon/shmqd" --data-dir "$data" --log-level warn &
 daemon=$!
