@@ -85,6 +85,8 @@ void add_queue(Exposition& out, const QueueInfo& q) {
               bytes_behind(q.tail_position, q.journal_synced));
     out.gauge("shmq_journal_error", "errno of the journal's failing write or sync (28: disk full), 0 when fine", l,
               q.journal_error);
+    out.counter("shmq_journal_group_switches_total",
+                "Times a group fell a ring behind and switched to reading the journal", l, q.groups_to_journal);
   }
   out.counter("shmq_queue_holes_skipped_total",
               "Claims of dead producers turned into skipped records", l, q.holes_skipped);

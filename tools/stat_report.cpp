@@ -84,9 +84,9 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
       human_bytes(q.bytes_in_use), percent, q.messages_in_use, q.messages_total,
       rate_text(rates.queue(q)), q.head_position, q.tail_position);
   if (q.durable) {
-    out += fmt::format("  journal: written lag {}, synced lag {}{}\n",
+    out += fmt::format("  journal: written lag {}, synced lag {}, groups switched to it {}{}\n",
                        human_bytes(bytes_behind(q.tail_position, q.journal_written)),
-                       human_bytes(bytes_behind(q.tail_position, q.journal_synced)),
+                       human_bytes(bytes_behind(q.tail_position, q.journal_synced)), q.groups_to_journal,
                        q.journal_error != 0 ? fmt::format("  FAILING: {}", std::strerror(q.journal_error)) : "");
   }
   out += fmt::format("  recovery: holes skipped {}, redelivered {}, clients reaped {}\n",
@@ -134,7 +134,8 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
                       {"synced", q.journal_synced},
                       {"written_lag_bytes", bytes_behind(q.tail_position, q.journal_written)},
                       {"synced_lag_bytes", bytes_behind(q.tail_position, q.journal_synced)},
-                      {"error", q.journal_error != 0 ? std::strerror(q.journal_error) : ""}};
+                      {"error", q.journal_error != 0 ? std::strerror(q.journal_error) : ""},
+                      {"groups_to_journal", q.groups_to_journal}};
   }
   out["recovery"] = {{"holes_skipped", q.holes_skipped},
                      {"redelivered", q.redelivered},

@@ -93,6 +93,7 @@ void switch_to_journal(const Mapping& m, std::uint32_t group) {
   g.journal_from.store(from, std::memory_order_seq_cst);
   // seq_cst (a release too): members that see P open see every field above.
   g.journal_to.store(kNoPosition, std::memory_order_seq_cst);
+  m.header->groups_to_journal.fetch_add(1, std::memory_order_relaxed);
   notify(m.header->data);  // members waiting on the ring: the journal has their records
 }
 

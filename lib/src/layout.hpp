@@ -177,6 +177,9 @@ struct alignas(kCacheLine) QueueHeader {
   // 0, or the errno of the journal's last failed write or sync (disk full):
   // durable confirms wait meanwhile. Cleared once a write succeeds again.
   std::atomic<std::uint32_t> journal_error;
+  std::uint32_t reserved;
+  // Statistics: times a group fell a ring behind and switched to the journal.
+  std::atomic<std::uint64_t> groups_to_journal;
 };
 
 struct alignas(kCacheLine) ProducerSlot {
@@ -279,6 +282,7 @@ static_assert(offsetof(QueueHeader, journal_written) == 896);
 static_assert(offsetof(QueueHeader, daemon_start_time) == 920);
 static_assert(offsetof(QueueHeader, journal) == 928);
 static_assert(offsetof(QueueHeader, journal_error) == 936);
+static_assert(offsetof(QueueHeader, groups_to_journal) == 944);
 static_assert(sizeof(QueueHeader) == 1024);
 
 static_assert(offsetof(ProducerSlot, name) == 24);

@@ -112,6 +112,7 @@ QueueInfo Queue::info() const {
   q.journal_written = h.journal_written.load(std::memory_order_relaxed);
   q.journal_synced = h.journal_synced.load(std::memory_order_relaxed);
   q.journal_error = static_cast<int>(h.journal_error.load(std::memory_order_relaxed));
+  q.groups_to_journal = h.groups_to_journal.load(std::memory_order_relaxed);
   q.holes_skipped = h.holes_skipped.load(std::memory_order_relaxed);
   q.redelivered = h.redelivered.load(std::memory_order_relaxed);
   q.clients_reaped = h.clients_reaped.load(std::memory_order_relaxed);

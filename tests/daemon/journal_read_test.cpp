@@ -85,6 +85,7 @@ TEST_F(JournalReadTest, AStoppedGroupReadsTheJournalAndNeverStallsProducers) {
   fast_reader.join();
   ASSERT_EQ(p.wait_durable(20s), Status::Ok);
   EXPECT_TRUE(group(q.info(), "stopped").reading_journal);
+  EXPECT_GE(q.info().groups_to_journal, 1u);
 
   expect_range(stopped, 1, total);
   expect_nothing_more(stopped);

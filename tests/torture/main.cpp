@@ -119,9 +119,10 @@ class Run {
     total_.add(result.tally);
     const Tally& t = result.tally;
     std::printf("round %d: %s\n  confirmed %llu, delivered %llu (redelivered %llu), kills producer %llu consumer %llu "
-                "daemon %llu, stops %llu, power losses %llu: %s (%.1f s)\n",
+                "daemon %llu, stops %llu, power losses %llu, groups switched to the journal %llu: %s (%.1f s)\n",
                 p.number, p.describe().c_str(), ull(t.confirmed), ull(t.delivered), ull(t.redelivered),
                 ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
+                ull(t.journal_switches),
                 result.passed() ? "PASS" : "FAIL", seconds);
     if (result.passed()) {
       if (!o_.keep_logs) fs::remove_all(p.log_dir);
@@ -145,11 +146,12 @@ class Run {
   void print_summary() const {
     const Tally& t = total_;
     std::printf("torture: rounds=%llu confirmed=%llu delivered=%llu redelivered=%llu duplicates_refused=%llu "
-                "producer_kills=%llu consumer_kills=%llu daemon_kills=%llu stops=%llu power_losses=%llu lost=%llu "
+                "producer_kills=%llu consumer_kills=%llu daemon_kills=%llu stops=%llu power_losses=%llu journal_switches=%llu "
+                "lost=%llu "
                 "unflagged_duplicates=%llu failed_rounds=%d seed=%llu result=%s\n",
                 ull(t.rounds), ull(t.confirmed), ull(t.delivered), ull(t.redelivered), ull(t.duplicates_refused),
                 ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
-                ull(t.lost),
+                ull(t.journal_switches), ull(t.lost),
                 ull(t.unflagged_duplicates), failed_rounds_, ull(o_.seed), failed_rounds_ == 0 ? "PASS" : "FAIL");
   }
 

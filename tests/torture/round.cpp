@@ -356,6 +356,7 @@ void Round::stop_consumer() {
 // before it watches anything; then every worker comes back: producers under
 // their names, resuming from the rebuilt last sequence, consumers in their groups.
 void Round::power_loss() {
+  result_.tally.journal_switches += queue_.info().groups_to_journal;  // the new segment counts from 0
   kill_everything_at_once();
   if (failed()) return;
   Queue::remove(plan_.queue, plan_.ns);
@@ -509,6 +510,7 @@ void Round::drain() {
     }
     if (info.groups.size() < plan_.groups.size()) lagging += " a group never joined;";
     if (lagging.empty()) {
+      result_.tally.journal_switches += info.groups_to_journal;
       completed_ = true;
       return;
     }
@@ -560,6 +562,7 @@ void Round::verify() {
   result_.tally.daemon_kills = faults.daemon_kills;
   result_.tally.stops = faults.stops;
   result_.tally.power_losses = faults.power_losses;
+  result_.tally.journal_switches = faults.journal_switches;
 }
 
 // The journal is the evidence of a failed durable round, but removing the

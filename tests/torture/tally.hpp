@@ -16,6 +16,7 @@ struct Tally {
   std::uint64_t daemon_kills = 0;
   std::uint64_t stops = 0;  // SIGSTOP, each followed by a SIGCONT
   std::uint64_t power_losses = 0;  // durable rounds: everything killed, the segment removed, rebuilt
+  std::uint64_t journal_switches = 0;  // durable rounds: groups that fell a ring behind and read the journal
   std::uint64_t lost = 0;   // committed (confirmed or not) but missing from a group
   std::uint64_t unflagged_duplicates = 0;
 
@@ -30,6 +31,7 @@ struct Tally {
     daemon_kills += o.daemon_kills;
     stops += o.stops;
     power_losses += o.power_losses;
+    journal_switches += o.journal_switches;
     lost += o.lost;
     unflagged_duplicates += o.unflagged_duplicates;
   }

@@ -108,6 +108,7 @@ struct QueueInfo {
   std::uint64_t journal_written = 0;
   std::uint64_t journal_synced = 0;
   int journal_error = 0;  // errno of the journal's failing write or sync (disk full: ENOSPC); 0 when fine
+  std::uint64_t groups_to_journal = 0;  // times a group fell a ring behind and read the journal instead
   std::uint64_t holes_skipped = 0;
   std::uint64_t redelivered = 0;
   std::uint64_t clients_reaped = 0;
