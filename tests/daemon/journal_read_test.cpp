@@ -4,7 +4,10 @@
 // a time. Real shmqd, real journal files.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <thread>
+#include <vector>
 
 #include "daemon_support.hpp"
 #include "process.hpp"
@@ -141,6 +144,59 @@ TEST_F(JournalReadTest, AJournalReaderThatLeavesHasItsMessagesRedelivered) {
   expect_range(second, 11, 15, /*redelivered=*/true);
   expect_range(second, 16, 3 * kPerRing);
   expect_nothing_more(second);
+}
+
+// A group of two members falls behind: one reads the journal while the other
+// waits, then both share the ring again. Every message once, across both.
+TEST_F(JournalReadTest, MembersOfAGroupReadingTheJournalShareItsMessagesOnce) {
+  Queue q = make_small_durable_queue();
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  auto a = Consumer::join(q, "g", {.prefetch = 16});
+  auto b = Consumer::join(q, "g", {.prefetch = 16});
+  auto p = Producer::attach(q, "p");
+  const std::uint64_t total = 6 * kPerRing;
+  send_range(p, 1, 3 * kPerRing);  // a ring behind: the group reads the journal
+  ASSERT_EQ(p.wait_durable(20s), Status::Ok);
+  ASSERT_TRUE(group(q.info(), "g").reading_journal);
+  std::vector<std::uint64_t> got_a, got_b;
+  std::atomic<std::uint64_t> received{0};
+  const auto take = [&](Consumer& c, std::vector<std::uint64_t>& got) {
+    Message batch[8];
+    while (received.load() < total) {
+      std::size_t n = 0;
+      while (n < 8 && c.try_receive(batch[n]) == Status::Ok) ++n;
+      if (n == 0) {
+        if (c.receive(batch[0], 50ms) != Status::Ok) continue;
+        n = 1;
+      }
+      for (std::size_t i = 0; i < n; ++i) {
+        EXPECT_EQ(batch[i].text(), payload_of(batch[i].sequence));
+        EXPECT_FALSE(batch[i].redelivered);
+        got.push_back(batch[i].sequence);
+      }
+      // Acks the batch at once, journal copies and ring views alike.
+      EXPECT_EQ(c.ack_up_to(batch[n - 1].position), n);
+      received += n;
+    }
+  };
+  std::thread ta([&] { take(a, got_a); });
+  std::thread tb([&] { take(b, got_b); });
+  send_range(p, 3 * kPerRing + 1, total);
+  ta.join();
+  tb.join();
+  std::vector<std::uint64_t> all = got_a;
+  all.insert(all.end(), got_b.begin(), got_b.end());
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), total);
+  for (std::uint64_t i = 0; i < total; ++i) ASSERT_EQ(all[i], i + 1) << "missing or twice";
+  // Each member got its share in order.
+  EXPECT_TRUE(std::is_sorted(got_a.begin(), got_a.end()));
+  EXPECT_TRUE(std::is_sorted(got_b.begin(), got_b.end()));
+  expect_nothing_more(a);
+  expect_nothing_more(b);
+  EXPECT_FALSE(group(q.info(), "g").reading_journal);
+  EXPECT_EQ(group(q.info(), "g").acked_position, q.info().tail_position);
 }
 
 // After a power loss, a group that was reading the journal is owed more than

@@ -616,6 +616,8 @@ class DurableTest(ToolTest):
         got = self.shmq("recv", "r", "--from", "oldest", "--count", "300", "--timeout", "10s",
                         "--data-dir", self.data_dir).stdout.decode()
         self.assertEqual(got, lines)
+        # It stopped right after its last message, still reading the journal: shmq-stat says so.
+        self.assertIn("(reading the journal)", self.stat("r", "--sample", "0").stdout.decode())
         journal = [json.loads(l) for l in self.shmq("dump", "r", "--journal", "--format", "json").stdout.splitlines()]
         self.assertEqual(len(journal), 300)
         got = self.shmq("recv", "r", "-g", "from-200", "--from", str(journal[199]["position"]), "--timeout", "1s",
