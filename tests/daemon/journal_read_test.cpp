@@ -42,6 +42,14 @@ const GroupInfo& group(const QueueInfo& info, const std::string& name) {
 
 class JournalReadTest : public DaemonTest {
  protected:
+  // The small durable queue, journaled by a shmqd of this test's.
+  Queue start_queue() {
+    Queue q = make_small_durable_queue();
+    daemon_ = start_daemon();
+    EXPECT_TRUE(daemon_.serves(q));
+    return q;
+  }
+
   // Sends sequences [first, last]; each send must find room (a stalled ring
   // would leave it waiting until the timeout).
   static void send_range(Producer& p, std::uint64_t first, std::uint64_t last) {
@@ -70,15 +78,15 @@ class JournalReadTest : public DaemonTest {
     Message m;
     EXPECT_EQ(c.receive(m, 100ms), Status::Timeout) << "an extra message, sequence " << m.sequence;
   }
+
+  Daemon daemon_;
 };
 
 // The case: one group stops while producers write ten rings; the
 // producers and the other group never wait for it; resumed, it gets every
 // message once, in order, first from the journal, then from the ring.
 TEST_F(JournalReadTest, AStoppedGroupReadsTheJournalAndNeverStallsProducers) {
-  Queue q = make_small_durable_queue();
-  Daemon d = start_daemon();
-  ASSERT_TRUE(d.serves(q));
+  Queue q = start_queue();
   auto stopped = Consumer::join(q, "stopped");
   auto fast = Consumer::join(q, "fast");
   auto p = Producer::attach(q, "p");
@@ -104,9 +112,7 @@ TEST_F(JournalReadTest, AStoppedGroupReadsTheJournalAndNeverStallsProducers) {
 // Messages a member holds when its group switches to the journal stay valid
 // (they are in the ring part), and the group goes on after them without a gap.
 TEST_F(JournalReadTest, MessagesHeldAcrossTheSwitchStayValid) {
-  Queue q = make_small_durable_queue();
-  Daemon d = start_daemon();
-  ASSERT_TRUE(d.serves(q));
+  Queue q = start_queue();
   auto slow = Consumer::join(q, "slow");
   auto p = Producer::attach(q, "p");
   send_range(p, 1, 3);
@@ -128,9 +134,7 @@ TEST_F(JournalReadTest, MessagesHeldAcrossTheSwitchStayValid) {
 // A member that dies holding messages read from the journal: the next member
 // gets them again, flagged, then the rest, unflagged.
 TEST_F(JournalReadTest, AJournalReaderThatLeavesHasItsMessagesRedelivered) {
-  Queue q = make_small_durable_queue();
-  Daemon d = start_daemon();
-  ASSERT_TRUE(d.serves(q));
+  Queue q = start_queue();
   auto p = Producer::attach(q, "p");
   auto first = std::make_unique<Consumer>(Consumer::join(q, "g"));
   send_range(p, 1, 3 * kPerRing);
@@ -149,9 +153,7 @@ TEST_F(JournalReadTest, AJournalReaderThatLeavesHasItsMessagesRedelivered) {
 // A group of two members falls behind: one reads the journal while the other
 // waits, then both share the ring again. Every message once, across both.
 TEST_F(JournalReadTest, MembersOfAGroupReadingTheJournalShareItsMessagesOnce) {
-  Queue q = make_small_durable_queue();
-  Daemon d = start_daemon();
-  ASSERT_TRUE(d.serves(q));
+  Queue q = start_queue();
   auto a = Consumer::join(q, "g", {.prefetch = 16});
   auto b = Consumer::join(q, "g", {.prefetch = 16});
   auto p = Producer::attach(q, "p");
@@ -259,9 +261,7 @@ class ReplayTest : public JournalReadTest {
 };
 
 TEST_F(ReplayTest, ANewGroupReplaysFromTheOldestAPositionOrATime) {
-  Queue q = make_small_durable_queue();
-  Daemon d = start_daemon();
-  ASSERT_TRUE(d.serves(q));
+  Queue q = start_queue();
   auto p = Producer::attach(q, "p", {.precise_timestamps = true});
   const auto positions = fill(q, p);
   ASSERT_GT(q.info().head_position, positions[2]) << "the ring still holds the oldest: no replay tested";
