@@ -45,7 +45,8 @@ constexpr auto kBusyNap = std::chrono::microseconds(50);
 constexpr auto kBusySpell = std::chrono::milliseconds(20);
 
 // Committed records of the ring, and the position after the last one looked
-// at. The payloads point into the ring (valid until journal_written passes).
+// at. The payloads point into the ring (valid until journal_written passes,
+// which the writer publishes only once they are synced).
 struct Batch {
   std::vector<journal::Record> records;
   std::uint64_t end = 0;
@@ -237,7 +238,8 @@ class JournalWriterLoop {
  public:
   explicit JournalWriterLoop(JournalPipeline::Shared& s)
       : s_(s),
-        keeper_(s.map, journaled_producers(s.dir, s.queue.name(), s.writer->last_checkpoint(), writer_options(s))) {}
+        keeper_(s.map, journaled_producers(s.dir, s.queue.name(), s.writer->last_checkpoint(), writer_options(s))),
+        last_good_sync_(s.writer->synced()) {}
 
   void run() {
     std::vector<Batch> taken(kBatchesPerDequeue);
@@ -268,11 +270,28 @@ class JournalWriterLoop {
     return total;
   }
 
-  // Appends the pending batches, publishes written, syncs, publishes synced.
+  // After a failure: drops what was written since the last good sync, which
+  // Linux may have lost while it still reads back fine ("fsyncgate"), and
+  // opens the journal again. The records are still in the ring (published
+  // written only after their sync) and in pending_, to be written again.
+  void reopen() {
+    journal::discard_from(s_.dir, s_.queue.name(), last_good_sync_, writer_options(s_));
+    s_.writer.emplace(journal::Writer::open(s_.dir, s_.queue.name(), writer_options(s_)));
+    spdlog::warn("queue '{}': journal reopened; writing again everything since the last good sync (position {})",
+                 s_.queue.name(), last_good_sync_);
+    rename_producers_ = true;  // the checkpoints that named them may be among what was dropped
+  }
+
+  void writer_failed() {
+    s_.writer.reset();
+    retry_at_ = Clock::now() + kRetryDelay;
+  }
+
+  // Appends the pending batches, syncs, publishes written and synced.
   bool persist() {
     QueueHeader& h = *s_.map.header;
     try {
-      if (!s_.writer) s_.writer.emplace(journal::Writer::open(s_.dir, s_.queue.name(), writer_options(s_)));
+      if (!s_.writer) reopen();
       // One append for all the batches (one write(2) per MiB), except that a
       // producer the journal has not named yet is checkpointed before its first record.
       std::vector<journal::Record> records;
@@ -285,12 +304,16 @@ class JournalWriterLoop {
         records.insert(records.end(), b.records.begin(), b.records.end());
       }
       append_unwritten(records);
+      if (rename_producers_ && !checkpoint(true)) throw std::runtime_error("the checkpoint after a reopen failed");
+      rename_producers_ = false;
       const std::uint64_t end = pending_.back().end;
-      // release: pairs with the producers' acquire in release_floor; the ring
-      // may reuse these bytes now that write() has copied them.
+      s_.writer->sync();  // one fdatasync for every batch taken: the group commit
+      last_good_sync_ = s_.writer->synced();
+      // release: pairs with the producers' acquire in release_floor. Only
+      // now may the ring reuse these bytes: until the sync succeeded, they
+      // are what a failure makes us write again.
       h.journal_written.store(end, std::memory_order_release);
       detail::notify(h.space);
-      s_.writer->sync();  // one fdatasync for every batch taken: the group commit
       // relaxed: the release store of journal_synced below carries it.
       if (h.journal_error.exchange(0, std::memory_order_relaxed) != 0) {
         spdlog::info("queue '{}': the journal writes again", s_.queue.name());
@@ -308,8 +331,7 @@ class JournalWriterLoop {
         spdlog::error("queue '{}': journal write failed ({}); durable confirms wait, retrying: {}",
                       s_.queue.name(), std::strerror(error), e.what());
       }
-      s_.writer.reset();  // reopening recovers whatever the failure left
-      retry_at_ = Clock::now() + kRetryDelay;
+      writer_failed();
       return false;
     }
   }
@@ -336,7 +358,7 @@ class JournalWriterLoop {
       return true;
     } catch (const std::exception& e) {
       spdlog::error("queue '{}': journal checkpoint failed: {}", s_.queue.name(), e.what());
-      s_.writer.reset();
+      writer_failed();
       return false;
     }
   }
@@ -360,6 +382,8 @@ class JournalWriterLoop {
   Clock::time_point retry_at_{};
   Clock::time_point next_checkpoint_{};
   int failed_stops_ = 0;
+  std::uint64_t last_good_sync_;  // the Writer's synced() after its last good fdatasync
+  bool rename_producers_ = false;
 };
 
 }  // namespace

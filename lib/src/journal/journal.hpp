@@ -96,6 +96,16 @@ struct Recovery {
 [[nodiscard]] Recovery recover(const std::filesystem::path& dir, std::string_view queue,
                                const Options& options = {});
 
+// Removes every record (data or checkpoint) at or after `position`: after a
+// failed fdatasync, Linux may have dropped the pages it could not write while
+// they still read back fine from the page cache ("fsyncgate"), so a writer
+// must not trust anything written since its last good sync, and writes it
+// again. Deletes whole segments from `position` on (the oldest keeps its
+// header) and cuts the one holding it, syncing both. Busy while a Writer has
+// the journal open.
+void discard_from(const std::filesystem::path& dir, std::string_view queue, std::uint64_t position,
+                  const Options& options = {});
+
 struct Retention {
   std::uint64_t max_bytes = 0;   // total segment bytes; 0: no limit
   std::uint64_t max_age_ns = 0;  // since a segment was closed; 0: no limit
