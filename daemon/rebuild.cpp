@@ -55,6 +55,7 @@ class Rebuilder {
       if (r->position >= end_) break;
       skip_gap(m, cursor, r->position);
       write_record(m, *r);
+      ++report_.records;
       if (r->producer_id < m.max_producers) {  // statistics: lag = committed - acked
         auto& messages = m.producers[r->producer_id].messages;
         messages.store(messages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -110,7 +111,6 @@ class Rebuilder {
     while (const auto r = records.next()) {
       if (r->position >= end_) break;
       positions.push_back(r->position);
-      ++report_.records;
     }
     for (GroupResume& g : groups_) {
       const auto it = std::lower_bound(positions.begin(), positions.end(), g.from);

@@ -22,7 +22,7 @@
 namespace shmq::daemon {
 
 struct RebuildReport {
-  std::uint64_t records = 0;         // written back into the ring
+  std::uint64_t records = 0;         // written back into the ring (groups further behind read the journal)
   std::uint64_t end_position = 0;    // where producers continue
   std::size_t groups = 0;
   std::size_t producers = 0;
