@@ -197,8 +197,11 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   }
   // Read outside the lock (a time may scan the whole journal), and only for a
   // group that does not exist yet: a race only makes it unused.
-  const auto from_journal =
-      find_group(m, group_name) == m.max_groups ? journal_start(m, st->options) : std::nullopt;
+  const bool replay_possible = m.durable && [&] {
+    const detail::SegmentLock lock(m);
+    return find_group(m, group_name) == m.max_groups;
+  }();
+  const auto from_journal = replay_possible ? journal_start(m, st->options) : std::nullopt;
   detail::SegmentLock lock(m);
   detail::settle_groups_epoch(m);
   std::uint32_t g = find_group(m, group_name);
