@@ -7,12 +7,6 @@
 namespace shmq::journal::test {
 namespace {
 
-Options small_segments() {
-  Options options;
-  options.segment_bytes = 4096;
-  return options;
-}
-
 TEST(JournalDiscard, DropsEveryRecordFromAPositionAcrossSegments) {
   TempDir tmp;
   constexpr std::size_t kCount = 1000;

@@ -23,6 +23,14 @@ namespace shmq::journal::test {
 
 inline constexpr std::string_view kQueue = "orders";
 
+// 4 KiB segments, so that a few hundred records roll many times.
+inline Options small_segments(bool salvage = false) {
+  Options options;
+  options.segment_bytes = 4096;
+  options.salvage = salvage;
+  return options;
+}
+
 class TempDir {
  public:
   TempDir() {

@@ -11,13 +11,6 @@
 namespace shmq::journal::test {
 namespace {
 
-Options small_segments(bool salvage = false) {
-  Options options;
-  options.segment_bytes = 4096;
-  options.salvage = salvage;
-  return options;
-}
-
 void build(const std::filesystem::path& dir, std::size_t count, const Options& options = {}) {
   auto writer = Writer::open(dir, kQueue, options);
   append_range(writer, 0, count);

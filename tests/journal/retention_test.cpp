@@ -9,7 +9,7 @@ namespace {
 
 constexpr std::size_t kCount = 400;
 
-Options small_segments() {
+Options tiny_segments() {  // 2 KiB: retention has many segments to choose from
   Options options;
   options.segment_bytes = 2048;
   return options;
@@ -17,7 +17,7 @@ Options small_segments() {
 
 TEST(JournalRetention, RemoveBelowNeverDeletesANeededSegment) {
   TempDir tmp;
-  auto writer = Writer::open(tmp.journal(), kQueue, small_segments());
+  auto writer = Writer::open(tmp.journal(), kQueue, tiny_segments());
   append_range(writer, 0, kCount);
   const auto before = writer.segments().size();
   ASSERT_GT(before, 10u);
@@ -36,7 +36,7 @@ TEST(JournalRetention, RemoveBelowNeverDeletesANeededSegment) {
 
 TEST(JournalRetention, NeverTheSegmentBeingWritten) {
   TempDir tmp;
-  auto writer = Writer::open(tmp.journal(), kQueue, small_segments());
+  auto writer = Writer::open(tmp.journal(), kQueue, tiny_segments());
   append_range(writer, 0, kCount);
   writer.remove_below(~std::uint64_t{0});
   ASSERT_EQ(writer.segments().size(), 1u);
@@ -52,7 +52,7 @@ TEST(JournalRetention, NeverTheSegmentBeingWritten) {
 
 TEST(JournalRetention, BySizeDownToTheFloor) {
   TempDir tmp;
-  auto writer = Writer::open(tmp.journal(), kQueue, small_segments());
+  auto writer = Writer::open(tmp.journal(), kQueue, tiny_segments());
   append_range(writer, 0, kCount);
   const auto floor = position_of(kCount / 2);
   writer.retain({.max_bytes = 1}, floor, 0);  // far too big: delete all it may
@@ -71,7 +71,7 @@ TEST(JournalRetention, BySizeDownToTheFloor) {
 
 TEST(JournalRetention, ByAgeDownToTheFloor) {
   TempDir tmp;
-  auto writer = Writer::open(tmp.journal(), kQueue, small_segments());
+  auto writer = Writer::open(tmp.journal(), kQueue, tiny_segments());
   append_range(writer, 0, kCount);
   const auto count = writer.segments().size();
   const auto now = writer.segments().back().created_ns;
