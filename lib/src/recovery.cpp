@@ -149,6 +149,11 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
       // Count first, so a member that takes it at once never sees the count below zero.
       g.pending_redelivery.fetch_add(1, std::memory_order_relaxed);
       if (state.compare_exchange_strong(word, make_state(p, kPendingRedelivery), std::memory_order_acq_rel)) {
+        // Counted at once, not after the walk: a repairer killed half-way
+        // (shmqd) must not leave records returned but uncounted, which the
+        // redone walk, finding them pending already, would not count again.
+        g.redelivered.fetch_add(1, std::memory_order_relaxed);
+        m.header->redelivered.fetch_add(1, std::memory_order_relaxed);
         ++returned;
       } else {
         g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
@@ -161,8 +166,6 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
     p = at_or_after(released, p + 1) ? released : p + span;  // restart if released overtook us
   }
   drop_journal_reader(g, index);
-  g.redelivered.fetch_add(returned, std::memory_order_relaxed);
-  m.header->redelivered.fetch_add(returned, std::memory_order_relaxed);
   g.retired_delivered.fetch_add(slot.delivered.load(std::memory_order_relaxed), std::memory_order_relaxed);
   g.retired_acked.fetch_add(slot.acked.load(std::memory_order_relaxed), std::memory_order_relaxed);
   slot.delivered.store(0, std::memory_order_relaxed);
