@@ -200,6 +200,12 @@ struct alignas(kCacheLine) ProducerSlot {
   std::uint32_t reserved2;
   std::atomic<std::uint64_t> messages;  // committed, all incarnations
   std::atomic<std::uint64_t> bytes;
+  // Position of the last record committed under this name, all incarnations:
+  // a re-attached producer's durable confirm waits for it, so a resend that
+  // finds its sequences Duplicate confirms them too. Stored by the owner with
+  // last_seq, before the commit word; read by attach under the segment lock.
+  // 0 after a rebuild (journal_synced covers every record the journal holds).
+  std::atomic<std::uint64_t> last_position;
 };
 
 struct alignas(kCacheLine) GroupSlot {
@@ -290,6 +296,7 @@ static_assert(offsetof(ProducerSlot, last_seq) == 88);
 static_assert(offsetof(ProducerSlot, claim_pos) == 128, "claim announcement on its own line");
 static_assert(offsetof(ProducerSlot, claim_bytes) == 152);
 static_assert(offsetof(ProducerSlot, messages) == 160);
+static_assert(offsetof(ProducerSlot, last_position) == 176, "on the line commit writes anyway");
 static_assert(sizeof(ProducerSlot) == 256);
 
 static_assert(offsetof(GroupSlot, name) == 8);

@@ -24,7 +24,10 @@ struct Producer::State {
   ProducerOptions options;
   std::uint64_t last_seq = 0;  // mirrors slot->last_seq: only this handle writes it
   std::uint64_t limit = 0;     // cached head + capacity: no claim may end past it
-  std::uint64_t last_position = 0;
+  std::uint64_t last_position = 0;  // of the last record this handle committed
+  // What a durable confirm must cover: the last record committed under this
+  // name, by this handle or a predecessor (slot->last_position at attach).
+  std::uint64_t confirm_position = 0;
   // The open claim, between try_claim and commit.
   bool claiming = false;
   std::uint64_t claim_seq = 0;
@@ -85,6 +88,7 @@ Producer Producer::attach(const Queue& queue, std::string_view name, ProducerOpt
       std::memset(s.name, 0, kNameBytes);
       std::memcpy(s.name, name.data(), name.size());
       s.last_seq.store(0, std::memory_order_relaxed);
+      s.last_position.store(0, std::memory_order_relaxed);  // the old name's records are not ours to confirm
     }
     s.claim_pos.store(kNoPosition, std::memory_order_relaxed);
     s.pid.store(detail::self_pid(), std::memory_order_relaxed);
@@ -93,6 +97,11 @@ Producer Producer::attach(const Queue& queue, std::string_view name, ProducerOpt
     st->index = i;
     st->slot = &s;
     st->last_seq = s.last_seq.load(std::memory_order_acquire);
+    // relaxed: the segment lock orders it after the previous holder's store
+    // (its detach took the lock; a dead one stored it before dying, and was
+    // reaped under the lock). A resend of its sequences is Duplicate, so
+    // wait_durable must cover its records as well as ours.
+    st->confirm_position = s.last_position.load(std::memory_order_relaxed);
     detail::announce_table_change(*map);
   }
   return Producer(std::move(st));
@@ -263,9 +272,18 @@ std::uint64_t Producer::commit() noexcept {
   // last_seq before the commit word: a crash between the two leaves a hole
   // whose repair rolls last_seq back to claim_prev_seq (recovery.cpp).
   s.slot->last_seq.store(s.claim_seq, std::memory_order_relaxed);
+  // With last_seq, before the commit word, so that a re-attach that sees the
+  // sequence also waits for its record (relaxed: read only by attach, under
+  // the segment lock, see there). If we die before the commit word, the
+  // repair skips the record and rolls last_seq back, but leaves this pointing
+  // at the skipped record: harmless, journal_synced passes skipped records
+  // like any other (shmqd's drain walks over them), so a confirm that waits
+  // for it only waits for what precedes it.
+  s.slot->last_position.store(s.data_position, std::memory_order_relaxed);
   m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);  // pairs with take's acquire
   s.last_seq = s.claim_seq;
   s.last_position = s.data_position;
+  s.confirm_position = s.data_position;
   s.claiming = false;
   // Only this process writes its counters: plain load and store, no RMW.
   s.slot->messages.store(s.slot->messages.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
@@ -330,8 +348,10 @@ Status Producer::wait_durable(Duration timeout) noexcept {
 Status Producer::wait_durable_until(Clock::time_point deadline) noexcept {
   const Mapping& m = *s_->map;
   if (!m.durable) return Status::NotDurable;
-  if (s_->last_position == 0) return Status::Ok;  // this handle committed nothing
-  const std::uint64_t needed = s_->last_position + 1;
+  // Nothing committed under this name since the queue was created or rebuilt
+  // (a rebuild's journal_synced covers everything its journal holds).
+  if (s_->confirm_position == 0) return Status::Ok;
+  const std::uint64_t needed = s_->confirm_position + 1;
   // journal_synced only ever stops at record boundaries, so past the record's
   // position means past its end. acquire: pairs with the writer's release store.
   const auto synced = [&] { return at_or_after(m.header->journal_synced.load(std::memory_order_acquire), needed); };

@@ -108,6 +108,42 @@ TEST_F(DurableTest, TheRingKeepsWhatTheJournalHasNotWritten) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(m.payload.data()), m.payload.size()), "after");
 }
 
+// A durable confirm covers what the producer's name committed before this
+// handle: a resend after an unconfirmed run (or a crash) finds its sequences
+// Duplicate and sends nothing, yet must not be confirmed until they are on
+// disk. (`shmq send --durable` run twice without shmqd once exited 0 the
+// second time, with nothing on disk.)
+TEST_F(DurableTest, AResendOfDuplicatesIsConfirmedOnlyOnceTheyAreOnDisk) {
+  Queue q = make_durable_queue();
+  {
+    auto p = Producer::attach(q, "p");
+    for (std::uint64_t seq = 1; seq <= 3; ++seq) ASSERT_EQ(p.send(seq, bytes_of(payload_for(seq)), 1s), Status::Ok);
+    EXPECT_EQ(p.wait_durable(50ms), Status::Timeout);  // no shmqd
+  }  // detached
+  // A predecessor that dies (no detach) after sending more.
+  const pid_t crashed = spawn([] {
+    auto p = Producer::attach(Queue::open("dq"), "p");
+    for (std::uint64_t seq = 4; seq <= 5; ++seq) {
+      if (p.send(seq, bytes_of(payload_for(seq)), 1s) != Status::Ok) return 2;
+    }
+    ::_exit(0);  // as a crash: no destructor detaches
+  });
+  ASSERT_EQ(wait_exit(crashed), 0);
+  auto p = Producer::attach(q, "p");
+  EXPECT_EQ(p.last_sequence(), 5u);
+  for (std::uint64_t seq = 1; seq <= 5; ++seq) EXPECT_EQ(p.send(seq, bytes_of(payload_for(seq)), 1s), Status::Duplicate);
+  EXPECT_EQ(p.wait_durable(100ms), Status::Timeout) << "confirmed durable what only shared memory holds";
+  EXPECT_EQ(p.send(5, bytes_of(payload_for(5)), Confirm::Durable, 100ms), Status::Duplicate);
+  EXPECT_EQ(p.wait_durable(0ms), Status::Timeout);
+
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  EXPECT_EQ(p.wait_durable(10s), Status::Ok);
+  EXPECT_EQ(journaled(), (std::vector<std::string>{"0:1", "0:2", "0:3", "0:4", "0:5"}));
+  // Another name waits for nothing of p's.
+  EXPECT_EQ(Producer::attach(q, "other").wait_durable(0ms), Status::Ok);
+}
+
 // shmqd killed while producers go on: the next one continues the journal
 // where it stopped, with no record missing or written twice.
 TEST_F(DurableTest, ARestartedDaemonContinuesTheJournalWithoutGapOrDuplicate) {

@@ -606,6 +606,18 @@ class DurableTest(ToolTest):
         text = self.shmq("dump", "d", "--journal").stdout.decode()
         self.assertIn("journal of queue 'd'", text)
 
+    def test_a_durable_rerun_of_duplicates_waits_for_the_journal(self):
+        # The rerun sends nothing (every line is a duplicate), but exits 0 only
+        # once the lines the first run sent are on disk.
+        lines = "1\ta\n2\tb\n3\tc\n"
+        send = ("send", "d", "-p", "p", "--durable", "--seq-prefix", "--timeout", "300ms")
+        self.assert_error(self.shmq(*send, input=lines, expect=FAILURE), "sent 3, duplicates 0", "did not confirm")
+        self.assert_error(self.shmq(*send, input=lines, expect=FAILURE), "sent 0, duplicates 3", "did not confirm")
+        self.start_shmqd()
+        self.assert_error(self.shmq(*send[:-1], "10s", input=lines), "sent 0, duplicates 3")
+        dumped = self.shmq("dump", "d", "--journal", "--format", "json").stdout.splitlines()
+        self.assertEqual([json.loads(l)["payload"] for l in dumped], ["a", "b", "c"])
+
     def test_recv_replays_the_journal_beyond_the_ring(self):
         # A ring of 4 KiB holds 64 lines; the journal holds all 300. With no
         # group, the ring keeps only what the journal has not written.

@@ -85,6 +85,27 @@ TEST_F(LayoutTest, RecordFormatInTheRing) {
   EXPECT_EQ(p.last_position(), kFirstPosition);
 }
 
+// The producer entry: what a re-attach resumes from (last sequence, and the
+// last record's position, which its durable confirms wait for).
+TEST_F(LayoutTest, ProducerEntryBytes) {
+  QueueOptions o;
+  o.capacity = 4096;
+  o.max_message = 512;
+  auto q = Queue::create("producers", o);
+  auto p = Producer::attach(q, "p");
+  ASSERT_EQ(p.try_send(7, bytes_of("abc")), Status::Ok);
+  ASSERT_EQ(p.try_send(9, bytes_of("defg")), Status::Ok);
+  const auto& m = *q.mapping();
+  const auto* raw = reinterpret_cast<const unsigned char*>(m.header) + m.header->super.producers_offset;
+  const auto u64 = [&](std::size_t at) { std::uint64_t v; std::memcpy(&v, raw + at, 8); return v; };
+  EXPECT_STREQ(reinterpret_cast<const char*>(raw + 24), "p");
+  EXPECT_EQ(u64(88), 9u) << "last sequence";
+  EXPECT_EQ(u64(160), 2u) << "messages";
+  EXPECT_EQ(u64(168), 7u) << "bytes";
+  EXPECT_EQ(u64(176), kFirstPosition + 64) << "last record's position";
+  EXPECT_EQ(u64(176), p.last_position());
+}
+
 TEST(LayoutConstants, RecordSizes) {
   EXPECT_EQ(record_bytes(0), 64u);
   EXPECT_EQ(record_bytes(32), 64u);

@@ -77,8 +77,11 @@ class Producer {
                             Duration timeout = kForever) noexcept;
   [[nodiscard]] Status send(std::uint64_t seq, std::span<const std::byte> payload, Confirm confirm,
                             Duration timeout = kForever) noexcept;
-  // Durable queues: waits until every record this handle committed is synced
-  // to disk. Send a batch with Confirm::Shared, then wait once. NotDurable on
+  // Durable queues: waits until every record committed under this producer's
+  // name is synced to disk: this handle's, and those of the handles before it
+  // (an earlier run, a crashed one), whose sequences a resend finds Duplicate.
+  // So a batch resent after a failure is confirmed whether it was sent now or
+  // before. Send a batch with Confirm::Shared, then wait once. NotDurable on
   // a queue that is not durable; Timeout when shmqd has not synced it in time.
   [[nodiscard]] Status wait_durable(Duration timeout = kForever) noexcept;
 
