@@ -39,15 +39,19 @@ std::uint64_t past_journal_part(const layout::GroupSlot& group, std::uint64_t po
 bool release_journal_acked(layout::GroupSlot& group, std::uint64_t& released);
 
 // Under the segment lock, for a durable queue whose ring is full: every group
-// holding the ring's oldest record with journal records to read switches to
-// the journal. True when one did.
+// holding the ring's oldest record with journal records to read (new ones, or
+// redeliveries nobody holds) switches to the journal. True when one did. The
+// switch moves the group's trailing pending redeliveries into the journal
+// part too, so a group with no live member pins nothing (group_journal.cpp).
 bool offload_slow_groups(const Mapping& map);
 
 // For a group not yet visible to anyone (a new group, a rebuild): it starts by
 // reading the journal at `from`; records below `redeliver_below` come flagged.
 void start_in_journal(layout::GroupSlot& group, std::uint64_t from, std::uint64_t redeliver_below);
 
-// Under the segment lock: finishes a switch whose maker died half-way.
+// Under the segment lock: finishes a switch whose maker died half-way (with
+// the same X as the maker would have; records it closed and left in the ring
+// part go back to pending).
 void settle_journal_switch(const Mapping& map, std::uint32_t group);
 
 // Under the segment lock, by the reader once it has caught up with the
