@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bus_guard.hpp"
 #include "layout.hpp"
 
 namespace shmq::detail {
@@ -30,6 +31,8 @@ struct Mapping {
   void* base = nullptr;
   std::size_t size = 0;
   bool read_only = false;
+  // Its entry in the bus guard (bus_guard.hpp), or kNoGuard.
+  int guard = kNoGuard;
   std::string name;
   std::string ns;
 
@@ -74,6 +77,9 @@ struct Mapping {
     for (std::uint32_t c = 0; c < max_consumers; ++c) n += consumer(group, c).acked.load(std::memory_order_relaxed);
     return n;
   }
+  // Whether a peer truncated the segment under this mapping, which now holds
+  // private zero pages (bus_guard.hpp): nothing read from it means anything.
+  [[nodiscard]] bool broken() const noexcept { return mapping_broken(guard); }
   // Largest record a producer may claim (header and alignment included).
   std::uint64_t max_record_bytes() const noexcept { return layout::record_bytes(max_message); }
 };

@@ -23,6 +23,7 @@ namespace shmq {
 namespace detail {
 
 Mapping::~Mapping() {
+  unguard_mapping(guard);  // before the pages go (bus_guard.hpp)
   if (base != nullptr) ::munmap(base, size);
   if (fd >= 0) ::close(fd);
 }
@@ -157,6 +158,7 @@ void map_or_throw(Mapping& m, std::size_t bytes, const std::string& what) {
   if (p == MAP_FAILED) throw_errno(Errc::System, "cannot map " + what);
   m.base = p;
   m.size = bytes;
+  m.guard = detail::guard_mapping(p, bytes, m.fd, m.read_only);  // a truncation: Corrupt, not SIGBUS
 }
 
 // Checks a mapped header against everything this library assumes. On success
@@ -237,6 +239,7 @@ std::shared_ptr<Mapping> open_mapping(std::string_view name, std::string_view ns
       }
       map_or_throw(*m, sizeof(QueueHeader), what);
       validate(*m, file_bytes, what);
+      detail::unguard_mapping(m->guard);
       ::munmap(m->base, m->size);
       m->base = nullptr;
       map_or_throw(*m, file_bytes, what);
@@ -244,6 +247,7 @@ std::shared_ptr<Mapping> open_mapping(std::string_view name, std::string_view ns
       bind_tables(*m, geometry(m->capacity, m->max_producers, m->max_groups, m->max_consumers));
       return m;
     } catch (const Error& e) {
+      detail::unguard_mapping(m->guard);
       if (m->base != nullptr) ::munmap(m->base, m->size);
       m->base = nullptr;
       if (e.code() != Errc::NotReady || attempt >= 50) throw;

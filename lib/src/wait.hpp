@@ -14,10 +14,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <climits>
 #include <ctime>
 
+#include "bus_guard.hpp"
 #include "layout.hpp"
 #include "shmq/producer.hpp"
 
@@ -29,11 +31,17 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-inline void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Duration timeout) noexcept {
+// Returns whether it slept the whole `timeout` (nobody woke it).
+inline bool futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected, Duration timeout) noexcept {
   const auto ns = std::max<Duration::rep>(timeout.count(), 0);
   timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
   // Shared (not FUTEX_PRIVATE): the word lives in memory mapped by several processes.
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+  const int saved_errno = errno;
+  const bool timed_out =
+      ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, expected, &ts, nullptr, 0) != 0 &&
+      errno == ETIMEDOUT;
+  errno = saved_errno;
+  return timed_out;
 }
 
 inline void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
@@ -62,9 +70,20 @@ inline void notify_after_seq_cst_rmw(layout::EventCount& ev) noexcept { wake_wai
 // peers' liveness, so nothing sleeps forever on a dead peer.
 inline constexpr Duration kMaxSleep = std::chrono::milliseconds(50);
 
+// Whether the segment holding `ev` was truncated under this process, which
+// now maps zeros there (bus_guard.hpp): waiting on it is pointless. One
+// relaxed load while no mapping of the process is broken.
+inline bool segment_lost_under(const layout::EventCount& ev) noexcept {
+  return any_mapping_broken() && mapping_broken(guard_entry_of(&ev));
+}
+
 // Calls `attempt` until it returns true or `deadline` passes. Between attempts
 // it spins `spin` times, then sleeps on `ev`. `on_idle` runs before each sleep
-// (stall detection and repair). Returns false on timeout.
+// (stall detection and repair). Returns false on timeout, and at once when
+// the segment holding `ev` was truncated under it: after a sleep nobody
+// woke, it checks the segment's size (one fstat per idle slice, never on the
+// data path), so a waiter finds the truncation even when the pages it
+// watches are still there.
 template <class Attempt, class OnIdle>
 bool wait_until(layout::EventCount& ev, Clock::time_point deadline, std::uint32_t spin, Attempt&& attempt,
                 OnIdle&& on_idle) noexcept {
@@ -81,13 +100,14 @@ bool wait_until(layout::EventCount& ev, Clock::time_point deadline, std::uint32_
       return true;
     }
     const auto now = Clock::now();
-    if (now >= deadline) {
+    if (now >= deadline || segment_lost_under(ev)) {
       ev.waiters.fetch_sub(1, std::memory_order_relaxed);
       return false;
     }
     const Duration sleep = std::min<Duration>(on_idle(), std::min<Duration>(deadline - now, kMaxSleep));
-    futex_wait(ev.seq, snapshot, sleep);
+    const bool idle = futex_wait(ev.seq, snapshot, sleep);
     ev.waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (idle) (void)check_segment_size(guard_entry_of(&ev));  // found by segment_lost_under next round
   }
 }
 
