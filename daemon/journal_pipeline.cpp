@@ -131,6 +131,10 @@ void drain_loop(JournalPipeline::Shared& s) {
   Clock::time_point last_record{};
   for (;;) {
     Batch batch = collect(m, cursor, s.journaled_end);
+    // A truncated segment (bus_guard.hpp): collect may have read the zero
+    // pages that replaced it. Hand over nothing more; the writer drops what
+    // it has not synced.
+    if (m.broken()) break;
     if (batch.end != cursor) {
       cursor = batch.end;
       last_record = Clock::now();
@@ -245,6 +249,10 @@ class JournalWriterLoop {
     std::vector<Batch> taken(kBatchesPerDequeue);
     for (;;) {
       const std::size_t n = take_batches(taken);
+      if (s_.map.broken()) {
+        abandon();
+        return;  // and no last checkpoint: the groups now read as none
+      }
       if (!pending_.empty() && Clock::now() >= retry_at_ && persist()) pending_.clear();
       if (Clock::now() >= next_checkpoint_ || keeper_.groups_changed()) checkpoint(false);
       if (n == 0 && pending_.empty() && s_.drained.load(std::memory_order_acquire) && s_.batches.size_approx() == 0) {
@@ -282,6 +290,26 @@ class JournalWriterLoop {
     rename_producers_ = true;  // the checkpoints that named them may be among what was dropped
   }
 
+  // The segment was truncated under us (bus_guard.hpp). Everything synced
+  // before stays. What was written since may hold payloads copied from the
+  // zero pages that replaced the ring (the payloads are pointers into it), so
+  // it goes: none of it was confirmed durable.
+  void abandon() {
+    const bool unsynced = !s_.writer || s_.writer->written() > last_good_sync_;
+    s_.writer.reset();
+    if (unsynced) {
+      try {
+        journal::discard_from(s_.dir, s_.queue.name(), last_good_sync_, writer_options(s_));
+      } catch (const std::exception& e) {
+        spdlog::error("queue '{}': cannot cut the journal's unsynced records from position {}: {}", s_.queue.name(),
+                      last_good_sync_, e.what());
+      }
+    }
+    spdlog::warn("queue '{}': its segment is gone; journaling stopped (the journal keeps everything synced, below "
+                 "position {})",
+                 s_.queue.name(), last_good_sync_);
+  }
+
   void writer_failed() {
     s_.writer.reset();
     retry_at_ = Clock::now() + kRetryDelay;
@@ -307,6 +335,10 @@ class JournalWriterLoop {
       if (rename_producers_ && !checkpoint(true)) throw std::runtime_error("the checkpoint after a reopen failed");
       rename_producers_ = false;
       const std::uint64_t end = pending_.back().end;
+      // The payloads were copied above. If the segment was truncated
+      // meanwhile, some copies may be zeros: none of it is synced or
+      // published (bus_guard.hpp, "Ordering"); run() then abandons.
+      if (s_.map.broken()) return false;
       s_.writer->sync();  // one fdatasync for every batch taken: the group commit
       last_good_sync_ = s_.writer->synced();
       // release: pairs with the producers' acquire in release_floor. Only
@@ -351,6 +383,8 @@ class JournalWriterLoop {
     if (!s_.writer) return false;
     auto c = keeper_.due(force);
     if (!c) return true;
+    // Read from a truncated segment's zeros (bus_guard.hpp): nothing to keep.
+    if (s_.map.broken()) return true;
     try {
       s_.writer->checkpoint(*c);
       keeper_.written(*c);

@@ -30,6 +30,7 @@
 #include "metrics_server.hpp"
 #include "options.hpp"
 #include "shmq/queue.hpp"
+#include "shmq/sigbus.hpp"
 #include "watcher.hpp"
 
 namespace {
@@ -98,6 +99,8 @@ int serve(Options& o) {
   // Journals, queue.json and the lock file are this user's alone (a rebuilt
   // segment gets its recorded mode explicitly).
   ::umask(077);
+  // A peer's truncated segment abandons its queue, not shmqd (docs/security.md).
+  shmq::install_sigbus_guard();
   o.ns = o.ns.empty() ? shmq::current_namespace() : o.ns;
   shmq::validate_namespace(o.ns);
   if (o.data_dir.empty()) o.data_dir = shmq::default_data_dir(o.ns);

@@ -233,10 +233,24 @@ void Watcher::rescan_directory() {
   }
   const std::set<std::string> present(names.begin(), names.end());
   std::vector<std::string> gone;  // copies: forget() erases from queues_
+  std::vector<std::pair<std::string, std::string>> truncated;  // name, why
   for (const auto& [name, watched] : queues_) {
-    if (!present.contains(name) || !still_named(*watched.queue.mapping(), path_of(name))) gone.push_back(name);
+    if (!present.contains(name) || !still_named(*watched.queue.mapping(), path_of(name))) {
+      gone.push_back(name);
+    } else if (auto lost = detail::segment_lost(*watched.queue.mapping())) {
+      truncated.emplace_back(name, std::move(*lost));
+    }
   }
   for (const std::string& name : gone) forget(name);
+  // A peer truncated the segment (bus_guard.hpp): shmqd serves the others.
+  // Its journal stays where it is, to rebuild the queue from once the file
+  // is removed.
+  for (const auto& [name, why] : truncated) {
+    spdlog::error("queue '{}': {}: abandoned", name, why);
+    journals_.erase(name);  // stops its journal pipeline; not set aside by forget()
+    queues_.erase(name);    // not "deleted" either
+    forget(name);
+  }
   std::erase_if(pending_, [&](const auto& entry) { return !present.contains(entry.first); });
   std::erase_if(unusable_, [&](const auto& entry) { return !present.contains(entry.first); });
   for (const std::string& name : names) refresh(name);
@@ -302,6 +316,10 @@ void Watcher::set_journal_aside(const std::string& name) {
 }
 
 void Watcher::service(Watched& watched) {
+  if (detail::segment_lost(*watched.queue.mapping())) {  // truncated: the rescan, due now, abandons it
+    next_rescan_ = Clock::now();
+    return;
+  }
   const auto start = Clock::now();
   const auto outcome = repair_queue(*watched.queue.mapping());
   if (!outcome) {
