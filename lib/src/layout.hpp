@@ -177,9 +177,18 @@ struct alignas(kCacheLine) QueueHeader {
   // 0, or the errno of the journal's last failed write or sync (disk full):
   // durable confirms wait meanwhile. Cleared once a write succeeds again.
   std::atomic<std::uint32_t> journal_error;
-  std::uint32_t reserved;
+  // A JournalTrouble (lib/include/shmq/queue.hpp): 0, or why shmqd does not
+  // journal the queue. Written (relaxed) by shmqd, read by shmq-stat; nothing
+  // is published with it.
+  std::atomic<std::uint32_t> journal_trouble;
   // Statistics: times a group fell a ring behind and switched to the journal.
   std::atomic<std::uint64_t> groups_to_journal;
+  // The identity of the journal this segment continues (its queue.json's
+  // journal_id): 0 until shmqd first journals the segment or rebuilds it.
+  // shmqd journals a segment only into the journal of the same id, so a
+  // queue created anew while its journal exists is never confirmed against
+  // records it does not hold. Written (relaxed) by shmqd's event loop only.
+  std::atomic<std::uint64_t> journal_id;
 };
 
 struct alignas(kCacheLine) ProducerSlot {
@@ -288,7 +297,9 @@ static_assert(offsetof(QueueHeader, journal_written) == 896);
 static_assert(offsetof(QueueHeader, daemon_start_time) == 920);
 static_assert(offsetof(QueueHeader, journal) == 928);
 static_assert(offsetof(QueueHeader, journal_error) == 936);
+static_assert(offsetof(QueueHeader, journal_trouble) == 940);
 static_assert(offsetof(QueueHeader, groups_to_journal) == 944);
+static_assert(offsetof(QueueHeader, journal_id) == 952);
 static_assert(sizeof(QueueHeader) == 1024);
 
 static_assert(offsetof(ProducerSlot, name) == 24);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "bus_guard.hpp"
 #include "layout.hpp"
@@ -118,6 +119,10 @@ class SegmentLock {
 };
 
 std::string segment_name(std::string_view ns, std::string_view queue);  // "/shmq.<ns>.<queue>"
+// A segment being built: "/shmq-creating.<ns>.<queue>.<pid>.<serial>", renamed
+// to its queue's name once initialised (never a queue's name: no '.' at 5).
+inline constexpr std::string_view kCreatingPrefix = "shmq-creating.";
+std::string creating_segment_name(std::string_view ns, std::string_view queue);
 
 // Tells watchers (shmqd's inotify on /dev/shm: IN_ATTRIB) that the client
 // tables changed: a new process to watch. Called on attach and join.

@@ -112,6 +112,10 @@ QueueInfo Queue::info() const {
   q.journal_written = h.journal_written.load(std::memory_order_relaxed);
   q.journal_synced = h.journal_synced.load(std::memory_order_relaxed);
   q.journal_error = static_cast<int>(h.journal_error.load(std::memory_order_relaxed));
+  const std::uint32_t trouble = h.journal_trouble.load(std::memory_order_relaxed);  // a report, see layout.hpp
+  q.journal_trouble = trouble <= static_cast<std::uint32_t>(JournalTrouble::Conflict)
+                          ? static_cast<JournalTrouble>(trouble)
+                          : JournalTrouble::Conflict;  // a peer's scribble: say something is wrong
   q.groups_to_journal = h.groups_to_journal.load(std::memory_order_relaxed);
   q.holes_skipped = h.holes_skipped.load(std::memory_order_relaxed);
   q.redelivered = h.redelivered.load(std::memory_order_relaxed);

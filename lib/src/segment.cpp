@@ -1,6 +1,7 @@
 // Creating, opening (with validation), removing and listing queue segments.
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -11,6 +12,8 @@
 #include <chrono>
 #include <cstring>
 #include <new>
+#include <filesystem>
+#include <stdio.h>
 #include <thread>
 
 #include "layout.hpp"
@@ -32,6 +35,12 @@ void announce_table_change(const Mapping& map) noexcept { ::futimens(map.fd, nul
 
 std::string segment_name(std::string_view ns, std::string_view queue) {
   return "/shmq." + std::string(ns) + "." + std::string(queue);
+}
+
+std::string creating_segment_name(std::string_view ns, std::string_view queue) {
+  static std::atomic<std::uint32_t> serial{0};  // threads of one process creating at once
+  return "/" + std::string(kCreatingPrefix) + std::string(ns) + "." + std::string(queue) + "." +
+         std::to_string(self_pid()) + "." + std::to_string(serial.fetch_add(1, std::memory_order_relaxed));
 }
 
 }  // namespace detail
@@ -256,12 +265,65 @@ std::shared_ptr<Mapping> open_mapping(std::string_view name, std::string_view ns
   }
 }
 
+// Refuses to create a queue whose journal exists: the queue must be rebuilt
+// from it (docs/journal.md, "Boot order").
+void refuse_if_journaled(const std::string& ns, std::string_view name) {
+  std::filesystem::path dir;
+  try {
+    dir = daemon_data_dir(ns) / "journal" / name;
+  } catch (const Error&) {
+    return;  // no data directory can be named (no HOME): then there is no journal either
+  }
+  std::error_code ec;
+  if (!std::filesystem::exists(dir / "queue.json", ec)) return;
+  throw Error(Errc::NeedsRebuild, describe(ns, name) + " has a journal in " + dir.string() +
+                                      ": start shmqd to rebuild the queue from it (or remove both: shmq delete "
+                                      "--force " + std::string(name) + ")");
+}
+
+// Gives the segment built under `from` its queue's name `to`, unless `to`
+// exists (errno EEXIST then).
+bool publish_segment(const std::string& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return true;
+  if (errno != EINVAL && errno != ENOSYS) return false;
+  // A file system without RENAME_NOREPLACE: link(2) never replaces either.
+  if (::link(from.c_str(), to.c_str()) != 0) return false;
+  ::unlink(from.c_str());
+  return true;
+}
+
 }  // namespace
 
 Queue Queue::create(std::string_view name, const QueueOptions& options, std::string_view ns_arg) {
-  return detail::QueueAccess::create_prepared(name, options, ns_arg, {});
+  const std::string ns = resolve_namespace(ns_arg);
+  validate_name(name);
+  refuse_if_journaled(ns, name);
+  return detail::QueueAccess::create_prepared(name, options, ns, {});
 }
 
+Queue Queue::open_or_create(std::string_view name, const QueueOptions& options, std::string_view ns,
+                            std::chrono::milliseconds wait_for_rebuild) {
+  const auto deadline = std::chrono::steady_clock::now() + wait_for_rebuild;
+  for (;;) {
+    try {
+      return open(name, ns);
+    } catch (const Error& e) {
+      if (e.code() != Errc::NotFound) throw;
+    }
+    try {
+      return create(name, options, ns);
+    } catch (const Error& e) {
+      if (e.code() == Errc::AlreadyExists) continue;  // another process was first: open it
+      if (e.code() != Errc::NeedsRebuild || std::chrono::steady_clock::now() >= deadline) throw;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // shmqd is rebuilding it, or will
+  }
+}
+
+// A segment is built under a temporary name and then renamed into place, so
+// that no queue name ever shows a half-built segment: a creator (shmqd's
+// rebuild above all) killed half-way leaves only a temporary file, which the
+// next shmqd removes, and its work is simply redone.
 Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOptions& options,
                                            std::string_view ns_arg, const PrepareSegment& prepare) {
   auto m = std::make_shared<Mapping>();
@@ -278,14 +340,18 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
   const Geometry g = geometry(options.capacity, options.max_producers, options.max_groups,
                               options.max_consumers);
   const std::string what = describe(m->ns, name);
+  const std::string final_path = kShmDir + detail::segment_name(m->ns, name);
+  if (::access(final_path.c_str(), F_OK) == 0) throw Error(Errc::AlreadyExists, what + " already exists");
   check_room_in_dev_shm(g.segment_bytes);
-  const std::string shm = detail::segment_name(m->ns, name);
+  const std::string shm = detail::creating_segment_name(m->ns, name);
   m->fd = ::shm_open(shm.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options.mode);
   if (m->fd < 0) {
-    if (errno == EEXIST) throw Error(Errc::AlreadyExists, what + " already exists");
     if (errno == EACCES) throw_errno(Errc::PermissionDenied, "cannot create " + what);
     throw_errno(Errc::System, "cannot create " + what);
   }
+  // Held while building: the kernel drops it if we die, which is how shmqd
+  // tells an abandoned build from one in progress (in any pid namespace).
+  (void)::flock(m->fd, LOCK_EX);
   const auto fail = [&](Errc code, const std::string& why) {
     const int saved = errno;
     ::shm_unlink(shm.c_str());
@@ -308,6 +374,11 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
     ::shm_unlink(shm.c_str());
     throw;
   }
+  if (!publish_segment(kShmDir + shm, final_path)) {
+    if (errno == EEXIST) fail(Errc::AlreadyExists, what + " was created by another process meanwhile");
+    fail(Errc::System, "cannot name " + what);
+  }
+  (void)::flock(m->fd, LOCK_UN);  // SegmentLock takes it on this descriptor, like every client
   return Queue(std::move(m));
 }
 

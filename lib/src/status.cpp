@@ -33,6 +33,7 @@ std::string_view to_string(Errc code) noexcept {
     case Errc::TableFull: return "table full";
     case Errc::NameInUse: return "name in use";
     case Errc::NoSpace: return "no space";
+    case Errc::NeedsRebuild: return "needs rebuild";
     case Errc::System: return "system error";
   }
   return "unknown";

@@ -30,7 +30,12 @@ inline std::string unique_namespace() {
 inline void remove_namespace_segments(const std::string& ns) {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec)) {
-    if (entry.path().filename().string().starts_with("shmq." + ns + ".")) std::filesystem::remove(entry.path(), ec);
+    // Its queues, segments being built, and its shmqd's record.
+    const std::string file = entry.path().filename().string();
+    if (file.starts_with("shmq." + ns + ".") || file.starts_with("shmq-creating." + ns + ".") ||
+        file == "shmqd." + ns) {
+      std::filesystem::remove(entry.path(), ec);
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -40,6 +41,12 @@ void validate_name(std::string_view name, std::string_view what = "queue");
 // ns: empty means current_namespace(). Throws Error(InvalidArgument) when
 // none can be found.
 [[nodiscard]] std::filesystem::path default_data_dir(std::string_view ns = {});
+
+// Where the namespace's shmqd keeps its data: the data directory a running
+// shmqd recorded in /dev/shm/shmqd.<ns>; else $SHMQ_DATA_DIR; else the one the
+// last shmqd since boot recorded; else default_data_dir(ns). A durable queue's
+// journal is <that>/journal/<queue>.
+[[nodiscard]] std::filesystem::path daemon_data_dir(std::string_view ns = {});
 
 // Namespaces may not contain '.', so that shmq.<ns>.<queue> is unambiguous.
 void validate_namespace(std::string_view ns);
@@ -91,6 +98,12 @@ struct GroupInfo {
   std::vector<ConsumerInfo> consumers;
 };
 
+enum class JournalTrouble : std::uint8_t {
+  None,
+  SetupFailing,  // shmqd cannot open the journal (a full disk): it retries every 200 ms
+  Conflict,      // the segment is not the queue its journal holds: shmqd will not journal it
+};
+
 struct QueueInfo {
   std::string name;
   std::string ns;
@@ -108,6 +121,10 @@ struct QueueInfo {
   std::uint64_t journal_written = 0;
   std::uint64_t journal_synced = 0;
   int journal_error = 0;  // errno of the journal's failing write or sync (disk full: ENOSPC); 0 when fine
+  // shmqd cannot journal the queue: it cannot set the journal up (retrying,
+  // journal_error says why), or the segment does not continue the journal in
+  // shmqd's data directory (it was created anew while that journal existed).
+  JournalTrouble journal_trouble = JournalTrouble::None;
   std::uint64_t groups_to_journal = 0;  // times a group fell a ring behind and read the journal instead
   std::uint64_t holes_skipped = 0;
   std::uint64_t redelivered = 0;
@@ -134,8 +151,19 @@ struct RecordInfo {
 class Queue {
  public:
   // ns: empty means current_namespace().
+  // A durable queue whose journal exists in daemon_data_dir(ns) is not
+  // created: Error(NeedsRebuild) says to start shmqd, which rebuilds it with
+  // its messages and producer sequences.
   static Queue create(std::string_view name, const QueueOptions& options = {},
                       std::string_view ns = {});
+  // The pattern for an application that may start before shmqd after a
+  // reboot: opens the queue; creates it when it does not exist; and when it
+  // must be rebuilt from its journal first (NeedsRebuild), waits up to
+  // `wait_for_rebuild` for shmqd to do that, then opens it (NeedsRebuild
+  // again when the time is up). The options of an existing queue are its own.
+  static Queue open_or_create(std::string_view name, const QueueOptions& options = {},
+                              std::string_view ns = {},
+                              std::chrono::milliseconds wait_for_rebuild = std::chrono::seconds(10));
   static Queue open(std::string_view name, std::string_view ns = {});
   // Opens read-only (PROT_READ): for shmq-stat, which must never write.
   static Queue open_read_only(std::string_view name, std::string_view ns = {});

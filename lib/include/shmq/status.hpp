@@ -41,6 +41,7 @@ enum class Errc : std::uint8_t {
   TableFull,         // no free producer, group or consumer entry
   NameInUse,         // a live producer already attached under this name
   NoSpace,           // /dev/shm cannot hold the segment
+  NeedsRebuild,      // create of a durable queue whose journal exists: shmqd rebuilds it from there
   System,            // any other failing system call (errno in the message)
 };
 
