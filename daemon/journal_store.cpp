@@ -1,12 +1,18 @@
 #include "journal_store.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <system_error>
 #include <fstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "mapping.hpp"
+#include "unique_fd.hpp"
 
 namespace shmq::daemon {
 
@@ -20,26 +26,55 @@ constexpr const char* kOptionsFile = "queue.json";
 
 fs::path journal_dir(const fs::path& data_dir, std::string_view queue) { return data_dir / "journal" / queue; }
 
-void write_queue_options(const fs::path& dir, const QueueOptions& o) {
-  const nlohmann::json j = {{"capacity", o.capacity},           {"max_message", o.max_message},
-                            {"max_producers", o.max_producers}, {"max_groups", o.max_groups},
-                            {"max_consumers", o.max_consumers}, {"mode", o.mode}};
-  // Written aside and renamed: a crash never leaves half a file.
-  const fs::path tmp = dir / (std::string(kOptionsFile) + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2) << '\n';
-    if (!out.flush()) throw std::runtime_error("cannot write " + tmp.string());
+namespace {
+
+nlohmann::json read_json(const fs::path& file) {
+  std::ifstream in(file);
+  if (!in) return nullptr;
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("unreadable " + file.string() + ": " + e.what());
   }
-  fs::rename(tmp, dir / kOptionsFile);
+}
+
+// Writes `text` to `file` durably: aside, fsynced, renamed, the directory
+// fsynced. A crash leaves the old file or the new one, never half of one.
+void write_durably(const fs::path& file, const std::string& text) {
+  const fs::path tmp = file.string() + ".tmp";
+  const UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+      ::fsync(fd.get()) != 0) {
+    throw std::system_error(errno, std::generic_category(), "cannot write " + tmp.string());
+  }
+  if (::rename(tmp.c_str(), file.c_str()) != 0) {
+    throw std::system_error(errno, std::generic_category(), "cannot rename " + tmp.string());
+  }
+  const UniqueFd dir(::open(file.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir || ::fsync(dir.get()) != 0) {
+    throw std::system_error(errno, std::generic_category(), "cannot sync " + file.parent_path().string());
+  }
+}
+
+}  // namespace
+
+void write_queue_options(const fs::path& dir, const QueueOptions& o, std::uint64_t journal_id) {
+  const fs::path file = dir / kOptionsFile;
+  const nlohmann::json old = read_json(file);
+  if (journal_id == 0 && old.is_object() && old.contains("journal_id")) journal_id = old["journal_id"];
+  nlohmann::json j = {{"capacity", o.capacity},           {"max_message", o.max_message},
+                      {"max_producers", o.max_producers}, {"max_groups", o.max_groups},
+                      {"max_consumers", o.max_consumers}, {"mode", o.mode}};
+  if (journal_id != 0) j["journal_id"] = journal_id;
+  if (j == old) return;  // every start would otherwise pay two fsyncs per queue
+  write_durably(file, j.dump(2) + "\n");
 }
 
 std::optional<QueueOptions> read_queue_options(const fs::path& dir) {
   const fs::path file = dir / kOptionsFile;
-  std::ifstream in(file);
-  if (!in) return std::nullopt;
+  const nlohmann::json j = read_json(file);
+  if (j.is_null()) return std::nullopt;
   try {
-    const auto j = nlohmann::json::parse(in);
     QueueOptions o;
     o.capacity = j.at("capacity").get<std::uint64_t>();
     o.max_message = j.at("max_message").get<std::uint32_t>();
@@ -52,6 +87,12 @@ std::optional<QueueOptions> read_queue_options(const fs::path& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("unreadable " + file.string() + ": " + e.what());
   }
+}
+
+std::uint64_t read_journal_id(const fs::path& dir) {
+  const nlohmann::json j = read_json(dir / kOptionsFile);
+  if (!j.is_object() || !j.contains("journal_id") || !j["journal_id"].is_number_unsigned()) return 0;
+  return j["journal_id"].get<std::uint64_t>();
 }
 
 journal::Options journal_options(std::uint32_t max_message, bool salvage) {

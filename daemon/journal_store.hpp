@@ -17,10 +17,16 @@ namespace shmq::daemon {
 
 [[nodiscard]] std::filesystem::path journal_dir(const std::filesystem::path& data_dir, std::string_view queue);
 
-// Written when shmqd starts journaling a queue; read to recreate it.
-void write_queue_options(const std::filesystem::path& dir, const QueueOptions& options);
+// Written when shmqd starts journaling a queue; read to recreate it. With
+// the journal's identity (journal_id 0: keep the one the file has). Written
+// durably, and only when it changes. Throws std::system_error.
+void write_queue_options(const std::filesystem::path& dir, const QueueOptions& options,
+                         std::uint64_t journal_id = 0);
 // nullopt when the file is missing; throws std::runtime_error when unreadable.
 [[nodiscard]] std::optional<QueueOptions> read_queue_options(const std::filesystem::path& dir);
+// The journal's identity from queue.json; 0 when it has none (no file yet, or
+// a journal from before identities).
+[[nodiscard]] std::uint64_t read_journal_id(const std::filesystem::path& dir);
 // How to read and write the journal of a queue whose messages are at most
 // `max_message` bytes: records are refused (and not believed) beyond that, or
 // beyond the room a checkpoint of full tables needs.

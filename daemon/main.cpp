@@ -2,7 +2,7 @@
 // namespace's queues and repairs after the ones that die (docs/recovery.md).
 //
 //   shmqd [--namespace NS] [--data-dir DIR] [--standby] [--foreground]
-//         [--log-level debug|info|warn|error] [--log-file FILE] [--metrics HOST:PORT]
+//         [--standby-deadline MS] [--log-level debug|info|warn|error] [--log-file FILE] [--metrics HOST:PORT]
 //         [--journal-segment-mib N] [--retention-mib N] [--retention-seconds N] [--salvage]
 //
 // Durable queues are journaled under DIR/journal/<queue>/ and rebuilt from
@@ -25,6 +25,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <fmt/format.h>
 
 #include "instance_lock.hpp"
 #include "metrics_server.hpp"
@@ -78,19 +79,20 @@ void set_up_logging(const Options& o) {
 
 // Takes the namespace's lock, or waits for it as a standby. nullopt: exit.
 std::optional<InstanceLock> take_lock(const Options& o) {
-  const auto file = o.data_dir / "shmqd.lock";
+  if (auto lock = InstanceLock::try_acquire(o.ns, o.data_dir)) return lock;
+  const auto holder = InstanceLock::holder(o.ns);
+  const std::string who = holder ? fmt::format("pid {}, data directory {}", holder->pid, holder->data_dir.string())
+                                 : std::string("its record is unreadable");
   if (!o.standby) {
-    auto lock = InstanceLock::try_acquire(file);
-    if (!lock) {
-      spdlog::error("another shmqd (pid {}) already runs for namespace '{}' (lock {}); "
-                    "start this one with --standby to wait as its hot standby",
-                    InstanceLock::holder(file), o.ns, file.string());
-    }
-    return lock;
+    spdlog::error("another shmqd already runs for namespace '{}' ({}; lock {}); start this one with --standby to "
+                  "wait as its hot standby",
+                  o.ns, who, shmq::detail::daemon_record_path(o.ns));
+    return std::nullopt;
   }
-  if (auto lock = InstanceLock::try_acquire(file)) return lock;
-  spdlog::info("standby: waiting for shmqd pid {} (lock {})", InstanceLock::holder(file), file.string());
-  auto lock = InstanceLock::wait(file);
+  spdlog::info("standby: waiting for the shmqd serving namespace '{}' ({}); fencing it if it beats no heartbeat "
+               "for {} ms",
+               o.ns, who, o.standby_deadline_ms);
+  auto lock = InstanceLock::wait(o.ns, o.data_dir, std::chrono::milliseconds(o.standby_deadline_ms), g_stop_requested);
   if (lock) spdlog::info("standby: the lock is ours; taking over namespace '{}'", o.ns);
   return lock;
 }
@@ -138,7 +140,12 @@ int main(int argc, char** argv) {
                  "data directory (default: $SHMQ_DATA_DIR, else /var/lib/shmq/<ns> for root, "
                  "else $XDG_STATE_HOME/shmq/<ns>)");
   app.add_flag("--foreground", o.foreground, "run in the foreground (the default: shmqd never forks)");
-  app.add_flag("--standby", o.standby, "if another shmqd serves the namespace, wait and take over when it dies");
+  app.add_flag("--standby", o.standby,
+               "if another shmqd serves the namespace, wait and take over when it dies or hangs");
+  app.add_option("--standby-deadline", o.standby_deadline_ms,
+                 "with --standby: fence (SIGKILL) a serving shmqd whose heartbeat stopped this long, in ms")
+      ->check(CLI::Range(300, 600000))
+      ->capture_default_str();
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   app.add_option("--log-file", o.log_file, "also append the log to this file");

@@ -12,6 +12,8 @@ struct Options {
   std::filesystem::path data_dir;    // empty: default_data_dir(ns)
   bool foreground = false;           // accepted; shmqd never forks itself
   bool standby = false;              // wait for the lock instead of exiting
+  // A standby fences a serving shmqd whose heartbeat stopped this long.
+  std::uint32_t standby_deadline_ms = 1000;
   std::string log_level = "info";
   std::string log_file;
   std::string metrics;  // HOST:PORT to serve /metrics on; empty: none
@@ -24,7 +26,7 @@ struct Options {
 
 // Creates `dir` (mode 0700) if missing, and refuses one that is not a
 // directory, belongs to another user, or that group or others may write (they
-// could replace the lock file). Throws std::runtime_error saying why.
+// could replace a journal). Throws std::runtime_error saying why.
 void prepare_data_dir(const std::filesystem::path& dir);
 
 }  // namespace shmq::daemon

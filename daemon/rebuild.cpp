@@ -1,6 +1,11 @@
 #include "rebuild.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <system_error>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
@@ -11,7 +16,10 @@
 #include "mapping.hpp"
 #include "prepared_create.hpp"
 #include "recovery.hpp"
+#include "unique_fd.hpp"
 #include "group_journal.hpp"
+#include "instance_lock.hpp"
+#include "journal_binding.hpp"
 
 namespace shmq::daemon {
 
@@ -33,7 +41,13 @@ class Rebuilder {
   [[nodiscard]] const RebuildReport& report() const { return report_; }
 
   void plan() {
+    journal_id_ = read_journal_id(dir_);
+    if (journal_id_ == 0) {  // a journal from before identities: it gets one now
+      journal_id_ = new_journal_id();
+      write_queue_options(dir_, options_, journal_id_);
+    }
     const journal::Recovery recovery = journal::recover(dir_, name_, journal_options_);
+    sync_segments(recovery);
     describe_damage(recovery);
     end_ = journal_end(recovery);
     report_.end_position = end_;
@@ -53,6 +67,7 @@ class Rebuilder {
     auto records = journal::Cursor::open(dir_, name_, head_, journal_options_);
     while (const auto r = records.next()) {
       if (r->position >= end_) break;
+      if (report_.records % 4096 == 0) beat_heartbeat();  // a long rebuild is no hang
       skip_gap(m, cursor, r->position);
       write_record(m, *r);
       ++report_.records;
@@ -70,9 +85,23 @@ class Rebuilder {
     h.tail.store(end_, std::memory_order_relaxed);
     h.journal_written.store(end_, std::memory_order_relaxed);
     h.journal_synced.store(end_, std::memory_order_relaxed);
+    h.journal_id.store(journal_id_, std::memory_order_relaxed);  // it continues this journal
   }
 
  private:
+  // The rebuilt queue says everything is synced (consumers get it at once),
+  // but a shmqd killed between a write and its sync left pages only in the
+  // page cache, which survived if shared memory went some other way than a
+  // reboot: they go to disk before anyone is told so.
+  static void sync_segments(const journal::Recovery& r) {
+    for (const journal::SegmentInfo& segment : r.segments) {
+      const UniqueFd fd(::open(segment.path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd || ::fdatasync(fd.get()) != 0) {
+        throw std::system_error(errno, std::generic_category(), "cannot sync " + segment.path.string());
+      }
+    }
+  }
+
   void describe_damage(const journal::Recovery& r) {
     if (r.tail_cut) {
       report_.damage += "cut a torn tail of " + r.tail_cut->file.string() + " at offset " +
@@ -208,6 +237,7 @@ class Rebuilder {
   std::vector<GroupResume> groups_;
   std::vector<std::uint64_t> positions_;  // of the records from the lowest group start to the end
   JournaledProducers producers_;
+  std::uint64_t journal_id_ = 0;
 };
 
 }  // namespace

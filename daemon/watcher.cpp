@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -9,6 +10,7 @@
 
 #include <cerrno>
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <system_error>
@@ -16,8 +18,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "layout.hpp"
+#include "daemon_record.hpp"
+#include "instance_lock.hpp"
+#include "journal_binding.hpp"
 #include "journal_store.hpp"
+#include "layout.hpp"
+#include "mapping.hpp"
 #include "rebuild.hpp"
 #include "repair.hpp"
 
@@ -33,6 +39,13 @@ constexpr auto kRetryPeriod = std::chrono::milliseconds(5);
 // A segment that is still not initialised after this long (its creator died)
 // is left to the periodic rescan.
 constexpr auto kPendingPatience = std::chrono::seconds(1);
+// A journal that cannot be set up (a full disk) is tried again this often; a
+// segment that does not continue its journal, this often (quietly).
+constexpr auto kJournalRetry = std::chrono::milliseconds(200);
+constexpr auto kConflictRetry = std::chrono::seconds(1);
+// A segment being built whose creator let go of its lock, and older than
+// this (a creator between its open and its lock holds none), is removed.
+constexpr auto kAbandonedCreation = std::chrono::seconds(2);
 
 int check(int rc, const char* what) {
   if (rc < 0) throw std::system_error(errno, std::generic_category(), what);
@@ -63,6 +76,12 @@ bool still_named(const detail::Mapping& map, const std::string& path) {
   struct stat open {}, named {};
   return ::fstat(map.fd, &open) == 0 && ::stat(path.c_str(), &named) == 0 && open.st_ino == named.st_ino &&
          open.st_dev == named.st_dev;
+}
+
+// The errno behind a failure, for shmq-stat.
+int error_number(const std::exception& e) {
+  if (const auto* system = dynamic_cast<const std::system_error*>(&e)) return system->code().value();
+  return errno != 0 ? errno : EIO;
 }
 
 void log_repair(const std::string& queue, const RepairOutcome& r, std::chrono::nanoseconds took) {
@@ -98,18 +117,24 @@ Watcher::~Watcher() {
   for (auto& [name, watched] : queues_) withdraw_identity(*watched.queue.mapping());
 }
 
+// A takeover repairs every queue first (the rescan), rebuilds the queues
+// whose segments are gone, and only then sets up journals, one at a time
+// between events, so a client's death is repaired before the next journal's
+// set-up (docs/recovery.md, "A standby").
 void Watcher::run() {
-  rebuild_missing_queues();
+  remove_abandoned_creations();
   rescan_directory();
   spdlog::info("watching namespace '{}': {} queue(s), {} client process(es)", ns_, queues_.size(),
                clients_.size());
   arm_timer();
   epoll_event events[32];
   while (!stop_) {
-    const int n = ::epoll_wait(epoll_.get(), events, 32, -1);
+    beat_heartbeat();
+    const int n = ::epoll_wait(epoll_.get(), events, 32, journals_to_start_.empty() ? -1 : 0);
     if (n < 0 && errno == EINTR) continue;
     check(n, "epoll_wait");
     for (int i = 0; i < n && !stop_; ++i) dispatch(events[i].data.fd);
+    if (n == 0) start_next_journal();
     arm_timer();
   }
 }
@@ -121,30 +146,116 @@ void Watcher::rebuild_missing_queues() {
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
     const std::string name = entry.path().filename().string();
-    if (!entry.is_directory() || std::filesystem::exists(path_of(name))) continue;
+    // Without queue.json it was never journaled (a set-up that failed early).
+    if (!entry.is_directory() || std::filesystem::exists(path_of(name)) ||
+        !std::filesystem::exists(entry.path() / "queue.json")) {
+      continue;
+    }
     try {
       validate_name(name);
+      beat_heartbeat();
       const auto start = Clock::now();
       const RebuildReport r = rebuild_queue(ns_, name, entry.path(), journal_.settings.salvage);
+      unrebuildable_.erase(name);
       spdlog::info("queue '{}': rebuilt from its journal in {} ms: {} record(s) back in the ring for {} group(s), "
                    "{} producer(s), continuing at position {}",
                    name, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count(),
                    r.records, r.groups, r.producers, r.end_position);
       if (!r.damage.empty()) spdlog::warn("queue '{}': journal damage: {}", name, r.damage);
+    } catch (const Error& e) {
+      if (e.code() != Errc::AlreadyExists) not_rebuilt(name, entry.path(), e);
+      // else: an application created it meanwhile; start_journal() judges it
     } catch (const std::exception& e) {
-      spdlog::error("queue '{}' not rebuilt from its journal {}: {}{}", name, entry.path().string(), e.what(),
-                    journal_.settings.salvage ? "" : " (shmqd --salvage skips damage, reporting what it loses)");
+      not_rebuilt(name, entry.path(), e);
     }
   }
 }
 
+// Said once per queue and error: the rescan retries every second.
+void Watcher::not_rebuilt(const std::string& name, const std::filesystem::path& dir, const std::exception& e) {
+  if (unrebuildable_[name] == e.what()) return;
+  unrebuildable_[name] = e.what();
+  spdlog::error("queue '{}' not rebuilt from its journal {}: {}{}", name, dir.string(), e.what(),
+                journal_.settings.salvage ? "" : " (shmqd --salvage skips damage, reporting what it loses)");
+}
+
+// A segment being built (lib: creating_segment_name) whose creator died:
+// its creator held a flock on it while building, which the kernel dropped.
+// Whoever creates the queue next redoes the work (shmqd's rebuild above all).
+void Watcher::remove_abandoned_creations() {
+  const std::string prefix = std::string(detail::kCreatingPrefix) + ns_ + ".";
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(kShmDir, ec)) {
+    if (!entry.path().filename().string().starts_with(prefix)) continue;
+    const UniqueFd fd(::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0) continue;
+    // Young: its creator may be between its open and its flock.
+    const auto age = std::chrono::system_clock::now() -
+                     std::chrono::system_clock::time_point(std::chrono::seconds(st.st_mtim.tv_sec));
+    if (age < kAbandonedCreation || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;
+    if (::unlink(entry.path().c_str()) == 0) {
+      spdlog::info("removed {}: a segment its creator left half-built (it died)", entry.path().string());
+    }
+  }
+}
+
+void Watcher::start_next_journal() {
+  if (journals_to_start_.empty()) return;
+  const std::string name = *journals_to_start_.begin();
+  journals_to_start_.erase(journals_to_start_.begin());
+  if (const auto it = queues_.find(name); it != queues_.end()) start_journal(name, it->second.queue);
+}
+
 void Watcher::start_journal(const std::string& name, const Queue& queue) {
+  layout::QueueHeader& h = *queue.mapping()->header;
+  const auto dir = journal_dir(journal_.data_dir, name);
+  beat_heartbeat();
   try {
-    journals_[name] = std::make_unique<JournalPipeline>(queue, journal_dir(journal_.data_dir, name), journal_.settings);
-    spdlog::info("queue '{}': journaling to {}", name, journal_dir(journal_.data_dir, name).string());
+    const JournalBinding binding = bind_journal(queue, dir, journal_.settings.salvage);
+    if (!binding.bound) {
+      journal_not_started(name, queue, binding.conflict, true, 0);
+      return;
+    }
+    // relaxed, both: reports for shmq-stat, nothing is published with them.
+    h.journal_error.store(0, std::memory_order_relaxed);
+    journals_[name] = std::make_unique<JournalPipeline>(queue, dir, journal_.settings);
+    h.journal_trouble.store(static_cast<std::uint32_t>(JournalTrouble::None), std::memory_order_relaxed);
+    if (journal_retry_.erase(name) != 0) spdlog::info("queue '{}': the journal is set up now", name);
+    spdlog::info("queue '{}': journaling to {}", name, dir.string());
   } catch (const std::exception& e) {
-    spdlog::error("queue '{}': cannot journal it (its producers will wait once the ring is full): {}", name,
-                  e.what());
+    journal_not_started(name, queue, e.what(), false, error_number(e));
+  }
+}
+
+void Watcher::journal_not_started(const std::string& name, const Queue& queue, const std::string& why,
+                                  bool conflict, int error) {
+  layout::QueueHeader& h = *queue.mapping()->header;
+  const auto trouble = conflict ? JournalTrouble::Conflict : JournalTrouble::SetupFailing;
+  // relaxed, both: reports for shmq-stat, nothing is published with them.
+  if (!conflict) h.journal_error.store(static_cast<std::uint32_t>(error), std::memory_order_relaxed);
+  h.journal_trouble.store(static_cast<std::uint32_t>(trouble), std::memory_order_relaxed);
+  JournalRetry& retry = journal_retry_[name];
+  retry.next = Clock::now() + (conflict ? std::chrono::nanoseconds(kConflictRetry) : kJournalRetry);
+  retry.conflict = conflict;
+  if (retry.error == why) return;  // said already
+  retry.error = why;
+  if (conflict) {
+    spdlog::error("queue '{}': {}", name, why);
+  } else {
+    spdlog::error("queue '{}': cannot journal it, retrying every {} ms (durable confirms and deliveries wait): {}",
+                  name, kJournalRetry.count(), why);
+  }
+}
+
+void Watcher::retry_journals() {
+  const auto now = Clock::now();
+  std::vector<std::string> due;  // copies: start_journal() erases from journal_retry_
+  for (const auto& [name, retry] : journal_retry_) {
+    if (now >= retry.next) due.push_back(name);
+  }
+  for (const std::string& name : due) {
+    if (const auto it = queues_.find(name); it != queues_.end()) start_journal(name, it->second.queue);
   }
 }
 
@@ -220,6 +331,7 @@ void Watcher::on_timer() {
   for (auto& [name, watched] : queues_) {
     if (!watched.settled) service(watched);
   }
+  retry_journals();
 }
 
 void Watcher::rescan_directory() {
@@ -243,8 +355,8 @@ void Watcher::rescan_directory() {
   }
   for (const std::string& name : gone) forget(name);
   // A peer truncated the segment (bus_guard.hpp): shmqd serves the others.
-  // Its journal stays where it is, to rebuild the queue from once the file
-  // is removed.
+  // Its journal stays where it is: once the file is removed, the queue is
+  // rebuilt from it.
   for (const auto& [name, why] : truncated) {
     spdlog::error("queue '{}': {}: abandoned", name, why);
     journals_.erase(name);  // stops its journal pipeline; not set aside by forget()
@@ -253,7 +365,13 @@ void Watcher::rescan_directory() {
   }
   std::erase_if(pending_, [&](const auto& entry) { return !present.contains(entry.first); });
   std::erase_if(unusable_, [&](const auto& entry) { return !present.contains(entry.first); });
-  for (const std::string& name : names) refresh(name);
+  for (const std::string& name : names) {
+    beat_heartbeat();
+    refresh(name);
+  }
+  retry_journals();
+  rebuild_missing_queues();
+  remove_abandoned_creations();
   // A client that detached from everything but lives on needs no pidfd.
   std::set<ClientId> attached;
   for (const auto& [name, watched] : queues_) attached.insert(watched.attached.begin(), watched.attached.end());
@@ -273,12 +391,13 @@ void Watcher::refresh(const std::string& name) {
   try {
     Queue queue = Queue::open(name, ns_);
     unusable_.erase(name);
-    if (queue.durable()) start_journal(name, queue);
+    const bool durable = queue.durable();
     auto& watched = queues_.emplace(name, Watched{std::move(queue), {}, true}).first->second;
     spdlog::info("watching queue '{}'", name);
     service(watched);
     // After the first repair and scan: "daemon up" means its clients are watched.
     publish_identity(*watched.queue.mapping());
+    if (durable) journals_to_start_.insert(name);  // once the repairs waiting are done
   } catch (const Error& e) {
     // Say it once, not every second: the rescan retries quietly.
     if (unusable_[name] != e.what()) spdlog::warn("cannot watch queue '{}': {}", name, e.what());
@@ -292,7 +411,13 @@ void Watcher::forget(const std::string& name) {
   pending_.erase(name);
   unusable_.erase(name);
   if (queues_.erase(name) != 0) spdlog::info("queue '{}' was deleted", name);
-  if (journals_.erase(name) != 0) set_journal_aside(name);
+  journals_to_start_.erase(name);
+  const auto retry = journal_retry_.find(name);
+  // A journal we could not set up is still the queue's; a conflicting one is
+  // not (and its queue comes back rebuilt from it).
+  const bool ours_failing = retry != journal_retry_.end() && !retry->second.conflict;
+  if (retry != journal_retry_.end()) journal_retry_.erase(retry);
+  if (journals_.erase(name) != 0 || ours_failing) set_journal_aside(name);
 }
 
 // A durable queue's segment vanished while we journal it. `shmq delete`
@@ -347,6 +472,8 @@ void Watcher::arm_timer() {
   for (const auto& [name, since] : pending_) quick = quick || now - since < kPendingPatience;
   for (const auto& [name, watched] : queues_) quick = quick || !watched.settled;
   auto delay = quick ? std::chrono::nanoseconds(kRetryPeriod) : next_rescan_ - now;
+  for (const auto& [name, retry] : journal_retry_) delay = std::min<std::chrono::nanoseconds>(delay, retry.next - now);
+  delay = std::min<std::chrono::nanoseconds>(delay, detail::kDaemonHeartbeat);  // the loop beats
   delay = std::max<std::chrono::nanoseconds>(delay, std::chrono::microseconds(100));
   itimerspec spec{};
   spec.it_value.tv_sec = static_cast<time_t>(delay.count() / 1'000'000'000);

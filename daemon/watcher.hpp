@@ -3,9 +3,10 @@
 //     every attach and join (IN_ATTRIB: "a new client, read my tables");
 //   - a pidfd per client process: readable when it dies;
 //   - a signalfd for SIGTERM/SIGINT;
-//   - a timerfd: a full rescan every second (the safety net), and quick
-//     retries while a repair waits for a live peer or a segment is still
-//     being created.
+//   - a timerfd: a full rescan every second (the safety net), quick retries
+//     while a repair waits for a live peer or a segment is still being
+//     created, journal set-ups retried every 200 ms, and a heartbeat at least
+//     every 100 ms (instance_lock.hpp).
 // Every repair is the library's recover_dead_clients under the segment lock:
 // idempotent, so a daemon killed half-way simply redoes it when it restarts.
 #pragma once
@@ -50,8 +51,21 @@ class Watcher {
     bool settled = true;  // every attached client is alive and watched
   };
 
+  // Why a durable queue is not journaled yet, and when to try again.
+  struct JournalRetry {
+    Clock::time_point next;
+    std::string error;      // last logged: logged again only when it changes
+    bool conflict = false;  // the segment does not continue the journal (not ours to set aside)
+  };
+
   void rebuild_missing_queues();
+  void not_rebuilt(const std::string& name, const std::filesystem::path& dir, const std::exception& e);
+  void remove_abandoned_creations();
+  void start_next_journal();
   void start_journal(const std::string& name, const Queue& queue);
+  void journal_not_started(const std::string& name, const Queue& queue, const std::string& why, bool conflict,
+                           int error);
+  void retry_journals();
   void dispatch(int fd);
   void on_inotify();
   void on_client_exit(int pidfd);
@@ -74,6 +88,11 @@ class Watcher {
   std::map<std::string, Clock::time_point> pending_;  // seen, not yet initialised: since when
   std::map<std::string, std::string> unusable_;        // cannot be opened: the error last logged
   std::map<std::string, std::unique_ptr<JournalPipeline>> journals_;  // durable queues
+  // Durable queues watched (repaired) whose journal is not set up yet: set up
+  // after every repair waiting, so a takeover repairs every queue first.
+  std::set<std::string> journals_to_start_;
+  std::map<std::string, JournalRetry> journal_retry_;  // set-up failed: retried
+  std::map<std::string, std::string> unrebuildable_;   // journals that cannot be rebuilt: the error logged
   Clock::time_point next_rescan_{};
   bool stop_ = false;
 };

@@ -34,7 +34,7 @@ TEST_F(DaemonTest, CreatesAMissingDataDirPrivate) {
   struct stat st {};
   ASSERT_EQ(::stat(nested.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  EXPECT_TRUE(std::filesystem::exists(nested + "/shmqd.lock"));
+  EXPECT_TRUE(std::filesystem::exists("/dev/shm/shmqd." + ns_)) << "the namespace's lock and record";
 }
 
 TEST_F(DaemonTest, RefusesADataDirOthersMayWrite) {
@@ -112,7 +112,7 @@ TEST_F(DaemonTest, StandbyStopsCleanlyWhileWaiting) {
 // when deleted.
 TEST_F(DaemonTest, FindsQueuesAsTheyAreCreatedAndDeleted) {
   auto d = start_daemon();
-  ASSERT_TRUE(eventually([&] { return std::filesystem::exists(dir_ + "/shmqd.lock"); }));
+  ASSERT_TRUE(eventually([&] { return std::filesystem::exists("/dev/shm/shmqd." + ns_); }));
   std::this_thread::sleep_for(100ms);  // the daemon is in its loop, or about to scan
   auto q = make_queue("late");
   ASSERT_TRUE(d.serves(q, 500ms)) << "found by inotify, not by the 1 s rescan";
