@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
+#include "journal.hpp"
 #include "commands.hpp"
 
 namespace shmq::tools {
@@ -19,25 +20,58 @@ int run_create(const CreateArgs& args, const std::string& ns) {
   return kExitOk;
 }
 
-int run_delete(const std::string& queue, const std::string& ns, const std::string& data_dir) {
-  validate_name(queue);
+namespace {
+
+// What deleting the queue would destroy that no group has acknowledged: its
+// messages from the segment's counts when it opens; otherwise (the segment
+// gone, or half-built) any record its journal holds.
+std::string unacked_messages(const std::string& queue, const std::string& ns, const std::filesystem::path& dir) {
+  try {
+    const QueueInfo q = Queue::open_read_only(queue, ns).info();
+    std::uint64_t unacked = 0;
+    for (const GroupInfo& g : q.groups) unacked = std::max(unacked, g.lag_messages);
+    if (q.groups.empty()) unacked = q.messages_in_use;  // kept for the groups to come (replay)
+    return unacked == 0 ? "" : std::to_string(unacked) + " message(s) no group has acknowledged";
+  } catch (const Error&) {
+    try {
+      if (!journal::Cursor::open(dir, queue, 0).next()) return "";
+    } catch (const journal::JournalError&) {
+      // damaged: it may still hold messages
+    }
+    return "messages (its queue is not there to tell which are acknowledged)";
+  }
+}
+
+}  // namespace
+
+int run_delete(const DeleteArgs& args, const std::string& ns) {
+  validate_name(args.queue);
   // A durable queue's journal goes too, or the next shmqd would rebuild the
   // queue from it. First: a running shmqd sets aside the journal of a queue
   // whose segment vanishes (docs/journal.md).
   std::filesystem::path dir;
   try {
-    dir = (data_dir.empty() ? default_data_dir(ns) : std::filesystem::path(data_dir)) / "journal" / queue;
+    dir = (args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir)) / "journal" /
+          args.queue;
   } catch (const Error&) {
     // No data directory can be named (no HOME): then there is no journal either.
   }
   std::error_code ec;
-  const bool journal = !dir.empty() && std::filesystem::remove_all(dir, ec) > 0;
-  if (ec) throw Failure("cannot remove the journal " + dir.string() + ": " + ec.message());
-  const bool deleted = Queue::remove(queue, ns);
-  if (!deleted && !journal) {
-    throw Failure("queue '" + queue + "' in namespace '" + effective_namespace(ns) + "' not found");
+  const bool has_journal = !dir.empty() && std::filesystem::exists(dir, ec);
+  if (has_journal && !args.force) {
+    const std::string unacked = unacked_messages(args.queue, ns, dir);
+    if (!unacked.empty()) {
+      throw Failure("queue '" + args.queue + "' is durable: deleting it destroys its journal " + dir.string() +
+                    ", which holds " + unacked + "; add --force to destroy them");
+    }
   }
-  if (journal) std::cerr << "removed the journal " << dir.string() << '\n';
+  const bool journal = has_journal && std::filesystem::remove_all(dir, ec) > 0;
+  if (ec) throw Failure("cannot remove the journal " + dir.string() + ": " + ec.message());
+  const bool deleted = Queue::remove(args.queue, ns);
+  if (!deleted && !journal) {
+    throw Failure("queue '" + args.queue + "' in namespace '" + effective_namespace(ns) + "' not found");
+  }
+  if (journal) std::cerr << "removed the journal " << dir.string() << " and every message in it\n";
   return kExitOk;
 }
 

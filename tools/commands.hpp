@@ -21,7 +21,12 @@ struct CreateArgs {
 };
 int run_create(const CreateArgs& args, const std::string& ns);
 // Also removes a durable queue's journal from shmqd's data directory (empty: default_data_dir(ns)).
-int run_delete(const std::string& queue, const std::string& ns, const std::string& data_dir);
+struct DeleteArgs {
+  std::string queue;
+  std::string data_dir;  // empty: daemon_data_dir(ns)
+  bool force = false;    // destroy a journal that holds unacknowledged messages
+};
+int run_delete(const DeleteArgs& args, const std::string& ns);
 int run_list(bool json, const std::string& ns);
 
 struct SendArgs {

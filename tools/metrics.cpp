@@ -85,6 +85,10 @@ void add_queue(Exposition& out, const QueueInfo& q) {
               bytes_behind(q.tail_position, q.journal_synced));
     out.gauge("shmq_journal_error", "errno of the journal's failing write or sync (28: disk full), 0 when fine", l,
               q.journal_error);
+    out.gauge("shmq_journal_trouble",
+              "0 when shmqd journals the queue; 1 while it cannot set the journal up (retrying); 2 when the segment "
+              "does not continue the journal in shmqd's data directory (not journaled)",
+              l, static_cast<int>(q.journal_trouble));
     out.counter("shmq_journal_group_switches_total",
                 "Times a group fell a ring behind and switched to reading the journal", l, q.groups_to_journal);
   }

@@ -121,12 +121,15 @@ int main(int argc, char** argv) {
   CreateArgs create_args;
   auto* create = add_create(app, create_args);
 
-  std::string delete_queue, delete_data_dir;
-  auto* remove = app.add_subcommand("delete", "Delete a queue (its segment, and a durable queue's journal)");
-  add_queue_argument(*remove, delete_queue);
-  remove->add_option("--data-dir", delete_data_dir,
-                     "shmqd's data directory, where a durable queue's journal is (default: $SHMQ_DATA_DIR, else as "
-                     "shmqd's)");
+  DeleteArgs delete_args;
+  auto* remove = app.add_subcommand(
+      "delete", "Delete a queue: its segment and, for a durable queue, its journal with every message in it");
+  add_queue_argument(*remove, delete_args.queue);
+  remove->add_option("--data-dir", delete_args.data_dir,
+                     "shmqd's data directory, where a durable queue's journal is (default: the running shmqd's, "
+                     "else $SHMQ_DATA_DIR, else as shmqd's)");
+  remove->add_flag("--force", delete_args.force,
+                   "delete a durable queue even though its journal holds messages no group has acknowledged");
 
   std::string list_format = "text";
   auto* list = app.add_subcommand("list", "List the queues of the namespace");
@@ -148,7 +151,7 @@ int main(int argc, char** argv) {
   }
   return run_main(app, argc, argv, [&] {
     if (create->parsed()) return run_create(create_args, ns);
-    if (remove->parsed()) return run_delete(delete_queue, ns, delete_data_dir);
+    if (remove->parsed()) return run_delete(delete_args, ns);
     if (list->parsed()) return run_list(list_format == "json", ns);
     if (send->parsed()) return run_send(send_args, ns);
     if (recv->parsed()) {

@@ -1,5 +1,6 @@
 #include "stat_report.hpp"
 
+#include <cerrno>
 #include <cstring>
 #include <map>
 #include <optional>
@@ -10,6 +11,29 @@
 
 namespace shmq::tools {
 namespace {
+
+// "", or why the journal is not being kept.
+std::string journal_failing(const QueueInfo& q) {
+  switch (q.journal_trouble) {
+    case JournalTrouble::Conflict:
+      return "  NOT JOURNALED: the segment does not continue the journal in shmqd's data directory (see its log)";
+    case JournalTrouble::SetupFailing:
+      return fmt::format("  FAILING: cannot set the journal up ({}), retrying",
+                         std::strerror(q.journal_error != 0 ? q.journal_error : EIO));
+    case JournalTrouble::None:
+      break;
+  }
+  return q.journal_error != 0 ? fmt::format("  FAILING: {}", std::strerror(q.journal_error)) : "";
+}
+
+const char* journal_trouble_name(JournalTrouble t) {
+  switch (t) {
+    case JournalTrouble::SetupFailing: return "setup_failing";
+    case JournalTrouble::Conflict: return "conflict";
+    case JournalTrouble::None: break;
+  }
+  return "";
+}
 
 using nlohmann::ordered_json;
 
@@ -87,7 +111,7 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
     out += fmt::format("  journal: written lag {}, synced lag {}, groups switched to it {}{}\n",
                        human_bytes(bytes_behind(q.tail_position, q.journal_written)),
                        human_bytes(bytes_behind(q.tail_position, q.journal_synced)), q.groups_to_journal,
-                       q.journal_error != 0 ? fmt::format("  FAILING: {}", std::strerror(q.journal_error)) : "");
+                       journal_failing(q));
   }
   out += fmt::format("  recovery: holes skipped {}, redelivered {}, clients reaped {}\n",
                      q.holes_skipped, q.redelivered, q.clients_reaped);
@@ -135,6 +159,7 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
                       {"written_lag_bytes", bytes_behind(q.tail_position, q.journal_written)},
                       {"synced_lag_bytes", bytes_behind(q.tail_position, q.journal_synced)},
                       {"error", q.journal_error != 0 ? std::strerror(q.journal_error) : ""},
+                      {"trouble", journal_trouble_name(q.journal_trouble)},
                       {"groups_to_journal", q.groups_to_journal}};
   }
   out["recovery"] = {{"holes_skipped", q.holes_skipped},

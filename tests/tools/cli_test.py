@@ -594,6 +594,7 @@ class DurableTest(ToolTest):
         while self.queue_stat("d")["daemon"]["pid"] != daemon.pid:
             self.assertLess(time.monotonic(), deadline, "shmqd did not take the queue")
             time.sleep(0.01)
+        return daemon
 
     def test_durable_send_waits_for_the_journal(self):
         self.assert_error(self.shmq("send", "d", "--durable", "--timeout", "200ms", input="early\n",
@@ -639,14 +640,32 @@ class DurableTest(ToolTest):
         groups = {g["name"]: g for g in self.queue_stat("r")["groups"]}
         self.assertFalse(groups["from-200"]["reading_journal"], groups)
 
-    def test_delete_removes_the_journal(self):
+    def test_delete_destroys_the_journal_only_once_everything_is_acked(self):
         self.start_shmqd()
         self.shmq("send", "d", "--durable", "--timeout", "10s", input="kept\n")
         journal = os.path.join(self.data_dir, "journal", "d")
         self.assertTrue(os.path.isdir(journal))
+        self.assert_error(self.shmq("delete", "d", expect=FAILURE), "destroys its journal",
+                          "1 message(s) no group has acknowledged", "--force")
+        self.assertTrue(os.path.isdir(journal))
+        self.assertEqual(self.shmq("recv", "d", "-g", "all", "--count", "1", "--timeout", "5s").stdout, b"kept\n")
         self.assertIn(b"removed the journal", self.shmq("delete", "d").stderr)
         self.assertFalse(os.path.exists(journal))
         self.assertEqual(self.shmq("list").stdout, b"")
+
+    def test_delete_force_destroys_unacked_messages(self):
+        self.start_shmqd()
+        self.shmq("send", "d", "--durable", "--timeout", "10s", input="dropped\n")
+        self.assertIn(b"and every message in it", self.shmq("delete", "d", "--force").stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.data_dir, "journal", "d")))
+
+    def test_create_over_a_journal_needs_a_rebuild(self):
+        daemon = self.start_shmqd()
+        self.shmq("send", "d", "--durable", "--timeout", "10s", input="journaled\n")
+        daemon.kill()  # a power loss: shmqd dies and shared memory is gone
+        daemon.wait()
+        os.unlink(f"/dev/shm/shmq.{self.ns}.d")
+        self.assert_error(self.shmq("create", "d", "--durable", expect=FAILURE), "start shmqd to rebuild")
 
 
 def main():
