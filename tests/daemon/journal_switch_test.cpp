@@ -52,7 +52,9 @@ class JournalSwitchTest : public DaemonTest {
   static void send_range(Producer& p, std::uint64_t first, std::uint64_t last) {
     for (std::uint64_t seq = first; seq <= last; ++seq) {
       ASSERT_EQ(p.send(seq, bytes_of(payload_of(seq)), 5s), Status::Ok) << "send of " << seq << " stalled";
-      if (seq % 64 == 0 || seq == last) ASSERT_EQ(p.wait_durable(20s), Status::Ok) << seq;
+      if (seq % 64 == 0 || seq == last) {
+        ASSERT_EQ(p.wait_durable(20s), Status::Ok) << seq;
+      }
     }
   }
 
