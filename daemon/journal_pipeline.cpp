@@ -285,8 +285,11 @@ class JournalWriterLoop {
   void reopen() {
     journal::discard_from(s_.dir, s_.queue.name(), last_good_sync_, writer_options(s_));
     s_.writer.emplace(journal::Writer::open(s_.dir, s_.queue.name(), writer_options(s_)));
-    spdlog::warn("queue '{}': journal reopened; writing again everything since the last good sync (position {})",
-                 s_.queue.name(), last_good_sync_);
+    // Once per failure, not at every retry: "the journal writes again" ends it.
+    if (!std::exchange(reopen_logged_, true)) {
+      spdlog::warn("queue '{}': journal reopened; writing again everything since the last good sync (position {})",
+                   s_.queue.name(), last_good_sync_);
+    }
     rename_producers_ = true;  // the checkpoints that named them may be among what was dropped
   }
 
@@ -350,6 +353,7 @@ class JournalWriterLoop {
       if (h.journal_error.exchange(0, std::memory_order_relaxed) != 0) {
         spdlog::info("queue '{}': the journal writes again", s_.queue.name());
       }
+      reopen_logged_ = false;
       // Pairs with the acquire loads of wait_durable and of consumers, which
       // receive only what is synced (and see the error cleared).
       h.journal_synced.store(end, std::memory_order_release);
@@ -418,6 +422,7 @@ class JournalWriterLoop {
   int failed_stops_ = 0;
   std::uint64_t last_good_sync_;  // the Writer's synced() after its last good fdatasync
   bool rename_producers_ = false;
+  bool reopen_logged_ = false;  // since the last good write
 };
 
 }  // namespace
