@@ -566,7 +566,8 @@ TEST_F(DurableTest, ADiskFullJournalDelaysConfirmsAndNeverConfirmsWhatIsNotOnDis
     filler << std::string(900 << 10, 'x');
   }
   Queue q = make_durable_queue(256 << 10, 4096);
-  Daemon d = Daemon::start(mnt);
+  const std::string log = dir_ + "/full.log";
+  Daemon d = Daemon::start(mnt, {}, log);
   ASSERT_TRUE(d.serves(q));
   auto p = Producer::attach(q, "p");
   auto c = Consumer::join(q, "g");
@@ -588,6 +589,9 @@ TEST_F(DurableTest, ADiskFullJournalDelaysConfirmsAndNeverConfirmsWhatIsNotOnDis
   EXPECT_EQ(p.wait_durable(10s), Status::Ok);
   EXPECT_EQ(q.info().journal_error, 0);
   EXPECT_EQ(p.send(bytes_of(payload), Confirm::Durable, 10s), Status::Ok);
+  // Every retry reopens the journal; the log says so once per failure.
+  const std::string text = slurp(log);
+  EXPECT_EQ(text.find("journal reopened"), text.rfind("journal reopened")) << text;
 }
 
 }  // namespace
