@@ -42,6 +42,8 @@ struct Entry {
   std::atomic<std::size_t> size{0};
   std::atomic<int> fd{-1};
   std::atomic<bool> read_only{false};
+  // Its file has no name left (deleted): found by check_segment_size.
+  std::atomic<bool> unlinked{false};
 };
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free && std::atomic<std::uintptr_t>::is_always_lock_free &&
                   std::atomic<std::size_t>::is_always_lock_free && std::atomic<int>::is_always_lock_free &&
@@ -223,6 +225,7 @@ int guard_mapping(void* base, std::size_t size, int fd, bool read_only) noexcept
     e.size.store(size, std::memory_order_relaxed);
     e.fd.store(fd, std::memory_order_relaxed);
     e.read_only.store(read_only, std::memory_order_relaxed);
+    e.unlinked.store(false, std::memory_order_relaxed);  // a new mapping in a recycled entry
     int used = g_used.load(std::memory_order_relaxed);
     // relaxed: the release store of Active below publishes it with the fields.
     while (used <= i && !g_used.compare_exchange_weak(used, i + 1, std::memory_order_relaxed)) {
@@ -269,6 +272,10 @@ int guard_entry_of(const void* address) noexcept {
   return kNoGuard;
 }
 
+bool segment_unlinked(int entry) noexcept {
+  return entry != kNoGuard && g_entries[entry].unlinked.load(std::memory_order_relaxed);
+}
+
 bool check_segment_size(int entry) noexcept {
   if (entry == kNoGuard) return false;
   Entry& e = g_entries[entry];
@@ -277,6 +284,8 @@ bool check_segment_size(int entry) noexcept {
   if (state != kActive) return state >= kBreaking;
   struct stat st {};
   if (::fstat(e.fd.load(std::memory_order_relaxed), &st) != 0) return false;
+  // relaxed: a report for this process's waits; the queue stays usable.
+  if (st.st_nlink == 0) e.unlinked.store(true, std::memory_order_relaxed);
   if (static_cast<std::uint64_t>(st.st_size) >= e.size.load(std::memory_order_relaxed)) return false;
   // No signal handler may run on this thread while it replaces the mapping:
   // one that touched the segment would fault and wait for us for ever.

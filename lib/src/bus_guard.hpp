@@ -53,7 +53,11 @@ void unguard_mapping(int& entry) noexcept;
 // fstat: if the entry's file is now shorter than its mapping, replaces the
 // mapping now, as a fault would. Returns mapping_broken(entry). A system call:
 // for idle wait slices and the daemon's rescans, never the data path.
+// Also notes whether the file still has a name (segment_unlinked).
 bool check_segment_size(int entry) noexcept;
+// Whether the entry's segment was found deleted (its file has no name left)
+// by the last check_segment_size: nothing more will ever come or go.
+[[nodiscard]] bool segment_unlinked(int entry) noexcept;
 
 // Why `map` can no longer be used ("its segment was truncated (N bytes,
 // expected M)"), or nullopt while it is whole. Checks the file's size first

@@ -570,7 +570,7 @@ Status Consumer::receive(Message& out, Duration timeout) noexcept {
   const bool ok = detail::wait_until(
       s_->map->header->data, detail::deadline_after(timeout), s_->options.wait.spin,
       [&] { return (status = try_receive(out)) != Status::Empty; }, [&] { return on_idle(*s_); });
-  return ok ? status : Status::Timeout;
+  return ok ? status : detail::wait_failure(s_->map->header->data);
 }
 
 std::size_t Consumer::try_receive_batch(std::span<Message> out) noexcept {

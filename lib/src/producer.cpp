@@ -41,6 +41,20 @@ bool slot_name_is(const ProducerSlot& slot, std::string_view name) {
   return std::string_view(slot.name, ::strnlen(slot.name, kNameBytes)) == name;
 }
 
+// Whether a detached entry may be given to another name: only once nothing
+// of its old name can be confused with the new one's, i.e. no record of it
+// is left anywhere a consumer could still see it labelled with this entry
+// (and a rerun of the old name, finding it gone, could not be told to be a
+// duplicate). A durable queue's journal and checkpoints keep every name:
+// never. Otherwise, once its last record is below head: every group has
+// released it, and the ring may overwrite it.
+bool recyclable(const Mapping& m, const ProducerSlot& s) {
+  if (m.durable) return false;
+  const std::uint64_t last = s.last_position.load(std::memory_order_relaxed);  // the lock orders it
+  // acquire: pairs with the producers' CAS of head, whose floor released it.
+  return last == 0 || !at_or_after(last, m.header->head.load(std::memory_order_acquire));
+}
+
 // Under the segment lock: the entry this name attaches to.
 std::uint32_t find_entry(const Mapping& m, std::string_view name) {
   std::uint32_t free_slot = m.max_producers, detached_slot = m.max_producers;
@@ -62,12 +76,16 @@ std::uint32_t find_entry(const Mapping& m, std::string_view name) {
       return i;
     }
     if (state == SlotState::Free && free_slot == m.max_producers) free_slot = i;
-    if (state == SlotState::Detached && detached_slot == m.max_producers) detached_slot = i;
+    if (state == SlotState::Detached && detached_slot == m.max_producers && recyclable(m, s)) detached_slot = i;
   }
   if (free_slot != m.max_producers) return free_slot;
-  if (detached_slot != m.max_producers) return detached_slot;  // recycled: its sequence is forgotten
-  throw Error(Errc::TableFull, "all " + std::to_string(m.max_producers) + " producer entries of queue '" +
-                                   m.name + "' are attached");
+  if (detached_slot != m.max_producers) return detached_slot;  // no message of its old name is left
+  throw Error(Errc::TableFull,
+              "all " + std::to_string(m.max_producers) + " producer entries of queue '" + m.name +
+                  "' are taken (attached, or detached with messages of theirs still in the queue" +
+                  (m.durable ? " or its journal" : "") +
+                  "): a new name cannot have one; create the queue with more (shmq create --max-producers, "
+                  "up to 255)");
 }
 
 }  // namespace
@@ -255,7 +273,7 @@ Status Producer::claim(std::size_t size, Duration timeout) noexcept {
   const bool ok = detail::wait_until(
       s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
       [&] { return (status = try_claim(size)) != Status::Full; }, [] { return detail::kMaxSleep; });
-  return ok ? status : Status::Timeout;
+  return ok ? status : detail::wait_failure(s_->map->header->space);
 }
 
 std::span<std::byte> Producer::claimed() noexcept {
@@ -321,7 +339,7 @@ Status Producer::send(std::uint64_t seq, std::span<const std::byte> payload, Dur
   const bool ok = detail::wait_until(
       s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
       [&] { return (status = try_send(seq, payload)) != Status::Full; }, [] { return detail::kMaxSleep; });
-  return ok ? status : Status::Timeout;
+  return ok ? status : detail::wait_failure(s_->map->header->space);
 }
 
 Status Producer::send(std::span<const std::byte> payload, Duration timeout) noexcept {
@@ -358,7 +376,7 @@ Status Producer::wait_durable_until(Clock::time_point deadline) noexcept {
   if (synced()) return Status::Ok;
   const bool ok = detail::wait_until(m.header->journal, deadline, s_->options.wait.spin, synced,
                                      [] { return detail::kMaxSleep; });
-  return ok ? Status::Ok : Status::Timeout;
+  return ok ? Status::Ok : detail::wait_failure(m.header->journal);
 }
 
 }  // namespace shmq

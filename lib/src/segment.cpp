@@ -424,4 +424,12 @@ std::uint64_t Queue::capacity() const noexcept { return map_->capacity; }
 std::uint32_t Queue::max_message() const noexcept { return map_->max_message; }
 bool Queue::durable() const noexcept { return map_->durable; }
 
+bool Queue::deleted() const noexcept {
+  struct stat open {}, named {};
+  if (::fstat(map_->fd, &open) != 0) return false;
+  if (open.st_nlink == 0) return true;
+  const std::string path = kShmDir + detail::segment_name(map_->ns, map_->name);
+  return ::stat(path.c_str(), &named) != 0 || named.st_ino != open.st_ino || named.st_dev != open.st_dev;
+}
+
 }  // namespace shmq

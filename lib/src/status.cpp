@@ -15,6 +15,7 @@ std::string_view to_string(Status status) noexcept {
     case Status::Corrupt: return "corrupt";
     case Status::NotDurable: return "not durable";
     case Status::JournalUnreadable: return "journal unreadable";
+    case Status::Deleted: return "deleted";
   }
   return "unknown";
 }

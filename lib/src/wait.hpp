@@ -77,13 +77,20 @@ inline bool segment_lost_under(const layout::EventCount& ev) noexcept {
   return any_mapping_broken() && mapping_broken(guard_entry_of(&ev));
 }
 
+// Whether the queue holding `ev` was deleted (its segment file has no name
+// left, as the last idle slice's fstat found): a wait on it would be for
+// nothing. One relaxed load.
+inline bool segment_deleted_under(const layout::EventCount& ev) noexcept {
+  return segment_unlinked(guard_entry_of(&ev));
+}
+
 // Calls `attempt` until it returns true or `deadline` passes. Between attempts
 // it spins `spin` times, then sleeps on `ev`. `on_idle` runs before each sleep
 // (stall detection and repair). Returns false on timeout, and at once when
-// the segment holding `ev` was truncated under it: after a sleep nobody
-// woke, it checks the segment's size (one fstat per idle slice, never on the
-// data path), so a waiter finds the truncation even when the pages it
-// watches are still there.
+// the segment holding `ev` was truncated under it or its queue deleted: after
+// a sleep nobody woke, it checks the segment's file (one fstat per idle slice,
+// never on the data path), so a waiter finds the truncation even when the
+// pages it watches are still there, and the deletion of its queue.
 template <class Attempt, class OnIdle>
 bool wait_until(layout::EventCount& ev, Clock::time_point deadline, std::uint32_t spin, Attempt&& attempt,
                 OnIdle&& on_idle) noexcept {
@@ -100,7 +107,7 @@ bool wait_until(layout::EventCount& ev, Clock::time_point deadline, std::uint32_
       return true;
     }
     const auto now = Clock::now();
-    if (now >= deadline || segment_lost_under(ev)) {
+    if (now >= deadline || segment_lost_under(ev) || segment_deleted_under(ev)) {
       ev.waiters.fetch_sub(1, std::memory_order_relaxed);
       return false;
     }
@@ -109,6 +116,14 @@ bool wait_until(layout::EventCount& ev, Clock::time_point deadline, std::uint32_
     ev.waiters.fetch_sub(1, std::memory_order_relaxed);
     if (idle) (void)check_segment_size(guard_entry_of(&ev));  // found by segment_lost_under next round
   }
+}
+
+// Why wait_until returned false: the segment was truncated (Corrupt), the
+// queue deleted (Deleted), or the deadline passed (Timeout).
+inline Status wait_failure(const layout::EventCount& ev) noexcept {
+  if (segment_lost_under(ev)) return Status::Corrupt;
+  if (segment_deleted_under(ev)) return Status::Deleted;
+  return Status::Timeout;
 }
 
 inline Clock::time_point deadline_after(Duration timeout) noexcept {

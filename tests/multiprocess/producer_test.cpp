@@ -9,6 +9,8 @@
 namespace shmq::test {
 namespace {
 
+using namespace std::chrono_literals;
+
 class ProducerTest : public NamespaceTest {};
 
 TEST_F(ProducerTest, ReattachResumesTheExactLastSequence) {
@@ -72,6 +74,82 @@ TEST_F(ProducerTest, TableFullIsAClearError) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::TableFull);
   }
+}
+
+// A detached name keeps its entry, and so its identity and last sequence,
+// while any message of it is still in the queue: a new name finds the table
+// full rather than take the entry (a rerun of the old name would otherwise
+// resend its sequences, and its messages would show the new name).
+TEST_F(ProducerTest, ADetachedNameKeepsItsEntryWhileItsMessagesAreInTheQueue) {
+  QueueOptions o;
+  o.max_producers = 1;
+  auto q = Queue::create("q", o);
+  {
+    auto old = Producer::attach(q, "old");
+    for (std::uint64_t seq = 1; seq <= 3; ++seq) ASSERT_EQ(old.try_send(seq, bytes_of("m")), Status::Ok);
+  }
+  try {
+    (void)Producer::attach(q, "new");
+    FAIL() << "a new name took the entry of a name whose messages are still queued";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::TableFull);
+    EXPECT_NE(std::string(e.what()).find("--max-producers"), std::string::npos) << e.what();
+  }
+  auto again = Producer::attach(q, "old");
+  EXPECT_EQ(again.last_sequence(), 3u);
+  EXPECT_EQ(again.try_send(3, bytes_of("m")), Status::Duplicate);
+  auto c = Consumer::join(q, "g");
+  Message m;
+  ASSERT_EQ(c.try_receive(m), Status::Ok);
+  EXPECT_EQ(q.info().producers.at(m.producer_id).name, "old");
+}
+
+// Once every message of a detached name is gone (every group released it and
+// the ring moved past it), its entry may serve a new name.
+TEST_F(ProducerTest, AnEntryIsRecycledOnlyOnceItsMessagesAreGone) {
+  QueueOptions o;
+  o.capacity = 4096;
+  o.max_message = 64;
+  o.max_producers = 2;
+  auto q = Queue::create("q", o);
+  auto c = Consumer::join(q, "g");
+  {
+    auto gone = Producer::attach(q, "gone");
+    ASSERT_EQ(gone.try_send(bytes_of("m")), Status::Ok);
+  }
+  auto steady = Producer::attach(q, "steady");
+  Message m;
+  // Two rings of records, all acked: the ring moves past "gone"'s record.
+  for (int i = 0; i < 2 * 4096 / 64; ++i) {
+    ASSERT_EQ(steady.send(bytes_of("s"), 1s), Status::Ok) << i;
+    while (c.try_receive(m) == Status::Ok) ASSERT_EQ(c.ack(m), Status::Ok);
+  }
+  auto fresh = Producer::attach(q, "fresh");  // the entry of "gone"
+  EXPECT_EQ(fresh.last_sequence(), 0u);
+  EXPECT_THROW((void)Producer::attach(q, "gone"), Error) << "its name is forgotten only now: the table is full";
+}
+
+// A queue deleted under its clients: waits notice it (the segment file has
+// no name left) and return Deleted instead of waiting for ever; a sender can
+// tell its messages are lost.
+TEST_F(ProducerTest, WaitsOnADeletedQueueReturnDeleted) {
+  QueueOptions o;
+  o.capacity = 4096;
+  o.max_message = 64;
+  auto q = Queue::create("q", o);
+  auto c = Consumer::join(q, "g");
+  auto p = Producer::attach(q, "p");
+  EXPECT_FALSE(q.deleted());
+  ASSERT_TRUE(Queue::remove("q"));
+  EXPECT_TRUE(q.deleted());
+  Message m;
+  EXPECT_EQ(c.receive(m, 10s), Status::Deleted);
+  while (p.try_send(bytes_of("x")) == Status::Ok) {
+  }
+  EXPECT_EQ(p.send(bytes_of("x"), 10s), Status::Deleted) << "a full ring of a deleted queue never drains";
+  auto again = Queue::create("q", o);  // the name, taken by a new queue
+  EXPECT_TRUE(q.deleted());
+  EXPECT_FALSE(again.deleted());
 }
 
 TEST_F(ProducerTest, IdleConsumerUsesNoCpu) {

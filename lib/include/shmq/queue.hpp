@@ -177,6 +177,11 @@ class Queue {
   [[nodiscard]] std::uint64_t capacity() const noexcept;
   [[nodiscard]] std::uint32_t max_message() const noexcept;
   [[nodiscard]] bool durable() const noexcept;
+  // Whether the queue was deleted since this handle opened it: its segment
+  // has no name left, or its name now leads to another segment. Its mapping
+  // stays usable, but whatever is sent to it is lost with the last handle.
+  // Two system calls: check it at the end of a batch, not per message.
+  [[nodiscard]] bool deleted() const noexcept;
 
   [[nodiscard]] QueueInfo info() const;
 

@@ -24,6 +24,7 @@ enum class Status : std::uint8_t {
   Corrupt,        // the segment holds something impossible (a bug or a hostile peer)
   NotDurable,     // a durable confirm asked of a queue that is not durable
   JournalUnreadable,  // the group reads the journal, which cannot be read (Consumer::journal_error says why)
+  Deleted,        // a blocking call found the queue deleted (its segment has no name left): nothing more comes
 };
 
 [[nodiscard]] std::string_view to_string(Status status) noexcept;
