@@ -25,7 +25,7 @@ class WorkerLog {
 
   template <class... Args>
   void line(const char* format, Args... args) {
-    char buffer[256];
+    char buffer[1024];
     int n = std::snprintf(buffer, sizeof buffer - 1, format, args...);
     if (n < 0) return;
     if (n > static_cast<int>(sizeof buffer) - 2) n = sizeof buffer - 2;
