@@ -14,9 +14,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <vector>
@@ -45,22 +47,53 @@ volatile std::sig_atomic_t g_stop_requested = 0;
 
 extern "C" void request_stop(int) { g_stop_requested = 1; }
 
-// Until the event loop's signalfd exists, SIGTERM/SIGINT just set a flag and
-// interrupt a standby's wait for the lock (no SA_RESTART).
+// Signals that end shmqd cleanly (logged, its pid withdrawn from every
+// queue), and SIGHUP, which reopens the log file: a terminal that goes away
+// (`shmqd &`) or logrotate never kills it.
+constexpr int kStopSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2};
+
+extern "C" void ignore_signal(int) {}
+
+// Until the event loop's signalfd exists, the stop signals just set a flag
+// and interrupt a standby's wait for the lock (no SA_RESTART); SIGHUP does
+// nothing.
 void catch_stop_signals() {
   struct sigaction sa {};
   sa.sa_handler = request_stop;
   sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGINT, &sa, nullptr);
+  for (const int sig : kStopSignals) ::sigaction(sig, &sa, nullptr);
+  sa.sa_handler = ignore_signal;
+  ::sigaction(SIGHUP, &sa, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);  // a metrics scraper that hangs up: write() says EPIPE
+}
+
+// A crash is said on stderr before the default action (a core dump) runs.
+extern "C" void log_crash(int sig) {
+  char line[64] = "shmqd: fatal signal ";
+  std::size_t n = std::strlen(line);
+  for (const char* name = sigabbrev_np(sig); name != nullptr && *name != '\0' && n < sizeof line - 2;) {
+    line[n++] = *name++;
+  }
+  line[n++] = '\n';
+  (void)!::write(STDERR_FILENO, line, n);
+  ::raise(sig);  // SA_RESETHAND: the default action now
+}
+
+void log_crashes() {
+  struct sigaction sa {};
+  sa.sa_handler = log_crash;
+  sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  // Not SIGBUS: the bus guard handles it, and passes on what is not ours.
+  for (const int sig : {SIGSEGV, SIGABRT, SIGFPE, SIGILL}) ::sigaction(sig, &sa, nullptr);
 }
 
 // From here on the signals queue up for the signalfd: none is lost.
 UniqueFd block_stop_signals() {
   sigset_t set;
   sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
+  for (const int sig : kStopSignals) sigaddset(&set, sig);
+  sigaddset(&set, SIGHUP);
   if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) throw std::runtime_error("sigprocmask failed");
   UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC));
   if (!fd) throw std::runtime_error("signalfd failed");
@@ -122,6 +155,7 @@ int serve(Options& o) {
     journal.settings.retention_bytes = o.retention_mib << 20;
     journal.settings.retention_age_ns = o.retention_seconds * 1'000'000'000;
     Watcher watcher(o.ns, std::move(signals), std::move(journal));
+    watcher.on_hangup([&o] { set_up_logging(o); });  // the file anew, after logrotate moved it
     watcher.run();
   }
   spdlog::info("shmqd stopped");
@@ -132,10 +166,12 @@ int serve(Options& o) {
 
 int main(int argc, char** argv) {
   catch_stop_signals();  // first: a script's early `kill -TERM` still stops it cleanly
+  log_crashes();
   Options o;
   CLI::App app{"shmqd: watches the processes attached to a namespace's queues and repairs after the ones "
                "that die"};
-  app.add_option("--namespace", o.ns, "namespace to serve (default: $SHMQ_NAMESPACE, else 'default')");
+  app.set_version_flag("--version", std::string("shmqd ") + SHMQ_VERSION, "print the version and exit");
+  app.add_option("-n,--namespace", o.ns, "namespace to serve (default: $SHMQ_NAMESPACE, else 'default')");
   app.add_option("--data-dir", o.data_dir,
                  "data directory (default: $SHMQ_DATA_DIR, else /var/lib/shmq/<ns> for root, "
                  "else $XDG_STATE_HOME/shmq/<ns>)");

@@ -9,6 +9,7 @@
 #include <sys/timerfd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -262,9 +263,14 @@ void Watcher::retry_journals() {
 void Watcher::dispatch(int fd) {
   if (fd == signals_.get()) {
     signalfd_siginfo info{};
-    if (::read(fd, &info, sizeof info) == sizeof info) {
-      spdlog::info("{}: shutting down", ::strsignal(static_cast<int>(info.ssi_signo)));
+    if (::read(fd, &info, sizeof info) != sizeof info) return;
+    const int sig = static_cast<int>(info.ssi_signo);
+    if (sig == SIGHUP) {
+      if (on_hangup_) on_hangup_();
+      spdlog::info("SIGHUP: log file reopened; still serving namespace '{}'", ns_);
+      return;
     }
+    spdlog::info("{} (from pid {}): shutting down", ::strsignal(sig), info.ssi_pid);
     stop_ = true;
   } else if (fd == inotify_.get()) {
     on_inotify();

@@ -2,7 +2,7 @@
 //   - an inotify watch on /dev/shm: queues created, deleted, and touched by
 //     every attach and join (IN_ATTRIB: "a new client, read my tables");
 //   - a pidfd per client process: readable when it dies;
-//   - a signalfd for SIGTERM/SIGINT;
+//   - a signalfd for the stop signals and SIGHUP;
 //   - a timerfd: a full rescan every second (the safety net), quick retries
 //     while a repair waits for a live peer or a segment is still being
 //     created, journal set-ups retried every 200 ms, and a heartbeat at least
@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <map>
 #include <set>
@@ -39,9 +40,11 @@ class Watcher {
   Watcher& operator=(const Watcher&) = delete;
   ~Watcher();  // withdraws the daemon's identity from every queue
 
-  // Repairs whatever an earlier daemon left half-done, then watches until
-  // SIGTERM or SIGINT.
+  // Repairs whatever an earlier daemon left half-done, then watches until a
+  // stop signal (SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2).
   void run();
+  // What SIGHUP does (reopen the log file); it is logged, and shmqd goes on.
+  void on_hangup(std::function<void()> reopen) { on_hangup_ = std::move(reopen); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -95,6 +98,7 @@ class Watcher {
   std::map<std::string, std::string> unrebuildable_;   // journals that cannot be rebuilt: the error logged
   Clock::time_point next_rescan_{};
   bool stop_ = false;
+  std::function<void()> on_hangup_;
 };
 
 }  // namespace shmq::daemon

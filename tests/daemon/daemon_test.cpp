@@ -98,6 +98,43 @@ TEST_F(DaemonTest, StandbyTakesOverAndRepairs) {
   EXPECT_TRUE(m.redelivered);
 }
 
+// `shmqd &` dies with its terminal unless SIGHUP is handled: it reopens the
+// log file (logrotate moved it), says so, and goes on serving.
+TEST_F(DaemonTest, SighupReopensTheLogAndKeepsServing) {
+  auto q = make_queue();
+  const std::string log = dir_ + "/shmqd.log";
+  auto d = start_daemon({"--log-file", log});
+  ASSERT_TRUE(d.serves(q));
+  std::filesystem::rename(log, log + ".1");
+  ASSERT_EQ(::kill(d.pid(), SIGHUP), 0);
+  ASSERT_TRUE(eventually([&] { return slurp(log).find("SIGHUP") != std::string::npos; })) << "a new log file";
+  // Still serving: a consumer killed holding a message gets it redelivered.
+  auto p = Producer::attach(q, "p");
+  ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
+  auto survivor = Consumer::join(q, "g");
+  Pipe holding;
+  const pid_t child = spawn_holding_consumer("q", "g", 1, 0, holding);
+  ASSERT_TRUE(holding.wait());
+  ::kill(child, SIGKILL);
+  wait_exit(child);
+  Message m;
+  EXPECT_EQ(survivor.receive(m, 5s), Status::Ok);
+  EXPECT_EQ(daemon_pid_of(q), d.pid());
+}
+
+// Every other signal that would end it is logged, and it ends cleanly.
+TEST_F(DaemonTest, StopSignalsAreLoggedAndEndItCleanly) {
+  for (const int sig : {SIGTERM, SIGQUIT, SIGUSR1}) {
+    auto q = make_queue("q" + std::to_string(sig));
+    const std::string log = dir_ + "/stop.log";
+    auto d = start_daemon({}, log);
+    ASSERT_TRUE(d.serves(q));
+    EXPECT_EQ(d.terminate(sig), 0) << ::strsignal(sig);
+    EXPECT_NE(slurp(log).find("shutting down"), std::string::npos) << slurp(log);
+    EXPECT_EQ(daemon_pid_of(q), 0);
+  }
+}
+
 TEST_F(DaemonTest, StandbyStopsCleanlyWhileWaiting) {
   auto first = start_daemon();
   auto q = make_queue();
