@@ -13,6 +13,7 @@
 #include <random>
 
 #include "daemon_process.hpp"
+#include "lifecycle.hpp"
 #include "options.hpp"
 #include "round.hpp"
 #include "soak.hpp"
@@ -72,14 +73,31 @@ class Run {
   void round_with_own_daemon(int r) {
     const RoundPlan p = plan(r, "torture-" + std::to_string(::getpid()) + "-" + std::to_string(r), "torture", "");
     fs::create_directories(p.log_dir);
-    // The round's own data directory: its journal survives the round's power losses.
-    DaemonProcess daemon(p.ns, p.data_dir, p.log_dir + "/shmqd.log");
-    daemon.start();
     const auto start = Clock::now();
-    RoundResult result = run_round(p, daemon);
-    const auto e = daemon.terminate(std::chrono::seconds(o_.stall_seconds));
-    if (!e || !e->clean()) {
-      result.violations.push_back("shmqd did not exit cleanly on SIGTERM: " + (e ? e->describe() : "still running"));
+    RoundResult result;
+    {
+      // FullDisk: the data directory is a tmpfs the size of the round's journal, which the round fills up.
+      std::optional<TmpfsMount> disk;
+      if (p.lifecycle == Lifecycle::FullDisk) {
+        disk.emplace(p.data_dir, p.data_disk_bytes());
+        if (!disk->mounted()) {
+          std::printf("round %d: %s\n  SKIPPED: a full-disk round needs a tmpfs of its own: %s\n", r,
+                      p.describe().c_str(), disk->error().c_str());
+          ++total_.skipped;
+          std::error_code ec;
+          fs::remove_all(p.log_dir, ec);
+          return;
+        }
+      }
+      // The round's own data directory: its journal survives the round's power losses.
+      DaemonProcess daemon(p.ns, p.data_dir, p.log_dir + "/shmqd.log", p.daemon_args());
+      daemon.start();
+      result = run_round(p, daemon);
+      const auto e = daemon.terminate(std::chrono::seconds(o_.stall_seconds));
+      if (!e || !e->clean()) {
+        result.violations.push_back("shmqd did not exit cleanly on SIGTERM: " + (e ? e->describe() : "still running"));
+      }
+      wipe_namespace_shm(p.ns);  // shmqd's record, and segments half-built by a shmqd killed mid-rebuild
     }
     report(p, result, seconds_since(start));
   }
@@ -98,6 +116,7 @@ class Run {
     for (int r = 1; seconds_since(start) < o_.minutes * 60; ++r) {
       RoundPlan p = plan(r, ns, "soak" + std::to_string(r), data_dir);
       p.daemon_faults = false;
+      p.lifecycle = Lifecycle::None;  // each kills or stops shmqd
       fs::create_directories(p.log_dir);
       const auto round_start = Clock::now();
       RoundResult result = run_round(p, daemon);
@@ -124,6 +143,13 @@ class Run {
                 ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
                 ull(t.journal_switches),
                 result.passed() ? "PASS" : "FAIL", seconds);
+    if (p.lifecycle != Lifecycle::None && p.daemon_faults) {
+      std::printf("  lifecycle %s: application first %llu, shmqd killed in a rebuild %llu (mid-rebuild %llu), "
+                  "disk filled %llu times (shmqd reported %llu), shmqd started on it %llu times, fencings %llu (longest %ld ms), takeovers %llu\n",
+                  lifecycle_name(p.lifecycle), ull(t.app_first), ull(t.rebuild_kills), ull(t.mid_rebuild_kills),
+                  ull(t.full_disks), ull(t.full_disk_failures), ull(t.full_disk_starts), ull(t.fencings), result.longest_fencing_ms,
+                  ull(t.takeovers));
+    }
     if (result.passed()) {
       if (!o_.keep_logs) fs::remove_all(p.log_dir);
     } else {
@@ -137,8 +163,11 @@ class Run {
     std::printf("torture: FAIL in round %d of seed %llu: %zu violation(s)\n", p.number, ull(o_.seed),
                 result.violations.size());
     for (const auto& v : result.violations) std::printf("  %s\n", v.c_str());
-    std::printf("  replay: shmq-torture --seed %llu --round %d --messages %llu --producer-ms %d%s%s\n", ull(o_.seed),
-                p.number, ull(o_.messages), o_.producer_ms, o_.durable ? " --durable" : "",
+    const std::string lifecycle = o_.lifecycle_fault ? std::string(" --lifecycle-fault ") + lifecycle_name(*o_.lifecycle_fault)
+                                  : o_.lifecycle    ? " --lifecycle"
+                                                    : "";
+    std::printf("  replay: shmq-torture --seed %llu --round %d --messages %llu --producer-ms %d%s%s%s\n", ull(o_.seed),
+                p.number, ull(o_.messages), o_.producer_ms, o_.durable ? " --durable" : "", lifecycle.c_str(),
                 o_.minutes > 0 ? " (ran in the soak: no daemon kills, no power losses)" : "");
     std::printf("  logs: %s\n", p.log_dir.c_str());
   }
@@ -147,11 +176,16 @@ class Run {
     const Tally& t = total_;
     std::printf("torture: rounds=%llu confirmed=%llu delivered=%llu redelivered=%llu duplicates_refused=%llu "
                 "producer_kills=%llu consumer_kills=%llu daemon_kills=%llu stops=%llu power_losses=%llu journal_switches=%llu "
-                "lost=%llu "
+                "app_first=%llu rebuild_kills=%llu mid_rebuild_kills=%llu full_disks=%llu full_disk_starts=%llu "
+                "full_disk_failures=%llu "
+                "fencings=%llu takeovers=%llu skipped_rounds=%llu lost=%llu "
                 "unflagged_duplicates=%llu failed_rounds=%d seed=%llu result=%s\n",
                 ull(t.rounds), ull(t.confirmed), ull(t.delivered), ull(t.redelivered), ull(t.duplicates_refused),
                 ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
-                ull(t.journal_switches), ull(t.lost),
+                ull(t.journal_switches), ull(t.app_first), ull(t.rebuild_kills), ull(t.mid_rebuild_kills),
+                ull(t.full_disks), ull(t.full_disk_starts), ull(t.full_disk_failures), ull(t.fencings), ull(t.takeovers),
+                ull(t.skipped),
+                ull(t.lost),
                 ull(t.unflagged_duplicates), failed_rounds_, ull(o_.seed), failed_rounds_ == 0 ? "PASS" : "FAIL");
   }
 
@@ -184,6 +218,17 @@ void add_options(CLI::App& app, TortureOptions& o) {
   app.add_option("--log-dir", o.log_root, "Where the run's log directory goes");
   app.add_flag("--durable", o.durable,
                "Every round durable, with simulated power losses (default: every even-numbered round)");
+  app.add_flag("--lifecycle", o.lifecycle,
+               "Every round a lifecycle round (durable), the faults app-first, rebuild-kill, full-disk and standby in "
+               "turn (default: every fourth round, its fault drawn from the seed)");
+  app.add_option_function<std::string>(
+         "--lifecycle-fault",
+         [&o](const std::string& name) {
+           o.lifecycle_fault = lifecycle_from_name(name);
+           o.lifecycle = true;
+         },
+         "Every round a lifecycle round with this fault")
+      ->check(CLI::IsMember({"app-first", "rebuild-kill", "full-disk", "standby"}));
 }
 
 }  // namespace

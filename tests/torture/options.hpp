@@ -7,6 +7,15 @@
 
 namespace shmq::torture {
 
+// The lifecycle faults of docs/reliability.md, one round kind each (all durable).
+enum class Lifecycle {
+  None,         // a plain round
+  AppFirst,     // after a power loss the application opens (open_or_create) the queue before shmqd starts
+  RebuildKill,  // after a power loss shmqd is killed mid-rebuild, once or more, then started for good
+  FullDisk,     // the data directory a small tmpfs, full while shmqd restarts; then freed
+  Standby,      // a standby shmqd; the primary is SIGSTOPped and must be fenced (SIGKILL) by it
+};
+
 struct TortureOptions {
   std::uint64_t seed = 0;           // 0: draw one (printed, so the run can be replayed)
   int rounds = 3;
@@ -18,6 +27,8 @@ struct TortureOptions {
   bool keep_logs = false;
   std::string log_root = "/tmp";
   bool durable = false;             // every round durable (default: every even-numbered round)
+  bool lifecycle = false;           // every round a lifecycle round (default: every fourth one)
+  std::optional<Lifecycle> lifecycle_fault;  // only this lifecycle fault (implies lifecycle)
 };
 
 }  // namespace shmq::torture

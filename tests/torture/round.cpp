@@ -1,6 +1,9 @@
 #include "round.hpp"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -10,6 +13,7 @@
 #include <utility>
 
 #include "child.hpp"
+#include "lifecycle.hpp"
 #include "shmq/consumer.hpp"
 #include "verify.hpp"
 #include "workers.hpp"
@@ -41,11 +45,25 @@ std::vector<GroupPlan> plan_groups(std::mt19937_64& rng) {
 // Drawn last, so that an in-memory round keeps the shape it had before
 // durable rounds existed.
 void plan_durability(const TortureOptions& options, RoundPlan& plan, std::mt19937_64& rng) {
-  if (!options.durable && plan.number % 2 != 0) return;
+  if (!options.durable && !options.lifecycle && plan.number % 2 != 0) return;
   plan.kind = RoundKind::Durable;
   plan.queue_options.durable = true;
   // A power loss costs a restart of everything: a few per round, not one per fault.
   plan.power_loss_gap_ms = std::max(150, options.producer_ms / pick(rng, {2, 3, 4}));
+}
+
+// Drawn after everything else, so that the other rounds keep their shapes.
+void plan_lifecycle(const TortureOptions& options, RoundPlan& plan, std::mt19937_64& rng) {
+  if (!plan.durable()) return;
+  static constexpr Lifecycle kFaults[] = {Lifecycle::AppFirst, Lifecycle::RebuildKill, Lifecycle::FullDisk,
+                                          Lifecycle::Standby};
+  if (options.lifecycle_fault) {
+    plan.lifecycle = *options.lifecycle_fault;
+  } else if (options.lifecycle) {
+    plan.lifecycle = kFaults[(plan.number - 1) % 4];  // every four rounds cover them all
+  } else if (plan.number % 4 == 0) {
+    plan.lifecycle = kFaults[rng() % 4];
+  }
 }
 
 }  // namespace
@@ -67,6 +85,7 @@ RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t se
   plan.fault_gap_ms = pick(rng, {20, 50, 100});
   plan.stall_seconds = options.stall_seconds;
   plan_durability(options, plan, rng);
+  plan_lifecycle(options, plan, rng);
   return plan;
 }
 
@@ -80,14 +99,46 @@ std::string RoundPlan::describe() const {
   }
   out << ", ring " << queue_options.capacity / 1024 << " KiB, a fault every ~" << fault_gap_ms << " ms";
   if (durable() && daemon_faults) out << ", a power loss every ~" << power_loss_gap_ms << " ms";
+  switch (daemon_faults ? lifecycle : Lifecycle::None) {
+    case Lifecycle::None: break;
+    case Lifecycle::AppFirst:
+      out << "; lifecycle app-first: at each power loss the application calls Queue::create (must fail "
+             "NeedsRebuild) and Queue::open_or_create before shmqd starts, and must get the rebuilt queue";
+      break;
+    case Lifecycle::RebuildKill:
+      out << "; lifecycle rebuild-kill: at each power loss shmqd is killed during its rebuild 1 to 3 times "
+             "(on its half-built segment, or 0 to 30 ms after its start), then started for good";
+      break;
+    case Lifecycle::FullDisk:
+      out << "; lifecycle full-disk: the data directory a " << data_disk_bytes() / (1024 * 1024)
+          << " MiB tmpfs, filled up before half the shmqd restarts (power losses, kills) and freed 100 to 800 ms "
+             "later";
+      break;
+    case Lifecycle::Standby:
+      out << "; lifecycle standby: a standby shmqd (--standby-deadline " << kStandbyDeadlineMs
+          << "), the primary SIGSTOPped every ~" << 3 * power_loss_gap_ms
+          << " ms (fenced by the standby, which takes over), kills of the primary taken over by the standby";
+      break;
+  }
   return out.str();
+}
+
+std::vector<std::string> RoundPlan::daemon_args() const {
+  if (lifecycle != Lifecycle::Standby || !daemon_faults) return {};
+  return {"--standby", "--standby-deadline", std::to_string(kStandbyDeadlineMs)};
+}
+
+std::uint64_t RoundPlan::data_disk_bytes() const {
+  constexpr std::uint64_t kMiB = 1024 * 1024;
+  const std::uint64_t records = producers.size() * messages * (48 + 8 + max_payload);
+  return (2 * records + 8 * kMiB + kMiB - 1) / kMiB * kMiB;
 }
 
 namespace {
 
 // The faults a round injects, drawn by weight; PowerLoss (durable rounds
 // only) comes on its own, slower clock instead.
-enum class Fault { KillProducer, KillConsumer, KillDaemon, StopConsumer, PowerLoss };
+enum class Fault { KillProducer, KillConsumer, KillDaemon, StopConsumer, PowerLoss, StopPrimary };
 
 struct Worker {
   pid_t pid = 0;
@@ -100,9 +151,13 @@ struct Worker {
 class Round {
  public:
   Round(const RoundPlan& plan, DaemonProcess& daemon)
-      : plan_(plan), daemon_(daemon), queue_(Queue::create(plan.queue, plan.queue_options, plan.ns)),
-        rng_(plan.seed ^ 0x5eed) {}
-  ~Round() { Queue::remove(plan_.queue, plan_.ns); }
+      : plan_(plan), daemon_(daemon), standby_(plan.ns, plan.data_dir, plan.log_dir + "/shmqd.log", plan.daemon_args()),
+        queue_(Queue::create(plan.queue, plan.queue_options, plan.ns)), rng_(plan.seed ^ 0x5eed) {}
+  ~Round() {
+    Queue::remove(plan_.queue, plan_.ns);
+    std::error_code ec;
+    std::filesystem::remove(filler_path(), ec);
+  }
 
   RoundResult run();
 
@@ -122,6 +177,28 @@ class Round {
   void stop_consumer();
   void power_loss();
   void kill_everything_at_once();
+  // Lifecycle faults.
+  [[nodiscard]] bool standby_round() const { return plan_.lifecycle == Lifecycle::Standby && plan_.daemon_faults; }
+  [[nodiscard]] bool lifecycle(Lifecycle l) const { return plan_.lifecycle == l && plan_.daemon_faults; }
+  void start_daemon();
+  pid_t start_application(std::uint64_t synced);
+  void check_application(pid_t app);
+  void kill_during_rebuild();
+  void stop_primary();
+  void poll_fencing();
+  void finish_fencing();
+  void take_over(const char* why);
+  void stop_standby();
+  [[nodiscard]] bool journal_begun() const {
+    std::error_code ec;
+    return std::filesystem::exists(std::filesystem::path(plan_.data_dir) / "journal" / plan_.queue / "queue.json", ec);
+  }
+  [[nodiscard]] std::filesystem::path filler_path() const {
+    return std::filesystem::path(plan_.data_dir) / "filler";
+  }
+  void maybe_fill_disk();
+  void poll_full_disk();
+  void free_disk();
   [[nodiscard]] bool reopen_rebuilt_queue();
   void restart_workers();
   void resume_consumers(bool all);
@@ -142,6 +219,7 @@ class Round {
 
   const RoundPlan& plan_;
   DaemonProcess& daemon_;
+  DaemonProcess standby_;  // Standby rounds; after a takeover it is the other process
   Queue queue_;
   std::mt19937_64 rng_;
   std::vector<Worker> producers_, consumers_;
@@ -150,23 +228,36 @@ class Round {
   Clock::time_point last_progress_ = Clock::now();
   Clock::time_point last_check_{};
   bool completed_ = false;
+  // Standby rounds: the primary SIGSTOPped, which its standby must fence.
+  pid_t stopped_primary_ = 0;
+  Clock::time_point stopped_at_{};
+  long longest_fencing_ms_ = 0;
+  // FullDisk rounds: the filler fills the data disk until free_at_.
+  bool disk_full_ = false;
+  bool full_disk_seen_ = false;  // shmqd reported this full disk
+  Clock::time_point disk_free_at_{}, last_disk_check_{};
+  int applications_ = 0;
   RoundResult result_;
 };
 
 RoundResult Round::run() {
   if (!daemon_.serves(queue_, stall_bound())) fail("shmqd did not take up the queue within the stall bound");
+  if (standby_round()) standby_.start();  // once the primary holds the namespace's lock
   create_groups();
   for (const auto& g : plan_.groups) consumers_.resize(consumers_.size() + static_cast<std::size_t>(g.consumers));
   for (std::size_t i = 0; i < consumers_.size(); ++i) spawn_consumer(i);
   producers_.resize(plan_.producers.size());
   for (std::size_t k = 0; k < producers_.size(); ++k) spawn_producer(k);
   if (!failed()) inject_faults();
+  free_disk();
+  finish_fencing();
   resume_consumers(true);
   if (!failed()) wait_for_producers();
   if (!failed() && !daemon_.serves(queue_, stall_bound())) fail("stall: the restarted shmqd did not take up the queue");
   if (!failed()) drain();
   stop_consumers();
   kill_leftovers();
+  stop_standby();
   verify();
   if (failed() && plan_.durable()) keep_journal();
   return result_;
@@ -232,14 +323,26 @@ void Round::inject_faults() {
   // The first within one mean gap, so that nearly every durable round has one.
   auto next_power_loss = power_losses ? Clock::now() + Millis(static_cast<int>(rng_() % plan_.power_loss_gap_ms))
                                       : Clock::time_point::max();
+  // Standby rounds: the primary stopped on a clock of its own, as power losses.
+  auto next_stop = standby_round() ? Clock::now() + Millis(static_cast<int>(rng_() % plan_.power_loss_gap_ms))
+                                   : Clock::time_point::max();
   while (!failed() && !producers_finished()) {
     reap_unexpected_exits();
     resume_consumers(false);
+    poll_fencing();
+    poll_full_disk();
+    if (!failed() && Clock::now() >= next_stop && stopped_primary_ == 0) {
+      inject(Fault::StopPrimary);
+      // Each fencing pauses durable confirms for the deadline: a few per round, fewer than power losses.
+      next_stop = Clock::now() + Millis(static_cast<int>(3 * power_loss_gap_ms(rng_)));
+    }
     if (Clock::now() >= next_fault) {
       inject(static_cast<Fault>(kind(rng_)));
       next_fault = Clock::now() + Millis(static_cast<int>(gap_ms(rng_)));
     }
-    if (!failed() && Clock::now() >= next_power_loss) {
+    // A fencing finishes first; and the first waits for the journal (its
+    // queue.json): before it, there is nothing to rebuild the queue from.
+    if (!failed() && Clock::now() >= next_power_loss && stopped_primary_ == 0 && journal_begun()) {
       inject(Fault::PowerLoss);
       next_power_loss = next_power_loss_after();
     }
@@ -255,6 +358,7 @@ void Round::inject(Fault fault) {
     case Fault::KillDaemon: return kill_daemon();
     case Fault::StopConsumer: return stop_consumer();
     case Fault::PowerLoss: return power_loss();
+    case Fault::StopPrimary: return stop_primary();
   }
 }
 
@@ -334,12 +438,18 @@ void Round::kill_consumer() {
 }
 
 void Round::kill_daemon() {
+  if (stopped_primary_ != 0) return;  // it is stopped: its standby is about to fence it
   const Exit e = daemon_.kill9();
   if (!(e.signaled && e.code == SIGKILL)) fail("shmqd ended by itself: " + e.describe());
   ++result_.tally.daemon_kills;
+  if (standby_round()) {  // the kernel dropped its lock: the standby takes over at once
+    take_over("killed");
+    return;
+  }
   // Clients go on without it for a moment; the new one repairs what happened meanwhile.
   sleep_for(Millis(static_cast<int>(rng_() % 30)));
-  daemon_.start();
+  maybe_fill_disk();
+  start_daemon();
 }
 
 void Round::stop_consumer() {
@@ -356,14 +466,25 @@ void Round::stop_consumer() {
 // before it watches anything; then every worker comes back: producers under
 // their names, resuming from the rebuilt last sequence, consumers in their groups.
 void Round::power_loss() {
-  result_.tally.journal_switches += queue_.info().groups_to_journal;  // the new segment counts from 0
+  const QueueInfo before = queue_.info();
+  result_.tally.journal_switches += before.groups_to_journal;  // the new segment counts from 0
   kill_everything_at_once();
   if (failed()) return;
-  Queue::remove(plan_.queue, plan_.ns);
+  // Shared memory is gone: the segment, any half-built one, shmqd's record.
+  wipe_namespace_shm(plan_.ns);
   ++power_losses_;
   ++result_.tally.power_losses;
-  daemon_.start();
+  daemon_.note("power loss " + std::to_string(power_losses_));
+  maybe_fill_disk();
+  // Whatever the journal had synced is on disk: the rebuilt queue holds it.
+  const pid_t app = lifecycle(Lifecycle::AppFirst) ? start_application(before.journal_synced) : 0;
+  if (failed()) return;
+  if (lifecycle(Lifecycle::RebuildKill)) kill_during_rebuild();
+  if (failed()) return;
+  start_daemon();
   if (!reopen_rebuilt_queue()) return;
+  if (app > 0) check_application(app);
+  if (standby_round()) standby_.start();
   // A group the journal had not checkpointed yet (none of its records was
   // written) is gone: create it again before anything is sent.
   create_groups();
@@ -373,14 +494,16 @@ void Round::power_loss() {
 // SIGKILL to shmqd and every worker (stopped ones too) before reaping any.
 void Round::kill_everything_at_once() {
   if (daemon_.running()) ::kill(daemon_.pid(), SIGKILL);  // never kill(0): our own process group
+  if (standby_.running()) ::kill(standby_.pid(), SIGKILL);
   for (auto* workers : {&producers_, &consumers_}) {
     for (auto& w : *workers) {
       if (w.pid > 0) ::kill(w.pid, SIGKILL);
     }
   }
-  if (daemon_.running()) {
-    const Exit d = daemon_.kill9();
-    if (!(d.signaled && d.code == SIGKILL)) fail("shmqd ended by itself: " + d.describe() + " (see shmqd.log)");
+  for (DaemonProcess* d : {&daemon_, &standby_}) {
+    if (!d->running()) continue;
+    const Exit e = d->kill9();
+    if (!(e.signaled && e.code == SIGKILL)) fail("shmqd ended by itself: " + e.describe() + " (see shmqd.log)");
   }
   for (std::size_t k = 0; k < producers_.size(); ++k) {
     auto& w = producers_[k];
@@ -397,6 +520,203 @@ void Round::kill_everything_at_once() {
     const Exit e = kill_and_reap(std::exchange(w.pid, 0));
     if (!(e.signaled && e.code == SIGKILL)) fail("a consumer ended unasked: " + e.describe());
   }
+}
+
+// Starts shmqd (again); on a full data disk in a FullDisk round.
+void Round::start_daemon() {
+  if (disk_full_) ++result_.tally.full_disk_starts;
+  daemon_.start();
+}
+
+// AppFirst: the application, in a child, opens its queue before shmqd runs
+// (lifecycle.hpp, run_application). Returns once it has tried Queue::create
+// (which must have said NeedsRebuild), plus up to 20 ms: it waits in
+// Queue::open_or_create when shmqd starts.
+pid_t Round::start_application(std::uint64_t synced) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    fail("pipe2 failed");
+    return 0;
+  }
+  ++applications_;
+  const std::string log_name = "app-" + std::to_string(applications_) + ".log";
+  const AppJob job{.ns = plan_.ns,
+                   .queue = plan_.queue,
+                   .data_dir = plan_.data_dir,
+                   .log = plan_.log_dir + "/" + log_name,
+                   .options = plan_.queue_options,
+                   .min_tail = synced,
+                   .wait = stall_bound()};
+  const int ready = fds[1];
+  const pid_t pid = fork_child([job, ready] { return run_application(job, ready); });
+  ::close(fds[1]);
+  pollfd p{.fd = fds[0], .events = POLLIN, .revents = 0};
+  char got = 0;
+  if (::poll(&p, 1, static_cast<int>(stall_bound().count())) != 1 || ::read(fds[0], &got, 1) != 1) got = '?';
+  ::close(fds[0]);
+  if (got != 'N') {
+    fail(std::string("application first: Queue::create before shmqd ran did not fail with NeedsRebuild (") +
+         (got == 'C' ? "it created an empty queue over the journal" : got == 'A' ? "AlreadyExists" : "see") + "; " +
+         log_name + ")");
+    kill_and_reap(pid);
+    return 0;
+  }
+  daemon_.note("application pid " + std::to_string(pid) + " waits in Queue::open_or_create");
+  sleep_for(Millis(static_cast<int>(rng_() % 21)));
+  return pid;
+}
+
+void Round::check_application(pid_t app) {
+  const auto e = reap_within(app, stall_bound());
+  const std::string log_name = "app-" + std::to_string(applications_) + ".log";
+  if (!e) {
+    kill_and_reap(app);
+    fail("application first: Queue::open_or_create did not return the rebuilt queue within the stall bound (" +
+         log_name + ")");
+  } else if (!e->clean()) {
+    fail("application first: the queue Queue::open_or_create returned is not the rebuilt one, or is not journaled: " +
+         e->describe() + " (see " + log_name + ")");
+  } else {
+    ++result_.tally.app_first;
+  }
+}
+
+// RebuildKill: shmqd started and killed 1 to 3 times while it rebuilds the
+// queue: half the times as soon as its half-built segment shows under the
+// temporary name (plus up to 300 us), else 0 to 30 ms after its start. A
+// kill that finds the segment under the queue's name came too late (the
+// rebuild was done): the next start is the one for good.
+void Round::kill_during_rebuild() {
+  for (int k = 0, kills = 1 + static_cast<int>(rng_() % 3); k < kills; ++k) {
+    ShmCreations creations;
+    start_daemon();
+    const pid_t pid = daemon_.pid();
+    const std::string prefix = creating_prefix(plan_.ns, plan_.queue, pid);
+    if (rng_() % 2 == 0) {
+      creations.wait_for(prefix, Millis(2000));
+      const auto until = Clock::now() + std::chrono::microseconds(rng_() % 300);
+      while (Clock::now() < until) {
+      }
+    } else {
+      sleep_for(Millis(static_cast<int>(rng_() % 31)));
+    }
+    const Exit e = daemon_.kill9();
+    if (!(e.signaled && e.code == SIGKILL)) {
+      fail("shmqd ended by itself while it rebuilt: " + e.describe() + " (see shmqd.log)");
+      return;
+    }
+    ++result_.tally.rebuild_kills;
+    const bool built = segment_exists(plan_.ns, plan_.queue);
+    const bool half_built = !built && shm_file_with_prefix(prefix);
+    if (half_built) ++result_.tally.mid_rebuild_kills;
+    daemon_.note("killed shmqd pid " + std::to_string(pid) +
+                 (half_built ? " mid-rebuild (its segment half-built)"
+                             : built ? " after its rebuild" : " before its rebuild began"));
+    if (built) return;
+  }
+}
+
+// Standby: SIGSTOP to the primary, which stops beating its heartbeat; its
+// standby must fence it (SIGKILL, through a pidfd) after the deadline and take
+// over. poll_fencing() waits for that.
+void Round::stop_primary() {
+  if (!daemon_.running() || !standby_.running()) return;
+  stopped_primary_ = daemon_.pid();
+  stopped_at_ = Clock::now();
+  ::kill(stopped_primary_, SIGSTOP);
+  daemon_.note("SIGSTOP to the primary pid " + std::to_string(stopped_primary_) + ": its standby must fence it");
+}
+
+void Round::poll_fencing() {
+  if (stopped_primary_ == 0) return;
+  const auto e = daemon_.ended();
+  if (!e) {
+    if (Clock::now() - stopped_at_ >= stall_bound()) {
+      fail("the standby did not fence the stopped primary (pid " + std::to_string(stopped_primary_) + ") within " +
+           std::to_string(plan_.stall_seconds) + " s (see shmqd.log)");
+      ::kill(stopped_primary_, SIGCONT);
+      stopped_primary_ = 0;
+    }
+    return;
+  }
+  const long ms = static_cast<long>(std::chrono::duration_cast<Millis>(Clock::now() - stopped_at_).count());
+  stopped_primary_ = 0;
+  if (!(e->signaled && e->code == SIGKILL)) {
+    fail("the stopped primary ended otherwise than fenced (SIGKILL): " + e->describe() + " (see shmqd.log)");
+    return;
+  }
+  longest_fencing_ms_ = std::max(longest_fencing_ms_, ms);
+  ++result_.tally.fencings;
+  take_over(("fenced after " + std::to_string(ms) + " ms").c_str());
+}
+
+void Round::finish_fencing() {
+  while (stopped_primary_ != 0 && !failed()) {
+    poll_fencing();
+    sleep_for(Millis(2));
+  }
+}
+
+// The standby has the namespace's lock: it becomes the daemon (once it serves
+// the queue; only then may a new standby wait for the lock, which it would
+// otherwise race the old one for).
+void Round::take_over(const char* why) {
+  daemon_.exchange_with(standby_);
+  if (!daemon_.serves(queue_, stall_bound())) {
+    fail(std::string("the standby did not take up the queue after the primary was ") + why + " (see shmqd.log)");
+    return;
+  }
+  if (std::string_view(why) == "killed") ++result_.tally.takeovers;
+  daemon_.note("primary " + std::string(why) + "; standby pid " + std::to_string(daemon_.pid()) +
+               " took over; a new standby starts");
+  standby_.start();
+}
+
+void Round::stop_standby() {
+  if (!standby_.running()) return;
+  const auto e = standby_.terminate(stall_bound());
+  if (!e || !e->clean()) {
+    fail("the standby shmqd did not exit cleanly on SIGTERM: " + (e ? e->describe() : "still running"));
+  }
+}
+
+// FullDisk: before half the restarts of shmqd (a power loss, a kill), the
+// data disk is filled; 100 to 800 ms later (and once shmqd has reported it)
+// the filler goes and confirms must resume (a stall is a failure).
+void Round::maybe_fill_disk() {
+  if (!lifecycle(Lifecycle::FullDisk) || disk_full_ || rng_() % 2 != 0) return;
+  const std::uint64_t bytes = fill_disk(filler_path());
+  disk_full_ = true;
+  ++result_.tally.full_disks;
+  full_disk_seen_ = false;
+  const int ms = 100 + static_cast<int>(rng_() % 701);
+  disk_free_at_ = Clock::now() + Millis(ms);
+  daemon_.note("data disk filled (" + std::to_string(bytes) + " bytes of filler), for " + std::to_string(ms) + " ms");
+}
+
+void Round::poll_full_disk() {
+  if (!disk_full_) return;
+  const auto now = Clock::now();
+  if (!full_disk_seen_ && now - last_disk_check_ >= Millis(10)) {
+    last_disk_check_ = now;
+    const QueueInfo info = queue_.info();
+    if (info.journal_error != 0 || info.journal_trouble == JournalTrouble::SetupFailing) {
+      full_disk_seen_ = true;
+      ++result_.tally.full_disk_failures;
+    }
+  }
+  // Freed after its delay, once shmqd has felt it (a write or a set-up
+  // failed), or 1 s later if nothing was written meanwhile.
+  if (now >= disk_free_at_ && (full_disk_seen_ || now >= disk_free_at_ + Millis(1000))) free_disk();
+}
+
+void Round::free_disk() {
+  if (!disk_full_) return;
+  std::error_code ec;
+  std::filesystem::remove(filler_path(), ec);
+  disk_full_ = false;
+  daemon_.note(std::string("filler removed; shmqd ") + (full_disk_seen_ ? "had" : "had not") +
+               " reported the journal failing");
 }
 
 // Waits until shmqd has published the rebuilt segment and serves it.
@@ -457,9 +777,15 @@ void Round::reap_unexpected_exits() {
       fail("a consumer ended unasked: " + e->describe() + " (see the consumer logs' E lines)");
     }
   }
-  if (auto e = daemon_.ended()) {
-    fail("shmqd ended by itself: " + e->describe() + " (see shmqd.log)");
-    daemon_.start();
+  if (stopped_primary_ == 0) {  // else poll_fencing() reaps it
+    if (auto e = daemon_.ended()) {
+      fail("shmqd ended by itself: " + e->describe() + " (see shmqd.log)");
+      daemon_.start();
+    }
+  }
+  if (auto e = standby_.ended()) {
+    fail("the standby shmqd ended by itself: " + e->describe() + " (see shmqd.log)");
+    standby_.start();
   }
 }
 
@@ -554,15 +880,16 @@ void Round::verify() {
   for (const auto& g : plan_.groups) expected.groups.push_back(g.name);
   Verdict verdict = verify_logs(plan_.log_dir, expected);
   for (auto& v : verdict.violations) result_.violations.push_back(std::move(v));
-  const Tally faults = result_.tally;
-  result_.tally = verdict.tally;
-  result_.tally.rounds = 1;
-  result_.tally.producer_kills = faults.producer_kills;
-  result_.tally.consumer_kills = faults.consumer_kills;
-  result_.tally.daemon_kills = faults.daemon_kills;
-  result_.tally.stops = faults.stops;
-  result_.tally.power_losses = faults.power_losses;
-  result_.tally.journal_switches = faults.journal_switches;
+  Tally faults = result_.tally;  // what the round did; the verdict adds what the logs show
+  faults.rounds = 1;
+  faults.confirmed = verdict.tally.confirmed;
+  faults.delivered = verdict.tally.delivered;
+  faults.redelivered = verdict.tally.redelivered;
+  faults.duplicates_refused = verdict.tally.duplicates_refused;
+  faults.lost = verdict.tally.lost;
+  faults.unflagged_duplicates = verdict.tally.unflagged_duplicates;
+  result_.tally = faults;
+  result_.longest_fencing_ms = longest_fencing_ms_;
 }
 
 // The journal is the evidence of a failed durable round, but removing the

@@ -21,6 +21,11 @@ namespace shmq::torture {
 // journal in the round's data directory; then the workers are restarted.
 enum class RoundKind { InMemory, Durable };
 
+// A lifecycle round (durable, with every fault of a durable round) adds one
+// lifecycle fault (options.hpp's Lifecycle; docs/reliability.md, "Lifecycle
+// rounds"): AppFirst and RebuildKill at each power loss, FullDisk at power
+// losses and shmqd kills, Standby on a clock of its own.
+
 struct GroupPlan {
   std::string name;
   int consumers = 1;
@@ -31,6 +36,7 @@ struct GroupPlan {
 
 struct RoundPlan {
   RoundKind kind = RoundKind::InMemory;
+  Lifecycle lifecycle = Lifecycle::None;  // durable rounds only
   int number = 0;
   std::uint64_t seed = 0;  // everything below was drawn from it
   std::string ns, queue, log_dir;
@@ -48,19 +54,32 @@ struct RoundPlan {
 
   [[nodiscard]] bool durable() const { return kind == RoundKind::Durable; }
   [[nodiscard]] std::string describe() const;
+  // Options of every shmqd of the round beyond namespace and data directory.
+  [[nodiscard]] std::vector<std::string> daemon_args() const;
+  // FullDisk: the size of the tmpfs the data directory is, room for the
+  // round's journal (every record twice over, and its checkpoints) and more.
+  [[nodiscard]] std::uint64_t data_disk_bytes() const;
 };
 
-// Draws a round's shape from its seed. Its kind follows from the options and
-// its number alone: every round with --durable, else every even-numbered one.
+// Draws a round's shape from its seed. Whether it is durable follows from the
+// options and its number alone: every round with --durable or --lifecycle,
+// else every even-numbered one. A lifecycle round: every round with
+// --lifecycle (its fault in turn by number, or --lifecycle-fault's), else
+// every fourth one (its fault drawn from the seed).
 RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t seed);
 
 struct RoundResult {
   Tally tally;
+  long longest_fencing_ms = 0;  // Standby rounds: from the SIGSTOP to the stopped primary's death
   std::vector<std::string> violations;
   [[nodiscard]] bool passed() const { return violations.empty(); }
 };
 
 // Runs the round against `daemon`, which the caller has started and stops.
+// A Standby round starts its standby itself (and stops it before returning);
+// after a takeover `daemon` is the process that serves, whichever it started as.
 RoundResult run_round(const RoundPlan& plan, DaemonProcess& daemon);
+
+inline constexpr int kStandbyDeadlineMs = 300;
 
 }  // namespace shmq::torture

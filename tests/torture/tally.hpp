@@ -17,6 +17,16 @@ struct Tally {
   std::uint64_t stops = 0;  // SIGSTOP, each followed by a SIGCONT
   std::uint64_t power_losses = 0;  // durable rounds: everything killed, the segment removed, rebuilt
   std::uint64_t journal_switches = 0;  // durable rounds: groups that fell a ring behind and read the journal
+  // Lifecycle rounds (docs/reliability.md, "Lifecycle rounds"):
+  std::uint64_t app_first = 0;          // power losses after which the application opened the queue before shmqd ran
+  std::uint64_t rebuild_kills = 0;      // shmqd killed while it rebuilt (or was about to) after a power loss
+  std::uint64_t mid_rebuild_kills = 0;  // of those, killed with its segment half-built (seen under the temporary name)
+  std::uint64_t full_disks = 0;         // times the data disk was filled up
+  std::uint64_t full_disk_starts = 0;   // shmqd started on a full data disk
+  std::uint64_t full_disk_failures = 0;  // full disks that shmqd reported (journal_error or a failing set-up)
+  std::uint64_t fencings = 0;           // stopped primaries the standby fenced (SIGKILL) before it took over
+  std::uint64_t takeovers = 0;          // killed primaries the standby took over from
+  std::uint64_t skipped = 0;            // rounds that could not run here (a full-disk round without mount rights)
   std::uint64_t lost = 0;   // committed (confirmed or not) but missing from a group
   std::uint64_t unflagged_duplicates = 0;
 
@@ -32,6 +42,15 @@ struct Tally {
     stops += o.stops;
     power_losses += o.power_losses;
     journal_switches += o.journal_switches;
+    app_first += o.app_first;
+    rebuild_kills += o.rebuild_kills;
+    mid_rebuild_kills += o.mid_rebuild_kills;
+    full_disks += o.full_disks;
+    full_disk_starts += o.full_disk_starts;
+    full_disk_failures += o.full_disk_failures;
+    fencings += o.fencings;
+    takeovers += o.takeovers;
+    skipped += o.skipped;
     lost += o.lost;
     unflagged_duplicates += o.unflagged_duplicates;
   }
