@@ -8,7 +8,7 @@
 // segment this process maps, replaces that whole mapping with private zero
 // pages, marks it broken and returns: the access goes on against the zeros,
 // and every later call on that queue reports Status::Corrupt (a blocking
-// call that was already waiting: Status::Timeout, at once). A SIGBUS
+// call that was already waiting too, at once). A SIGBUS
 // anywhere else goes to the handler that was there before (or kills the
 // process, as without shmq).
 //
