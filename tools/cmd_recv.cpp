@@ -92,11 +92,33 @@ void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& ar
 
 }  // namespace
 
+// Says at once what would otherwise look like a hang or a short replay.
+void warn_about_the_journal(const Queue& queue, const RecvArgs& args, const std::filesystem::path& journal) {
+  if (!queue.durable()) return;
+  if (!queue.info().daemon_alive) {
+    warn("queue '" + args.queue + "' is durable: nothing is delivered until shmqd runs (consumers get only what "
+         "it has synced to disk)");
+  }
+  std::error_code ec;
+  if (args.from && !std::filesystem::exists(journal, ec)) {
+    warn("no journal of queue '" + args.queue + "' in " + journal.string() +
+         ": replaying only what the ring holds (is --data-dir shmqd's?)");
+  }
+}
+
 int run_recv(const RecvArgs& args, const std::string& ns) {
   const Queue queue = Queue::open(args.queue, ns);
   ConsumerOptions options;
   options.prefetch = 1;  // each message is acked before the next is taken
-  if (!args.data_dir.empty()) options.journal_dir = (std::filesystem::path(args.data_dir) / "journal" / args.queue).string();
+  std::filesystem::path journal;
+  try {
+    journal = (args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir)) / "journal" /
+              args.queue;
+    options.journal_dir = journal.string();
+  } catch (const Error&) {
+    // no data directory can be named (no HOME): a group that must read the journal says so
+  }
+  warn_about_the_journal(queue, args, journal);
   if (args.from) {
     options.start = args.from->at;
     options.start_position = args.from->position;

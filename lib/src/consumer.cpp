@@ -191,7 +191,7 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   st->options = std::move(options);
   if (m.durable && st->options.journal_dir.empty()) {
     try {
-      st->options.journal_dir = (default_data_dir(m.ns) / "journal" / m.name).string();
+      st->options.journal_dir = (daemon_data_dir(m.ns) / "journal" / m.name).string();
     } catch (const Error&) {  // no HOME: only a group that must read the journal fails, and says why
     }
   }

@@ -668,6 +668,48 @@ class DurableTest(ToolTest):
         self.assert_error(self.shmq("create", "d", "--durable", expect=FAILURE), "start shmqd to rebuild")
 
 
+class JournalFindingTest(ToolTest):
+    """recv says what would otherwise look like a hang or a short replay, and finds the
+    journal of the running shmqd without being told."""
+
+    def setUp(self):
+        super().setUp()
+        self.data_dir = tempfile.mkdtemp(prefix="shmq-cli-")
+        self.addCleanup(shutil.rmtree, self.data_dir, True)
+        self.env.pop("SHMQ_DATA_DIR", None)
+        self.shmq("create", "d", "--durable", "--capacity", "4K", "--max-message", "32")
+
+    def start_shmqd(self):
+        daemon = subprocess.Popen([SHMQD, "--log-level", "warn", "--data-dir", self.data_dir], env=self.env)
+        self.addCleanup(daemon.wait)
+        self.addCleanup(daemon.terminate)
+        deadline = time.monotonic() + 10
+        while self.queue_stat("d")["daemon"]["pid"] != daemon.pid:
+            self.assertLess(time.monotonic(), deadline, "shmqd did not take the queue")
+            time.sleep(0.01)
+
+    def test_a_durable_queue_without_shmqd_says_so_at_once(self):
+        self.shmq("send", "d", input="waiting\n")
+        result = self.shmq("recv", "d", "--timeout", "200ms")
+        self.assertEqual(result.stdout, b"")
+        self.assert_error(result, "nothing is delivered until shmqd runs")
+
+    def test_recv_finds_the_running_shmqds_journal(self):
+        self.start_shmqd()
+        lines = "".join(f"line {i}\n" for i in range(1, 201))  # 200 lines: three rings of 4 KiB
+        self.shmq("send", "d", "--durable", "--timeout", "20s", input=lines)
+        got = self.shmq("recv", "d", "--from", "oldest", "--count", "200", "--timeout", "10s")
+        self.assertEqual(got.stdout.decode(), lines, "no SHMQ_DATA_DIR: the journal found through shmqd's record")
+        self.assertEqual(got.stderr, b"")
+
+    def test_a_replay_whose_journal_is_missing_says_where_it_looked(self):
+        self.start_shmqd()
+        self.shmq("send", "d", "--durable", "--timeout", "10s", input="only\n")
+        wrong = os.path.join(self.data_dir, "wrong")
+        result = self.shmq("recv", "d", "--from", "oldest", "--data-dir", wrong, "--timeout", "500ms")
+        self.assert_error(result, "no journal of queue 'd' in " + os.path.join(wrong, "journal", "d"))
+
+
 def main():
     global SHMQ, SHMQ_STAT, SHMQD
     parser = argparse.ArgumentParser(description=__doc__)

@@ -52,7 +52,7 @@ struct ConsumerOptions {
   std::uint64_t start_time_ns = 0;   // for StartAt::Time (CLOCK_REALTIME ns)
   WaitOptions wait{};
   // Durable queues: the journal's directory, read by a group that fell a ring
-  // behind or replays. Empty: default_data_dir(namespace)/journal/<queue>,
+  // behind or replays. Empty: daemon_data_dir(namespace)/journal/<queue>,
   // which is shmqd's when it runs without --data-dir.
   std::string journal_dir{};
 };
