@@ -80,6 +80,9 @@ extern "C" void log_crash(int sig) {
 }
 
 void log_crashes() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return;  // the sanitizer's own handler reports a crash, with its stack
+#endif
   struct sigaction sa {};
   sa.sa_handler = log_crash;
   sa.sa_flags = SA_RESETHAND | SA_NODEFER;
