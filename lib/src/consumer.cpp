@@ -522,12 +522,20 @@ Status Consumer::try_receive(Message& out) noexcept {
     return Status::Ok;
   }
   if (s.map->durable && journal_work(*s.g)) {
-    try {
-      if (take_from_journal(s, out) == Take::Taken) return Status::Ok;
-    } catch (const std::exception& e) {
-      s.journal_error = e.what();
-      s.journal.reset();
-      return Status::JournalUnreadable;
+    // Twice: a cursor that read ahead of the sync may stand in bytes shmqd
+    // cut and wrote again after a failed fdatasync (fsyncgate), at other
+    // offsets; a fresh cursor reads what the files hold now. Damage that is
+    // still there the second time is real.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        if (take_from_journal(s, out) == Take::Taken) return Status::Ok;
+        break;
+      } catch (const std::exception& e) {
+        s.journal.reset();
+        if (attempt == 0) continue;
+        s.journal_error = e.what();
+        return Status::JournalUnreadable;
+      }
     }
   }
   switch (take_next(s, out)) {
