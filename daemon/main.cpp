@@ -188,15 +188,20 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   app.add_option("--log-file", o.log_file, "also append the log to this file");
-  app.add_option("--metrics", o.metrics, "serve Prometheus metrics on http://HOST:PORT/metrics");
+  app.add_option("--metrics", o.metrics,
+                 "serve Prometheus metrics on http://HOST:PORT/metrics (:PORT: every interface; [::1]:PORT: IPv6)")
+      ->type_name("HOST:PORT")
+      ->check(CLI::Validator(check_metrics_address, "", "HOST:PORT"));
   app.add_option("--journal-segment-mib", o.journal_segment_mib, "durable queues: roll journal segment files at this size")
       ->check(CLI::Range(1, 1 << 16));
   app.add_option("--retention-mib", o.retention_mib,
                  "durable queues: delete the oldest journal segments beyond this total size per queue, never one "
-                 "a group has not acked (0: keep all)");
+                 "a group has not acked (0: keep all)")
+      ->check(CLI::Validator([](std::string& text) { return check_whole_number(text, (1ull << 44) - 1); }, "", "MiB"));
   app.add_option("--retention-seconds", o.retention_seconds,
                  "durable queues: delete journal segments closed longer ago than this, never one a group has not "
-                 "acked (0: keep all)");
+                 "acked (0: keep all)")
+      ->check(CLI::Validator([](std::string& text) { return check_whole_number(text, 10'000'000'000); }, "", "s"));
   app.add_flag("--salvage", o.salvage,
                "rebuild a durable queue past damage in the middle of its journal, reporting what is lost (without "
                "it, such a queue is not rebuilt)");

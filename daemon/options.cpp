@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
@@ -12,6 +13,32 @@
 namespace shmq::daemon {
 
 namespace fs = std::filesystem;
+
+std::string check_whole_number(const std::string& text, std::uint64_t max) {
+  std::uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value > max) {
+    return "'" + text + "' is not a whole number from 0 to " + std::to_string(max);
+  }
+  return {};
+}
+
+std::string check_metrics_address(const std::string& text) {
+  const std::string wanted = "expected HOST:PORT, e.g. 127.0.0.1:9464 (:9464 for every interface, [::1]:9464 "
+                             "for IPv6), not '" + text + "'";
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos) return wanted;
+  const std::string host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc{} || end != port.data() + port.size() || value == 0 || value > 65535) {
+    return "port '" + port + "' is not a number from 1 to 65535: " + wanted;
+  }
+  const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (!bracketed && host.find_first_of(":[]") != std::string::npos) return wanted;
+  return {};
+}
 
 void prepare_data_dir(const fs::path& dir) {
   std::error_code ec;

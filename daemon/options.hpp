@@ -24,6 +24,14 @@ struct Options {
   bool salvage = false;
 };
 
+// Checks of option values, made while the command line is parsed, so that a
+// bad value stops shmqd (exit 2) before anything starts. Each returns "" when
+// `text` is fine, else why it is not.
+// A whole number from 0 to `max` ("-5" is refused, not taken as "no limit").
+[[nodiscard]] std::string check_whole_number(const std::string& text, std::uint64_t max);
+// --metrics: HOST:PORT, [V6]:PORT or :PORT (every interface), PORT 1..65535.
+[[nodiscard]] std::string check_metrics_address(const std::string& text);
+
 // Creates `dir` (mode 0700) if missing, and refuses one that is not a
 // directory, belongs to another user, or that group or others may write (they
 // could replace a journal). Throws std::runtime_error saying why.
