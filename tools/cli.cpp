@@ -1,5 +1,6 @@
 #include "cli.hpp"
 
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -31,6 +32,8 @@ int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& c
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
     print_error(e.what());
     std::cerr << "Run with --help for more information.\n";
@@ -49,6 +52,8 @@ int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& c
     return kExitFailure;
   }
 }
+
+void report_error(std::string_view message) { print_error(message); }
 
 void warn(std::string_view message) {
   std::cerr << program_name << ": warning: " << message << '\n';
@@ -76,6 +81,24 @@ void add_namespace_option(CLI::App& app, std::string& ns) {
   app.add_option("-n,--namespace", ns,
                  "Namespace of the queues (default: $SHMQ_NAMESPACE, else 'default')")
       ->type_name("NS");
+}
+
+CLI::Validator whole_number(const std::string& negative_hint) {
+  return CLI::Validator(
+      [negative_hint](std::string& text) -> std::string {
+        std::uint64_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (!text.empty() && text.front() == '-') return "'" + text + "' is negative: expected 0 or more" + negative_hint;
+        if (text.empty() || ec != std::errc{} || end != text.data() + text.size()) {
+          return "'" + text + "' is not a whole number from 0 to 2^64-1";
+        }
+        return {};
+      },
+      "", "whole number");
+}
+
+void add_version_flag(CLI::App& app, const std::string& version) {
+  app.set_version_flag("--version", app.get_name() + " " + version, "Print the version and exit");
 }
 
 std::string effective_namespace(const std::string& ns) {

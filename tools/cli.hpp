@@ -36,6 +36,9 @@ class Failure : public std::runtime_error {
 // exits with its code. Every message goes to stderr as "PROGRAM: message".
 int run_main(CLI::App& app, int argc, char** argv, const std::function<int()>& command);
 
+// Prints "PROGRAM: message" on stderr, as run_main does for an error.
+void report_error(std::string_view message);
+
 // Prints "PROGRAM: warning: message" on stderr (PROGRAM: the app run_main runs).
 void warn(std::string_view message);
 
@@ -63,6 +66,14 @@ void add_namespace_option(CLI::App& app, std::string& ns);
 
 // The namespace a command works in: `ns`, else $SHMQ_NAMESPACE, else "default".
 [[nodiscard]] std::string effective_namespace(const std::string& ns);
+
+// A check for an option that takes a count: a whole number, 0 or more
+// ("-1" is refused, not taken as "no limit"); `negative_hint` ends the
+// message for a negative one.
+[[nodiscard]] CLI::Validator whole_number(const std::string& negative_hint = "");
+
+// Adds --version, printing "NAME VERSION" (the one version, from CMake's project()).
+void add_version_flag(CLI::App& app, const std::string& version);
 
 // An option whose text one of parse.hpp's parsers turns into `out`; a parse
 // error is a usage error naming the option.

@@ -1,15 +1,37 @@
 // shmq create, delete and list.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <iostream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
-#include "journal.hpp"
 #include "commands.hpp"
+#include "journal.hpp"
+#include "layout.hpp"
+#include "text.hpp"
 
 namespace shmq::tools {
+
+namespace {
+
+// What a queue's segment takes of /dev/shm: the ring, and beside it a commit
+// word per 64-byte chunk of the ring and, per consumer group entry, a state
+// word per chunk (lib/src/layout.hpp), whether or not the group exists.
+std::string segment_size_line(const std::string& queue, const QueueOptions& o) {
+  const layout::Geometry g = layout::geometry(o.capacity, o.max_producers, o.max_groups, o.max_consumers);
+  const std::uint64_t per_group = 8 * g.chunks;  // a state word per chunk
+  const std::uint64_t rest = g.segment_bytes - o.capacity - per_group * o.max_groups;
+  return fmt::format("created queue '{}': {} ring, {} of /dev/shm ({} groups x {} of delivery state: fewer "
+                     "with --max-groups; {} of commit words and tables)\n",
+                     queue, human_bytes(o.capacity), human_bytes(g.segment_bytes), o.max_groups,
+                     human_bytes(per_group), human_bytes(rest));
+}
+
+}  // namespace
 
 int run_create(const CreateArgs& args, const std::string& ns) {
   QueueOptions options = args.options;
@@ -17,6 +39,12 @@ int run_create(const CreateArgs& args, const std::string& ns) {
   options.max_message = args.max_message.value_or(static_cast<std::uint32_t>(
       std::min<std::uint64_t>(kDefaultMaxMessage, options.capacity / 8)));
   (void)Queue::create(args.queue, options, ns);
+  std::cout << segment_size_line(args.queue, options);
+  if ((options.mode & S_IWOTH) != 0) {
+    warn(fmt::format("mode {:o} lets every user of this host write to queue '{}', and so corrupt or delete what "
+                     "it holds (docs/security.md); {:o} keeps other users out",
+                     options.mode, args.queue, options.mode & 0770));
+  }
   return kExitOk;
 }
 
@@ -78,6 +106,7 @@ int run_delete(const DeleteArgs& args, const std::string& ns) {
 int run_list(bool json, const std::string& ns) {
   std::vector<std::string> names = Queue::list(ns);
   std::sort(names.begin(), names.end());
+  if (names.empty()) report_error("namespace '" + effective_namespace(ns) + "' has no queues");
   if (json) {
     std::cout << nlohmann::json(names).dump() << '\n';
   } else {

@@ -1,7 +1,10 @@
 // shmq dump: the ring (or a durable queue's journal), record by record, for
 // debugging. Read-only.
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -9,6 +12,7 @@
 #include "cli.hpp"
 #include "journal.hpp"
 #include "commands.hpp"
+#include "shmq/producer.hpp"
 #include "text.hpp"
 
 namespace shmq::tools {
@@ -96,7 +100,7 @@ void dump_journal(const DumpArgs& args, const std::string& ns) {
   }
   std::uint64_t left = args.limit.value_or(UINT64_MAX);
   try {
-    auto cursor = journal::Cursor::open(dir, args.queue, args.from);
+    auto cursor = journal::Cursor::open(dir, args.queue, args.from.value_or(0));
     for (auto record = cursor.next(); record && left > 0; record = cursor.next(), --left) {
       RecordInfo info;
       info.position = record->position;
@@ -112,16 +116,58 @@ void dump_journal(const DumpArgs& args, const std::string& ns) {
   }
 }
 
+namespace {
+
+// Prints the records as they are committed, from `from` on, until `limit`
+// records, `timeout` without one, or a stop signal. Read-only: it joins no
+// group, so it holds nothing of the ring (and misses records released before
+// it could read them: it cannot fall behind the way a group would stall the ring).
+void follow(const Queue& queue, const DumpArgs& args, std::uint64_t from) {
+  constexpr auto kPoll = std::chrono::milliseconds(10);
+  const auto print = args.json ? print_json : print_text;
+  std::uint64_t left = args.limit.value_or(UINT64_MAX);
+  auto last_record = Clock::now();
+  while (left > 0 && stop_signal() == 0) {
+    bool printed = false;
+    for (const RecordInfo& record :
+         queue.records(from, static_cast<std::size_t>(std::min<std::uint64_t>(left, kPage)))) {
+      if (record.kind == RecordKind::Uncommitted) break;  // not yet: wait for its commit
+      print(record);
+      printed = true;
+      from = record.position + 1;
+      --left;
+    }
+    std::cout.flush();
+    if (printed) {
+      last_record = Clock::now();
+      continue;
+    }
+    if (args.timeout && Clock::now() - last_record >= *args.timeout) return;
+    std::this_thread::sleep_for(kPoll);
+  }
+}
+
+}  // namespace
+
 int run_dump(const DumpArgs& args, const std::string& ns) {
   if (args.journal) {
     dump_journal(args, ns);
     return kExitOk;
   }
   const Queue queue = Queue::open_read_only(args.queue, ns);
-  if (!args.json) print_header(queue.info());
+  const QueueInfo info = queue.info();
+  if (!args.json) print_header(info);
+  if (args.follow) {
+    {
+      const StopSignals stop_signals;
+      follow(queue, args, args.from.value_or(info.tail_position));
+    }
+    if (const int signal = stop_signal(); signal != 0) std::raise(signal);  // ends as by the signal, as recv
+    return kExitOk;
+  }
   const auto print = args.json ? print_json : print_text;
   std::uint64_t left = args.limit.value_or(UINT64_MAX);
-  std::uint64_t from = args.from;
+  std::uint64_t from = args.from.value_or(0);
   while (left > 0) {
     const auto page =
         queue.records(from, static_cast<std::size_t>(std::min<std::uint64_t>(left, kPage)));

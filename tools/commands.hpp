@@ -55,9 +55,28 @@ struct DumpArgs {
   bool journal = false;
   std::string data_dir;  // --journal: shmqd's data directory; empty: default_data_dir(ns)
   bool json = false;
-  std::uint64_t from = 0;  // log position; 0: the oldest retained
+  std::optional<std::uint64_t> from;  // log position; none: the oldest retained (--follow: the newest)
   std::optional<std::uint64_t> limit;
+  bool follow = false;                              // print records as they are committed
+  std::optional<std::chrono::nanoseconds> timeout;  // --follow: exit 0 after this long without a record
 };
 int run_dump(const DumpArgs& args, const std::string& ns);
+
+// shmq group list|delete|seek.
+struct GroupArgs {
+  std::string queue;
+  std::string group;
+  StartPoint to;         // seek: where the group starts again
+  std::string data_dir;  // seek of a durable queue's group: shmqd's, whose journal a group starting there reads
+  bool json = false;     // list
+};
+int run_group_list(const GroupArgs& args, const std::string& ns);
+int run_group_delete(const GroupArgs& args, const std::string& ns);
+int run_group_seek(const GroupArgs& args, const std::string& ns);
+
+// Who keeps the queue's ring full, for a send that finds no room: the group
+// with the lowest acked position, its lag and live members; or shmqd's journal
+// (durable); or that no group exists yet.
+[[nodiscard]] std::string describe_ring_holder(const Queue& queue);
 
 }  // namespace shmq::tools

@@ -1,6 +1,8 @@
 #include "parse.hpp"
 
 #include <charconv>
+#include <cstdio>
+#include <utility>
 #include <limits>
 #include <string>
 
@@ -151,6 +153,45 @@ std::uint64_t rfc3339_ns(std::string_view text) {
   return static_cast<std::uint64_t>(secs * 1'000'000'000 + fraction_ns);
 }
 
+// Bytes per unit of a size suffix ("", "K", "MiB", ...); 0 when it is none.
+std::uint64_t size_unit(std::string_view suffix) {
+  const std::string unit = lower(suffix);
+  if (unit.empty() || unit == "b") return 1;
+  if (unit == "k" || unit == "kb" || unit == "kib") return 1ull << 10;
+  if (unit == "m" || unit == "mb" || unit == "mib") return 1ull << 20;
+  if (unit == "g" || unit == "gb" || unit == "gib") return 1ull << 30;
+  if (unit == "t" || unit == "tb" || unit == "tib") return 1ull << 40;
+  return 0;
+}
+
+// "1.5G": refused, naming the same size in a smaller unit when there is one.
+[[noreturn]] void fraction_of_size(std::string_view original, std::uint64_t whole, std::string_view rest) {
+  __extension__ using Wide = unsigned __int128;
+  std::size_t digits = 0;
+  Wide fraction = 0;
+  Wide scale = 1;
+  for (; digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9' && digits < 9; ++digits) {
+    fraction = fraction * 10 + static_cast<unsigned>(rest[digits] - '0');
+    scale *= 10;
+  }
+  const std::string message = "invalid size " + quoted(original) + ": fractions are not supported";
+  const std::uint64_t unit = size_unit(rest.substr(digits));
+  if (digits == 0 || unit == 0 || whole > (1ull << 40)) {
+    throw ParseError(message + "; use whole numbers with K, M, G or T");
+  }
+  const Wide scaled = (static_cast<Wide>(whole) * scale + fraction) * unit;
+  if (scaled % scale == 0 && scaled / scale <= UINT64_MAX) {
+    const auto bytes = static_cast<std::uint64_t>(scaled / scale);
+    constexpr std::pair<const char*, int> kUnits[] = {{"T", 40}, {"G", 30}, {"M", 20}, {"K", 10}, {"", 0}};
+    for (const auto& [suffix, size] : kUnits) {
+      if (bytes % (1ull << size) == 0) {
+        throw ParseError(message + "; write " + std::to_string(bytes >> size) + suffix);
+      }
+    }
+  }
+  throw ParseError(message + "; use a whole number of a smaller unit (K, M, G) or of bytes");
+}
+
 }  // namespace
 
 std::uint64_t parse_size(std::string_view text) {
@@ -160,13 +201,8 @@ std::uint64_t parse_size(std::string_view text) {
     throw ParseError("invalid size " + quoted(original) +
                      ": expected bytes like 4096, 64K, 16M or 1G");
   }
-  const std::string unit = lower(text);
-  std::uint64_t multiplier = 0;
-  if (unit.empty() || unit == "b") multiplier = 1;
-  if (unit == "k" || unit == "kb" || unit == "kib") multiplier = 1ull << 10;
-  if (unit == "m" || unit == "mb" || unit == "mib") multiplier = 1ull << 20;
-  if (unit == "g" || unit == "gb" || unit == "gib") multiplier = 1ull << 30;
-  if (unit == "t" || unit == "tb" || unit == "tib") multiplier = 1ull << 40;
+  if (!text.empty() && text.front() == '.') fraction_of_size(original, number, text.substr(1));
+  const std::uint64_t multiplier = size_unit(text);
   if (multiplier == 0) {
     throw ParseError("invalid size " + quoted(original) + ": the suffix must be K, M, G or T");
   }
@@ -190,6 +226,17 @@ mode_t parse_mode(std::string_view text) {
                      ": expected octal permissions like 600 or 0660");
   }
   return static_cast<mode_t>(value);
+}
+
+mode_t parse_segment_mode(std::string_view text) {
+  const mode_t mode = parse_mode(text);
+  if ((mode & 0111) != 0) {
+    char without[8];
+    std::snprintf(without, sizeof without, "%o", static_cast<unsigned>(mode & 0666));
+    throw ParseError("invalid mode " + quoted(text) + ": a queue segment is never executed, so execute bits are " +
+                     "refused; write " + without);
+  }
+  return mode;
 }
 
 std::uint64_t parse_sequence(std::string_view text) {

@@ -20,6 +20,7 @@ class ParseError : public std::invalid_argument {
 };
 
 // Bytes: "4096", "64K", "16M", "1G", "1T" (powers of 1024; case-insensitive).
+// No fractions: "1.5G" is refused, naming the size in a smaller unit (1536M).
 [[nodiscard]] std::uint64_t parse_size(std::string_view text);
 
 // A number with a unit: "250ns", "10us", "500ms", "1.5s", "2m", "1h"; or "0".
@@ -27,6 +28,10 @@ class ParseError : public std::invalid_argument {
 
 // A file mode in octal: "600", "0640" (at most 0777).
 [[nodiscard]] mode_t parse_mode(std::string_view text);
+
+// A queue segment's mode: parse_mode(), without execute bits (never useful
+// on a segment, and refused by docs/security.md's rules).
+[[nodiscard]] mode_t parse_segment_mode(std::string_view text);
 
 // A producer sequence: a decimal integer from 1 to 2^64-1.
 [[nodiscard]] std::uint64_t parse_sequence(std::string_view text);

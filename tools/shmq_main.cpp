@@ -1,4 +1,5 @@
-// shmq: create, delete, list, send to, receive from and dump queues.
+// shmq: create, delete, list, send to, receive from and dump queues, and
+// manage their consumer groups.
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
@@ -15,6 +16,10 @@ const char* const kFromHelp =
     "RFC 3339 (2026-11-29T14:00:00Z, 2026-11-29T15:00:00.5+01:00) or @UNIX "
     "(@1764424800 seconds, @1764424800123456789ns). Ignored, with a warning, when the group exists";
 
+const char* const kToHelp =
+    "Where the group starts again: oldest (retained), newest, a log position (an integer), or a time (RFC 3339 "
+    "or @UNIX, as recv --from)";
+
 std::uint32_t parse_message_size(std::string_view text) {
   const std::uint64_t bytes = parse_size(text);
   if (bytes > UINT32_MAX) throw ParseError("size '" + std::string(text) + "' is too large");
@@ -26,7 +31,10 @@ void add_queue_argument(CLI::App& command, std::string& queue) {
 }
 
 CLI::App* add_create(CLI::App& app, CreateArgs& args) {
-  auto* create = app.add_subcommand("create", "Create a queue");
+  auto* create = app.add_subcommand(
+      "create",
+      "Create a queue; prints what it takes of /dev/shm: the ring, plus capacity/8 bytes of delivery state for "
+      "each of the --max-groups group entries (16 by default), used or not");
   add_queue_argument(*create, args.queue);
   auto& o = args.options;
   add_parsed_option(*create, "--capacity", o.capacity, parse_size,
@@ -36,13 +44,15 @@ CLI::App* add_create(CLI::App& app, CreateArgs& args) {
                     "Largest payload, below capacity/4 (default 64K, or capacity/8 when smaller)")
       ->type_name("SIZE");
   create->add_flag("--durable", o.durable, "Journal every message to disk (through shmqd)");
-  add_parsed_option(*create, "--mode", o.mode, parse_mode,
-                    "Segment file mode in octal (default 600)")
+  add_parsed_option(*create, "--mode", o.mode, parse_segment_mode,
+                    "Segment file mode in octal (default 600; 660 shares the queue with your group). No "
+                    "execute bits; a world-writable mode gets a warning")
       ->type_name("OCTAL");
   create->add_option("--max-producers", o.max_producers, "Producer table entries (default 64)")
       ->type_name("N")
       ->check(CLI::Range(1, 255));
-  create->add_option("--max-groups", o.max_groups, "Consumer group entries (default 16)")
+  create->add_option("--max-groups", o.max_groups,
+                     "Consumer group entries (default 16); each takes capacity/8 bytes of /dev/shm, used or not")
       ->type_name("N")
       ->check(CLI::Range(1, 64));
   create->add_option("--max-consumers", o.max_consumers, "Consumers per group (default 16)")
@@ -69,8 +79,11 @@ CLI::App* add_send(CLI::App& app, SendArgs& args) {
       "Each line is SEQ<TAB>PAYLOAD; SEQ is the explicit sequence, so a rerun of the same "
       "input sends only what is missing (duplicates are counted, not sent)");
   add_parsed_option(*send, "--timeout", args.timeout, parse_duration,
-                    "Fail when the ring has no room for this long (default: wait)")
+                    "Fail when the ring has no room for this long, naming the group that holds it (default: wait)")
       ->type_name("DUR");
+  send->footer(
+      "Ctrl-C (SIGINT) or SIGTERM stops it cleanly: it prints the summary, detaches its producer, then ends by "
+      "that signal (exit status 130 or 143 in a shell).");
   return send;
 }
 
@@ -79,7 +92,9 @@ CLI::App* add_recv(CLI::App& app, RecvArgs& args, std::string& format) {
       "recv", "Print each message, then ack it (a crash between the two redelivers it)");
   add_queue_argument(*recv, args.queue);
   recv->add_option("-g,--group", args.group, "Consumer group")->capture_default_str();
-  recv->add_option("-c,--count", args.count, "Exit after N messages")->type_name("N");
+  recv->add_option("-c,--count", args.count, "Exit after N messages")
+      ->type_name("N")
+      ->check(whole_number("; leave --count out for no limit"));
   add_parsed_option(*recv, "-t,--timeout", args.timeout, parse_duration,
                     "Exit 0 once DUR passes with no message (500ms, 3s, 2m)")
       ->type_name("DUR");
@@ -95,24 +110,81 @@ CLI::App* add_recv(CLI::App& app, RecvArgs& args, std::string& format) {
 }
 
 CLI::App* add_dump(CLI::App& app, DumpArgs& args, std::string& format) {
-  auto* dump = app.add_subcommand("dump", "Show the ring (or the journal) record by record");
+  auto* dump = app.add_subcommand(
+      "dump", "Show the ring (or the journal) record by record; --follow: as they are committed, joining no group");
   add_queue_argument(*dump, args.queue);
-  dump->add_flag("--journal", args.journal, "Dump a durable queue's journal (its data records) instead of the ring");
+  auto* journal =
+      dump->add_flag("--journal", args.journal, "Dump a durable queue's journal (its data records) instead of the ring");
   dump->add_option("--data-dir", args.data_dir,
                    "With --journal: shmqd's data directory (default: $SHMQ_DATA_DIR, else as shmqd's)");
-  dump->add_option("--from", args.from, "First log position (default: the oldest retained)")
-      ->type_name("POS");
-  dump->add_option("--limit", args.limit, "Show at most N records")->type_name("N");
+  dump->add_option("--from", args.from, "First log position (default: the oldest retained; --follow: the newest)")
+      ->type_name("POS")
+      ->check(whole_number());
+  dump->add_option("--limit", args.limit, "Show at most N records")
+      ->type_name("N")
+      ->check(whole_number("; leave --limit out for no limit"));
+  auto* follow = dump->add_flag(
+      "-F,--follow", args.follow,
+      "Print records as they are committed, from --from or the newest, until Ctrl-C, --limit or --timeout. "
+      "Joins no group, so holds nothing of the ring");
+  auto* timeout = add_parsed_option(*dump, "-t,--timeout", args.timeout, parse_duration,
+                                    "With --follow: exit 0 once DUR passes with no new record")
+                      ->type_name("DUR");
+  timeout->needs(follow);
+  follow->excludes(journal);
   dump->add_option("--format", format, "text or json (one object a line)")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
   return dump;
 }
 
+void add_group_argument(CLI::App& command, std::string& group) {
+  command.add_option("GROUP", group, "Consumer group name")->required();
+}
+
+struct GroupCommands {
+  CLI::App* list;
+  CLI::App* remove;
+  CLI::App* seek;
+};
+
+GroupCommands add_group(CLI::App& app, GroupArgs& args, std::string& format) {
+  auto* group = app.add_subcommand(
+      "group",
+      "A queue's consumer groups: list them, delete one (a group nobody reads any more holds the ring, and "
+      "producers stall once it is full), or move one to another start");
+  group->require_subcommand(1);
+  auto* list = group->add_subcommand("list", "List the queue's groups, marking the slowest (it holds the ring)");
+  add_queue_argument(*list, args.queue);
+  list->add_option("--format", format, "text (a table) or json (an array)")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  auto* remove = group->add_subcommand(
+      "delete", "Delete a group, releasing what it holds; refused while a live consumer is in it");
+  add_queue_argument(*remove, args.queue);
+  add_group_argument(*remove, args.group);
+  auto* seek = group->add_subcommand(
+      "seek", "Move a group to another start (what it has not acked before that is no longer delivered to it); "
+              "refused while a live consumer is in it");
+  add_queue_argument(*seek, args.queue);
+  add_group_argument(*seek, args.group);
+  add_parsed_option(*seek, "--to", args.to, parse_start, kToHelp)
+      ->type_name("oldest|newest|POS|TIME")
+      ->required();
+  seek->add_option("--data-dir", args.data_dir,
+                   "Durable queues: shmqd's data directory, whose journal a group starting before the ring reads "
+                   "(default: $SHMQ_DATA_DIR, else as shmqd's)");
+  for (CLI::App* command : {list, remove, seek}) {
+    command->footer("Namespace: -n,--namespace NS (default: $SHMQ_NAMESPACE, else 'default')");
+  }
+  return {list, remove, seek};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"shmq: the command line of the shmq shared-memory message queue", "shmq"};
+  add_version_flag(app, SHMQ_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
   std::string ns;
@@ -146,8 +218,13 @@ int main(int argc, char** argv) {
   std::string dump_format = "text";
   auto* dump = add_dump(app, dump_args, dump_format);
 
+  GroupArgs group_args;
+  std::string group_format = "text";
+  const GroupCommands group = add_group(app, group_args, group_format);
+
   for (CLI::App* command : app.get_subcommands({})) {
-    command->footer("Namespace: -n,--namespace NS (default: $SHMQ_NAMESPACE, else 'default')");
+    const std::string footer = "Namespace: -n,--namespace NS (default: $SHMQ_NAMESPACE, else 'default')";
+    command->footer(command->get_footer().empty() ? footer : command->get_footer() + "\n" + footer);
   }
   return run_main(app, argc, argv, [&] {
     if (create->parsed()) return run_create(create_args, ns);
@@ -162,6 +239,12 @@ int main(int argc, char** argv) {
       dump_args.json = dump_format == "json";
       return run_dump(dump_args, ns);
     }
+    if (group.list->parsed()) {
+      group_args.json = group_format == "json";
+      return run_group_list(group_args, ns);
+    }
+    if (group.remove->parsed()) return run_group_delete(group_args, ns);
+    if (group.seek->parsed()) return run_group_seek(group_args, ns);
     return kExitUsage;  // unreachable: require_subcommand(1)
   });
 }

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
       "Never changes a segment; shows an unreadable one with the reason.",
       "shmq-stat"};
   StatArgs args;
+  add_version_flag(app, SHMQ_VERSION);
   add_namespace_option(app, args.ns);
   app.add_option("QUEUE", args.queue, "Show only this queue");
   auto* json = app.add_flag("--json", args.json, "Print JSON for scripts");

@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -27,6 +29,13 @@ void write_all(std::string_view text) {
     if (written <= 0) return;
     text.remove_prefix(static_cast<std::size_t>(written));
   }
+}
+
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(std::move(line));
+  return lines;
 }
 
 // The alternate screen with a hidden cursor and, when stdin is a terminal,
@@ -50,17 +59,26 @@ class Screen {
     if (keyboard_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_);
   }
 
-  // Draws `frame` from the top left, each line cut to the terminal's size.
-  void draw(const std::string& frame) const {
+  // Draws `report` from the top left with `footer` below it, each line cut to
+  // the terminal's width. A report taller than the terminal ends in a line
+  // "... +N more lines" where the rows run out, so that nothing is cut unsaid.
+  void draw(const std::string& report, const std::string& footer) const {
     winsize size{};
     const bool sized = ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0 && size.ws_row > 0;
     const std::size_t rows = sized ? size.ws_row : 1000;
     const std::size_t columns = sized ? size.ws_col : 1000;
+    std::vector<std::string> lines = split_lines(report);
+    const std::vector<std::string> footer_lines = split_lines(footer);
+    const std::size_t room = rows > footer_lines.size() + 1 ? rows - footer_lines.size() : 1;
+    if (lines.size() > room) {
+      const std::size_t hidden = lines.size() - (room - 1);
+      lines.resize(room - 1);
+      lines.push_back(fmt::format("... +{} more lines (a taller terminal shows them; or name a QUEUE)", hidden));
+    }
+    lines.insert(lines.end(), footer_lines.begin(), footer_lines.end());
     std::string out = "\x1b[H";
-    std::istringstream lines(frame);
-    std::string line;
-    for (std::size_t row = 0; row < rows && std::getline(lines, line); ++row) {
-      out += line.substr(0, columns);
+    for (std::size_t row = 0; row < rows && row < lines.size(); ++row) {
+      out += lines[row].substr(0, columns);
       out += row + 1 < rows ? "\x1b[K\r\n" : "\x1b[K";
     }
     out += "\x1b[J";
@@ -105,7 +123,7 @@ int watch(const std::string& ns, const std::string& queue, std::chrono::nanoseco
   std::optional<Sample> previous;
   for (auto next = Clock::now();;) {
     Sample current = take_sample(ns, queue);
-    screen.draw(render_table(current, previous ? &*previous : nullptr) + footer);
+    screen.draw(render_table(current, previous ? &*previous : nullptr), footer);
     previous = std::move(current);
     next = std::max(next + interval, Clock::now());
     if (screen.quit_before(next)) return kExitOk;

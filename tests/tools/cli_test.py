@@ -83,13 +83,86 @@ class ToolTest(unittest.TestCase):
         for fragment in fragments:
             self.assertIn(fragment, stderr)
 
+    def wait_for(self, predicate, what, seconds=10):
+        deadline = time.monotonic() + seconds
+        while not predicate():
+            self.assertLess(time.monotonic(), deadline, what)
+            time.sleep(0.05)
+
+    def producers(self, queue):
+        return {p["name"]: p for p in self.queue_stat(queue)["producers"]}
+
+    def groups(self, queue):
+        return {g["name"]: g for g in self.queue_stat(queue)["groups"]}
+
 
 class UsageTest(ToolTest):
     def test_help_of_every_command(self):
-        for command in ([], ["create"], ["delete"], ["list"], ["send"], ["recv"], ["dump"]):
+        for command in ([], ["create"], ["delete"], ["list"], ["send"], ["recv"], ["dump"], ["group"],
+                        ["group", "list"], ["group", "delete"], ["group", "seek"]):
             result = self.shmq(*command, "--help")
             self.assertIn(b"Usage: shmq", result.stdout)
         self.assertIn(b"Usage: shmq-stat", self.stat("--help").stdout)
+        # What a queue takes of /dev/shm, and the option that sets most of it.
+        create_help = self.shmq("create", "--help").stdout.decode()
+        self.assertIn("--max-groups", create_help)
+        self.assertIn("capacity/8 bytes of /dev/shm", create_help)
+        self.assertIn("--follow", self.shmq("dump", "--help").stdout.decode())
+        self.assertIn("exit status 130", self.shmq("send", "--help").stdout.decode())
+
+    def test_version_of_every_tool_is_the_projects(self):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "CMakeLists.txt")) as file:
+            cmake = file.read()
+        version = re.search(r"project\(shmq VERSION (\S+)", cmake).group(1)
+        self.assertEqual(self.shmq("--version").stdout.decode().strip(), f"shmq {version}")
+        self.assertEqual(self.stat("--version").stdout.decode().strip(), f"shmq-stat {version}")
+        daemon = self.run_tool(SHMQD, "--version", timeout=5)
+        self.assertEqual((daemon.returncode, daemon.stdout.decode().strip()), (0, f"shmqd {version}"))
+
+    def test_negative_and_out_of_range_numbers_are_usage_errors(self):
+        for args, message in [(["recv", "q", "--count", "-1"], "--count: '-1' is negative"),
+                              (["dump", "q", "--limit", "-3"], "--limit: '-3' is negative"),
+                              (["dump", "q", "--from", "-1"], "--from: '-1' is negative"),
+                              (["recv", "q", "--count", "x"], "--count: 'x' is not a whole number")]:
+            with self.subTest(args=args):
+                self.assert_error(self.shmq(*args, expect=USAGE), message)
+
+    def test_shmqd_refuses_bad_numbers_before_it_starts(self):
+        data_dir = tempfile.mkdtemp(prefix="shmq-cli-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        for args, message in [(["--retention-mib", "-5"], "--retention-mib: '-5' is not a whole number"),
+                              (["--retention-seconds", "-1"], "--retention-seconds: '-1' is not a whole number"),
+                              (["--metrics", "127.0.0.1:99999"], "port '99999' is not a number from 1 to 65535"),
+                              (["--metrics", "9464"], "--metrics: expected HOST:PORT"),
+                              (["--metrics", "localhost:"], "port '' is not a number")]:
+            with self.subTest(args=args):
+                try:
+                    result = self.run_tool(SHMQD, "--data-dir", data_dir, *args, timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.fail(f"shmqd {args} started instead of refusing the value")
+                self.assertEqual(result.returncode, USAGE, result.stderr)
+                self.assert_error(result, message)
+                self.assertNotIn("shmqd up", result.stderr.decode())
+
+    def test_fractions_of_sizes_say_so(self):
+        self.assert_error(self.shmq("create", "q", "--capacity", "1.5G", expect=USAGE),
+                          "--capacity: invalid size '1.5G': fractions are not supported; write 1536M")
+
+    def test_the_readme_walk_through_sets_its_variables_and_kills_only_its_own(self):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "README.md")) as file:
+            readme = file.read()
+        steps = "\n".join(re.findall(r"```\n(\$ .*?)```", readme, re.S))
+        self.assertNotIn("pkill", steps, "pkill -f hits other users' processes")
+        self.assertNotIn("killall", steps)
+        shell = [line[2:] for line in steps.splitlines() if line.startswith("$ ")]
+        assigned = {"PATH", "PWD", "!"}
+        for line in shell:
+            assigned |= set(re.findall(r"\bfor ([A-Za-z_][A-Za-z0-9_]*) in", line))
+            for name in re.findall(r"\$\{?([A-Za-z_!][A-Za-z0-9_]*)", line):
+                self.assertIn(name, assigned, f"the README uses ${name} before it sets it: {line}")
+            if re.match(r"(shmq|shmqd|shmq-stat) ", line):
+                self.assertIn("SHMQ_NAMESPACE", assigned, f"the README runs {line} before it sets its namespace")
+            assigned |= set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)=", line))
 
     def test_usage_errors_exit_2_with_a_message(self):
         cases = [
@@ -130,6 +203,32 @@ class AdminTest(ToolTest):
         self.shmq("delete", "orders")
         self.assertFalse(os.path.exists(segment))
         self.assertEqual(self.shmq("list").stdout, b"audit\n")
+
+    def test_create_prints_what_the_segment_takes_of_dev_shm(self):
+        out = self.shmq("create", "big", "--capacity", "16M").stdout.decode()
+        size = os.stat(f"/dev/shm/shmq.{self.ns}.big").st_size
+        self.assertAlmostEqual(size / 2**20, 50.1, delta=0.05)
+        self.assertEqual(out, f"created queue 'big': 16.0 MiB ring, {size / 2**20:.1f} MiB of /dev/shm (16 groups x "
+                              "2.0 MiB of delivery state: fewer with --max-groups; 2.1 MiB of commit words and "
+                              "tables)\n")
+        out = self.shmq("create", "lean", "--capacity", "16M", "--max-groups", "2").stdout.decode()
+        self.assertIn("22.0 MiB of /dev/shm (2 groups x 2.0 MiB", out)
+
+    def test_modes_with_execute_bits_are_refused_world_writable_ones_warned_about(self):
+        self.assert_error(self.shmq("create", "q", "--mode", "777", expect=USAGE),
+                          "--mode: invalid mode '777': a queue segment is never executed", "write 666")
+        self.assert_error(self.shmq("create", "q", "--mode", "0710", expect=USAGE), "write 600")
+        self.assertFalse(os.path.exists(f"/dev/shm/shmq.{self.ns}.q"))
+        result = self.shmq("create", "q", "--mode", "666")
+        self.assert_error(result, "warning: mode 666 lets every user of this host write to queue 'q'", "660")
+        self.assertEqual(os.stat(f"/dev/shm/shmq.{self.ns}.q").st_mode & 0o777, 0o666)
+        self.assertNotIn(b"warning", self.shmq("create", "private").stderr)
+
+    def test_list_of_an_empty_namespace_says_so(self):
+        result = self.shmq("list", "-n", "typo")
+        self.assertEqual(result.stdout, b"")
+        self.assert_error(result, "namespace 'typo' has no queues")
+        self.assertEqual(self.shmq("list", "--format", "json", "-n", "typo").stdout, b"[]\n")
 
     def test_errors_name_the_queue_and_namespace(self):
         self.shmq("create", "q")
@@ -200,7 +299,63 @@ class SendTest(ToolTest):
         self.recv_all("small", "--group", "holder")  # a group that acks nothing later
         result = self.shmq("send", "small", "--timeout", "200ms", input=("y" * 500 + "\n") * 10,
                            expect=FAILURE)
-        self.assert_error(result, "no room in the ring")
+        self.assert_error(result, "sent 7, duplicates 0", "line 8: no room in the ring before the timeout",
+                          "group 'holder' holds it: acked up to position 64, 7 message(s) (3.9 KiB) behind, "
+                          "no live member", "shmq group seek small holder --to newest",
+                          "shmq group delete small holder")
+        # As the error says: once the group skips what it has not read, the ring has room again.
+        self.shmq("group", "seek", "small", "holder", "--to", "newest")
+        self.shmq("send", "small", "--timeout", "200ms", input=("y" * 500 + "\n") * 3)
+
+    def blocked_sender(self, *args):
+        """A send that waits for room: a 4K ring held by a group, 10 lines of 500 bytes (7 fit)."""
+        self.shmq("create", "small", "--capacity", "4K", "--max-message", "512")
+        self.recv_all("small", "--group", "holder")
+        sender = subprocess.Popen([SHMQ, "send", "small", *args], env=self.env, stdin=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        self.addCleanup(lambda: sender.poll() is None and (sender.kill(), sender.wait()))
+        sender.stdin.write(("y" * 500 + "\n").encode() * 10)
+        sender.stdin.close()
+        self.wait_for(lambda: self.producers("small").get("shmq-send", {}).get("last_sequence") == 7,
+                      "the sender never filled the ring")
+        time.sleep(0.2)  # now blocked on the eighth line
+        return sender
+
+    def test_an_interrupted_send_prints_the_summary_and_detaches(self):
+        for stop in (signal.SIGINT, signal.SIGTERM):
+            with self.subTest(signal=stop):
+                self.remove_segments()
+                sender = self.blocked_sender()
+                sender.send_signal(stop)
+                self.assertEqual(sender.wait(timeout=5), -stop)  # a shell shows 130 or 143
+                stderr = sender.stderr.read().decode()
+                self.assertIn("sent 7, duplicates 0\n", stderr)
+                self.assertIn(f"interrupted by {stop.name} at line 8, waiting for room in the ring: group 'holder'",
+                              stderr)
+                producer = self.producers("small")["shmq-send"]
+                self.assertFalse(producer["attached"], "the producer detached, it is not left dead")
+
+    def test_an_interrupted_send_waiting_for_input_prints_the_summary(self):
+        sender = subprocess.Popen([SHMQ, "send", "q"], env=self.env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: sender.poll() is None and (sender.kill(), sender.wait()))
+        sender.stdin.write(b"a\nb\n")
+        sender.stdin.flush()
+        self.wait_for(lambda: self.producers("q").get("shmq-send", {}).get("last_sequence") == 2, "nothing sent")
+        sender.send_signal(signal.SIGINT)
+        self.assertEqual(sender.wait(timeout=5), -signal.SIGINT)
+        self.assertIn("sent 2, duplicates 0\n", sender.stderr.read().decode())
+        sender.stdin.close()
+        self.assertFalse(self.producers("q")["shmq-send"]["attached"])
+
+    def test_failures_before_the_first_line_print_the_summary_too(self):
+        self.assert_error(self.shmq("send", "missing", input="x\n", expect=FAILURE), "not found",
+                          "sent 0, duplicates 0")
+        holder = subprocess.Popen([SHMQ, "send", "q", "-p", "busy"], env=self.env, stdin=subprocess.PIPE)
+        self.addCleanup(lambda: (holder.stdin.close(), holder.wait()))
+        holder.stdin.write(b"a\n")
+        holder.stdin.flush()
+        self.wait_for(lambda: self.producers("q").get("busy", {}).get("attached"), "the holder never attached")
+        self.assert_error(self.shmq("send", "q", "-p", "busy", input="x\n", expect=FAILURE), "sent 0, duplicates 0")
 
 
 class RecvTest(ToolTest):
@@ -315,6 +470,58 @@ class GroupTest(ToolTest):
         self.assertEqual(sorted(outputs[0] + outputs[1]), sorted(lines))
         self.assertEqual(outputs[2], lines)
         self.assertEqual(outputs[3], lines)
+
+
+class GroupCommandTest(ToolTest):
+    """shmq group list|delete|seek: a one-off recv leaves a group behind; these remove or move it."""
+
+    def setUp(self):
+        super().setUp()
+        self.shmq("create", "q")
+
+    def test_list_and_delete_a_group_left_behind(self):
+        self.recv_all("q", "--group", "one-off")
+        self.recv_all("q", "--group", "reader")
+        self.shmq("send", "q", input="a\nb\n")
+        self.recv_all("q", "--group", "reader")
+        listing = [json.loads(line) for line in self.shmq("group", "list", "q", "--format", "json").stdout.splitlines()]
+        (groups,) = listing
+        by_name = {g["name"]: g for g in groups}
+        self.assertEqual((by_name["one-off"]["lag_messages"], by_name["one-off"]["slowest"]), (2, True))
+        self.assertEqual((by_name["reader"]["lag_messages"], by_name["reader"]["slowest"]), (0, False))
+        text = self.shmq("group", "list", "q").stdout.decode()
+        self.assertRegex(text, r"\none-off +0 +0 +\d+ +\d+ +2 .*\(slowest: holds the ring\)\n")
+        self.shmq("group", "delete", "q", "one-off")
+        self.assertEqual(set(self.groups("q")), {"reader"})
+        self.assert_error(self.shmq("group", "delete", "q", "one-off", expect=FAILURE), "no group 'one-off' in queue 'q'")
+        self.assert_error(self.shmq("group", "delete", "q", "bad/name", expect=USAGE), "invalid group name")
+        self.assert_error(self.shmq("group", "list", "missing", expect=FAILURE), "not found")
+
+    def test_seek_moves_a_group_without_members(self):
+        self.recv_all("q", "--group", "keeper")  # holds every message in the ring
+        self.recv_all("q", "--group", "g")
+        self.shmq("send", "q", input="a\nb\nc\n")
+        positions = [m["position"] for m in self.recv_json("q", "--group", "probe")]
+        out = self.shmq("group", "seek", "q", "g", "--to", "newest").stdout.decode()
+        self.assertIn("group 'g' of queue 'q' now reads from position", out)
+        self.assertEqual(self.recv_all("q", "--group", "g"), [])
+        self.shmq("group", "seek", "q", "g", "--to", str(positions[1]))
+        self.assertEqual(self.recv_all("q", "--group", "g"), ["b", "c"])
+        self.shmq("group", "seek", "q", "g", "--to", "oldest")
+        self.assertEqual(self.recv_all("q", "--group", "g"), ["a", "b", "c"])
+        self.assert_error(self.shmq("group", "seek", "q", "nope", "--to", "newest", expect=FAILURE), "no group 'nope'")
+        self.assert_error(self.shmq("group", "seek", "q", "g", expect=USAGE), "--to is required")
+        self.assert_error(self.shmq("group", "seek", "q", "g", "--to", "soon", expect=USAGE), "--to: invalid start")
+
+    def test_a_group_with_a_live_member_is_neither_moved_nor_deleted(self):
+        member = subprocess.Popen([SHMQ, "recv", "q", "--group", "live", "--timeout", "20s"], env=self.env,
+                                  stdout=subprocess.DEVNULL)
+        self.addCleanup(lambda: (member.kill(), member.wait()))
+        self.wait_for(lambda: self.groups("q").get("live", {}).get("members") == 1, "the member never joined")
+        self.assert_error(self.shmq("group", "seek", "q", "live", "--to", "newest", expect=FAILURE),
+                          "group 'live' has 1 live member(s)", "stop them first")
+        self.assert_error(self.shmq("group", "delete", "q", "live", expect=FAILURE), "live consumer", "stop its consumers")
+        self.assertIn("live", self.groups("q"))
 
 
 class CrashTest(ToolTest):
@@ -505,10 +712,12 @@ class WatchTest(ToolTest):
         self.addCleanup(os.unlink, self.rc_file.name)
         self.addCleanup(lambda: subprocess.run(["tmux", "-L", self.socket, "kill-server"],
                                                capture_output=True))
+
+    def start_watch(self, rows=40):
         # The shell stays, so the screen can be read after shmq-stat quit.
         command = (f"SHMQ_NAMESPACE={self.ns} {SHMQ_STAT} --watch 200ms; "
                    f"echo exit=$? > {self.rc_file.name}; sleep 30")
-        self.tmux("new-session", "-d", "-x", "150", "-y", "40", command)
+        self.tmux("new-session", "-d", "-x", "150", "-y", str(rows), command)
 
     def tmux(self, *args):
         return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, check=True,
@@ -532,6 +741,7 @@ class WatchTest(ToolTest):
         self.fail("shmq-stat --watch did not quit")
 
     def test_draws_refreshes_and_quits_on_q(self):
+        self.start_watch()
         self.screen_shows(r"total 0 messages")
         self.shmq("send", "q", input="a\nb\nc\n")
         screen = self.screen_shows(r"total 3 messages")
@@ -541,9 +751,23 @@ class WatchTest(ToolTest):
         self.assertNotIn("QUEUE q", self.tmux("capture-pane", "-p"), "the alternate screen is gone")
 
     def test_quits_on_ctrl_c(self):
+        self.start_watch()
         self.screen_shows(r"QUEUE q")
         self.tmux("send-keys", "C-c")
         self.assertEqual(self.wait_for_exit(), "exit=0")
+
+    def test_a_short_terminal_shows_how_many_lines_are_left_out(self):
+        for name in ("q2", "q3", "q4"):
+            self.shmq("create", name)
+        self.start_watch(rows=12)
+        screen = self.screen_shows(r"\+\d+ more lines")
+        lines = screen.rstrip("\n").splitlines()
+        self.assertLessEqual(len(lines), 12)
+        self.assertIn("q or Ctrl-C quits", lines[-1])
+        hidden = int(re.search(r"\+(\d+) more lines", screen).group(1))
+        full = self.stat("--sample", "0").stdout.decode().splitlines()
+        shown = lines.index(next(l for l in lines if "more lines" in l))
+        self.assertEqual(shown + hidden, len(full))
 
 
 class DumpTest(ToolTest):
@@ -568,6 +792,30 @@ class DumpTest(ToolTest):
         self.shmq("send", "q", input="".join(f"{i}\n" for i in range(2500)))
         lines = self.shmq("dump", "q", "--format", "json").stdout.splitlines()
         self.assertEqual(len(lines), 2502)
+
+    def test_follow_prints_records_as_they_are_committed_and_joins_no_group(self):
+        follower = subprocess.Popen([SHMQ, "dump", "q", "--follow"], env=self.env, stdout=subprocess.PIPE)
+        self.addCleanup(lambda: follower.poll() is None and (follower.kill(), follower.wait()))
+        self.assertIn(b"queue 'q'", follower.stdout.readline())
+        self.assertIn(b"POSITION", follower.stdout.readline())
+        time.sleep(0.2)
+        self.shmq("send", "q", "--producer", "p", input="third\n")
+        self.assertRegex(follower.stdout.readline().decode(), r"data +5 +0 +3 .*  third\n")  # not first, second
+        self.assertEqual(self.queue_stat("q")["groups"], [])
+        follower.send_signal(signal.SIGINT)
+        self.assertEqual(follower.wait(timeout=5), -signal.SIGINT)
+
+    def test_follow_from_a_position_until_a_limit_or_a_timeout(self):
+        first = json.loads(self.shmq("dump", "q", "--format", "json", "--limit", "1").stdout)
+        out = self.shmq("dump", "q", "--follow", "--from", str(first["position"]), "--limit", "2", "--format", "json",
+                        timeout=10).stdout
+        self.assertEqual([json.loads(l)["payload"] for l in out.splitlines()], ["first", "second"])
+        start = time.monotonic()
+        out = self.shmq("dump", "q", "--follow", "--timeout", "300ms", "--format", "json").stdout
+        self.assertGreaterEqual(time.monotonic() - start, 0.3)
+        self.assertEqual(out, b"")
+        self.assert_error(self.shmq("dump", "q", "--timeout", "1s", expect=USAGE), "--timeout requires --follow")
+        self.assert_error(self.shmq("dump", "q", "--follow", "--journal", expect=USAGE), "excludes")
 
     def test_journal_of_a_queue_without_one(self):
         data_dir = tempfile.mkdtemp(prefix="shmq-cli-")
@@ -658,6 +906,19 @@ class DurableTest(ToolTest):
         self.shmq("send", "d", "--durable", "--timeout", "10s", input="dropped\n")
         self.assertIn(b"and every message in it", self.shmq("delete", "d", "--force").stderr)
         self.assertFalse(os.path.exists(os.path.join(self.data_dir, "journal", "d")))
+
+    def test_shmqd_takes_its_namespace_from_n(self):
+        other = self.ns + "-n"
+        self.addCleanup(lambda: [os.unlink(p) for p in glob.glob(f"/dev/shm/shmq.{other}.*")])
+        self.shmq("create", "q", "-n", other)
+        env = dict(self.env, SHMQ_NAMESPACE="default-unused")
+        daemon = subprocess.Popen([SHMQD, "-n", other, "--log-level", "warn"], env=env)
+        self.addCleanup(daemon.wait)
+        self.addCleanup(daemon.terminate)
+        self.wait_for(lambda: daemon.poll() is not None or
+                      self.stat_json("-n", other, "q")["queues"][0]["daemon"]["pid"] == daemon.pid,
+                      "shmqd -n did not take the namespace's queue")
+        self.assertIsNone(daemon.poll(), "shmqd -n exited")
 
     def test_create_over_a_journal_needs_a_rebuild(self):
         daemon = self.start_shmqd()

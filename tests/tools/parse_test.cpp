@@ -28,6 +28,36 @@ TEST(ParseSize, RefusesGarbageAndOverflow) {
   }
 }
 
+// The message of the ParseError `parse` throws, or "" when it throws none.
+template <class Parse>
+std::string error_of(Parse parse) {
+  try {
+    (void)parse();
+  } catch (const ParseError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ParseSize, FractionsAreRefusedAsFractionsNamingAWholeSize) {
+  EXPECT_EQ(error_of([] { return shmq::tools::parse_size("1.5G"); }),
+            "invalid size '1.5G': fractions are not supported; write 1536M");
+  EXPECT_EQ(error_of([] { return shmq::tools::parse_size("0.5k"); }),
+            "invalid size '0.5k': fractions are not supported; write 512");
+  EXPECT_EQ(error_of([] { return shmq::tools::parse_size("2.0MiB"); }),
+            "invalid size '2.0MiB': fractions are not supported; write 2M");
+  EXPECT_EQ(error_of([] { return shmq::tools::parse_size("0.3M"); }),
+            "invalid size '0.3M': fractions are not supported; use a whole number of a smaller unit (K, M, G) "
+            "or of bytes");
+  for (const char* text : {"1.5", "1.M", "1.5X", "1.1234567891G", "99999999999999.5T"}) {
+    EXPECT_NE(error_of([&] { return shmq::tools::parse_size(text); }).find("fractions are not supported"),
+              std::string::npos)
+        << text;
+  }
+  EXPECT_EQ(error_of([] { return shmq::tools::parse_size("12X"); }),
+            "invalid size '12X': the suffix must be K, M, G or T");
+}
+
 TEST(ParseDuration, AcceptsUnitsAndFractions) {
   EXPECT_EQ(shmq::tools::parse_duration("500ms"), 500ms);
   EXPECT_EQ(shmq::tools::parse_duration("3s"), 3s);
@@ -52,6 +82,16 @@ TEST(ParseMode, ReadsOctal) {
   EXPECT_EQ(shmq::tools::parse_mode("0640"), 0640u);
   for (const char* text : {"", "8", "1000", "rw", "0x1ff", "64 0"}) {
     EXPECT_THROW((void)shmq::tools::parse_mode(text), ParseError) << text;
+  }
+}
+
+TEST(ParseMode, SegmentModesHaveNoExecuteBits) {
+  EXPECT_EQ(shmq::tools::parse_segment_mode("660"), 0660u);
+  EXPECT_EQ(shmq::tools::parse_segment_mode("666"), 0666u);
+  EXPECT_EQ(error_of([] { return shmq::tools::parse_segment_mode("777"); }),
+            "invalid mode '777': a queue segment is never executed, so execute bits are refused; write 666");
+  for (const char* text : {"700", "0610", "601", "999"}) {
+    EXPECT_THROW((void)shmq::tools::parse_segment_mode(text), ParseError) << text;
   }
 }
 
