@@ -76,6 +76,9 @@ void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& ar
     Message message;
     const Status status = consumer.receive(message, std::min(kSlice, idle_limit - idle));
     if (status == Status::Timeout || status == Status::Empty) continue;
+    if (status == Status::Deleted) {
+      throw Failure(fmt::format("queue '{}' was deleted: nothing more will come", queue.name()));
+    }
     if (status == Status::JournalUnreadable) {
       throw Failure(fmt::format("receive failed: {}: {}", to_string(status), consumer.journal_error()));
     }

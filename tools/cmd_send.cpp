@@ -150,6 +150,9 @@ void send_line(Producer& producer, const Queue& queue, const Line& line, std::op
       return;
     case Status::TooLarge:
       throw too_large(line, queue.max_message());
+    case Status::Deleted:
+      throw Failure(fmt::format("line {}: queue '{}' was deleted while this send waited for room: every line "
+                                "sent to it is lost", line.number, queue.name()));
     case Status::Timeout:
       if (const int signal = stop_signal(); signal != 0) {
         throw Interrupted(signal, fmt::format(" at line {}, waiting for room in the ring: {}", line.number,
@@ -206,6 +209,11 @@ void send_input(const SendArgs& args, const std::string& ns, Totals& totals) {
   if (reader.error() != 0) throw Failure(std::string("reading the input failed: ") + std::strerror(reader.error()));
   // One wait for all lines: shmqd's group commit syncs them together.
   if (args.durable) wait_durable(producer, args.timeout);
+  // Sent into a segment nobody can open any more: nothing reaches a consumer.
+  if (queue.deleted()) {
+    throw Failure(fmt::format("queue '{}' was deleted while this send ran: every line sent to it is lost",
+                              args.queue));
+  }
 }
 
 }  // namespace

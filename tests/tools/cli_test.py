@@ -257,6 +257,34 @@ class SendTest(ToolTest):
         self.assertEqual(result.stderr, b"sent 4, duplicates 0\n")
         self.assertEqual(self.recv_all("q"), ["alpha", "beta", "", "gamma"])
 
+    def test_a_send_into_a_deleted_queue_fails(self):
+        sender = subprocess.Popen([SHMQ, "send", "q", "-p", "late"], env=self.env, stdin=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        self.addCleanup(sender.kill)
+        sender.stdin.write(b"lost\n")
+        sender.stdin.flush()
+        deadline = time.monotonic() + 10
+        while not any(p["name"] == "late" and p["last_sequence"] == 1 for p in self.queue_stat("q")["producers"]):
+            self.assertLess(time.monotonic(), deadline, "the line was not sent")
+            time.sleep(0.01)
+        self.shmq("delete", "q")
+        sender.stdin.close()
+        self.assertEqual(sender.wait(10), FAILURE)
+        stderr = sender.stderr.read().decode()
+        self.assertIn("sent 1, duplicates 0", stderr)
+        self.assertIn("queue 'q' was deleted while this send ran: every line sent to it is lost", stderr)
+
+    def test_a_receive_from_a_deleted_queue_ends(self):
+        receiver = subprocess.Popen([SHMQ, "recv", "q", "-g", "g"], env=self.env, stderr=subprocess.PIPE)
+        self.addCleanup(receiver.kill)
+        deadline = time.monotonic() + 10
+        while not self.queue_stat("q")["groups"]:
+            self.assertLess(time.monotonic(), deadline, "the receiver did not join")
+            time.sleep(0.01)
+        self.shmq("delete", "q")
+        self.assertEqual(receiver.wait(10), FAILURE, "it noticed within a wait slice, not never")
+        self.assertIn("queue 'q' was deleted: nothing more will come", receiver.stderr.read().decode())
+
     def test_from_a_file(self):
         with tempfile.NamedTemporaryFile("w", suffix=".txt") as file:
             file.write("one\ntwo\n")
