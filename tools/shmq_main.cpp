@@ -102,7 +102,7 @@ CLI::App* add_recv(CLI::App& app, RecvArgs& args, std::string& format) {
       ->type_name("oldest|newest|POS|TIME");
   recv->add_option("--data-dir", args.data_dir,
                    "Durable queues: shmqd's data directory, whose journal a group reads when it falls a ring "
-                   "behind or replays (default: $SHMQ_DATA_DIR, else as shmqd's)");
+                   "behind or replays (default: the running shmqd's, else $SHMQ_DATA_DIR, else as shmqd's)");
   recv->add_option("--format", format, "text: the payload and a newline; json: one object a line")
       ->check(CLI::IsMember({"text", "json"}))
       ->capture_default_str();
@@ -116,7 +116,7 @@ CLI::App* add_dump(CLI::App& app, DumpArgs& args, std::string& format) {
   auto* journal =
       dump->add_flag("--journal", args.journal, "Dump a durable queue's journal (its data records) instead of the ring");
   dump->add_option("--data-dir", args.data_dir,
-                   "With --journal: shmqd's data directory (default: $SHMQ_DATA_DIR, else as shmqd's)");
+                   "With --journal: shmqd's data directory (default: the running shmqd's, else $SHMQ_DATA_DIR, else as shmqd's)");
   dump->add_option("--from", args.from, "First log position (default: the oldest retained; --follow: the newest)")
       ->type_name("POS")
       ->check(whole_number());
@@ -173,7 +173,7 @@ GroupCommands add_group(CLI::App& app, GroupArgs& args, std::string& format) {
       ->required();
   seek->add_option("--data-dir", args.data_dir,
                    "Durable queues: shmqd's data directory, whose journal a group starting before the ring reads "
-                   "(default: $SHMQ_DATA_DIR, else as shmqd's)");
+                   "(default: the running shmqd's, else $SHMQ_DATA_DIR, else as shmqd's)");
   for (CLI::App* command : {list, remove, seek}) {
     command->footer("Namespace: -n,--namespace NS (default: $SHMQ_NAMESPACE, else 'default')");
   }

@@ -990,6 +990,8 @@ class JournalFindingTest(ToolTest):
         got = self.shmq("recv", "d", "--from", "oldest", "--count", "200", "--timeout", "10s")
         self.assertEqual(got.stdout.decode(), lines, "no SHMQ_DATA_DIR: the journal found through shmqd's record")
         self.assertEqual(got.stderr, b"")
+        dumped = self.shmq("dump", "d", "--journal", "--format", "json").stdout.splitlines()
+        self.assertEqual(len(dumped), 200, "dump --journal finds it too")
 
     def test_a_replay_whose_journal_is_missing_says_where_it_looked(self):
         self.start_shmqd()
