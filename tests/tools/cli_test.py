@@ -40,7 +40,10 @@ class ToolTest(unittest.TestCase):
         self.addCleanup(self.remove_segments)
 
     def remove_segments(self):
-        for path in glob.glob(f"/dev/shm/shmq.{self.ns}.*"):
+        """Its queues, segments being built, and its shmqd's record."""
+        paths = glob.glob(f"/dev/shm/shmq.{self.ns}.*") + glob.glob(f"/dev/shm/shmq-creating.{self.ns}.*")
+        paths += glob.glob(f"/dev/shm/shmqd.{self.ns}")
+        for path in paths:
             os.unlink(path)
 
     def run_tool(self, tool, *args, input=None, timeout=30):
