@@ -177,7 +177,7 @@ struct Summary {
 // shmqd for the bench's namespace, in a private data directory.
 class Daemon {
  public:
-  Daemon(const std::string& path, const std::string& ns) {
+  Daemon(const std::string& path, const std::string& ns) : ns_(ns) {
     char tmpl[] = "/tmp/shmq-repair-bench-XXXXXX";
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = tmpl;
@@ -194,6 +194,7 @@ class Daemon {
     ::waitpid(pid_, nullptr, 0);
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
+    std::filesystem::remove("/dev/shm/shmqd." + ns_, ec);  // its record (the namespace's lock)
   }
   // Waits until the daemon has published itself in `q`'s header.
   void wait_serving(const Queue& q) const {
@@ -202,6 +203,7 @@ class Daemon {
   }
 
  private:
+  std::string ns_;
   std::string dir_;
   pid_t pid_ = 0;
 };
