@@ -152,4 +152,14 @@ inline pid_t spawn_holding_consumer(const std::string& queue, const std::string&
   });
 }
 
+// Kills (SIGKILL) a consumer of `group` of `queue` while it holds `take`
+// messages it never acked: whoever repairs gives them back to the group.
+inline void kill_a_consumer_holding(const std::string& queue, const std::string& group, std::uint64_t take) {
+  Pipe holding;
+  const pid_t child = spawn_holding_consumer(queue, group, take, 0, holding);
+  ASSERT_TRUE(holding.wait());
+  ::kill(child, SIGKILL);
+  wait_exit(child);
+}
+
 }  // namespace shmq::test

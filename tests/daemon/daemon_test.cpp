@@ -88,11 +88,7 @@ TEST_F(DaemonTest, StandbyTakesOverAndRepairs) {
   auto p = Producer::attach(q, "p");
   for (int i = 0; i < 3; ++i) ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
   auto survivor = Consumer::join(q, "g");
-  Pipe holding;
-  const pid_t child = spawn_holding_consumer("q", "g", 3, 0, holding);
-  ASSERT_TRUE(holding.wait());
-  ::kill(child, SIGKILL);
-  wait_exit(child);
+  kill_a_consumer_holding("q", "g", 3);
   Message m;
   ASSERT_EQ(survivor.receive(m, 5s), Status::Ok);
   EXPECT_TRUE(m.redelivered);
@@ -112,11 +108,7 @@ TEST_F(DaemonTest, SighupReopensTheLogAndKeepsServing) {
   auto p = Producer::attach(q, "p");
   ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
   auto survivor = Consumer::join(q, "g");
-  Pipe holding;
-  const pid_t child = spawn_holding_consumer("q", "g", 1, 0, holding);
-  ASSERT_TRUE(holding.wait());
-  ::kill(child, SIGKILL);
-  wait_exit(child);
+  kill_a_consumer_holding("q", "g", 1);
   Message m;
   EXPECT_EQ(survivor.receive(m, 5s), Status::Ok);
   EXPECT_EQ(daemon_pid_of(q), d.pid());
@@ -218,11 +210,7 @@ TEST_F(DaemonTest, AQueueLockHeldByAStoppedClientHangsNothingElse) {
   auto p = Producer::attach(q, "p");
   ASSERT_EQ(p.try_send(bytes_of("m")), Status::Ok);
   auto survivor = Consumer::join(q, "g");
-  Pipe holding;
-  const pid_t child = spawn_holding_consumer("q", "g", 1, 0, holding);
-  ASSERT_TRUE(holding.wait());
-  ::kill(child, SIGKILL);
-  wait_exit(child);
+  kill_a_consumer_holding("q", "g", 1);
   Message m;
   ASSERT_EQ(survivor.receive(m, 2s), Status::Ok) << "the other queue is repaired";
   EXPECT_TRUE(m.redelivered);

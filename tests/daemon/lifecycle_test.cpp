@@ -73,6 +73,16 @@ class LifecycleTest : public DaemonTest {
     ASSERT_TRUE(Queue::remove(queue));
   }
 
+  // Queue "rq", journaled by shmqd, with "old-1".."old-<count>" from producer
+  // "old" confirmed durable; then a power loss.
+  void journal_then_lose_power(int count) {
+    Queue q = Queue::create("rq", durable_options());
+    Daemon d = start_daemon();
+    ASSERT_TRUE(d.serves(q));
+    send_durable(q, "old", "old-", 1, count);
+    power_loss(d, "rq");
+  }
+
   std::string log_path(const std::string& name) const { return dir_ + "/" + name + ".log"; }
 };
 
@@ -83,13 +93,7 @@ class LifecycleTest : public DaemonTest {
 // open_or_create waits for shmqd's rebuild and gets the old messages and the
 // producers' sequences; new sends are journaled after them.
 TEST_F(LifecycleTest, AnApplicationStartingBeforeShmqdGetsTheRebuiltQueue) {
-  {
-    Queue q = Queue::create("rq", durable_options());
-    Daemon d = start_daemon();
-    ASSERT_TRUE(d.serves(q));
-    send_durable(q, "old", "old-", 1, 2000);
-    power_loss(d, "rq");
-  }
+  journal_then_lose_power(2000);
   try {
     (void)Queue::create("rq", durable_options());
     FAIL() << "created a durable queue over its journal";
@@ -123,13 +127,7 @@ TEST_F(LifecycleTest, AnApplicationStartingBeforeShmqdGetsTheRebuiltQueue) {
 // shmqd first: it rebuilds the queue, and the application's open_or_create
 // simply opens it.
 TEST_F(LifecycleTest, ShmqdStartingFirstRebuildsBeforeTheApplicationOpens) {
-  {
-    Queue q = Queue::create("rq", durable_options());
-    Daemon d = start_daemon();
-    ASSERT_TRUE(d.serves(q));
-    send_durable(q, "old", "old-", 1, 500);
-    power_loss(d, "rq");
-  }
+  journal_then_lose_power(500);
   Daemon d = start_daemon();
   ASSERT_TRUE(eventually([] { return fs::exists("/dev/shm/shmq." + current_namespace() + ".rq"); }));
   Queue q = Queue::open_or_create("rq", durable_options());
@@ -146,13 +144,7 @@ TEST_F(LifecycleTest, ShmqdStartingFirstRebuildsBeforeTheApplicationOpens) {
 // confirmed durable against a journal that does not hold it), says so, and
 // once the segment is removed rebuilds the queue from the journal.
 TEST_F(LifecycleTest, ASegmentCreatedAnewOverAJournalIsNeverJournaled) {
-  {
-    Queue q = Queue::create("rq", durable_options());
-    Daemon d = start_daemon();
-    ASSERT_TRUE(d.serves(q));
-    send_durable(q, "old", "old-", 1, 300);
-    power_loss(d, "rq");
-  }
+  journal_then_lose_power(300);
   ::setenv("SHMQ_DATA_DIR", "/nonexistent-shmq-data", 1);  // the application's wrong idea
   Queue q = Queue::create("rq", durable_options());
   ::setenv("SHMQ_DATA_DIR", dir_.c_str(), 1);
@@ -319,11 +311,7 @@ TEST_F(LifecycleTest, AStandbyFencesAHungPrimaryAndTakesOver) {
   auto survivor = Consumer::join(q, "g");
   ASSERT_EQ(::kill(primary.pid(), SIGSTOP), 0);
   const auto stopped = std::chrono::steady_clock::now();
-  Pipe holding;
-  const pid_t child = spawn_holding_consumer("q", "g", 3, 0, holding);
-  ASSERT_TRUE(holding.wait());
-  ::kill(child, SIGKILL);
-  wait_exit(child);
+  kill_a_consumer_holding("q", "g", 3);
 
   ASSERT_TRUE(standby.serves(q, 10s)) << slurp(log);
   std::printf("the standby took over %.0f ms after the primary stopped (deadline 400 ms)\n",
