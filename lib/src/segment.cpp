@@ -295,10 +295,7 @@ bool publish_segment(const std::string& from, const std::string& to) {
 }  // namespace
 
 Queue Queue::create(std::string_view name, const QueueOptions& options, std::string_view ns_arg) {
-  const std::string ns = resolve_namespace(ns_arg);
-  validate_name(name);
-  refuse_if_journaled(ns, name);
-  return detail::QueueAccess::create_prepared(name, options, ns, {});
+  return detail::QueueAccess::create_prepared(name, options, ns_arg, {});
 }
 
 Queue Queue::open_or_create(std::string_view name, const QueueOptions& options, std::string_view ns,
@@ -342,6 +339,9 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
   const std::string what = describe(m->ns, name);
   const std::string final_path = kShmDir + detail::segment_name(m->ns, name);
   if (::access(final_path.c_str(), F_OK) == 0) throw Error(Errc::AlreadyExists, what + " already exists");
+  // Only the rebuild (which prepares the segment from the journal) may
+  // create a queue whose journal exists.
+  if (!prepare) refuse_if_journaled(m->ns, name);
   check_room_in_dev_shm(g.segment_bytes);
   const std::string shm = detail::creating_segment_name(m->ns, name);
   m->fd = ::shm_open(shm.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options.mode);

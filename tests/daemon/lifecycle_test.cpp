@@ -132,6 +132,12 @@ TEST_F(LifecycleTest, ShmqdStartingFirstRebuildsBeforeTheApplicationOpens) {
   ASSERT_TRUE(eventually([] { return fs::exists("/dev/shm/shmq." + current_namespace() + ".rq"); }));
   Queue q = Queue::open_or_create("rq", durable_options());
   ASSERT_TRUE(d.serves(q));
+  try {
+    (void)Queue::create("rq", durable_options());
+    FAIL() << "created a queue that exists";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::AlreadyExists) << "it exists, journal or not: " << e.what();
+  }
   send_durable(q, "new", "new-", 1, 500);
   auto want = expected("old-", 1, 500);
   const auto more = expected("new-", 1, 500);
