@@ -44,6 +44,8 @@ constexpr auto kPendingPatience = std::chrono::seconds(1);
 // segment that does not continue its journal, this often (quietly).
 constexpr auto kJournalRetry = std::chrono::milliseconds(200);
 constexpr auto kConflictRetry = std::chrono::seconds(1);
+// A journal the rebuild refused is tried again this often (it may be mended).
+constexpr auto kRebuildRetry = std::chrono::seconds(10);
 // A segment being built whose creator let go of its lock, and older than
 // this (a creator between its open and its lock holds none), is removed.
 constexpr auto kAbandonedCreation = std::chrono::seconds(2);
@@ -152,6 +154,12 @@ void Watcher::rebuild_missing_queues() {
         !std::filesystem::exists(entry.path() / "queue.json")) {
       continue;
     }
+    // A journal that failed (damage, without --salvage) is scanned again only
+    // now and then, not at every rescan.
+    if (const auto failed = unrebuildable_.find(name);
+        failed != unrebuildable_.end() && Clock::now() < failed->second.next) {
+      continue;
+    }
     try {
       validate_name(name);
       beat_heartbeat();
@@ -174,8 +182,10 @@ void Watcher::rebuild_missing_queues() {
 
 // Said once per queue and error: the rescan retries every second.
 void Watcher::not_rebuilt(const std::string& name, const std::filesystem::path& dir, const std::exception& e) {
-  if (unrebuildable_[name] == e.what()) return;
-  unrebuildable_[name] = e.what();
+  Unrebuildable& failed = unrebuildable_[name];
+  failed.next = Clock::now() + kRebuildRetry;
+  if (failed.error == e.what()) return;
+  failed.error = e.what();
   spdlog::error("queue '{}' not rebuilt from its journal {}: {}{}", name, dir.string(), e.what(),
                 journal_.settings.salvage ? "" : " (shmqd --salvage skips damage, reporting what it loses)");
 }

@@ -95,7 +95,11 @@ class Watcher {
   // after every repair waiting, so a takeover repairs every queue first.
   std::set<std::string> journals_to_start_;
   std::map<std::string, JournalRetry> journal_retry_;  // set-up failed: retried
-  std::map<std::string, std::string> unrebuildable_;   // journals that cannot be rebuilt: the error logged
+  struct Unrebuildable {
+    std::string error;  // logged
+    Clock::time_point next;
+  };
+  std::map<std::string, Unrebuildable> unrebuildable_;  // journals the rebuild refused
   Clock::time_point next_rescan_{};
   bool stop_ = false;
   std::function<void()> on_hangup_;
