@@ -41,6 +41,8 @@ bool slot_name_is(const ProducerSlot& slot, std::string_view name) {
   return std::string_view(slot.name, ::strnlen(slot.name, kNameBytes)) == name;
 }
 
+std::uint64_t refresh_limit(const Mapping& m);  // below: raises head to the release floor
+
 // Whether a detached entry may be given to another name: only once nothing
 // of its old name can be confused with the new one's, i.e. no record of it
 // is left anywhere a consumer could still see it labelled with this entry
@@ -76,10 +78,22 @@ std::uint32_t find_entry(const Mapping& m, std::string_view name) {
       return i;
     }
     if (state == SlotState::Free && free_slot == m.max_producers) free_slot = i;
-    if (state == SlotState::Detached && detached_slot == m.max_producers && recyclable(m, s)) detached_slot = i;
+    if (state == SlotState::Detached) detached_slot = i;
   }
   if (free_slot != m.max_producers) return free_slot;
-  if (detached_slot != m.max_producers) return detached_slot;  // no message of its old name is left
+  if (detached_slot != m.max_producers) {
+    // Head moves lazily (when a producer needs room): raise it to what every
+    // group has released first, as a claim would, then look for an entry
+    // none of whose messages is left.
+    (void)refresh_limit(m);
+    for (std::uint32_t i = 0; i < m.max_producers; ++i) {
+      const ProducerSlot& s = m.producers[i];
+      if (s.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Detached) &&
+          recyclable(m, s)) {
+        return i;
+      }
+    }
+  }
   throw Error(Errc::TableFull,
               "all " + std::to_string(m.max_producers) + " producer entries of queue '" + m.name +
                   "' are taken (attached, or detached with messages of theirs still in the queue" +
