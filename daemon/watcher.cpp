@@ -137,7 +137,7 @@ void Watcher::run() {
     if (n < 0 && errno == EINTR) continue;
     check(n, "epoll_wait");
     for (int i = 0; i < n && !stop_; ++i) dispatch(events[i].data.fd);
-    if (n == 0) start_next_journal();
+    if (!stop_) start_next_journal();  // one per turn: what happened meanwhile comes first
     arm_timer();
   }
 }
