@@ -150,7 +150,8 @@ int run_group_seek(const GroupArgs& args, const std::string& ns) {
                                 args.group));
     }
   }
-  if (const GroupInfo* moved = find_group(queue.info(), args.group); moved != nullptr) {
+  const QueueInfo after = queue.info();  // find_group points into it
+  if (const GroupInfo* moved = find_group(after, args.group); moved != nullptr) {
     std::cout << fmt::format("group '{}' of queue '{}' now reads from position {}: {} message(s) ({}) to go\n",
                              args.group, args.queue, moved->read_position, moved->lag_messages,
                              human_bytes(moved->lag_bytes));
