@@ -56,6 +56,8 @@ Entry g_entries[kMaxGuardedMappings];
 std::atomic<int> g_used{0};
 // Entries now Breaking, Broken or Failed.
 std::atomic<std::uint32_t> g_broken{0};
+// Entries whose file was found without a name (deleted queues).
+std::atomic<std::uint32_t> g_unlinked{0};
 
 // The disposition before ours, to pass foreign faults to: two slots, so that
 // installing again (in front of a handler installed over ours) never writes
@@ -225,7 +227,6 @@ int guard_mapping(void* base, std::size_t size, int fd, bool read_only) noexcept
     e.size.store(size, std::memory_order_relaxed);
     e.fd.store(fd, std::memory_order_relaxed);
     e.read_only.store(read_only, std::memory_order_relaxed);
-    e.unlinked.store(false, std::memory_order_relaxed);  // a new mapping in a recycled entry
     int used = g_used.load(std::memory_order_relaxed);
     // relaxed: the release store of Active below publishes it with the fields.
     while (used <= i && !g_used.compare_exchange_weak(used, i + 1, std::memory_order_relaxed)) {
@@ -245,6 +246,8 @@ void unguard_mapping(int& entry) noexcept {
   std::uint32_t state = e.state.load(std::memory_order_acquire);  // pairs with replace's release store
   while (state == kBreaking) state = e.state.load(std::memory_order_acquire);
   if (state >= kBreaking) g_broken.fetch_sub(1, std::memory_order_relaxed);
+  // relaxed, both: a hint for waits (any_mapping_unlinked); nothing is published with it.
+  if (e.unlinked.exchange(false, std::memory_order_relaxed)) g_unlinked.fetch_sub(1, std::memory_order_relaxed);
   // release: pairs with guard_mapping's acquire CAS.
   e.state.store(kFree, std::memory_order_release);
 }
@@ -272,6 +275,8 @@ int guard_entry_of(const void* address) noexcept {
   return kNoGuard;
 }
 
+bool any_mapping_unlinked() noexcept { return g_unlinked.load(std::memory_order_relaxed) != 0; }
+
 bool segment_unlinked(int entry) noexcept {
   return entry != kNoGuard && g_entries[entry].unlinked.load(std::memory_order_relaxed);
 }
@@ -285,7 +290,9 @@ bool check_segment_size(int entry) noexcept {
   struct stat st {};
   if (::fstat(e.fd.load(std::memory_order_relaxed), &st) != 0) return false;
   // relaxed: a report for this process's waits; the queue stays usable.
-  if (st.st_nlink == 0) e.unlinked.store(true, std::memory_order_relaxed);
+  if (st.st_nlink == 0 && !e.unlinked.exchange(true, std::memory_order_relaxed)) {
+    g_unlinked.fetch_add(1, std::memory_order_relaxed);
+  }
   if (static_cast<std::uint64_t>(st.st_size) >= e.size.load(std::memory_order_relaxed)) return false;
   // No signal handler may run on this thread while it replaces the mapping:
   // one that touched the segment would fault and wait for us for ever.

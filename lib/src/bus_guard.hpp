@@ -58,6 +58,9 @@ bool check_segment_size(int entry) noexcept;
 // Whether the entry's segment was found deleted (its file has no name left)
 // by the last check_segment_size: nothing more will ever come or go.
 [[nodiscard]] bool segment_unlinked(int entry) noexcept;
+// Whether any mapping of this process was found deleted: one relaxed load,
+// so waits skip the table lookup while all is well.
+[[nodiscard]] bool any_mapping_unlinked() noexcept;
 
 // Why `map` can no longer be used ("its segment was truncated (N bytes,
 // expected M)"), or nullopt while it is whole. Checks the file's size first

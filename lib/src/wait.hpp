@@ -79,9 +79,9 @@ inline bool segment_lost_under(const layout::EventCount& ev) noexcept {
 
 // Whether the queue holding `ev` was deleted (its segment file has no name
 // left, as the last idle slice's fstat found): a wait on it would be for
-// nothing. One relaxed load.
+// nothing. One relaxed load while no queue of the process was deleted.
 inline bool segment_deleted_under(const layout::EventCount& ev) noexcept {
-  return segment_unlinked(guard_entry_of(&ev));
+  return any_mapping_unlinked() && segment_unlinked(guard_entry_of(&ev));
 }
 
 // Calls `attempt` until it returns true or `deadline` passes. Between attempts
