@@ -39,6 +39,17 @@ class ToolTest(unittest.TestCase):
         self.env = dict(os.environ, SHMQ_NAMESPACE=self.ns)
         self.addCleanup(self.remove_segments)
 
+    def start_shmqd(self, *args):
+        """shmqd for the test's namespace, once it serves queue "d"; stopped at the end."""
+        daemon = subprocess.Popen([SHMQD, "--log-level", "warn", *args], env=self.env)
+        self.addCleanup(daemon.wait)
+        self.addCleanup(daemon.terminate)
+        deadline = time.monotonic() + 10
+        while self.queue_stat("d")["daemon"]["pid"] != daemon.pid:
+            self.assertLess(time.monotonic(), deadline, "shmqd did not take the queue")
+            time.sleep(0.01)
+        return daemon
+
     def remove_segments(self):
         """Its queues, segments being built, and its shmqd's record."""
         paths = glob.glob(f"/dev/shm/shmq.{self.ns}.*") + glob.glob(f"/dev/shm/shmq-creating.{self.ns}.*")
@@ -865,16 +876,6 @@ class DurableTest(ToolTest):
         self.env["SHMQ_DATA_DIR"] = self.data_dir
         self.shmq("create", "d", "--durable")
 
-    def start_shmqd(self):
-        daemon = subprocess.Popen([SHMQD, "--log-level", "warn"], env=self.env)
-        self.addCleanup(daemon.wait)
-        self.addCleanup(daemon.terminate)
-        deadline = time.monotonic() + 10
-        while self.queue_stat("d")["daemon"]["pid"] != daemon.pid:
-            self.assertLess(time.monotonic(), deadline, "shmqd did not take the queue")
-            time.sleep(0.01)
-        return daemon
-
     def test_durable_send_waits_for_the_journal(self):
         self.assert_error(self.shmq("send", "d", "--durable", "--timeout", "200ms", input="early\n",
                                     expect=FAILURE), "did not confirm")
@@ -972,13 +973,8 @@ class JournalFindingTest(ToolTest):
         self.shmq("create", "d", "--durable", "--capacity", "4K", "--max-message", "32")
 
     def start_shmqd(self):
-        daemon = subprocess.Popen([SHMQD, "--log-level", "warn", "--data-dir", self.data_dir], env=self.env)
-        self.addCleanup(daemon.wait)
-        self.addCleanup(daemon.terminate)
-        deadline = time.monotonic() + 10
-        while self.queue_stat("d")["daemon"]["pid"] != daemon.pid:
-            self.assertLess(time.monotonic(), deadline, "shmqd did not take the queue")
-            time.sleep(0.01)
+        # Told its data directory on the command line only: clients find it through shmqd's record.
+        return super().start_shmqd("--data-dir", self.data_dir)
 
     def test_a_durable_queue_without_shmqd_says_so_at_once(self):
         self.shmq("send", "d", input="waiting\n")
