@@ -228,10 +228,13 @@ void Watcher::start_journal(const std::string& name, const Queue& queue) {
       journal_not_started(name, queue, binding.conflict, true, 0);
       return;
     }
-    // relaxed, both: reports for shmq-stat, nothing is published with them.
+    // Cleared before the pipeline starts: its first sync confirms sends, and
+    // who sees a confirm must not see the set-up still failing (a failure
+    // below sets them again). relaxed, both: the release store of
+    // journal_synced in the pipeline publishes them to confirmed senders.
     h.journal_error.store(0, std::memory_order_relaxed);
-    journals_[name] = std::make_unique<JournalPipeline>(queue, dir, journal_.settings);
     h.journal_trouble.store(static_cast<std::uint32_t>(JournalTrouble::None), std::memory_order_relaxed);
+    journals_[name] = std::make_unique<JournalPipeline>(queue, dir, journal_.settings);
     if (journal_retry_.erase(name) != 0) spdlog::info("queue '{}': the journal is set up now", name);
     spdlog::info("queue '{}': journaling to {}", name, dir.string());
   } catch (const std::exception& e) {
