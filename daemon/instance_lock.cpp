@@ -16,7 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "process.hpp"
+#include "shm/process.hpp"
 
 namespace shmq::daemon {
 

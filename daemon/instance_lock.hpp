@@ -19,7 +19,7 @@
 #include <optional>
 #include <string>
 
-#include "daemon_record.hpp"
+#include "shm/daemon_record.hpp"
 #include "unique_fd.hpp"
 
 namespace shmq::daemon {

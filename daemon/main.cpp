@@ -34,7 +34,7 @@
 #include "options.hpp"
 #include "shmq/queue.hpp"
 #include "shmq/sigbus.hpp"
-#include "watcher.hpp"
+#include "watch/watcher.hpp"
 
 namespace {
 

@@ -10,8 +10,8 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
-#include "journal.hpp"
-#include "layout.hpp"
+#include "journal/journal.hpp"
+#include "shm/layout.hpp"
 #include "text.hpp"
 
 namespace shmq::tools {

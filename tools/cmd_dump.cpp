@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
-#include "journal.hpp"
+#include "journal/journal.hpp"
 #include "commands.hpp"
 #include "shmq/producer.hpp"
 #include "text.hpp"

@@ -8,7 +8,7 @@
 #include <csignal>
 
 #include "daemon_support.hpp"
-#include "process.hpp"
+#include "shm/process.hpp"
 
 namespace shmq::test {
 namespace {

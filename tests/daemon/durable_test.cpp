@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "daemon_support.hpp"
-#include "journal.hpp"
+#include "journal/journal.hpp"
 
 namespace shmq::test {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "daemon_support.hpp"
-#include "process.hpp"
+#include "shm/process.hpp"
 
 namespace shmq::test {
 namespace {

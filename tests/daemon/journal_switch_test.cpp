@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "daemon_support.hpp"
-#include "group_journal.hpp"
-#include "recovery.hpp"
+#include "durable/group_journal.hpp"
+#include "recovery/repair.hpp"
 
 namespace shmq::test {
 namespace {

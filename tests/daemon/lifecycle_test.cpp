@@ -13,7 +13,7 @@
 #include <set>
 
 #include "daemon_support.hpp"
-#include "journal.hpp"
+#include "journal/journal.hpp"
 
 namespace shmq::test {
 namespace {

@@ -7,10 +7,10 @@
 #include <fstream>
 
 #include "daemon_support.hpp"
-#include "journal.hpp"
-#include "journal_pipeline.hpp"
-#include "journal_store.hpp"
-#include "rebuild.hpp"
+#include "journal/journal.hpp"
+#include "journaling/pipeline.hpp"
+#include "journaling/store.hpp"
+#include "journaling/rebuild.hpp"
 
 namespace shmq::test {
 namespace {

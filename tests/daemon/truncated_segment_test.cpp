@@ -8,8 +8,8 @@
 #include <csignal>
 
 #include "daemon_support.hpp"
-#include "journal.hpp"
-#include "journal_store.hpp"
+#include "journal/journal.hpp"
+#include "journaling/store.hpp"
 #include "shmq/sigbus.hpp"
 
 namespace shmq::test {

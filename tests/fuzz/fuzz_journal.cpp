@@ -31,10 +31,10 @@
 #include <string_view>
 #include <vector>
 
-#include "bytes.hpp"
-#include "crc32c.hpp"
-#include "format.hpp"
-#include "journal.hpp"
+#include "journal/bytes.hpp"
+#include "journal/crc32c.hpp"
+#include "journal/format.hpp"
+#include "journal/journal.hpp"
 
 namespace {
 

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "guarded_mapping.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
 #include "shmq/shmq.hpp"
 
 namespace {

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "journal.hpp"
+#include "journal/journal.hpp"
 
 namespace {
 

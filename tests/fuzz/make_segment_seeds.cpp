@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "layout.hpp"
-#include "mapping.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
 #include "shmq/shmq.hpp"
 
 namespace {

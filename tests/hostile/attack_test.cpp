@@ -6,8 +6,8 @@
 #include <thread>
 
 #include "guarded_mapping.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
 #include "test_support.hpp"
 
 namespace shmq::test {

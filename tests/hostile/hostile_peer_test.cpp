@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "guarded_mapping.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
 #include "test_support.hpp"
 
 namespace shmq::test {

@@ -2,7 +2,7 @@
 // starts every new segment so that retention never loses it.
 #include <gtest/gtest.h>
 
-#include "bytes.hpp"
+#include "journal/bytes.hpp"
 #include "journal_test_support.hpp"
 
 namespace shmq::journal::test {

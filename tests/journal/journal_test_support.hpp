@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "format.hpp"
-#include "journal.hpp"
+#include "journal/format.hpp"
+#include "journal/journal.hpp"
 
 namespace shmq::journal::test {
 

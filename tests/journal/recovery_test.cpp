@@ -5,7 +5,7 @@
 
 #include <random>
 
-#include "bytes.hpp"
+#include "journal/bytes.hpp"
 #include "journal_test_support.hpp"
 
 namespace shmq::journal::test {

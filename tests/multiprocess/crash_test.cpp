@@ -4,9 +4,9 @@
 #include <csignal>
 #include <random>
 
-#include "layout.hpp"
-#include "mapping.hpp"
-#include "process.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "shm/process.hpp"
 #include "test_support.hpp"
 
 namespace shmq::test {

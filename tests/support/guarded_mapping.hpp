@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <type_traits>
 
-#include "mapping.hpp"
+#include "shm/mapping.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq::test {

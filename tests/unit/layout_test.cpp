@@ -6,8 +6,8 @@
 
 #include <cstring>
 
-#include "layout.hpp"
-#include "mapping.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
 #include "test_support.hpp"
 
 namespace shmq::test {

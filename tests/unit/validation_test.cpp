@@ -7,8 +7,8 @@
 #include <fstream>
 #include <random>
 
-#include "layout.hpp"
-#include "mapping.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
 #include "test_support.hpp"
 
 namespace shmq::test {

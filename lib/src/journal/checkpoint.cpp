@@ -2,8 +2,8 @@
 // producers, names as a length byte and the bytes.
 #include <limits>
 
-#include "bytes.hpp"
-#include "format.hpp"
+#include "journal/bytes.hpp"
+#include "journal/format.hpp"
 
 namespace shmq::journal::format {
 namespace {

@@ -1,4 +1,4 @@
-#include "crc32c.hpp"
+#include "journal/crc32c.hpp"
 
 #include <array>
 #include <cstring>

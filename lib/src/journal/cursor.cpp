@@ -2,9 +2,9 @@
 
 #include <algorithm>
 
-#include "journal.hpp"
-#include "scanner.hpp"
-#include "segment.hpp"
+#include "journal/journal.hpp"
+#include "journal/scanner.hpp"
+#include "journal/segment_files.hpp"
 
 namespace shmq::journal {
 

@@ -1,4 +1,4 @@
-#include "file.hpp"
+#include "journal/file.hpp"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-#include "journal_error.hpp"
+#include "journal/journal_error.hpp"
 
 namespace shmq::journal {
 

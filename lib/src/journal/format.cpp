@@ -1,11 +1,11 @@
 // Segment headers, record headers and segment names (docs/journal.md).
-#include "format.hpp"
+#include "journal/format.hpp"
 
 #include <charconv>
 #include <cstring>
 
-#include "bytes.hpp"
-#include "crc32c.hpp"
+#include "journal/bytes.hpp"
+#include "journal/crc32c.hpp"
 
 namespace shmq::journal::format {
 namespace {

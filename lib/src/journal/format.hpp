@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "journal.hpp"
+#include "journal/journal.hpp"
 
 namespace shmq::journal::format {
 

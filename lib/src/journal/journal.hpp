@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "journal_error.hpp"
+#include "journal/journal_error.hpp"
 
 namespace shmq::journal {
 

@@ -1,4 +1,4 @@
-#include "journal_error.hpp"
+#include "journal/journal_error.hpp"
 
 #include <utility>
 

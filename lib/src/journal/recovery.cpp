@@ -1,10 +1,10 @@
 // recover(): the rules of docs/journal.md, "Recovery".
-#include "recovery.hpp"
+#include "journal/recovery.hpp"
 
 #include <fcntl.h>
 
-#include "scanner.hpp"
-#include "segment.hpp"
+#include "journal/scanner.hpp"
+#include "journal/segment_files.hpp"
 
 namespace shmq::journal {
 namespace {

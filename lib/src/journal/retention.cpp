@@ -2,7 +2,7 @@
 // entirely below a floor position.
 #include <system_error>
 
-#include "writer_state.hpp"
+#include "journal/writer_state.hpp"
 
 namespace shmq::journal {
 

@@ -1,9 +1,9 @@
-#include "scanner.hpp"
+#include "journal/scanner.hpp"
 
 #include <algorithm>
 #include <array>
 
-#include "bytes.hpp"
+#include "journal/bytes.hpp"
 
 namespace shmq::journal {
 namespace {

@@ -8,8 +8,8 @@
 #include <span>
 #include <vector>
 
-#include "file.hpp"
-#include "format.hpp"
+#include "journal/file.hpp"
+#include "journal/format.hpp"
 
 namespace shmq::journal {
 

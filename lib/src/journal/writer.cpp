@@ -2,10 +2,10 @@
 
 #include <chrono>
 
-#include "format.hpp"
-#include "recovery.hpp"
-#include "segment.hpp"
-#include "writer_state.hpp"
+#include "journal/format.hpp"
+#include "journal/recovery.hpp"
+#include "journal/segment_files.hpp"
+#include "journal/writer_state.hpp"
 
 namespace shmq::journal {
 namespace {

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "file.hpp"
-#include "journal.hpp"
+#include "journal/file.hpp"
+#include "journal/journal.hpp"
 
 namespace shmq::journal {
 

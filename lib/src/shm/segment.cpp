@@ -16,10 +16,10 @@
 #include <stdio.h>
 #include <thread>
 
-#include "layout.hpp"
-#include "mapping.hpp"
-#include "prepared_create.hpp"
-#include "process.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "shm/prepared_create.hpp"
+#include "shm/process.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq {

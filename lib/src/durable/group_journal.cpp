@@ -42,12 +42,12 @@
 // closed already and reopens those it leaves in the ring part. Counting at
 // each CAS keeps pending_redelivery exact at every step (or one too high,
 // which costs members a look, never a record).
-#include "group_journal.hpp"
+#include "durable/group_journal.hpp"
 
 #include <algorithm>
 
-#include "recovery.hpp"
-#include "wait.hpp"
+#include "recovery/repair.hpp"
+#include "shm/wait.hpp"
 
 namespace shmq::detail {
 

@@ -1,4 +1,4 @@
-#include "journal_pipeline.hpp"
+#include "journaling/pipeline.hpp"
 
 #include <concurrentqueue/blockingconcurrentqueue.h>
 
@@ -14,13 +14,13 @@
 
 #include <spdlog/spdlog.h>
 
-#include "journal.hpp"
-#include "journal_store.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
-#include "process.hpp"
-#include "recovery.hpp"
-#include "wait.hpp"
+#include "journal/journal.hpp"
+#include "journaling/store.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "shm/process.hpp"
+#include "recovery/repair.hpp"
+#include "shm/wait.hpp"
 
 namespace shmq::daemon {
 

@@ -4,13 +4,13 @@
 // owner of any uncommitted record is provable after a crash (recovery.cpp).
 #include <cstring>
 
-#include "group_journal.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
-#include "process.hpp"
-#include "recovery.hpp"
+#include "durable/group_journal.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "shm/process.hpp"
+#include "recovery/repair.hpp"
 #include "shmq/producer.hpp"
-#include "wait.hpp"
+#include "shm/wait.hpp"
 
 namespace shmq {
 

@@ -1,17 +1,17 @@
 // Repairs after dead clients. Every function runs under the SegmentLock and
 // is idempotent (see recovery.hpp). The invariants it restores are listed in
 // docs/design.md ("Crash recovery").
-#include "recovery.hpp"
+#include "recovery/repair.hpp"
 
-#include "group_journal.hpp"
+#include "durable/group_journal.hpp"
 
 #include <chrono>
 #include <cstring>
 #include <thread>
 
-#include "layout.hpp"
-#include "process.hpp"
-#include "wait.hpp"
+#include "shm/layout.hpp"
+#include "shm/process.hpp"
+#include "shm/wait.hpp"
 
 namespace shmq::detail {
 

@@ -1,9 +1,9 @@
-#include "journal_reader.hpp"
+#include "durable/journal_reader.hpp"
 
 #include <algorithm>
 
 #include "journal/journal.hpp"
-#include "layout.hpp"
+#include "shm/layout.hpp"
 
 namespace shmq::detail {
 

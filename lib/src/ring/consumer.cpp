@@ -10,15 +10,15 @@
 #include <optional>
 #include <string>
 
-#include "group_journal.hpp"
+#include "durable/group_journal.hpp"
 #include "journal/journal.hpp"
-#include "journal_reader.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
-#include "process.hpp"
-#include "recovery.hpp"
+#include "durable/journal_reader.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "shm/process.hpp"
+#include "recovery/repair.hpp"
 #include "shmq/consumer.hpp"
-#include "wait.hpp"
+#include "shm/wait.hpp"
 
 namespace shmq {
 

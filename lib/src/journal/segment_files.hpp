@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
-#include "file.hpp"
-#include "format.hpp"
+#include "journal/file.hpp"
+#include "journal/format.hpp"
 
 namespace shmq::journal {
 

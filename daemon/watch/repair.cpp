@@ -1,10 +1,10 @@
-#include "repair.hpp"
+#include "watch/repair.hpp"
 
 #include <chrono>
 #include <thread>
 
-#include "layout.hpp"
-#include "process.hpp"
+#include "shm/layout.hpp"
+#include "shm/process.hpp"
 
 namespace shmq::daemon {
 

@@ -1,13 +1,13 @@
 // Queue: snapshots for shmq-stat (info), record dumps, group deletion.
 #include <cstring>
 
-#include "group_journal.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
-#include "process.hpp"
-#include "recovery.hpp"
+#include "durable/group_journal.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "shm/process.hpp"
+#include "recovery/repair.hpp"
 #include "shmq/queue.hpp"
-#include "wait.hpp"
+#include "shm/wait.hpp"
 
 namespace shmq {
 

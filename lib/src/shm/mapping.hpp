@@ -14,8 +14,8 @@
 #include <string>
 #include <string_view>
 
-#include "bus_guard.hpp"
-#include "layout.hpp"
+#include "shm/bus_guard.hpp"
+#include "shm/layout.hpp"
 
 namespace shmq::detail {
 

@@ -1,4 +1,4 @@
-#include "clients.hpp"
+#include "watch/clients.hpp"
 
 #include <sys/epoll.h>
 #include <sys/syscall.h>
@@ -10,7 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "process.hpp"
+#include "shm/process.hpp"
 
 namespace shmq::daemon {
 

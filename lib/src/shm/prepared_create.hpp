@@ -6,7 +6,7 @@
 #include <functional>
 #include <string_view>
 
-#include "mapping.hpp"
+#include "shm/mapping.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq::detail {

@@ -1,4 +1,4 @@
-#include "process.hpp"
+#include "shm/process.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

@@ -16,7 +16,7 @@
 
 #include <cstdint>
 
-#include "mapping.hpp"
+#include "shm/mapping.hpp"
 
 namespace shmq::detail {
 

@@ -1,11 +1,11 @@
-#include "journal_binding.hpp"
+#include "journaling/binding.hpp"
 
 #include <random>
 
-#include "journal.hpp"
-#include "journal_store.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
+#include "journal/journal.hpp"
+#include "journaling/store.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
 
 namespace shmq::daemon {
 

@@ -1,4 +1,4 @@
-#include "journal_store.hpp"
+#include "journaling/store.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mapping.hpp"
+#include "shm/mapping.hpp"
 #include "unique_fd.hpp"
 
 namespace shmq::daemon {

@@ -6,7 +6,7 @@
 // system calls (mmap and mprotect made with syscall(2) directly, so that no
 // sanitizer's interceptor runs inside the handler). No lock, no allocation,
 // no logging; errno is saved and restored.
-#include "bus_guard.hpp"
+#include "shm/bus_guard.hpp"
 
 #include <signal.h>
 #include <sys/mman.h>
@@ -21,8 +21,8 @@
 #include <mutex>
 #include <utility>
 
-#include "layout.hpp"
-#include "mapping.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
 #include "shmq/sigbus.hpp"
 #include "shmq/status.hpp"
 

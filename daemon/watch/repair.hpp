@@ -6,9 +6,9 @@
 #include <optional>
 #include <set>
 
-#include "clients.hpp"
-#include "mapping.hpp"
-#include "recovery.hpp"
+#include "watch/clients.hpp"
+#include "shm/mapping.hpp"
+#include "recovery/repair.hpp"
 
 namespace shmq::daemon {
 

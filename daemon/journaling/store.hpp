@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "journal.hpp"
+#include "journal/journal.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq::daemon {

@@ -1,4 +1,4 @@
-#include "watcher.hpp"
+#include "watch/watcher.hpp"
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -19,14 +19,14 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon_record.hpp"
+#include "shm/daemon_record.hpp"
 #include "instance_lock.hpp"
-#include "journal_binding.hpp"
-#include "journal_store.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
-#include "rebuild.hpp"
-#include "repair.hpp"
+#include "journaling/binding.hpp"
+#include "journaling/store.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "journaling/rebuild.hpp"
+#include "watch/repair.hpp"
 
 namespace shmq::daemon {
 

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "mapping.hpp"
+#include "shm/mapping.hpp"
 
 namespace shmq::detail {
 

@@ -1,4 +1,4 @@
-#include "daemon_record.hpp"
+#include "shm/daemon_record.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
-#include "process.hpp"
+#include "shm/process.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq {

@@ -19,8 +19,8 @@
 #include <set>
 #include <string>
 
-#include "clients.hpp"
-#include "journal_pipeline.hpp"
+#include "watch/clients.hpp"
+#include "journaling/pipeline.hpp"
 #include "shmq/queue.hpp"
 #include "unique_fd.hpp"
 

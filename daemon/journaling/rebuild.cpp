@@ -1,4 +1,4 @@
-#include "rebuild.hpp"
+#include "journaling/rebuild.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,16 +10,16 @@
 #include <stdexcept>
 #include <vector>
 
-#include "journal.hpp"
-#include "journal_store.hpp"
-#include "layout.hpp"
-#include "mapping.hpp"
-#include "prepared_create.hpp"
-#include "recovery.hpp"
+#include "journal/journal.hpp"
+#include "journaling/store.hpp"
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "shm/prepared_create.hpp"
+#include "recovery/repair.hpp"
 #include "unique_fd.hpp"
-#include "group_journal.hpp"
+#include "durable/group_journal.hpp"
 #include "instance_lock.hpp"
-#include "journal_binding.hpp"
+#include "journaling/binding.hpp"
 
 namespace shmq::daemon {
 

@@ -19,8 +19,8 @@
 #include <climits>
 #include <ctime>
 
-#include "bus_guard.hpp"
-#include "layout.hpp"
+#include "shm/bus_guard.hpp"
+#include "shm/layout.hpp"
 #include "shmq/producer.hpp"
 
 namespace shmq::detail {

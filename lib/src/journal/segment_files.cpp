@@ -1,10 +1,10 @@
-#include "segment.hpp"
+#include "journal/segment_files.hpp"
 
 #include <algorithm>
 #include <array>
 #include <system_error>
 
-#include "bytes.hpp"
+#include "journal/bytes.hpp"
 
 namespace shmq::journal {
 
