@@ -150,6 +150,11 @@ class Run {
                   ull(t.full_disks), ull(t.full_disk_failures), ull(t.full_disk_starts), ull(t.fencings), result.longest_fencing_ms,
                   ull(t.takeovers));
     }
+    if (t.names_rounds != 0) {
+      std::printf("  names: transient attaches %llu, incarnations in a recycled entry %llu, names back at a fresh "
+                  "sequence %llu, TableFull answers %llu\n",
+                  ull(t.transient_attaches), ull(t.recycled), ull(t.new_incarnations), ull(t.table_full));
+    }
     if (result.passed()) {
       if (!o_.keep_logs) fs::remove_all(p.log_dir);
     } else {
@@ -166,8 +171,9 @@ class Run {
     const std::string lifecycle = o_.lifecycle_fault ? std::string(" --lifecycle-fault ") + lifecycle_name(*o_.lifecycle_fault)
                                   : o_.lifecycle    ? " --lifecycle"
                                                     : "";
-    std::printf("  replay: shmq-torture --seed %llu --round %d --messages %llu --producer-ms %d%s%s%s\n", ull(o_.seed),
-                p.number, ull(o_.messages), o_.producer_ms, o_.durable ? " --durable" : "", lifecycle.c_str(),
+    std::printf("  replay: shmq-torture --seed %llu --round %d --messages %llu --producer-ms %d%s%s%s%s\n",
+                ull(o_.seed), p.number, ull(o_.messages), o_.producer_ms, o_.durable ? " --durable" : "",
+                lifecycle.c_str(), o_.names ? " --names" : "",
                 o_.minutes > 0 ? " (ran in the soak: no daemon kills, no power losses)" : "");
     std::printf("  logs: %s\n", p.log_dir.c_str());
   }
@@ -178,13 +184,15 @@ class Run {
                 "producer_kills=%llu consumer_kills=%llu daemon_kills=%llu stops=%llu power_losses=%llu journal_switches=%llu "
                 "app_first=%llu rebuild_kills=%llu mid_rebuild_kills=%llu full_disks=%llu full_disk_starts=%llu "
                 "full_disk_failures=%llu "
-                "fencings=%llu takeovers=%llu skipped_rounds=%llu lost=%llu "
+                "fencings=%llu takeovers=%llu skipped_rounds=%llu names_rounds=%llu transient_attaches=%llu "
+                "recycled=%llu new_incarnations=%llu table_full=%llu lost=%llu "
                 "unflagged_duplicates=%llu failed_rounds=%d seed=%llu result=%s\n",
                 ull(t.rounds), ull(t.confirmed), ull(t.delivered), ull(t.redelivered), ull(t.duplicates_refused),
                 ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
                 ull(t.journal_switches), ull(t.app_first), ull(t.rebuild_kills), ull(t.mid_rebuild_kills),
                 ull(t.full_disks), ull(t.full_disk_starts), ull(t.full_disk_failures), ull(t.fencings), ull(t.takeovers),
-                ull(t.skipped),
+                ull(t.skipped), ull(t.names_rounds), ull(t.transient_attaches), ull(t.recycled),
+                ull(t.new_incarnations), ull(t.table_full),
                 ull(t.lost),
                 ull(t.unflagged_duplicates), failed_rounds_, ull(o_.seed), failed_rounds_ == 0 ? "PASS" : "FAIL");
   }
@@ -221,6 +229,9 @@ void add_options(CLI::App& app, TortureOptions& o) {
   app.add_flag("--lifecycle", o.lifecycle,
                "Every round a lifecycle round (durable), the faults app-first, rebuild-kill, full-disk and standby in "
                "turn (default: every fourth round, its fault drawn from the seed)");
+  app.add_flag("--names", o.names,
+               "Every round that is no lifecycle round a names round: a producer table of 2 to 4 entries and more "
+               "names attaching over the round (default: one round in two, drawn from its seed)");
   app.add_option_function<std::string>(
          "--lifecycle-fault",
          [&o](const std::string& name) {

@@ -29,6 +29,7 @@ struct TortureOptions {
   bool durable = false;             // every round durable (default: every even-numbered round)
   bool lifecycle = false;           // every round a lifecycle round (default: every fourth one)
   std::optional<Lifecycle> lifecycle_fault;  // only this lifecycle fault (implies lifecycle)
+  bool names = false;               // every round that is no lifecycle round a names round (default: one in two)
 };
 
 }  // namespace shmq::torture

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
@@ -66,6 +67,23 @@ void plan_lifecycle(const TortureOptions& options, RoundPlan& plan, std::mt19937
   }
 }
 
+// Drawn after everything else, so that the other rounds keep their shapes. A
+// names round (issue 13): a producer table of 2 to 4 entries, the regular
+// producers trimmed to leave one entry or more, and a pool of transient names
+// two to four more than the table holds, so that the transients, and regular
+// producers whose restart the round delays, keep needing entries that other
+// names used: recycled (in-memory) or refused (durable).
+void plan_names(const TortureOptions& options, RoundPlan& plan, std::mt19937_64& rng) {
+  if (plan.lifecycle != Lifecycle::None) return;  // a lifecycle round has enough going on
+  if (!options.names && rng() % 2 != 0) return;
+  const std::uint32_t entries = pick<std::uint32_t>(rng, {2, 3, 4});
+  plan.queue_options.max_producers = entries;
+  plan.producers.resize(std::min<std::size_t>(plan.producers.size(), entries - 1));
+  const std::size_t pool = entries + 2 + rng() % 3;
+  for (std::size_t j = 0; j < pool; ++j) plan.transients.push_back("t" + std::to_string(j));
+  plan.transient_messages = pick<std::uint64_t>(rng, {4, 16, 48});
+}
+
 }  // namespace
 
 RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t seed) {
@@ -86,6 +104,7 @@ RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t se
   plan.stall_seconds = options.stall_seconds;
   plan_durability(options, plan, rng);
   plan_lifecycle(options, plan, rng);
+  plan_names(options, plan, rng);
   return plan;
 }
 
@@ -98,6 +117,12 @@ std::string RoundPlan::describe() const {
         << " us)";
   }
   out << ", ring " << queue_options.capacity / 1024 << " KiB, a fault every ~" << fault_gap_ms << " ms";
+  if (names_round()) {
+    out << "; names: a table of " << queue_options.max_producers << " producer entries, " << transients.size()
+        << " transient names (one at a time, 1 to " << transient_messages << " messages each, then detach; "
+        << (durable() ? "refused with TableFull once the table is full" : "detached entries recycled")
+        << "), half the producer restarts delayed 5 to 60 ms";
+  }
   if (durable() && daemon_faults) out << ", a power loss every ~" << power_loss_gap_ms << " ms";
   switch (daemon_faults ? lifecycle : Lifecycle::None) {
     case Lifecycle::None: break;
@@ -146,6 +171,11 @@ struct Worker {
   bool stopped = false;  // SIGSTOPped, until resume_at
   Clock::time_point resume_at{};
   bool finished = false;  // a producer that sent everything and exited 0
+  // Names rounds: a killed producer restarted later (once another name may
+  // have taken its entry).
+  bool restart_pending = false;
+  Clock::time_point restart_at{};
+  bool confirmed_any = false;  // durable names rounds: its log has a confirm (cached once seen)
 };
 
 class Round {
@@ -165,6 +195,11 @@ class Round {
   // Set-up and the workers.
   void create_groups();
   void spawn_producer(std::size_t k);
+  void spawn_transient();
+  void maybe_spawn_transient();
+  void reap_transient();
+  void restart_due_producers();
+  [[nodiscard]] bool regulars_confirmed();
   void spawn_consumer(std::size_t index);
   [[nodiscard]] std::pair<std::size_t, int> member_of(std::size_t index) const;
   // The fault phase.
@@ -223,6 +258,11 @@ class Round {
   Queue queue_;
   std::mt19937_64 rng_;
   std::vector<Worker> producers_, consumers_;
+  // Names rounds: the transient producer (one at a time), the processes each
+  // transient name has had, and when the next one starts.
+  Worker transient_;
+  std::vector<std::uint64_t> transient_processes_;
+  Clock::time_point next_transient_{};
   std::uint64_t power_losses_ = 0;  // also the epoch of the consumers started now
   std::uint64_t last_progress_mark_ = ~0ull;
   Clock::time_point last_progress_ = Clock::now();
@@ -272,17 +312,92 @@ void Round::create_groups() {
 
 void Round::spawn_producer(std::size_t k) {
   auto& w = producers_[k];
+  ++w.incarnation;
+  w.restart_pending = false;
+  // Names rounds: a producer may find the table full for a moment (a
+  // transient holds the last entry, or the detached ones still have messages
+  // in the ring): it waits for one. Durable rounds never refuse it: it
+  // attaches before any transient does, and keeps its entry.
   ProducerJob job{.ns = plan_.ns,
                   .queue = plan_.queue,
                   .name = plan_.producers[k],
                   .log = plan_.log_dir + "/producer-" + std::to_string(k) + ".log",
                   .messages = plan_.messages,
+                  .process = static_cast<std::uint64_t>(w.incarnation),
+                  .epoch = power_losses_,
+                  .attach_wait = stall_bound(),
                   .max_payload = plan_.max_payload,
                   .mean_gap_us = plan_.producer_gap_us,
                   .seed = rng_(),
                   .durable = plan_.durable()};
   w.pid = fork_child([job] { return run_producer(job); });
-  ++w.incarnation;
+}
+
+// Names rounds: a transient producer under a name drawn from the pool. A name
+// that comes back finds its entry (and resends its last sequences, which must
+// be refused as Duplicate) unless another name took it meanwhile (in-memory
+// rounds): then it starts afresh, a new incarnation of the name.
+void Round::spawn_transient() {
+  const std::size_t j = rng_() % plan_.transients.size();
+  transient_processes_.resize(plan_.transients.size());
+  ProducerJob job{.ns = plan_.ns,
+                  .queue = plan_.queue,
+                  .name = plan_.transients[j],
+                  .log = plan_.log_dir + "/transient-" + std::to_string(j) + ".log",
+                  .messages = 0,
+                  .chunk = 1 + rng_() % plan_.transient_messages,
+                  .process = ++transient_processes_[j],
+                  .epoch = power_losses_,
+                  .give_up_when_full = plan_.durable(),
+                  .attach_wait = stall_bound(),
+                  .max_payload = plan_.max_payload,
+                  .mean_gap_us = plan_.producer_gap_us / 4,
+                  .seed = rng_(),
+                  .durable = plan_.durable()};
+  transient_.pid = fork_child([job] { return run_producer(job); });
+  ++transient_.incarnation;
+}
+
+// One transient at a time, 0 to 10 ms after the last, while the regular
+// producers send. Durable rounds: only once every regular producer has a
+// durable confirm (or finished), so that the journal holds its name and every
+// rebuild gives it its entry back: the transients cannot take the entries a
+// regular producer needs, and the refusals go to them alone.
+void Round::maybe_spawn_transient() {
+  if (!plan_.names_round() || transient_.pid > 0 || producers_finished() || Clock::now() < next_transient_) return;
+  if (plan_.durable() && !regulars_confirmed()) return;
+  spawn_transient();
+}
+
+void Round::reap_transient() {
+  if (transient_.pid <= 0) return;
+  if (auto e = try_reap(transient_.pid)) {
+    transient_.pid = 0;
+    if (!e->clean()) fail("a transient producer failed: " + e->describe() + " (see the transient logs)");
+    next_transient_ = Clock::now() + Millis(static_cast<int>(rng_() % 11));
+  }
+}
+
+bool Round::regulars_confirmed() {
+  for (std::size_t k = 0; k < producers_.size(); ++k) {
+    auto& w = producers_[k];
+    if (w.finished || w.confirmed_any) continue;
+    std::ifstream in(plan_.log_dir + "/producer-" + std::to_string(k) + ".log");
+    for (std::string line; std::getline(in, line);) {
+      if (line.starts_with("C ")) {
+        w.confirmed_any = true;
+        break;
+      }
+    }
+    if (!w.confirmed_any) return false;
+  }
+  return true;
+}
+
+void Round::restart_due_producers() {
+  for (std::size_t k = 0; k < producers_.size(); ++k) {
+    if (producers_[k].restart_pending && Clock::now() >= producers_[k].restart_at) spawn_producer(k);
+  }
 }
 
 std::pair<std::size_t, int> Round::member_of(std::size_t index) const {
@@ -328,6 +443,8 @@ void Round::inject_faults() {
                                    : Clock::time_point::max();
   while (!failed() && !producers_finished()) {
     reap_unexpected_exits();
+    restart_due_producers();
+    maybe_spawn_transient();
     resume_consumers(false);
     poll_fencing();
     poll_full_disk();
@@ -381,7 +498,21 @@ void Round::kill_producer() {
     w->finished = true;
   } else if (e.signaled && e.code == SIGKILL) {
     ++result_.tally.producer_kills;
-    spawn_producer(k);  // same name: resumes from the queue's last sequence
+    // Names rounds: half the restarts come 5 to 60 ms later, time for shmqd
+    // to reap the dead producer's entry (it becomes detached) and for a
+    // transient to take it, when its messages have all been released. The
+    // restarted producer then finds its name gone and starts afresh at
+    // sequence 1, a new incarnation of the name (which the verifier
+    // expects, and checks began only once every message of the old one was
+    // released). Restarting it is what proves the most: not restarting it
+    // would leave the case the recycling rule is about (a name coming back
+    // after its entry went to another) untested.
+    if (plan_.names_round() && rng_() % 2 == 0) {
+      w->restart_pending = true;
+      w->restart_at = Clock::now() + Millis(5 + static_cast<int>(rng_() % 56));
+    } else {
+      spawn_producer(k);  // same name: resumes from the queue's last sequence
+    }
   } else {
     fail("producer " + plan_.producers[k] + " incarnation " + std::to_string(w->incarnation) + ": " + e.describe());
   }
@@ -500,6 +631,7 @@ void Round::kill_everything_at_once() {
       if (w.pid > 0) ::kill(w.pid, SIGKILL);
     }
   }
+  if (transient_.pid > 0) ::kill(transient_.pid, SIGKILL);
   for (DaemonProcess* d : {&daemon_, &standby_}) {
     if (!d->running()) continue;
     const Exit e = d->kill9();
@@ -519,6 +651,10 @@ void Round::kill_everything_at_once() {
     if (w.pid <= 0) continue;
     const Exit e = kill_and_reap(std::exchange(w.pid, 0));
     if (!(e.signaled && e.code == SIGKILL)) fail("a consumer ended unasked: " + e.describe());
+  }
+  if (transient_.pid > 0) {  // not restarted: the next one comes in its turn
+    const Exit e = kill_and_reap(std::exchange(transient_.pid, 0));
+    if (!e.clean() && !(e.signaled && e.code == SIGKILL)) fail("a transient producer: " + e.describe());
   }
 }
 
@@ -760,6 +896,7 @@ void Round::resume_consumers(bool all) {
 }
 
 void Round::reap_unexpected_exits() {
+  reap_transient();
   for (std::size_t k = 0; k < producers_.size(); ++k) {
     auto& w = producers_[k];
     if (w.pid <= 0) continue;
@@ -811,8 +948,9 @@ bool Round::progressed() {
 
 void Round::wait_for_producers() {
   const auto deadline = Clock::now() + stall_bound();
-  while (!failed() && !producers_finished()) {
+  while (!failed() && (!producers_finished() || transient_.pid > 0)) {
     reap_unexpected_exits();
+    restart_due_producers();
     if (Clock::now() >= deadline) fail("stall: producers did not finish within the stall bound");
     sleep_for(Millis(2));
   }
@@ -869,14 +1007,17 @@ void Round::kill_leftovers() {
   for (auto& w : producers_) {
     if (w.pid > 0) kill_and_reap(std::exchange(w.pid, 0));
   }
+  if (transient_.pid > 0) kill_and_reap(std::exchange(transient_.pid, 0));
 }
 
 void Round::verify() {
   Expectation expected{.producers = plan_.producers,
+                       .transients = plan_.transients,
                        .groups = {},
                        .messages = plan_.messages,
                        .completed = completed_,
-                       .durable = plan_.durable()};
+                       .durable = plan_.durable(),
+                       .max_producers = plan_.queue_options.max_producers};
   for (const auto& g : plan_.groups) expected.groups.push_back(g.name);
   Verdict verdict = verify_logs(plan_.log_dir, expected);
   for (auto& v : verdict.violations) result_.violations.push_back(std::move(v));
@@ -888,6 +1029,11 @@ void Round::verify() {
   faults.duplicates_refused = verdict.tally.duplicates_refused;
   faults.lost = verdict.tally.lost;
   faults.unflagged_duplicates = verdict.tally.unflagged_duplicates;
+  faults.names_rounds = plan_.names_round() ? 1 : 0;
+  faults.transient_attaches = verdict.tally.transient_attaches;
+  faults.recycled = verdict.tally.recycled;
+  faults.new_incarnations = verdict.tally.new_incarnations;
+  faults.table_full = verdict.tally.table_full;
   result_.tally = faults;
   result_.longest_fencing_ms = longest_fencing_ms_;
 }

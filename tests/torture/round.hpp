@@ -43,6 +43,15 @@ struct RoundPlan {
   std::string data_dir;                // shmqd's --data-dir: the journal survives power losses there
   QueueOptions queue_options;
   std::vector<std::string> producers;  // names
+  // A names round (names_round()): the queue's producer table is small
+  // (queue_options.max_producers 2 to 4, more than the regular producers
+  // above), and short-lived "transient" producers, one at a time, attach under
+  // names from this pool (more names than the table holds), send 1 to
+  // transient_messages past their last sequence and detach. In-memory rounds
+  // recycle detached entries (docs/reliability.md); durable ones refuse the
+  // names beyond the table (TableFull).
+  std::vector<std::string> transients;
+  std::uint64_t transient_messages = 0;
   std::uint64_t messages = 0;          // per producer
   std::uint32_t max_payload = 0;
   std::uint32_t producer_gap_us = 0;   // mean pause between a producer's bursts
@@ -53,6 +62,7 @@ struct RoundPlan {
   int stall_seconds = 30;
 
   [[nodiscard]] bool durable() const { return kind == RoundKind::Durable; }
+  [[nodiscard]] bool names_round() const { return !transients.empty(); }
   [[nodiscard]] std::string describe() const;
   // Options of every shmqd of the round beyond namespace and data directory.
   [[nodiscard]] std::vector<std::string> daemon_args() const;
@@ -65,7 +75,9 @@ struct RoundPlan {
 // options and its number alone: every round with --durable or --lifecycle,
 // else every even-numbered one. A lifecycle round: every round with
 // --lifecycle (its fault in turn by number, or --lifecycle-fault's), else
-// every fourth one (its fault drawn from the seed).
+// every fourth one (its fault drawn from the seed). A round that is not a
+// lifecycle round is a names round with --names, else one time in two (drawn
+// from the seed).
 RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t seed);
 
 struct RoundResult {

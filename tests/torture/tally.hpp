@@ -27,6 +27,12 @@ struct Tally {
   std::uint64_t fencings = 0;           // stopped primaries the standby fenced (SIGKILL) before it took over
   std::uint64_t takeovers = 0;          // killed primaries the standby took over from
   std::uint64_t skipped = 0;            // rounds that could not run here (a full-disk round without mount rights)
+  // Names rounds (a producer table smaller than the names attaching):
+  std::uint64_t names_rounds = 0;
+  std::uint64_t transient_attaches = 0;  // attaches of transient producers
+  std::uint64_t recycled = 0;            // incarnations that began in an entry another name had used
+  std::uint64_t new_incarnations = 0;    // names that came back to a fresh sequence (their entry recycled)
+  std::uint64_t table_full = 0;          // attaches refused with TableFull (at first; in-memory rounds wait)
   std::uint64_t lost = 0;   // committed (confirmed or not) but missing from a group
   std::uint64_t unflagged_duplicates = 0;
 
@@ -51,6 +57,11 @@ struct Tally {
     fencings += o.fencings;
     takeovers += o.takeovers;
     skipped += o.skipped;
+    names_rounds += o.names_rounds;
+    transient_attaches += o.transient_attaches;
+    recycled += o.recycled;
+    new_incarnations += o.new_incarnations;
+    table_full += o.table_full;
     lost += o.lost;
     unflagged_duplicates += o.unflagged_duplicates;
   }

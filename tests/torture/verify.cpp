@@ -55,10 +55,44 @@ std::vector<std::string> complete_lines(const fs::path& path) {
   return lines;
 }
 
+// One process of a name: its A line.
+struct Process {
+  std::uint32_t id = 0;
+  std::size_t incarnation = 0;  // index into ProducerLog::incarnations
+};
+
+// An incarnation of a name: processes that continue one sequence.
+struct Incarnation {
+  std::uint32_t id = 0;
+  std::uint64_t epoch = 0;
+  std::uint64_t began_ns = 0;  // its first attach returned
+  std::set<std::uint64_t> confirmed;
+  std::uint64_t reported = 0;  // highest last sequence an attach reported (all committed)
+  std::uint64_t end = 0;       // highest sequence a process of it meant to send
+  // Filled in from the deliveries:
+  std::uint64_t delivered_max = 0;
+  std::uint64_t first_position = 0, last_position = 0;  // 0: none delivered
+  std::uint64_t released_ns = 0;    // latest time an ack of one of its messages began
+  std::string released_what;        // which one
+};
+
+struct Attach {
+  std::string name;
+  std::uint32_t id = 0;
+  std::uint64_t epoch = 0;
+  std::uint64_t began_ns = 0;
+};
+
 struct ProducerLog {
   std::string name;
-  std::optional<std::uint32_t> id;
-  std::set<std::uint64_t> confirmed;
+  bool regular = true;
+  std::vector<Incarnation> incarnations;
+  std::map<std::uint64_t, Process> processes;  // by process number
+  std::vector<std::uint64_t> refusals;         // times of TableFull answers
+  [[nodiscard]] std::uint64_t confirmed_max() const {
+    return incarnations.empty() || incarnations.back().confirmed.empty() ? 0
+                                                                          : *incarnations.back().confirmed.rbegin();
+  }
 };
 
 struct Delivery {
@@ -67,7 +101,10 @@ struct Delivery {
   std::uint64_t position = 0;
   bool redelivered = false;
   bool acked = false;
-  std::uint64_t epoch = 0;  // power losses before its consumer joined
+  std::uint64_t acked_ns = 0;  // when its ack began (0: no time logged)
+  std::uint64_t epoch = 0;     // power losses before its consumer joined
+  std::string name;            // the sender its payload names
+  std::uint64_t process = 0;
 };
 
 struct ConsumerLog {
@@ -77,27 +114,58 @@ struct ConsumerLog {
   std::vector<Delivery> deliveries;
 };
 
-void read_producer_line(const std::string& line, ProducerLog& log, std::uint64_t& floor, bool durable,
-                        Findings& findings, Tally& tally) {
+void read_attach(std::istringstream& in, ProducerLog& log, std::uint64_t& floor, const Expectation& expected,
+                 std::vector<Attach>& attaches, Findings& findings, Tally& tally) {
+  const std::string who = "producer " + log.name;
+  std::uint32_t id = 0;
+  std::uint64_t last = 0, end = 0, process = 0, epoch = 0, began = 0, attached = 0;
+  in >> id >> last >> end >> process >> epoch >> began >> attached;
+  attaches.push_back({.name = log.name, .id = id, .epoch = epoch, .began_ns = began});
+  if (!log.regular) ++tally.transient_attaches;
+  // A fresh sequence (last 0) after an earlier one: a new incarnation where
+  // the name may have lost its entry (recycled; or, durable, forgotten by a
+  // power loss and given another id); otherwise it continues the last one.
+  const bool fresh = !log.incarnations.empty() && last == 0 &&
+                     (expected.recycling() || (expected.durable && id != log.incarnations.back().id));
+  if (log.incarnations.empty() || fresh) {
+    // Durable: forgotten only when the journal held nothing of it, so nothing was confirmed.
+    if (fresh && expected.durable && log.confirmed_max() != 0) {
+      findings.add("sequence rollback", who + " re-attached with last sequence 0 and another id, below its confirmed " +
+                                            std::to_string(log.confirmed_max()));
+    }
+    Incarnation inc;
+    inc.id = id;
+    inc.epoch = epoch;
+    inc.began_ns = attached;
+    log.incarnations.push_back(std::move(inc));
+  } else {
+    if (log.incarnations.back().id != id) {
+      findings.add("producer id changed", who + " re-attached as id " + std::to_string(id) + " (was " +
+                                              std::to_string(log.incarnations.back().id) + ")");
+    }
+    if (last < log.confirmed_max()) {
+      findings.add("sequence rollback", who + " re-attached with last sequence " + std::to_string(last) +
+                                            " below its confirmed " + std::to_string(log.confirmed_max()));
+    }
+  }
+  Incarnation& inc = log.incarnations.back();
+  inc.reported = std::max(inc.reported, last);
+  inc.end = std::max(inc.end, end);
+  log.processes[process] = {.id = id, .incarnation = log.incarnations.size() - 1};
+  floor = last;
+}
+
+void read_producer_line(const std::string& line, ProducerLog& log, std::uint64_t& floor, const Expectation& expected,
+                        std::vector<Attach>& attaches, Findings& findings, Tally& tally) {
   std::istringstream in(line.substr(1));
   const std::string who = "producer " + log.name;
   switch (line[0]) {
-    case 'A': {
-      std::uint32_t id = 0;
-      std::uint64_t last = 0;
-      in >> id >> last;
-      // A power loss may leave a producer no journaled record, hence no entry
-      // in the rebuilt queue: it may then get another id. Otherwise never.
-      const bool forgotten = durable && last == 0;
-      if (log.id && *log.id != id && !forgotten) {
-        findings.add("producer id changed", who + " re-attached as id " + std::to_string(id));
-      }
-      log.id = id;
-      if (!log.confirmed.empty() && last < *log.confirmed.rbegin()) {
-        findings.add("sequence rollback", who + " re-attached with last sequence " + std::to_string(last) +
-                                              " below its confirmed " + std::to_string(*log.confirmed.rbegin()));
-      }
-      floor = last;
+    case 'A': read_attach(in, log, floor, expected, attaches, findings, tally); break;
+    case 'T': {
+      std::uint64_t at = 0;
+      in >> at;
+      log.refusals.push_back(at);
+      ++tally.table_full;
       break;
     }
     case 'R': {
@@ -116,7 +184,12 @@ void read_producer_line(const std::string& line, ProducerLog& log, std::uint64_t
       in >> seq;
       if (seq <= floor) findings.add("confirm out of order", who + " sequence " + std::to_string(seq));
       floor = seq;
-      log.confirmed.insert(seq);
+      if (log.incarnations.empty()) {
+        findings.add("confirm out of order", who + " confirmed sequence " + std::to_string(seq) + " before attaching");
+      } else {
+        log.incarnations.back().confirmed.insert(seq);
+      }
+      ++tally.confirmed;
       break;
     }
     case 'E': findings.add("worker error", who + ": " + line.substr(2)); break;
@@ -124,15 +197,16 @@ void read_producer_line(const std::string& line, ProducerLog& log, std::uint64_t
   }
 }
 
-ProducerLog read_producer_log(const fs::path& path, const std::string& name, bool durable, Findings& findings,
+ProducerLog read_producer_log(const fs::path& path, const std::string& name, bool regular,
+                              const Expectation& expected, std::vector<Attach>& attaches, Findings& findings,
                               Tally& tally) {
   ProducerLog log;
   log.name = name;
+  log.regular = regular;
   std::uint64_t floor = 0;
   for (const auto& line : complete_lines(path)) {
-    if (!line.empty()) read_producer_line(line, log, floor, durable, findings, tally);
+    if (!line.empty()) read_producer_line(line, log, floor, expected, attaches, findings, tally);
   }
-  tally.confirmed += log.confirmed.size();
   return log;
 }
 
@@ -157,16 +231,19 @@ ConsumerLog read_consumer_log(const fs::path& path, Findings& findings, Tally& t
       d.epoch = epoch;
       int flag = 0;
       std::string group;
-      in >> group >> d.producer_id >> d.sequence >> d.position >> flag;
+      in >> group >> d.producer_id >> d.sequence >> d.position >> flag >> d.name >> d.process;
       d.redelivered = flag != 0;
       by_position[d.position] = log.deliveries.size();
       log.deliveries.push_back(d);
       ++tally.delivered;
       tally.redelivered += d.redelivered ? 1 : 0;
     } else if (line.starts_with("K")) {
-      std::uint64_t position = 0;
-      in >> position;
-      if (auto it = by_position.find(position); it != by_position.end()) log.deliveries[it->second].acked = true;
+      std::uint64_t position = 0, at = 0;
+      in >> position >> at;
+      if (auto it = by_position.find(position); it != by_position.end()) {
+        log.deliveries[it->second].acked = true;
+        log.deliveries[it->second].acked_ns = at;
+      }
     } else if (line.starts_with("E")) {
       findings.add("worker error", log.file + ": " + line.substr(2));
     } else if (line == "Q") {
@@ -176,14 +253,41 @@ ConsumerLog read_consumer_log(const fs::path& path, Findings& findings, Tally& t
   return log;
 }
 
-using Key = std::pair<std::uint32_t, std::uint64_t>;  // (producer id, sequence)
+// A message: (name, incarnation, sequence).
+struct Key {
+  std::string name;
+  std::size_t incarnation = 0;
+  std::uint64_t sequence = 0;
+  auto operator<=>(const Key&) const = default;
+};
 
-std::string describe(const Key& key, const std::vector<ProducerLog>& producers) {
-  std::string name = "id " + std::to_string(key.first);
-  for (const auto& p : producers) {
-    if (p.id == key.first) name = p.name + " (id " + std::to_string(key.first) + ")";
+std::string describe(const Key& key, std::optional<std::uint32_t> id = std::nullopt) {
+  return "producer " + key.name + (key.incarnation == 0 ? "" : " incarnation " + std::to_string(key.incarnation + 1)) +
+         (id ? " (id " + std::to_string(*id) + ")" : "") + " sequence " + std::to_string(key.sequence);
+}
+
+using Producers = std::map<std::string, ProducerLog>;
+
+// The message a delivery is, from the sender its payload names; nullopt (and
+// a finding) when no process of that name logged an attach.
+std::optional<Key> key_of(const Delivery& d, const Producers& producers, Findings& findings) {
+  const auto p = producers.find(d.name);
+  const auto process = p == producers.end() ? nullptr : &p->second.processes;
+  const auto it = process == nullptr ? decltype(p->second.processes.cend()){} : process->find(d.process);
+  if (process == nullptr || it == process->end()) {
+    findings.add("phantom delivery", "producer id " + std::to_string(d.producer_id) + " sequence " +
+                                         std::to_string(d.sequence) + " at position " + std::to_string(d.position) +
+                                         ": its payload names " + d.name + " process " + std::to_string(d.process) +
+                                         ", which never attached");
+    return std::nullopt;
   }
-  return "producer " + name + " sequence " + std::to_string(key.second);
+  const Key key{.name = d.name, .incarnation = it->second.incarnation, .sequence = d.sequence};
+  if (it->second.id != d.producer_id) {
+    findings.add("wrong producer id", describe(key) + " at position " + std::to_string(d.position) +
+                                          " carries producer id " + std::to_string(d.producer_id) +
+                                          ", its process attached as id " + std::to_string(it->second.id));
+  }
+  return key;
 }
 
 struct GroupView {
@@ -191,43 +295,71 @@ struct GroupView {
   bool a_consumer_died = false;
 };
 
-std::map<std::string, GroupView> by_group(const std::vector<ConsumerLog>& consumers) {
+std::map<std::string, GroupView> by_group(const std::vector<ConsumerLog>& consumers, const Producers& producers,
+                                          Findings& findings) {
   std::map<std::string, GroupView> groups;
   for (const auto& c : consumers) {
     auto& view = groups[c.group];
     view.a_consumer_died |= !c.quit;
-    for (const auto& d : c.deliveries) view.deliveries[{d.producer_id, d.sequence}].push_back(&d);
+    for (const auto& d : c.deliveries) {
+      if (const auto key = key_of(d, producers, findings)) view.deliveries[*key].push_back(&d);
+    }
   }
   return groups;
 }
 
-// Every sequence 1..messages of every producer reached the group.
-void check_nothing_lost(const std::string& group, const GroupView& view, const std::vector<ProducerLog>& producers,
+// What the deliveries say of each incarnation: its highest sequence
+// delivered, its first and last positions, and when its last release began.
+void note_deliveries(const std::map<std::string, GroupView>& groups, Producers& producers) {
+  for (const auto& [group, view] : groups) {
+    for (const auto& [key, list] : view.deliveries) {
+      Incarnation& inc = producers.at(key.name).incarnations[key.incarnation];
+      inc.delivered_max = std::max(inc.delivered_max, key.sequence);
+      for (const Delivery* d : list) {
+        if (inc.first_position == 0 || d->position < inc.first_position) inc.first_position = d->position;
+        inc.last_position = std::max(inc.last_position, d->position);
+        if (d->acked && d->acked_ns > inc.released_ns) {
+          inc.released_ns = d->acked_ns;
+          inc.released_what = describe(key) + " at position " + std::to_string(d->position) + " in group " + group;
+        }
+      }
+    }
+  }
+}
+
+// Every sequence of every incarnation reached the group.
+void check_nothing_lost(const std::string& group, const GroupView& view, const Producers& producers,
                         const Expectation& expected, Findings& findings, Tally& tally) {
-  for (const auto& p : producers) {
-    if (!p.id) {
-      findings.add("producer never attached", p.name);
+  for (const auto& [name, p] : producers) {
+    if (p.incarnations.empty()) {
+      if (p.regular) findings.add("producer never attached", p.name);
       continue;
     }
-    for (std::uint64_t seq = 1; seq <= expected.messages; ++seq) {
-      if (view.deliveries.contains({*p.id, seq})) continue;
-      ++tally.lost;
-      const char* how = p.confirmed.contains(seq) ? "confirmed" : "never confirmed (its producer died before the Ok)";
-      findings.add("lost", "group " + group + " never got " + describe({*p.id, seq}, producers) + ", " + how);
+    for (std::size_t i = 0; i < p.incarnations.size(); ++i) {
+      const Incarnation& inc = p.incarnations[i];
+      const bool last = i + 1 == p.incarnations.size();
+      std::uint64_t expect = std::max(inc.delivered_max, inc.confirmed.empty() ? 0 : *inc.confirmed.rbegin());
+      // In memory what an attach reported committed stays in the ring until
+      // released; a power loss may take what the journal had not synced.
+      if (!expected.durable) expect = std::max(expect, inc.reported);
+      if (p.regular && last) expect = std::max(expect, expected.messages);
+      for (std::uint64_t seq = 1; seq <= expect; ++seq) {
+        const Key key{.name = name, .incarnation = i, .sequence = seq};
+        if (view.deliveries.contains(key)) continue;
+        ++tally.lost;
+        const char* how = inc.confirmed.contains(seq) ? "confirmed" : "never confirmed (its producer died before the Ok)";
+        findings.add("lost", "group " + group + " never got " + describe(key, inc.id) + ", " + how);
+      }
     }
   }
 }
 
 // Once unflagged, acked at most once, flagged only after a consumer died.
-void check_duplicates(const std::string& group, const GroupView& view, const std::vector<ProducerLog>& producers,
-                      const Expectation& expected, Findings& findings, Tally& tally) {
-  std::set<std::uint32_t> ids;
-  for (const auto& p : producers) {
-    if (p.id) ids.insert(*p.id);
-  }
+void check_duplicates(const std::string& group, const GroupView& view, const Producers& producers,
+                      Findings& findings, Tally& tally) {
   for (const auto& [key, list] : view.deliveries) {
-    const std::string what = "group " + group + ", " + describe(key, producers);
-    if (!ids.contains(key.first) || key.second == 0 || key.second > expected.messages) {
+    const std::string what = "group " + group + ", " + describe(key);
+    if (key.sequence == 0 || key.sequence > producers.at(key.name).incarnations[key.incarnation].end) {
       findings.add("phantom delivery", what + " was never sent");
     }
     const auto unflagged = std::count_if(list.begin(), list.end(), [](auto* d) { return !d->redelivered; });
@@ -249,43 +381,63 @@ void check_duplicates(const std::string& group, const GroupView& view, const std
   }
 }
 
-// One record per (producer, sequence), and a producer's records in sequence order.
-void check_log_order(const std::vector<ConsumerLog>& consumers, const std::vector<ProducerLog>& producers,
-                     Findings& findings) {
+// One record per message and one message per record, an incarnation's
+// records in sequence order, and a name's incarnations one after another.
+void check_log_order(const std::map<std::string, GroupView>& groups, const Producers& producers, Findings& findings) {
   std::map<Key, std::uint64_t> position_of;
-  for (const auto& c : consumers) {
-    for (const auto& d : c.deliveries) {
-      const auto [it, fresh] = position_of.emplace(Key{d.producer_id, d.sequence}, d.position);
-      if (!fresh && it->second != d.position) {
-        findings.add("enqueued twice", describe(it->first, producers) + " at positions " + std::to_string(it->second) +
-                                           " and " + std::to_string(d.position));
+  std::map<std::uint64_t, Key> key_at;
+  for (const auto& [group, view] : groups) {
+    for (const auto& [key, list] : view.deliveries) {
+      for (const Delivery* d : list) {
+        const auto [it, fresh] = position_of.emplace(key, d->position);
+        if (!fresh && it->second != d->position) {
+          findings.add("enqueued twice", describe(key) + " at positions " + std::to_string(it->second) + " and " +
+                                             std::to_string(d->position));
+        }
+        const auto [at, new_position] = key_at.emplace(d->position, key);
+        if (!new_position && at->second != key) {
+          findings.add("two messages at one position", "position " + std::to_string(d->position) + " delivered as " +
+                                                           describe(at->second) + " and as " + describe(key));
+        }
       }
     }
   }
-  std::map<std::uint32_t, std::map<std::uint64_t, std::uint64_t>> by_producer;  // id -> position -> sequence
-  for (const auto& [key, position] : position_of) by_producer[key.first][position] = key.second;
-  for (const auto& [id, records] : by_producer) {
+  std::map<std::pair<std::string, std::size_t>, std::map<std::uint64_t, std::uint64_t>> by_incarnation;
+  for (const auto& [key, position] : position_of) by_incarnation[{key.name, key.incarnation}][position] = key.sequence;
+  for (const auto& [who, records] : by_incarnation) {
     std::uint64_t previous = 0;
     for (const auto& [position, seq] : records) {
       if (seq <= previous) {
-        findings.add("log order", describe({id, seq}, producers) + " at position " + std::to_string(position) +
+        findings.add("log order", describe({who.first, who.second, seq}) + " at position " + std::to_string(position) +
                                       " follows sequence " + std::to_string(previous));
       }
       previous = seq;
+    }
+  }
+  for (const auto& [name, p] : producers) {
+    std::uint64_t previous_last = 0;
+    for (std::size_t i = 0; i < p.incarnations.size(); ++i) {
+      const Incarnation& inc = p.incarnations[i];
+      if (inc.first_position == 0) continue;
+      if (previous_last != 0 && inc.first_position <= previous_last) {
+        findings.add("log order", "producer " + name + " incarnation " + std::to_string(i + 1) + " begins at position " +
+                                      std::to_string(inc.first_position) + ", before its previous one ended (" +
+                                      std::to_string(previous_last) + ")");
+      }
+      previous_last = inc.last_position;
     }
   }
 }
 
 // Each consumer takes its first deliveries in position order (so each
 // producer's sequences in increasing order); redeliveries may come between.
-void check_consumer_order(const std::vector<ConsumerLog>& consumers, const std::vector<ProducerLog>& producers,
-                          Findings& findings) {
+void check_consumer_order(const std::vector<ConsumerLog>& consumers, Findings& findings) {
   for (const auto& c : consumers) {
     std::uint64_t previous = 0;
     for (const auto& d : c.deliveries) {
       if (d.redelivered) continue;
       if (d.position <= previous) {
-        findings.add("delivery order", c.file + ": " + describe({d.producer_id, d.sequence}, producers) +
+        findings.add("delivery order", c.file + ": producer " + d.name + " sequence " + std::to_string(d.sequence) +
                                            " at position " + std::to_string(d.position) + " after position " +
                                            std::to_string(previous));
       }
@@ -294,15 +446,101 @@ void check_consumer_order(const std::vector<ConsumerLog>& consumers, const std::
   }
 }
 
+// In-memory names rounds: the recycling rule. An incarnation begins in an
+// entry that held other messages (of another name, or of its own name's
+// earlier incarnations), or at a fresh sequence, only once every group has
+// released all of those. The proof of a breach: its attach had returned
+// before an ack of one of them began (a group releases a message only during
+// an ack, and head passes it only after that).
+void check_recycling(const Producers& producers, Findings& findings, Tally& tally) {
+  struct Use {
+    const Incarnation* inc;
+    std::string who;
+  };
+  std::map<std::uint32_t, std::vector<Use>> by_id;  // every incarnation that used an entry
+  for (const auto& [name, p] : producers) {
+    const Incarnation* held = nullptr;  // the latest release among the name's earlier incarnations
+    for (std::size_t i = 0; i < p.incarnations.size(); ++i) {
+      const Incarnation& inc = p.incarnations[i];
+      const std::string who = "producer " + name + " incarnation " + std::to_string(i + 1);
+      by_id[inc.id].push_back({&inc, who});
+      if (held != nullptr && held->first_position != 0) ++tally.new_incarnations;
+      if (held != nullptr && held->released_ns > inc.began_ns) {
+        findings.add("fresh sequence before release",
+                     who + " began at a fresh sequence (attach returned at " + std::to_string(inc.began_ns) +
+                         " ns) while " + held->released_what + " was still held: its ack began " +
+                         std::to_string(held->released_ns - inc.began_ns) + " ns later");
+      }
+      if (held == nullptr || inc.released_ns > held->released_ns) held = &inc;
+    }
+  }
+  for (auto& [id, uses] : by_id) {
+    std::sort(uses.begin(), uses.end(), [](const Use& a, const Use& b) { return a.inc->began_ns < b.inc->began_ns; });
+    const Use* held = nullptr;  // the latest release among the entry's earlier incarnations
+    std::set<std::string> names;
+    for (const Use& u : uses) {
+      const std::string name = u.who.substr(0, u.who.find(" incarnation"));
+      if (!names.empty() && !names.contains(name)) ++tally.recycled;
+      names.insert(name);
+      if (held != nullptr && held->inc->released_ns > u.inc->began_ns) {
+        findings.add("entry recycled before release",
+                     u.who + " began in entry " + std::to_string(id) + " (attach returned at " +
+                         std::to_string(u.inc->began_ns) + " ns) while " + held->inc->released_what +
+                         ", of its previous holder, was still held: its ack began " +
+                         std::to_string(held->inc->released_ns - u.inc->began_ns) + " ns later");
+      }
+      if (held == nullptr || u.inc->released_ns > held->inc->released_ns) held = &u;
+    }
+  }
+}
+
+// Names rounds: TableFull only once as many names as the table holds had
+// attached (begun to, before the answer); durable rounds: between power
+// losses an entry serves one name (a durable queue never recycles).
+void check_table(const Producers& producers, const std::vector<Attach>& attaches, const Expectation& expected,
+                 Findings& findings) {
+  for (const auto& [name, p] : producers) {
+    for (const std::uint64_t at : p.refusals) {
+      std::set<std::string> before;
+      for (const Attach& a : attaches) {
+        if (a.began_ns < at) before.insert(a.name);
+      }
+      if (before.size() < expected.max_producers) {
+        findings.add("TableFull with room", "producer " + name + " refused when only " + std::to_string(before.size()) +
+                                                " names had attached to the table of " +
+                                                std::to_string(expected.max_producers));
+      }
+    }
+  }
+  if (!expected.durable) return;
+  std::map<std::pair<std::uint64_t, std::uint32_t>, std::set<std::string>> names_of;  // (epoch, id) -> names
+  for (const Attach& a : attaches) names_of[{a.epoch, a.id}].insert(a.name);
+  for (const auto& [where, names] : names_of) {
+    if (names.size() < 2) continue;
+    std::string list;
+    for (const auto& n : names) list += " " + n;
+    findings.add("durable entry recycled", "entry " + std::to_string(where.second) + " served" + list +
+                                               " between power losses " + std::to_string(where.first) + " and " +
+                                               std::to_string(where.first + 1));
+  }
+}
+
 }  // namespace
 
 Verdict verify_logs(const std::string& log_dir, const Expectation& expected) {
   Verdict verdict;
   Findings findings;
-  std::vector<ProducerLog> producers;
+  Producers producers;
+  std::vector<Attach> attaches;
+  const auto read = [&](const std::string& file, const std::string& name, bool regular) {
+    producers[name] = read_producer_log(fs::path(log_dir) / file, name, regular, expected, attaches, findings,
+                                        verdict.tally);
+  };
   for (std::size_t k = 0; k < expected.producers.size(); ++k) {
-    const fs::path path = fs::path(log_dir) / ("producer-" + std::to_string(k) + ".log");
-    producers.push_back(read_producer_log(path, expected.producers[k], expected.durable, findings, verdict.tally));
+    read("producer-" + std::to_string(k) + ".log", expected.producers[k], true);
+  }
+  for (std::size_t j = 0; j < expected.transients.size(); ++j) {
+    read("transient-" + std::to_string(j) + ".log", expected.transients[j], false);
   }
   std::vector<ConsumerLog> consumers;
   for (const auto& entry : fs::directory_iterator(log_dir)) {
@@ -310,17 +548,20 @@ Verdict verify_logs(const std::string& log_dir, const Expectation& expected) {
       consumers.push_back(read_consumer_log(entry.path(), findings, verdict.tally));
     }
   }
+  if (expected.names_round()) check_table(producers, attaches, expected, findings);
   if (expected.completed) {
-    const auto groups = by_group(consumers);
+    const auto groups = by_group(consumers, producers, findings);
+    note_deliveries(groups, producers);
     for (const auto& name : expected.groups) {
       const auto it = groups.find(name);
       const GroupView empty;
       const GroupView& view = it == groups.end() ? empty : it->second;
       check_nothing_lost(name, view, producers, expected, findings, verdict.tally);
-      check_duplicates(name, view, producers, expected, findings, verdict.tally);
+      check_duplicates(name, view, producers, findings, verdict.tally);
     }
-    check_log_order(consumers, producers, findings);
-    check_consumer_order(consumers, producers, findings);
+    check_log_order(groups, producers, findings);
+    check_consumer_order(consumers, findings);
+    if (expected.recycling()) check_recycling(producers, findings, verdict.tally);
   }
   verdict.violations = findings.lines();
   return verdict;

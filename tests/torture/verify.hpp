@@ -10,11 +10,18 @@
 namespace shmq::torture {
 
 struct Expectation {
-  std::vector<std::string> producers;  // names; producer-<k>.log belongs to producers[k]
+  std::vector<std::string> producers;   // names; producer-<k>.log belongs to producers[k]
+  std::vector<std::string> transients;  // names rounds: transient-<j>.log belongs to transients[j]
   std::vector<std::string> groups;
-  std::uint64_t messages = 0;          // each producer committed 1..messages
-  bool completed = false;              // the round ran to its end: every group drained
-  bool durable = false;                // a durable round: confirms are durable, power losses happen
+  std::uint64_t messages = 0;           // each producer committed 1..messages (its last incarnation)
+  bool completed = false;               // the round ran to its end: every group drained
+  bool durable = false;                 // a durable round: confirms are durable, power losses happen
+  std::uint32_t max_producers = 0;      // the queue's producer table
+
+  [[nodiscard]] bool names_round() const { return !transients.empty(); }
+  // In-memory names rounds: detached entries are given to other names, so a
+  // name may come back at a fresh sequence (a new incarnation).
+  [[nodiscard]] bool recycling() const { return names_round() && !durable; }
 };
 
 struct Verdict {
@@ -22,21 +29,38 @@ struct Verdict {
   std::vector<std::string> violations;
 };
 
+// A name's messages are told apart by incarnation: a run of the name's
+// processes that continue one sequence. A process starts a new one when its
+// attach reports last sequence 0 and the name had one before: in-memory names
+// rounds, where its entry was recycled; durable rounds, when a power loss
+// forgot it (the journal held nothing of it) and it got another id. Payloads
+// name their sender and its process, which the logs map to an incarnation.
 // Checks, for a completed round:
-//  - no worker logged an error (payload mismatch, failed ack, unexpected status);
+//  - no worker logged an error (payload mismatch, a message whose producer
+//    table name is not the name in its payload, failed ack, unexpected status);
 //  - every resent committed sequence was refused as Duplicate;
-//  - a re-attach reports a last sequence no lower than the producer's last
-//    confirm (durable rounds: after a power loss too), and the same producer
-//    id (durable rounds: unless the journal held nothing of the producer);
-//  - every sequence 1..messages of every producer reached every group (lost);
+//  - a re-attach in an incarnation reports a last sequence no lower than its
+//    last confirm, and the same producer id; a new incarnation begins only
+//    where it may (above), a durable one only with nothing confirmed before;
+//  - in-memory names rounds: an incarnation begins (its attach returned) only
+//    once every group released every message of what its entry held before,
+//    and of the name's earlier incarnations (no ack of one began later);
+//  - names rounds: a TableFull answer only once as many names as the table
+//    holds had attached; durable rounds: no entry serves two names between
+//    power losses;
+//  - every sequence of every incarnation reached every group (lost): 1..messages
+//    of a regular producer's last one, of the others 1..(highest confirmed,
+//    in-memory also highest a re-attach reported, or delivered anywhere);
 //  - in a group, a message is delivered once unflagged, acked at most once per
 //    power epoch (a rebuild redelivers, flagged, what the group had acked
 //    after its last checkpoint), and flagged redelivered only in a group
 //    where a consumer died (a power loss kills them all);
-//  - a (producer, sequence) has one position, and a producer's sequences
-//    increase with position (one record per sequence, in order);
+//  - a message (name, incarnation, sequence) has one position and a position
+//    one message, it carries its process's producer id, an incarnation's
+//    sequences increase with position, and a name's incarnations follow one
+//    another in the log;
 //  - each consumer's first deliveries come in position order.
-// For a round that did not complete, only the first three (nothing is drained).
+// For a round that did not complete, only the first four (nothing is drained).
 Verdict verify_logs(const std::string& log_dir, const Expectation& expected);
 
 }  // namespace shmq::torture

@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <map>
 #include <random>
 #include <thread>
 #include <vector>
@@ -15,14 +16,27 @@ namespace shmq::torture {
 
 using ull = unsigned long long;
 
-std::string payload_of(std::uint64_t sequence, std::size_t size) {
-  std::string text = "#" + std::to_string(sequence) + "|";
+std::string payload_of(std::uint64_t sequence, std::string_view name, std::uint64_t process, std::size_t size) {
+  std::string text = "#" + std::to_string(sequence) + "|" + std::string(name) + "|" + std::to_string(process) + "|";
   for (std::size_t i = text.size(); i < size; ++i) text.push_back(static_cast<char>('a' + (sequence + i) % 26));
   return text;
 }
 
-bool payload_matches(std::string_view payload, std::uint64_t sequence) {
-  return payload == payload_of(sequence, payload.size());
+std::optional<PayloadOrigin> payload_origin(std::string_view payload, std::uint64_t sequence) {
+  // "#<sequence>|<name>|<process>|..."
+  const std::size_t a = payload.find('|');
+  const std::size_t b = a == std::string_view::npos ? a : payload.find('|', a + 1);
+  const std::size_t c = b == std::string_view::npos ? b : payload.find('|', b + 1);
+  if (c == std::string_view::npos) return std::nullopt;
+  PayloadOrigin origin{.name = std::string(payload.substr(a + 1, b - a - 1)), .process = 0};
+  const std::string_view digits = payload.substr(b + 1, c - b - 1);
+  if (digits.empty() || digits.size() > 18) return std::nullopt;
+  for (const char ch : digits) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    origin.process = origin.process * 10 + static_cast<std::uint64_t>(ch - '0');
+  }
+  if (payload != payload_of(sequence, origin.name, origin.process, payload.size())) return std::nullopt;
+  return origin;
 }
 
 namespace {
@@ -31,10 +45,11 @@ const char* name_of(Status s) { return to_string(s).data(); }  // to_string retu
 
 // Resends the last committed sequence and one random earlier one: the queue
 // must refuse both as Duplicate and enqueue nothing.
-bool resend_committed(Producer& producer, std::uint64_t last, std::mt19937_64& rng, WorkerLog& log) {
+bool resend_committed(Producer& producer, const ProducerJob& job, std::uint64_t last, std::mt19937_64& rng,
+                      WorkerLog& log) {
   if (last == 0) return true;
   for (const std::uint64_t seq : {last, 1 + rng() % last}) {
-    const Status s = producer.try_send(seq, as_bytes(payload_of(seq, 16)));
+    const Status s = producer.try_send(seq, as_bytes(payload_of(seq, job.name, job.process, 16)));
     log.line("R %llu %s", static_cast<ull>(seq), name_of(s));
     if (s != Status::Duplicate) return false;
   }
@@ -57,8 +72,9 @@ bool wait_until_durable(Producer& producer, WorkerLog& log) {
 // Sends `seq` with `confirm`, waiting while the ring is full (consumers may be
 // stopped). A durable send that timed out after its commit is not resent
 // (that would be a Duplicate): its durability is waited for instead.
-bool send_one(Producer& producer, std::uint64_t seq, std::size_t size, Confirm confirm, WorkerLog& log) {
-  const std::string payload = payload_of(seq, size);
+bool send_one(Producer& producer, const ProducerJob& job, std::uint64_t seq, std::size_t size, Confirm confirm,
+              WorkerLog& log) {
+  const std::string payload = payload_of(seq, job.name, job.process, size);
   for (;;) {
     const Status s = producer.send(seq, as_bytes(payload), confirm, std::chrono::seconds(1));
     if (s == Status::Ok) return true;
@@ -80,7 +96,7 @@ bool send_burst(Producer& producer, const ProducerJob& job, std::uint64_t first,
   const bool confirm_burst = job.durable && rng() % 2 == 0;
   const Confirm each = job.durable && !confirm_burst ? Confirm::Durable : Confirm::Shared;
   for (std::uint64_t seq = first; seq < end; ++seq) {
-    if (!send_one(producer, seq, size(rng), each, log)) return false;
+    if (!send_one(producer, job, seq, size(rng), each, log)) return false;
     if (!confirm_burst) log.line("C %llu", static_cast<ull>(seq));
   }
   if (!confirm_burst) return true;
@@ -97,22 +113,56 @@ void pause_between_bursts(std::mt19937_64& rng, std::uint32_t mean_gap_us) {
   std::this_thread::sleep_for(std::chrono::microseconds(static_cast<std::int64_t>(gap(rng))));
 }
 
+ull monotonic_ns() {
+  return static_cast<ull>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+}
+
+// Attaches; on TableFull logs T (once) and gives up (nullopt) or waits for an
+// entry, as the job says. Any other error throws.
+std::optional<Producer> attach(const Queue& queue, const ProducerJob& job, WorkerLog& log, ull& attach_began) {
+  const auto deadline = std::chrono::steady_clock::now() + job.attach_wait;
+  bool refused = false;
+  for (;;) {
+    try {
+      attach_began = monotonic_ns();
+      return Producer::attach(queue, job.name);
+    } catch (const Error& e) {
+      if (e.code() != Errc::TableFull) throw;
+      if (!refused) log.line("T %llu", monotonic_ns());
+      refused = true;
+      if (job.give_up_when_full) return std::nullopt;
+      if (std::chrono::steady_clock::now() >= deadline) {
+        log.line("E attach refused with TableFull for %lld ms: %s",
+                 static_cast<long long>(job.attach_wait.count()), e.what());
+        throw;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 }  // namespace
 
 int run_producer(const ProducerJob& job) {
   WorkerLog log(job.log);
   std::mt19937_64 rng(job.seed);
   const auto queue = Queue::open(job.queue, job.ns);
-  auto producer = Producer::attach(queue, job.name);
+  ull attach_began = 0;
+  auto attached = attach(queue, job, log, attach_began);
+  if (!attached) return 0;
+  Producer& producer = *attached;
   const std::uint64_t last = producer.last_sequence();
-  log.line("A %u %llu", producer.id(), static_cast<ull>(last));
-  if (last > job.messages) {
-    log.line("E last sequence %llu beyond the %llu ever sent", static_cast<ull>(last), static_cast<ull>(job.messages));
+  const std::uint64_t messages = job.chunk > 0 ? last + job.chunk : job.messages;
+  log.line("A %u %llu %llu %llu %llu %llu %llu", producer.id(), static_cast<ull>(last), static_cast<ull>(messages),
+           static_cast<ull>(job.process), static_cast<ull>(job.epoch), attach_began, monotonic_ns());
+  if (last > messages) {
+    log.line("E last sequence %llu beyond the %llu ever sent", static_cast<ull>(last), static_cast<ull>(messages));
     return 3;
   }
-  if (!resend_committed(producer, last, rng, log)) return 2;
-  for (std::uint64_t seq = last + 1; seq <= job.messages;) {
-    const std::uint64_t end = std::min(job.messages + 1, seq + 1 + rng() % 32);
+  if (!resend_committed(producer, job, last, rng, log)) return 2;
+  for (std::uint64_t seq = last + 1; seq <= messages;) {
+    const std::uint64_t end = std::min(messages + 1, seq + 1 + rng() % 32);
     if (!send_burst(producer, job, seq, end, rng, log)) return 2;
     seq = end;
     pause_between_bursts(rng, job.mean_gap_us);
@@ -138,24 +188,52 @@ void stop_on_sigterm() {
   ::sigaction(SIGTERM, &action, nullptr);
 }
 
-// Logs a delivery (before anything acks it) and checks its payload.
+// Logs a delivery (before anything acks it), with the sender its payload
+// names, and checks the payload.
 void log_delivery(const ConsumerJob& job, const Message& m, WorkerLog& log) {
-  log.line("D %s %u %llu %llu %d", job.group.c_str(), m.producer_id, static_cast<ull>(m.sequence),
-           static_cast<ull>(m.position), m.redelivered ? 1 : 0);
-  if (!payload_matches(m.text(), m.sequence)) {
+  const auto origin = payload_origin(m.text(), m.sequence);
+  log.line("D %s %u %llu %llu %d %s %llu", job.group.c_str(), m.producer_id, static_cast<ull>(m.sequence),
+           static_cast<ull>(m.position), m.redelivered ? 1 : 0, origin ? origin->name.c_str() : "?",
+           static_cast<ull>(origin ? origin->process : 0));
+  if (!origin) {
     log.line("E payload of producer %u sequence %llu at %llu does not match", m.producer_id,
              static_cast<ull>(m.sequence), static_cast<ull>(m.position));
   }
 }
 
+// Every message shows the name that sent it: the producer table's name for
+// its producer id (what `shmq recv --format json` prints) is the name its
+// payload carries. Read once per batch, while every message of the batch is
+// held: none of their entries may change hands before they are acked (a
+// producer entry is recycled only once every group has released its last
+// message), so one snapshot labels them all. Logs E for each mislabel; the
+// consumer goes on (the verifier reports it).
+void check_labels(const Queue& queue, const std::vector<Message>& held, WorkerLog& log) {
+  if (held.empty()) return;
+  std::map<std::uint32_t, std::string> names;
+  for (const ProducerInfo& p : queue.info().producers) names[p.id] = p.name;
+  for (const Message& m : held) {
+    const auto origin = payload_origin(m.text(), m.sequence);
+    if (!origin) continue;  // log_delivery reported it
+    const auto it = names.find(m.producer_id);
+    const std::string label = it == names.end() ? "(none)" : it->second;
+    if (label != origin->name) {
+      log.line("E mislabelled: position %llu, sent by %s (process %llu) sequence %llu, shows producer %u as %s",
+               static_cast<ull>(m.position), origin->name.c_str(), static_cast<ull>(origin->process),
+               static_cast<ull>(m.sequence), m.producer_id, label.c_str());
+    }
+  }
+}
+
 bool ack_all(Consumer& consumer, const std::vector<Message>& held, WorkerLog& log) {
   for (const Message& m : held) {
+    const ull before = monotonic_ns();  // the group's release of m comes after this
     const Status s = consumer.ack(m);
     if (s != Status::Ok) {
       log.line("E ack of %llu returned %s", static_cast<ull>(m.position), name_of(s));
       return false;
     }
-    log.line("K %llu", static_cast<ull>(m.position));
+    log.line("K %llu %llu", static_cast<ull>(m.position), before);
   }
   return true;
 }
@@ -195,6 +273,7 @@ int run_consumer(const ConsumerJob& job) {
     while (stop_requested == 0) {
       held.clear();
       if (!take_batch(consumer, job, 1 + rng() % job.max_batch, held, log)) return 2;
+      check_labels(queue, held, log);
       // "Work" on the batch while holding it: kills find messages in flight.
       if (!held.empty() && job.work_us > 0) {
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % (2 * job.work_us)));
