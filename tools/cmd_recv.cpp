@@ -16,26 +16,6 @@
 namespace shmq::tools {
 namespace {
 
-// Producer names by id, read from the queue's producer table when first needed.
-class ProducerNames {
- public:
-  explicit ProducerNames(const Queue& queue) : queue_(queue) {}
-
-  // Empty when the table no longer holds the id.
-  const std::string& find(std::uint32_t id) {
-    if (!names_.contains(id)) {
-      for (const ProducerInfo& producer : queue_.info().producers) {
-        names_[producer.id] = producer.name;
-      }
-    }
-    return names_[id];
-  }
-
- private:
-  const Queue& queue_;
-  std::map<std::uint32_t, std::string> names_;
-};
-
 std::string json_line(const Message& message, const std::string& producer) {
   nlohmann::ordered_json line;
   line["producer"] = producer.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(producer);
@@ -55,8 +35,9 @@ std::string json_line(const Message& message, const std::string& producer) {
   return line.dump() + '\n';
 }
 
-void print(const Message& message, bool json, ProducerNames& names) {
-  const std::string text = json ? json_line(message, names.find(message.producer_id))
+void print(const Message& message, bool json, const Queue& queue) {
+  // Looked up per message, while it is held: see Queue::producer_name.
+  const std::string text = json ? json_line(message, queue.producer_name(message.producer_id))
                                 : std::string(message.text()) + '\n';
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
     throw Failure("writing the output failed; the message stays unacknowledged");
@@ -66,7 +47,6 @@ void print(const Message& message, bool json, ProducerNames& names) {
 void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& args) {
   using std::chrono::milliseconds;
   constexpr Duration kSlice = milliseconds(100);  // how soon a stop signal is noticed
-  ProducerNames names(queue);
   const auto idle_limit = args.timeout.value_or(Duration::max());
   auto last_arrival = Clock::now();
   for (std::uint64_t received = 0; !args.count || received < *args.count;) {
@@ -83,7 +63,7 @@ void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& ar
       throw Failure(fmt::format("receive failed: {}: {}", to_string(status), consumer.journal_error()));
     }
     if (status != Status::Ok) throw Failure(fmt::format("receive failed: {}", to_string(status)));
-    print(message, args.json, names);
+    print(message, args.json, queue);
     if (const Status acked = consumer.ack(message); acked != Status::Ok) {
       throw Failure(
           fmt::format("ack of position {} failed: {}", message.position, to_string(acked)));

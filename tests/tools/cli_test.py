@@ -465,6 +465,22 @@ class RecvTest(ToolTest):
         self.assertEqual((first["seq"], first["redelivered"]), (2, True))
         self.assertEqual([(m["seq"], m["redelivered"]) for m in rest], [(3, False)])
 
+    def test_a_long_recv_names_the_sender_of_a_recycled_entry(self):
+        # One producer entry: "b" gets "a"'s entry once "a"'s message is
+        # acked. A recv running all along must show "b", not the name it saw
+        # first for that entry.
+        self.shmq("create", "one", "--max-producers", "1")
+        recv = subprocess.Popen([SHMQ, "recv", "one", "--format", "json", "--count", "2"], env=self.env,
+                                stdout=subprocess.PIPE)
+        self.shmq("send", "one", "--producer", "a", input="from a\n")
+        first = json.loads(recv.stdout.readline())
+        self.wait_for(lambda: self.queue_stat("one")["groups"][0]["in_flight"] == 0, "the ack of a's message")
+        self.shmq("send", "one", "--producer", "b", input="from b\n")
+        second = json.loads(recv.stdout.readline())
+        self.assertEqual(recv.wait(timeout=10), 0)
+        self.assertEqual([(m["producer"], m["producer_id"], m["payload"]) for m in (first, second)],
+                         [("a", 0, "from a"), ("b", 0, "from b")])
+
     def test_interrupt_leaves_the_group_cleanly(self):
         self.shmq("send", "q", input="a\n")
         recv = subprocess.Popen([SHMQ, "recv", "q"], env=self.env, stdout=subprocess.PIPE)

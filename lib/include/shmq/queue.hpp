@@ -185,6 +185,12 @@ class Queue {
 
   [[nodiscard]] QueueInfo info() const;
 
+  // The name of the producer entry `id` (Message::producer_id); empty when
+  // the entry is free. Read it while the message is held: an entry is handed
+  // to another name only once none of its messages is left unreleased, so
+  // the name read then is the sender's (a cache across messages is not).
+  [[nodiscard]] std::string producer_name(std::uint32_t id) const;
+
   // Copies up to `max_records` records from `from` (clamped to the oldest
   // retained position) towards the tail. Read-only; stops at the first
   // uncommitted record (reported as Uncommitted) and at anything corrupt.

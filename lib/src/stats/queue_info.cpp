@@ -77,6 +77,15 @@ GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std:
 
 }  // namespace
 
+std::string Queue::producer_name(std::uint32_t id) const {
+  const Mapping& m = *map_;
+  if (id >= m.max_producers) return {};
+  const ProducerSlot& s = m.producers[id];
+  // Acquire: pairs with attach's release of the state, after it wrote the name.
+  if (static_cast<SlotState>(s.state.load(std::memory_order_acquire)) == SlotState::Free) return {};
+  return bounded(s.name);
+}
+
 QueueInfo Queue::info() const {
   const Mapping& m = *map_;
   const QueueHeader& h = *m.header;
