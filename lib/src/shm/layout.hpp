@@ -178,7 +178,9 @@ struct alignas(kCacheLine) QueueHeader {
   std::atomic<std::uint64_t> clients_reaped;
   // Durable queues (shmqd): journal progress and the daemon's identity.
   // Every record below journal_written is in the journal's files (the ring
-  // may reuse its bytes); below journal_synced, on disk (fdatasync). Both are
+  // may reuse its bytes); below journal_synced, on disk (fdatasync). shmqd
+  // publishes journal_written only after the sync, so a failed sync leaves
+  // the records in the ring (daemon/journaling/pipeline.hpp). Both are
   // ring positions at record boundaries, stored (release) only by shmqd's
   // journal writer; kFirstPosition at creation. The release store of
   // journal_written pairs with producers' load in release_floor (the writer
