@@ -3,15 +3,20 @@
 //     order, like a consumer group that never acks, and hands batches of them
 //     (pointers into the ring: no copy) to
 //   - the writer thread (moodycamel queue in between), which appends every
-//     batch it finds waiting, publishes journal_written (the ring may now
-//     reuse those bytes), fdatasyncs once for all of them (group commit),
-//     publishes journal_synced and wakes durable confirms.
+//     batch it finds waiting (copying the payloads into the files), then
+//     fdatasyncs once for all of them (group commit), and only then
+//     publishes journal_written (the ring may now reuse those bytes), clears
+//     journal_error, publishes journal_synced and wakes durable confirms and
+//     consumers (persist() in pipeline.cpp).
 // The ring cannot overwrite a record before journal_written passes it (the
-// producers' release floor includes it), so the pointers stay valid.
+// producers' release floor includes it), so the pointers stay valid; and
+// since journal_written moves only after a good sync, a failed fdatasync
+// leaves every unsynced record in the ring, to be written again from there.
 //
 // It also checkpoints the groups' acked positions and the producers' last
-// journaled sequences every 100 ms while they change, before the first record
-// of a producer the journal has not named yet, and when it stops.
+// journaled sequences every 100 ms while they change, at once when a group
+// is created or deleted, before the first record of a producer the journal
+// has not named yet, and when it stops.
 #pragma once
 
 #include <atomic>

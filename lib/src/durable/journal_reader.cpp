@@ -5,6 +5,10 @@
 #include "journal/journal.hpp"
 #include "shm/layout.hpp"
 
+// A journal's positions are its queue's ring positions: a new journal starts
+// where a new segment's log does, so a group can switch between the two.
+static_assert(shmq::journal::kDefaultFirstPosition == shmq::layout::kFirstPosition);
+
 namespace shmq::detail {
 
 JournalReader::JournalReader(std::filesystem::path dir, std::string queue, std::uint32_t max_message)

@@ -64,7 +64,9 @@ struct RecordHeader {
 static_assert(sizeof(RecordHeader) == 32, "record header is part of the ring format");
 static_assert(offsetof(RecordHeader, length) == 0);
 static_assert(offsetof(RecordHeader, type) == 4);
+static_assert(offsetof(RecordHeader, reserved) == 6);
 static_assert(offsetof(RecordHeader, producer_id) == 8);
+static_assert(offsetof(RecordHeader, reserved2) == 12);
 static_assert(offsetof(RecordHeader, sequence) == 16);
 static_assert(offsetof(RecordHeader, timestamp_ns) == 24);
 
@@ -103,7 +105,9 @@ constexpr bool state_in_flight(std::uint8_t code) { return code < 0x80; }
 
 // Waiters register, re-check their condition, then sleep on `seq`; wakers
 // change the condition, then (seq_cst fence) bump `seq` and wake only when
-// `waiters` is non-zero, so a busy queue pays no system call.
+// `waiters` is non-zero, so a busy queue pays no system call. The wakers'
+// fence pairs with the waiters' seq_cst fence between registering and
+// re-checking (shm/wait.hpp): one of the two sees the other.
 struct EventCount {
   std::atomic<std::uint32_t> seq;
   std::atomic<std::uint32_t> waiters;
@@ -119,8 +123,9 @@ enum class SlotState : std::uint32_t {
 
 struct Superblock {
   std::uint64_t magic;
-  // Written last, with release, when everything else is initialised; opens
-  // read it with acquire. 0 while the creator is still at work.
+  // Written last, with release, when everything else is initialised; the
+  // acquire load of every open pairs with it, so an open that sees the
+  // version sees the whole initialised segment. 0 while the creator is still at work.
   std::atomic<std::uint32_t> layout_version;
   std::uint32_t header_bytes;  // sizeof(QueueHeader)
   std::uint64_t segment_bytes;
@@ -146,10 +151,15 @@ struct Superblock {
 
 struct alignas(kCacheLine) QueueHeader {
   Superblock super;
-  // Next position a producer claims (CAS by producers).
+  // Next position a producer claims. Producers CAS it with release, which
+  // publishes their claim announcement (ProducerSlot::claim_pos) to the
+  // acquire load of a repairer (repair_hole) that sees the new tail.
   alignas(kCacheLine) std::atomic<std::uint64_t> tail;
   // Oldest retained position: producers never claim past head + capacity.
   // Advanced (CAS, monotonic) by producers to the slowest group's released.
+  // The CAS is seq_cst; a producer's acquire load of head pairs with it, so
+  // a head another producer raised carries the group releases that producer
+  // saw before it writes below it (refresh_limit in ring/producer.cpp).
   alignas(kCacheLine) std::atomic<std::uint64_t> head;
   // Data records below head (statistics), kept while no group exists: head
   // moves without a group only when the last group is deleted.
@@ -157,7 +167,9 @@ struct alignas(kCacheLine) QueueHeader {
   // A seqlock over group creation: odd while a group is being created (under
   // the segment lock). Producers compute the new head from a scan of the
   // groups that no creation overlapped, so a new group never starts below a
-  // head some producer is about to publish.
+  // head some producer is about to publish. All seq_cst: the creator's (and
+  // pin_ring_at_journal_end's) two increments pair with the two loads that
+  // bracket each producer's scan (release_floor in ring/producer.cpp).
   std::atomic<std::uint64_t> groups_epoch;
   alignas(kCacheLine) EventCount data;   // consumers sleep here for commits
   alignas(kCacheLine) EventCount space;  // producers sleep here for releases
@@ -166,9 +178,15 @@ struct alignas(kCacheLine) QueueHeader {
   std::atomic<std::uint64_t> clients_reaped;
   // Durable queues (shmqd): journal progress and the daemon's identity.
   // Every record below journal_written is in the journal's files (the ring
-  // may reuse its bytes); below journal_synced, on disk (fdatasync). Both are
+  // may reuse its bytes); below journal_synced, on disk (fdatasync). shmqd
+  // publishes journal_written only after the sync, so a failed sync leaves
+  // the records in the ring (daemon/journaling/pipeline.hpp). Both are
   // ring positions at record boundaries, stored (release) only by shmqd's
-  // journal writer; kFirstPosition at creation.
+  // journal writer; kFirstPosition at creation. The release store of
+  // journal_written pairs with producers' load in release_floor (the writer
+  // has read the bytes before a producer reuses them); that of
+  // journal_synced with the acquire loads of consumers (synced_past),
+  // durable confirms (wait_durable) and offload_slow_groups.
   alignas(kCacheLine) std::atomic<std::uint64_t> journal_written;
   std::atomic<std::uint64_t> journal_synced;
   std::atomic<std::int64_t> daemon_pid;
@@ -192,16 +210,21 @@ struct alignas(kCacheLine) QueueHeader {
 };
 
 struct alignas(kCacheLine) ProducerSlot {
-  std::atomic<std::uint32_t> state;  // SlotState
+  // SlotState. Stored with release once the entry's other fields are set
+  // (attach, reap_producer); the acquire loads of repairers pair with it.
+  std::atomic<std::uint32_t> state;
   std::uint32_t reserved;
   std::atomic<std::int64_t> pid;
   std::atomic<std::uint64_t> start_time;  // of pid, from /proc/<pid>/stat, against pid reuse
   char name[kNameBytes];
   // Last sequence committed. Written before the record's commit word, and
-  // rolled back to claim_prev_seq by the repair of a claim that never committed.
+  // rolled back to claim_prev_seq by the repair of a claim that never
+  // committed (a release store, paired with attach's acquire load, both
+  // under the segment lock).
   std::atomic<std::uint64_t> last_seq;
-  // The claim announcement, written before the tail CAS (which releases it):
-  // the owner of an uncommitted record is always among its announcers.
+  // The claim announcement, written (relaxed) before the tail CAS, whose
+  // release pairs with repair_hole's acquire load of tail: the owner of an
+  // uncommitted record is always among its announcers.
   alignas(kCacheLine) std::atomic<std::uint64_t> claim_pos;  // kNoPosition when none
   std::atomic<std::uint64_t> claim_seq;
   std::atomic<std::uint64_t> claim_prev_seq;
@@ -223,21 +246,32 @@ struct alignas(kCacheLine) GroupSlot {
   char name[kNameBytes];
   std::atomic<std::uint64_t> retired_delivered;  // counters of members that left
   std::atomic<std::uint64_t> retired_acked;
-  // Next position handed out: members CAS it past each record they take.
-  // With kReadClosed set, the group reads from the journal (durable queues
-  // only, see group_journal.hpp) and the ring hands out nothing more.
+  // Next position handed out: members CAS it (acq_rel) past each record they
+  // take; the acquire loads of the other members pair with it. With
+  // kReadClosed set, the group reads from the journal (durable queues only,
+  // see durable/group_journal.hpp) and the ring hands out nothing more.
   alignas(kCacheLine) std::atomic<std::uint64_t> read;
   // A durable queue's group that fell a ring behind reads [journal_from,
   // journal_to) from the journal instead of the ring. journal_to is 0 while
   // the switch is being made, kNoPosition until the reader has caught up.
+  // The switch stores journal_from then journal_to, each seq_cst, paired
+  // with ring_pin's seq_cst loads in the reverse order and with members'
+  // acquire loads of journal_to (the fields below come with it).
   std::atomic<std::uint64_t> journal_from;
   std::atomic<std::uint64_t> journal_to;
+  // journal_read, journal_acked and journal_redeliver_below are written by
+  // the lease holder (or under the segment lock); journal_acked's release
+  // store pairs with release_journal_acked's acquire load.
   std::atomic<std::uint64_t> journal_read;   // next journal position to hand out
   std::atomic<std::uint64_t> journal_acked;  // journal records below are all acked
   std::atomic<std::uint64_t> journal_redeliver_below;  // re-read after a reader died: flagged
-  std::atomic<std::uint32_t> journal_reader;  // the member reading the journal: index + 1, or 0
+  // The member reading the journal (the lease): index + 1, or 0. Given up
+  // with a release store, paired with the next reader's acq_rel CAS.
+  std::atomic<std::uint32_t> journal_reader;
   std::uint32_t reserved2;
-  // Everything below is acknowledged: members CAS it past acked records.
+  // Everything below is acknowledged: members CAS it (seq_cst) past acked
+  // records; producers' seq_cst loads in their floor scan (release_floor)
+  // pair with it before they reuse the bytes.
   alignas(kCacheLine) std::atomic<std::uint64_t> released;
   std::atomic<std::uint64_t> start_messages;  // data records below where the group started (statistics)
   // Records whose holder died, waiting in [released, read) for a member.
@@ -246,7 +280,10 @@ struct alignas(kCacheLine) GroupSlot {
 };
 
 struct alignas(kCacheLine) ConsumerSlot {
-  std::atomic<std::uint32_t> state;  // SlotState: Free or Attached
+  // SlotState: Free or Attached. Stored with release once the entry's other
+  // fields are set (join, release_consumer); the acquire loads of
+  // repairers (recover_dead_clients) pair with it.
+  std::atomic<std::uint32_t> state;
   std::uint32_t prefetch;
   std::atomic<std::int64_t> pid;
   std::atomic<std::uint64_t> start_time;
@@ -262,7 +299,8 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "shared atomics m
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free, "shared atomics must be lock-free");
 static_assert(std::atomic<std::int64_t>::is_always_lock_free, "shared atomics must be lock-free");
 static_assert(sizeof(std::atomic<std::uint64_t>) == 8, "an atomic must be its plain integer");
-static_assert(std::is_standard_layout_v<QueueHeader> && std::is_standard_layout_v<ProducerSlot> &&
+static_assert(std::is_standard_layout_v<RecordHeader> && std::is_standard_layout_v<EventCount> &&
+                  std::is_standard_layout_v<QueueHeader> && std::is_standard_layout_v<ProducerSlot> &&
                   std::is_standard_layout_v<GroupSlot> && std::is_standard_layout_v<ConsumerSlot>,
               "shared structs must be standard layout for offsetof");
 
@@ -281,11 +319,20 @@ static_assert(offsetof(Superblock, creator_pid) == 56);
 static_assert(offsetof(Superblock, creator_start_time) == 64);
 static_assert(offsetof(Superblock, created_unix_ns) == 72);
 static_assert(offsetof(Superblock, producers_offset) == 80);
+static_assert(offsetof(Superblock, groups_offset) == 88);
+static_assert(offsetof(Superblock, consumers_offset) == 96);
+static_assert(offsetof(Superblock, commit_offset) == 104);
+static_assert(offsetof(Superblock, states_offset) == 112);
 static_assert(offsetof(Superblock, ring_offset) == 120);
 static_assert(offsetof(Superblock, ns) == 128);
 static_assert(offsetof(Superblock, name) == 192);
 static_assert(sizeof(Superblock) == 256);
 
+static_assert(offsetof(EventCount, seq) == 0);
+static_assert(offsetof(EventCount, waiters) == 4);
+static_assert(sizeof(EventCount) == 8);
+
+static_assert(offsetof(QueueHeader, super) == 0);
 static_assert(offsetof(QueueHeader, tail) == 256, "tail on its own cache line");
 static_assert(offsetof(QueueHeader, head) == 384);
 static_assert(offsetof(QueueHeader, head_messages) == 392);
@@ -293,7 +340,11 @@ static_assert(offsetof(QueueHeader, groups_epoch) == 400);
 static_assert(offsetof(QueueHeader, data) == 512);
 static_assert(offsetof(QueueHeader, space) == 640);
 static_assert(offsetof(QueueHeader, holes_skipped) == 768);
+static_assert(offsetof(QueueHeader, redelivered) == 776);
+static_assert(offsetof(QueueHeader, clients_reaped) == 784);
 static_assert(offsetof(QueueHeader, journal_written) == 896);
+static_assert(offsetof(QueueHeader, journal_synced) == 904);
+static_assert(offsetof(QueueHeader, daemon_pid) == 912);
 static_assert(offsetof(QueueHeader, daemon_start_time) == 920);
 static_assert(offsetof(QueueHeader, journal) == 928);
 static_assert(offsetof(QueueHeader, journal_error) == 936);
@@ -302,15 +353,27 @@ static_assert(offsetof(QueueHeader, groups_to_journal) == 944);
 static_assert(offsetof(QueueHeader, journal_id) == 952);
 static_assert(sizeof(QueueHeader) == 1024);
 
+static_assert(offsetof(ProducerSlot, state) == 0);
+static_assert(offsetof(ProducerSlot, reserved) == 4);
+static_assert(offsetof(ProducerSlot, pid) == 8);
+static_assert(offsetof(ProducerSlot, start_time) == 16);
 static_assert(offsetof(ProducerSlot, name) == 24);
 static_assert(offsetof(ProducerSlot, last_seq) == 88);
 static_assert(offsetof(ProducerSlot, claim_pos) == 128, "claim announcement on its own line");
+static_assert(offsetof(ProducerSlot, claim_seq) == 136);
+static_assert(offsetof(ProducerSlot, claim_prev_seq) == 144);
 static_assert(offsetof(ProducerSlot, claim_bytes) == 152);
+static_assert(offsetof(ProducerSlot, reserved2) == 156);
 static_assert(offsetof(ProducerSlot, messages) == 160);
+static_assert(offsetof(ProducerSlot, bytes) == 168);
 static_assert(offsetof(ProducerSlot, last_position) == 176, "on the line commit writes anyway");
 static_assert(sizeof(ProducerSlot) == 256);
 
+static_assert(offsetof(GroupSlot, state) == 0);
+static_assert(offsetof(GroupSlot, reserved) == 4);
 static_assert(offsetof(GroupSlot, name) == 8);
+static_assert(offsetof(GroupSlot, retired_delivered) == 72);
+static_assert(offsetof(GroupSlot, retired_acked) == 80);
 static_assert(offsetof(GroupSlot, read) == 128, "read cursor on its own line");
 static_assert(offsetof(GroupSlot, journal_from) == 136);
 static_assert(offsetof(GroupSlot, journal_to) == 144);
@@ -318,13 +381,21 @@ static_assert(offsetof(GroupSlot, journal_read) == 152);
 static_assert(offsetof(GroupSlot, journal_acked) == 160);
 static_assert(offsetof(GroupSlot, journal_redeliver_below) == 168);
 static_assert(offsetof(GroupSlot, journal_reader) == 176);
+static_assert(offsetof(GroupSlot, reserved2) == 180);
 static_assert(offsetof(GroupSlot, released) == 256, "released cursor on its own line");
+static_assert(offsetof(GroupSlot, start_messages) == 264);
 static_assert(offsetof(GroupSlot, pending_redelivery) == 384);
+static_assert(offsetof(GroupSlot, redelivered) == 392);
 static_assert(sizeof(GroupSlot) == 512);
 
+static_assert(offsetof(ConsumerSlot, state) == 0);
+static_assert(offsetof(ConsumerSlot, prefetch) == 4);
 static_assert(offsetof(ConsumerSlot, pid) == 8);
+static_assert(offsetof(ConsumerSlot, start_time) == 16);
 static_assert(offsetof(ConsumerSlot, in_flight) == 24);
+static_assert(offsetof(ConsumerSlot, reserved) == 28);
 static_assert(offsetof(ConsumerSlot, delivered) == 32);
+static_assert(offsetof(ConsumerSlot, acked) == 40);
 static_assert(sizeof(ConsumerSlot) == 128);
 
 // Limits checked on create and on every open.
