@@ -7,7 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
-#include "metrics.hpp"
+#include "shmq/stats/metrics.hpp"
 #include "stat_report.hpp"
 #include "stat_watch.hpp"
 
@@ -43,7 +43,7 @@ int run_stat(const StatArgs& args, bool watching) {
   Sample first = take_sample(ns, args.queue);
   if (!args.queue.empty() && !first.queues.front().info) throw Failure(first.queues.front().error);
   if (args.prometheus) {
-    std::cout << render_prometheus(first.queues);
+    std::cout << shmq::stats::render_prometheus(first.queues);
     return kExitOk;
   }
   std::optional<Sample> second;
