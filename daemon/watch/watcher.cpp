@@ -67,7 +67,7 @@ Watcher::Watcher(std::string ns, UniqueFd stop_signals, JournalConfig journal)
 }
 
 Watcher::~Watcher() {
-  for (auto& [name, watched] : queues_) withdraw_identity(*watched.queue.mapping());
+  for (auto& [name, watched] : queues_) withdraw_identity(*detail::mapping_of(watched.queue));
 }
 
 // A takeover repairs every queue first (the rescan), rebuilds the queues

@@ -93,7 +93,7 @@ void Watcher::start_next_journal() {
 }
 
 void Watcher::start_journal(const std::string& name, const Queue& queue) {
-  layout::QueueHeader& h = *queue.mapping()->header;
+  layout::QueueHeader& h = *detail::mapping_of(queue)->header;
   const auto dir = journal_dir(journal_.data_dir, name);
   beat_heartbeat();
   try {
@@ -118,7 +118,7 @@ void Watcher::start_journal(const std::string& name, const Queue& queue) {
 
 void Watcher::journal_not_started(const std::string& name, const Queue& queue, const std::string& why,
                                   bool conflict, int error) {
-  layout::QueueHeader& h = *queue.mapping()->header;
+  layout::QueueHeader& h = *detail::mapping_of(queue)->header;
   const auto trouble = conflict ? JournalTrouble::Conflict : JournalTrouble::SetupFailing;
   // relaxed, both: reports for shmq-stat, nothing is published with them.
   if (!conflict) h.journal_error.store(static_cast<std::uint32_t>(error), std::memory_order_relaxed);

@@ -78,9 +78,9 @@ void Watcher::rescan_directory() {
   std::vector<std::string> gone;  // copies: forget() erases from queues_
   std::vector<std::pair<std::string, std::string>> truncated;  // name, why
   for (const auto& [name, watched] : queues_) {
-    if (!present.contains(name) || !still_named(*watched.queue.mapping(), path_of(name))) {
+    if (!present.contains(name) || !still_named(*detail::mapping_of(watched.queue), path_of(name))) {
       gone.push_back(name);
-    } else if (auto lost = detail::segment_lost(*watched.queue.mapping())) {
+    } else if (auto lost = detail::segment_lost(*detail::mapping_of(watched.queue))) {
       truncated.emplace_back(name, std::move(*lost));
     }
   }
@@ -127,7 +127,7 @@ void Watcher::refresh(const std::string& name) {
     spdlog::info("watching queue '{}'", name);
     service(watched);
     // After the first repair and scan: "daemon up" means its clients are watched.
-    publish_identity(*watched.queue.mapping());
+    publish_identity(*detail::mapping_of(watched.queue));
     if (durable) journals_to_start_.insert(name);  // once the repairs waiting are done
   } catch (const Error& e) {
     // Say it once, not every second: the rescan retries quietly.
@@ -151,12 +151,12 @@ void Watcher::forget(const std::string& name) {
   if (journals_.erase(name) != 0 || ours_failing) set_journal_aside(name);
 }
 void Watcher::service(Watched& watched) {
-  if (detail::segment_lost(*watched.queue.mapping())) {  // truncated: the rescan, due now, abandons it
+  if (detail::segment_lost(*detail::mapping_of(watched.queue))) {  // truncated: the rescan, due now, abandons it
     next_rescan_ = Clock::now();
     return;
   }
   const auto start = Clock::now();
-  const auto outcome = repair_queue(*watched.queue.mapping());
+  const auto outcome = repair_queue(*detail::mapping_of(watched.queue));
   if (!outcome) {
     spdlog::debug("queue '{}': its lock is busy; retrying", watched.queue.name());
     watched.settled = false;

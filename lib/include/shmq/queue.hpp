@@ -177,6 +177,9 @@ class Queue {
   [[nodiscard]] std::uint64_t capacity() const noexcept;
   [[nodiscard]] std::uint32_t max_message() const noexcept;
   [[nodiscard]] bool durable() const noexcept;
+  // The options the queue was created with, as its segment records them: for
+  // a queue opened (or found by open_or_create), its own, not the caller's.
+  [[nodiscard]] QueueOptions options() const noexcept;
   // Whether the queue was deleted since this handle opened it: its segment
   // has no name left, or its name now leads to another segment. Its mapping
   // stays usable, but whatever is sent to it is lost with the last handle.
@@ -200,10 +203,10 @@ class Queue {
   // Removes a consumer group, releasing what it held. Throws NotFound.
   void delete_group(std::string_view group);
 
-  [[nodiscard]] const std::shared_ptr<detail::Mapping>& mapping() const noexcept { return map_; }
-
  private:
-  friend struct detail::QueueAccess;  // shmqd's rebuild of a durable queue (lib/src/prepared_create.hpp)
+  // libshmq's way in (lib/src/shm/prepared_create.hpp): shmqd's rebuild of a
+  // durable queue, and the mapping for the internals (detail::mapping_of).
+  friend struct detail::QueueAccess;
   explicit Queue(std::shared_ptr<detail::Mapping> map) : map_(std::move(map)) {}
   std::shared_ptr<detail::Mapping> map_;
 };
