@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "shmq/stats/metrics.hpp"
+#include "shmq/version.hpp"
 #include "stat_report.hpp"
 #include "stat_watch.hpp"
 
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
       "Never changes a segment; shows an unreadable one with the reason.",
       "shmq-stat"};
   StatArgs args;
-  add_version_flag(app, SHMQ_VERSION);
+  add_version_flag(app, SHMQ_VERSION_STRING);
   add_namespace_option(app, args.ns);
   app.add_option("QUEUE", args.queue, "Show only this queue");
   auto* json = app.add_flag("--json", args.json, "Print JSON for scripts");
