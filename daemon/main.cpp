@@ -33,6 +33,7 @@
 #include "metrics_server.hpp"
 #include "options.hpp"
 #include "shmq/queue.hpp"
+#include "shmq/version.hpp"
 #include "shmq/sigbus.hpp"
 #include "watch/watcher.hpp"
 
@@ -173,7 +174,7 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"shmqd: watches the processes attached to a namespace's queues and repairs after the ones "
                "that die"};
-  app.set_version_flag("--version", std::string("shmqd ") + SHMQ_VERSION, "print the version and exit");
+  app.set_version_flag("--version", std::string("shmqd ") + SHMQ_VERSION_STRING, "print the version and exit");
   app.add_option("-n,--namespace", o.ns, "namespace to serve (default: $SHMQ_NAMESPACE, else 'default')");
   app.add_option("--data-dir", o.data_dir,
                  "data directory (default: $SHMQ_DATA_DIR, else /var/lib/shmq/<ns> for root, "

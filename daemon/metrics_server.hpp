@@ -1,5 +1,5 @@
 // `shmqd --metrics HOST:PORT`: the namespace's queues in the Prometheus text
-// format on GET /metrics (tools/metrics.hpp renders them, as `shmq-stat
+// format on GET /metrics (shmq::stats renders them, as `shmq-stat
 // --prometheus` does). It answers from a thread of its own, one connection at
 // a time, so a slow or stuck scraper never delays a repair.
 #pragma once

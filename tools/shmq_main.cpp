@@ -5,6 +5,7 @@
 #include "cli.hpp"
 #include "commands.hpp"
 #include "parse.hpp"
+#include "shmq/version.hpp"
 
 using namespace shmq::tools;
 
@@ -184,7 +185,7 @@ GroupCommands add_group(CLI::App& app, GroupArgs& args, std::string& format) {
 
 int main(int argc, char** argv) {
   CLI::App app{"shmq: the command line of the shmq shared-memory message queue", "shmq"};
-  add_version_flag(app, SHMQ_VERSION);
+  add_version_flag(app, SHMQ_VERSION_STRING);
   app.require_subcommand(1);
   app.fallthrough();
   std::string ns;

@@ -7,7 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
-#include "metrics.hpp"
+#include "shmq/stats/metrics.hpp"
+#include "shmq/version.hpp"
 #include "stat_report.hpp"
 #include "stat_watch.hpp"
 
@@ -43,7 +44,7 @@ int run_stat(const StatArgs& args, bool watching) {
   Sample first = take_sample(ns, args.queue);
   if (!args.queue.empty() && !first.queues.front().info) throw Failure(first.queues.front().error);
   if (args.prometheus) {
-    std::cout << render_prometheus(first.queues);
+    std::cout << shmq::stats::render_prometheus(first.queues);
     return kExitOk;
   }
   std::optional<Sample> second;
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
       "Never changes a segment; shows an unreadable one with the reason.",
       "shmq-stat"};
   StatArgs args;
-  add_version_flag(app, SHMQ_VERSION);
+  add_version_flag(app, SHMQ_VERSION_STRING);
   add_namespace_option(app, args.ns);
   app.add_option("QUEUE", args.queue, "Show only this queue");
   auto* json = app.add_flag("--json", args.json, "Print JSON for scripts");

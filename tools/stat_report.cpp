@@ -43,7 +43,7 @@ class Rates {
   Rates(const Sample& current, const Sample* previous) {
     if (previous == nullptr) return;
     seconds_ = std::chrono::duration<double>(current.taken - previous->taken).count();
-    for (const QueueSnapshot& queue : previous->queues) {
+    for (const stats::QueueSnapshot& queue : previous->queues) {
       if (!queue.info) continue;
       counters_[key(queue.name, "", "")] = queue.info->messages_total;
       for (const auto& p : queue.info->producers) {
@@ -109,8 +109,8 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
       rate_text(rates.queue(q)), q.head_position, q.tail_position);
   if (q.durable) {
     out += fmt::format("  journal: written lag {}, synced lag {}, groups switched to it {}{}\n",
-                       human_bytes(bytes_behind(q.tail_position, q.journal_written)),
-                       human_bytes(bytes_behind(q.tail_position, q.journal_synced)), q.groups_to_journal,
+                       human_bytes(stats::bytes_behind(q.tail_position, q.journal_written)),
+                       human_bytes(stats::bytes_behind(q.tail_position, q.journal_synced)), q.groups_to_journal,
                        journal_failing(q));
   }
   out += fmt::format("  recovery: holes skipped {}, redelivered {}, clients reaped {}\n",
@@ -156,8 +156,8 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
   if (q.durable) {
     out["journal"] = {{"written", q.journal_written},
                       {"synced", q.journal_synced},
-                      {"written_lag_bytes", bytes_behind(q.tail_position, q.journal_written)},
-                      {"synced_lag_bytes", bytes_behind(q.tail_position, q.journal_synced)},
+                      {"written_lag_bytes", stats::bytes_behind(q.tail_position, q.journal_written)},
+                      {"synced_lag_bytes", stats::bytes_behind(q.tail_position, q.journal_synced)},
                       {"error", q.journal_error != 0 ? std::strerror(q.journal_error) : ""},
                       {"trouble", journal_trouble_name(q.journal_trouble)},
                       {"groups_to_journal", q.groups_to_journal}};
@@ -215,9 +215,9 @@ Sample take_sample(const std::string& ns, const std::string& queue) {
                                      std::chrono::system_clock::now().time_since_epoch())
                                      .count());
   if (queue.empty()) {
-    sample.queues = snapshot_namespace(ns);
+    sample.queues = stats::snapshot_namespace(ns);
   } else {
-    sample.queues.push_back(snapshot_queue(queue, ns));
+    sample.queues.push_back(stats::snapshot_queue(queue, ns));
   }
   return sample;
 }
@@ -228,7 +228,7 @@ std::string render_table(const Sample& current, const Sample* previous) {
                                 rfc3339(current.unix_ns).substr(0, 19) + "Z", current.queues.size(),
                                 current.queues.size() == 1 ? "" : "s");
   if (current.queues.empty()) out += "(no queues)\n";
-  for (const QueueSnapshot& queue : current.queues) {
+  for (const stats::QueueSnapshot& queue : current.queues) {
     out += '\n';
     if (queue.info) {
       table_queue(out, *queue.info, rates);
@@ -249,7 +249,7 @@ ordered_json render_json(const Sample& current, const Sample* previous) {
           ? ordered_json(std::chrono::duration<double>(current.taken - previous->taken).count())
           : ordered_json();
   out["queues"] = ordered_json::array();
-  for (const QueueSnapshot& queue : current.queues) {
+  for (const stats::QueueSnapshot& queue : current.queues) {
     if (queue.info) {
       out["queues"].push_back(json_queue(*queue.info, rates));
     } else {

@@ -8,13 +8,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "metrics.hpp"
+#include "shmq/stats/metrics.hpp"
 
 namespace shmq::tools {
 
 struct Sample {
   std::string ns;
-  std::vector<QueueSnapshot> queues;
+  std::vector<stats::QueueSnapshot> queues;
   std::chrono::steady_clock::time_point taken;
   std::uint64_t unix_ns = 0;  // CLOCK_REALTIME when taken
 };

@@ -44,7 +44,7 @@ std::uint64_t new_journal_id() {
 }
 
 JournalBinding bind_journal(const Queue& queue, const std::filesystem::path& dir, bool salvage) {
-  layout::QueueHeader& h = *queue.mapping()->header;
+  layout::QueueHeader& h = *detail::mapping_of(queue)->header;
   // Only shmqd's event loop writes it; relaxed: nothing else is published with it.
   const std::uint64_t segment = h.journal_id.load(std::memory_order_relaxed);
   std::filesystem::create_directories(dir);

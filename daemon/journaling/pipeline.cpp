@@ -68,7 +68,7 @@ struct JournalPipeline::Shared {
   std::atomic<bool> drained{false};  // the drain thread enqueued its last batch
 
   Shared(Queue q, std::filesystem::path d, const JournalSettings& s)
-      : queue(std::move(q)), map(*queue.mapping()), dir(std::move(d)), settings(s) {}
+      : queue(std::move(q)), map(*detail::mapping_of(queue)), dir(std::move(d)), settings(s) {}
 };
 
 namespace {

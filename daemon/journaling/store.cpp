@@ -106,7 +106,7 @@ journal::Options journal_options(std::uint32_t max_message, bool salvage) {
 }
 
 QueueOptions options_of(const Queue& queue) {
-  const detail::Mapping& m = *queue.mapping();
+  const detail::Mapping& m = *detail::mapping_of(queue);
   QueueOptions o;
   o.capacity = m.capacity;
   o.max_message = m.max_message;

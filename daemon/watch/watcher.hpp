@@ -61,26 +61,33 @@ class Watcher {
     bool conflict = false;  // the segment does not continue the journal (not ours to set aside)
   };
 
+  static constexpr const char* kShmDir = "/dev/shm";
+
+  // The event loop (watcher.cpp).
+  void dispatch(int fd);
+  void on_inotify();
+  void on_client_exit(int pidfd);
+  void on_timer();
+  void arm_timer();
+
+  // The queues watched and their repair (watcher_queues.cpp).
+  void rescan_directory();
+  void refresh(const std::string& name);
+  void forget(const std::string& name);
+  [[nodiscard]] std::string path_of(const std::string& name) const;  // /dev/shm/shmq.<ns>.<name>
+  void service(Watched& queue);
+  void service_all();
+  void remove_abandoned_creations();
+
+  // Durable queues' journals: rebuild, set-up, retries (watcher_journals.cpp).
   void rebuild_missing_queues();
   void not_rebuilt(const std::string& name, const std::filesystem::path& dir, const std::exception& e);
-  void remove_abandoned_creations();
   void start_next_journal();
   void start_journal(const std::string& name, const Queue& queue);
   void journal_not_started(const std::string& name, const Queue& queue, const std::string& why, bool conflict,
                            int error);
   void retry_journals();
-  void dispatch(int fd);
-  void on_inotify();
-  void on_client_exit(int pidfd);
-  void on_timer();
-  void rescan_directory();
-  void refresh(const std::string& name);
-  void forget(const std::string& name);
   void set_journal_aside(const std::string& name);
-  [[nodiscard]] std::string path_of(const std::string& name) const;  // /dev/shm/shmq.<ns>.<name>
-  void service(Watched& queue);
-  void service_all();
-  void arm_timer();
 
   std::string ns_;
   std::string prefix_;  // "shmq.<ns>."

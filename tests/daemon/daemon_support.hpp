@@ -35,11 +35,11 @@ bool eventually(Pred&& done, std::chrono::milliseconds timeout = 5000ms) {
 }
 
 inline std::int64_t daemon_pid_of(const Queue& q) {
-  return q.mapping()->header->daemon_pid.load(std::memory_order_acquire);
+  return detail::mapping_of(q)->header->daemon_pid.load(std::memory_order_acquire);
 }
 
 // Tells a running shmqd that the queue's tables changed, as attach and join do.
-inline void announce(const Queue& q) { detail::announce_table_change(*q.mapping()); }
+inline void announce(const Queue& q) { detail::announce_table_change(*detail::mapping_of(q)); }
 
 // One shmqd process, serving the test's namespace ($SHMQ_NAMESPACE).
 class Daemon {

@@ -200,7 +200,7 @@ TEST_F(DaemonTest, AQueueLockHeldByAStoppedClientHangsNothingElse) {
   Pipe locked;
   const pid_t holder = spawn([&] {
     auto queue = Queue::open("busy");
-    detail::SegmentLock lock(*queue.mapping());
+    detail::SegmentLock lock(*detail::mapping_of(queue));
     locked.signal();
     ::pause();
     return 0;
@@ -282,9 +282,9 @@ TEST_F(DaemonTest, PidReuseIsNotMistakenForLiveness) {
     return 0;
   });
   ASSERT_TRUE(ready.wait());
-  auto& slot = q.mapping()->producers[0];
+  auto& slot = detail::mapping_of(q)->producers[0];
   const auto fabricate = [&](std::uint64_t start_time) {
-    detail::SegmentLock lock(*q.mapping());
+    detail::SegmentLock lock(*detail::mapping_of(q));
     slot.pid.store(live);
     slot.start_time.store(start_time);
     slot.state.store(static_cast<std::uint32_t>(layout::SlotState::Attached));

@@ -40,9 +40,9 @@ Queue make_queue() {
 
 class JournalSwitchTest : public DaemonTest {
  protected:
-  static GroupSlot& slot(const Queue& q, std::uint32_t group = 0) { return q.mapping()->groups[group]; }
+  static GroupSlot& slot(const Queue& q, std::uint32_t group = 0) { return detail::mapping_of(q)->groups[group]; }
   static std::uint8_t code_at(const Queue& q, std::uint64_t position, std::uint32_t group = 0) {
-    const std::uint64_t word = q.mapping()->state_word(group, position).load();
+    const std::uint64_t word = detail::mapping_of(q)->state_word(group, position).load();
     EXPECT_TRUE(state_is_for(word, position)) << "state word not for position " << position;
     return state_code(word);
   }
@@ -78,7 +78,7 @@ class JournalSwitchTest : public DaemonTest {
 
   // Without shmqd: everything committed counts as journaled and synced.
   static void pretend_journaled(const Queue& q) {
-    QueueHeader& h = *q.mapping()->header;
+    QueueHeader& h = *detail::mapping_of(q)->header;
     h.journal_written.store(h.tail.load());
     h.journal_synced.store(h.tail.load());
   }
@@ -100,11 +100,11 @@ class JournalSwitchTest : public DaemonTest {
   }
 
   // As a producer that needs room does: head up to the group's released.
-  static void raise_head(const Queue& q) { q.mapping()->header->head.store(slot(q).released.load()); }
+  static void raise_head(const Queue& q) { detail::mapping_of(q)->header->head.store(slot(q).released.load()); }
 
   static bool offload(const Queue& q) {
-    detail::SegmentLock lock(*q.mapping());
-    return detail::offload_slow_groups(*q.mapping());
+    detail::SegmentLock lock(*detail::mapping_of(q));
+    return detail::offload_slow_groups(*detail::mapping_of(q));
   }
 
   std::vector<std::uint64_t> positions_;  // of each sequence, [0] unused
@@ -127,8 +127,8 @@ TEST_F(JournalSwitchTest, PendingRedeliveriesMoveIntoTheJournalPart) {
   send_and_record(q, 10);
   member_dies_holding(10, [](std::uint64_t i) { return i < 3; });  // acks 1..3, holds 4..10
   {
-    detail::SegmentLock lock(*q.mapping());
-    detail::recover_dead_clients(*q.mapping());  // what shmqd runs on the death
+    detail::SegmentLock lock(*detail::mapping_of(q));
+    detail::recover_dead_clients(*detail::mapping_of(q));  // what shmqd runs on the death
   }
   GroupSlot& g = slot(q);
   ASSERT_EQ(g.pending_redelivery.load(), 7u);
@@ -138,7 +138,7 @@ TEST_F(JournalSwitchTest, PendingRedeliveriesMoveIntoTheJournalPart) {
   EXPECT_TRUE(detail::read_closed(g.read.load()));
   EXPECT_EQ(g.journal_from.load(), positions_[4]) << "the pending records stayed in the ring part";
   EXPECT_EQ(g.journal_read.load(), positions_[4]);
-  EXPECT_EQ(g.journal_redeliver_below.load(), q.mapping()->header->tail.load());
+  EXPECT_EQ(g.journal_redeliver_below.load(), detail::mapping_of(q)->header->tail.load());
   EXPECT_EQ(g.pending_redelivery.load(), 0u);
   EXPECT_EQ(detail::ring_pin(g), kNoPosition);
   for (std::uint64_t seq = 4; seq <= 10; ++seq) EXPECT_EQ(code_at(q, positions_[seq]), kClosed) << seq;
@@ -176,8 +176,8 @@ TEST_F(JournalSwitchTest, AnAckedRecordEndsTheMove) {
   send_and_record(q, 10);
   member_dies_holding(10, [](std::uint64_t i) { return i == 4; });  // acks 5 only
   {
-    detail::SegmentLock lock(*q.mapping());
-    detail::recover_dead_clients(*q.mapping());
+    detail::SegmentLock lock(*detail::mapping_of(q));
+    detail::recover_dead_clients(*detail::mapping_of(q));
   }
   GroupSlot& g = slot(q);
   ASSERT_EQ(g.pending_redelivery.load(), 9u);
@@ -210,11 +210,11 @@ TEST_F(JournalSwitchTest, ASwitchLeftHalfMadeIsFinishedAlike) {
   send_and_record(q, 10);
   member_dies_holding(10, [](std::uint64_t i) { return i == 4; });  // acks 5 only
   {
-    detail::SegmentLock lock(*q.mapping());
-    detail::recover_dead_clients(*q.mapping());
+    detail::SegmentLock lock(*detail::mapping_of(q));
+    detail::recover_dead_clients(*detail::mapping_of(q));
   }
   GroupSlot& g = slot(q);
-  const auto& m = *q.mapping();
+  const auto& m = *detail::mapping_of(q);
   // What a maker leaves after closing the ring and sequences 1, 2, 7.
   const std::uint64_t x0 = g.read.load();
   g.journal_to.store(0);

@@ -45,7 +45,7 @@ volatile unsigned g_sink;  // keeps the payload reads
 // Every payload must lie inside the ring and be at most max_message bytes;
 // every byte of it is read, so a bad view faults here.
 void check_payload(const Queue& q, std::span<const std::byte> payload) {
-  const detail::Mapping& m = *q.mapping();
+  const detail::Mapping& m = *detail::mapping_of(q);
   if (payload.size() > q.max_message()) fail("payload longer than max_message");
   const auto* begin = m.ring;
   const auto* end = m.ring + m.capacity;

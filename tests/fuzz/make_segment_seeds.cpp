@@ -140,7 +140,7 @@ int main(int argc, char** argv) {
   save(dir, "refused_foreign", std::vector<char>(8192, 'j'));
   save(dir, "refused_truncated", std::vector<char>{'x'});
   seed(dir, "refused_newer_version", small(), [](Queue& q) {
-    q.mapping()->header->super.layout_version.store(2);
+    detail::mapping_of(q)->header->super.layout_version.store(2);
   });
 
   // Crafted attacks: a record or a position a hostile peer placed so that a
@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   const std::uint64_t cap = 4096;
   seed(dir, "attack_data_record_crosses_ring_end", small(), [&](Queue& q) {
     auto c = Consumer::join(q, "g", co);
-    const detail::Mapping& m = *q.mapping();
+    const detail::Mapping& m = *detail::mapping_of(q);
     const std::uint64_t at = cap + cap - kRecordAlign;  // second lap, last chunk
     RecordHeader h{};
     h.length = m.max_message;  // fits max_message, but not the 64 bytes left in the ring
@@ -163,7 +163,7 @@ int main(int argc, char** argv) {
   });
   seed(dir, "attack_misaligned_head_and_read", small(), [&](Queue& q) {
     auto c = Consumer::join(q, "g", co);
-    const detail::Mapping& m = *q.mapping();
+    const detail::Mapping& m = *detail::mapping_of(q);
     const std::uint64_t at = cap + cap - 8;  // header would straddle the ring's end
     m.commit_word(at).store(at);
     m.header->head.store(at);
@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   });
   seed(dir, "attack_misaligned_tail", small(), [&](Queue& q) {
     auto c = Consumer::join(q, "g", co);
-    const detail::Mapping& m = *q.mapping();
+    const detail::Mapping& m = *detail::mapping_of(q);
     const std::uint64_t at = cap + cap - 8;  // a producer would write its header past the end
     m.header->head.store(at);
     m.header->tail.store(at);

@@ -30,7 +30,7 @@ class AttackTest : public NamespaceTest {
     queue_.reset();
     NamespaceTest::TearDown();
   }
-  const detail::Mapping& map() const { return *queue_->mapping(); }
+  const detail::Mapping& map() const { return *detail::mapping_of(*queue_); }
   // Sets head, tail and group 0's cursors.
   void place(std::uint64_t head, std::uint64_t tail, std::uint64_t read) const {
     map().header->head.store(head);

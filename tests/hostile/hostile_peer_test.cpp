@@ -73,7 +73,7 @@ struct Opened {
 volatile unsigned g_sink;  // keeps the payload reads
 
 bool payload_ok(const Queue& q, const Message& m) {
-  const detail::Mapping& map = *q.mapping();
+  const detail::Mapping& map = *detail::mapping_of(q);
   if (m.payload.size() > q.max_message()) return false;
   // A durable queue's group that fell a ring behind (scribbled cursors make
   // that likely) reads the journal: its payloads are copies, not views.
@@ -189,7 +189,7 @@ int reader_main(Clock::time_point until) {
 // tail (aligned or not), huge or zero lengths, small integers, random bits.
 int scribbler_main(Clock::time_point until, std::uint64_t seed) {
   Queue q = Queue::open("victim");
-  const detail::Mapping& m = *q.mapping();
+  const detail::Mapping& m = *detail::mapping_of(q);
   auto* base = static_cast<unsigned char*>(m.base);
   const auto offset_of = [&](const void* p) { return static_cast<std::size_t>(static_cast<const unsigned char*>(p) - base); };
   struct Area {

@@ -9,7 +9,8 @@ endif()
 foreach(step
     "${CMAKE_COMMAND};-S;${SOURCE_DIR}/tests/install/consumer;-B;${WORK_DIR}/build;-DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix"
     "${CMAKE_COMMAND};--build;${WORK_DIR}/build"
-    "${WORK_DIR}/build/shmq_consumer_example")
+    "${WORK_DIR}/build/shmq_consumer_example"
+    "${WORK_DIR}/build/shmq_consumer_example_shared")
   execute_process(COMMAND ${step} RESULT_VARIABLE rc)
   if(rc)
     message(FATAL_ERROR "step failed (${rc}): ${step}")

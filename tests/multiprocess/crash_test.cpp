@@ -80,7 +80,7 @@ TEST_F(CrashTest, DeathAfterCountingButBeforeCommitRollsTheSequenceBack) {
   Pipe parked;
   const pid_t pid = park_between_claim_and_commit(parked);
   ASSERT_TRUE(parked.wait());
-  auto& slot = q.mapping()->producers[0];
+  auto& slot = detail::mapping_of(q)->producers[0];
   ASSERT_EQ(slot.claim_seq.load(), 6u);
   slot.last_seq.store(6);  // as if the child died right after counting seq 6
   kill_and_reap(pid);
@@ -200,7 +200,7 @@ TEST_F(CrashTest, PidReuseIsNotMistakenForLiveness) {
     auto p = Producer::attach(q, "ghost");
     ASSERT_EQ(p.try_send(bytes_of("x")), Status::Ok);
   }
-  auto& slot = q.mapping()->producers[0];
+  auto& slot = detail::mapping_of(q)->producers[0];
   slot.pid.store(::getpid());  // a live pid...
   slot.start_time.store(detail::self_start_time() + 12345);  // ...that started at another time
   slot.state.store(static_cast<std::uint32_t>(layout::SlotState::Attached));

@@ -33,7 +33,7 @@ class Guard {
 
   // False (queue left as it was) when the move is impossible.
   bool protect(const Queue& queue) {
-    detail::Mapping& m = *queue.mapping();
+    detail::Mapping& m = *detail::mapping_of(queue);
     page_ = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
     if (m.base == nullptr || m.size % page_ != 0) return false;
     void* window = ::mmap(nullptr, m.size + 2 * page_, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);

@@ -67,7 +67,7 @@ TEST_F(LayoutTest, RecordFormatInTheRing) {
   auto q = Queue::create("records", o);
   auto p = Producer::attach(q, "p");
   ASSERT_EQ(p.try_send(7, bytes_of("abc")), Status::Ok);
-  const auto& m = *q.mapping();
+  const auto& m = *detail::mapping_of(q);
   const auto* raw = reinterpret_cast<const unsigned char*>(m.at(kFirstPosition));
   std::uint32_t length, producer;
   std::uint16_t type;
@@ -95,7 +95,7 @@ TEST_F(LayoutTest, ProducerEntryBytes) {
   auto p = Producer::attach(q, "p");
   ASSERT_EQ(p.try_send(7, bytes_of("abc")), Status::Ok);
   ASSERT_EQ(p.try_send(9, bytes_of("defg")), Status::Ok);
-  const auto& m = *q.mapping();
+  const auto& m = *detail::mapping_of(q);
   const auto* raw = reinterpret_cast<const unsigned char*>(m.header) + m.header->super.producers_offset;
   const auto u64 = [&](std::size_t at) { std::uint64_t v; std::memcpy(&v, raw + at, 8); return v; };
   EXPECT_STREQ(reinterpret_cast<const char*>(raw + 24), "p");

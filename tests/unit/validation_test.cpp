@@ -54,6 +54,36 @@ TEST_F(ValidationTest, Options) {
   EXPECT_FALSE(std::filesystem::exists(path("q"))) << "no failed create leaves a segment";
 }
 
+// Queue::options() reads the segment: every handle, however it was opened,
+// reports the options the queue was created with.
+TEST_F(ValidationTest, OptionsAreTheQueuesOwn) {
+  QueueOptions created;
+  created.capacity = 1u << 16;
+  created.max_message = 1000;
+  created.mode = 0640;
+  created.max_producers = 3;
+  created.max_groups = 5;
+  created.max_consumers = 7;
+  const auto expect_created = [&](const QueueOptions& got, const char* how) {
+    SCOPED_TRACE(how);
+    EXPECT_EQ(got.capacity, created.capacity);
+    EXPECT_EQ(got.max_message, created.max_message);
+    EXPECT_EQ(got.durable, created.durable);
+    EXPECT_EQ(got.mode, created.mode);
+    EXPECT_EQ(got.max_producers, created.max_producers);
+    EXPECT_EQ(got.max_groups, created.max_groups);
+    EXPECT_EQ(got.max_consumers, created.max_consumers);
+  };
+  expect_created(Queue::create("q", created).options(), "create");
+  expect_created(Queue::open("q").options(), "open");
+  expect_created(Queue::open_read_only("q").options(), "open_read_only");
+  expect_created(Queue::open_or_create("q", QueueOptions{}).options(), "open_or_create: the queue's, not the defaults");
+
+  created.durable = true;
+  expect_created(Queue::create("durable", created).options(), "durable");
+  expect_created(Queue::open("durable").options(), "durable, opened");
+}
+
 TEST_F(ValidationTest, MissingDuplicateAndRemove) {
   EXPECT_EQ(code_of([&] { Queue::open("nope"); }), Errc::NotFound);
   Queue::create("q");
@@ -132,7 +162,7 @@ TEST_F(ValidationTest, ScribbledRingIsReportedNotFollowed) {
   for (int round = 0; round < 200; ++round) {
     while (p.try_send(bytes_of(std::string(rng() % 200, 'x'))) == Status::Ok) {
     }
-    auto* ring = reinterpret_cast<unsigned char*>(q.mapping()->ring);
+    auto* ring = reinterpret_cast<unsigned char*>(detail::mapping_of(q)->ring);
     for (int i = 0; i < 8; ++i) ring[rng() % o.capacity] = static_cast<unsigned char>(rng());
     (void)q.info();
     (void)q.records();

@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "shmq/export.hpp"
 #include "shmq/producer.hpp"
 #include "shmq/queue.hpp"
 #include "shmq/status.hpp"
@@ -57,7 +58,7 @@ struct ConsumerOptions {
   std::string journal_dir{};
 };
 
-class Consumer {
+class SHMQ_API Consumer {
  public:
   static Consumer join(const Queue& queue, std::string_view group, ConsumerOptions options = {});
   Consumer(Consumer&&) noexcept;
@@ -80,7 +81,7 @@ class Consumer {
   // Acks every message this consumer holds at a position <= `position`.
   std::size_t ack_up_to(std::uint64_t position) noexcept;
 
-  struct State;
+  struct SHMQ_LOCAL State;  // libshmq's own (lib/src/ring)
 
  private:
   explicit Consumer(std::unique_ptr<State> state);

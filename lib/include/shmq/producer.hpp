@@ -12,6 +12,7 @@
 #include <span>
 #include <string_view>
 
+#include "shmq/export.hpp"
 #include "shmq/queue.hpp"
 #include "shmq/status.hpp"
 
@@ -49,7 +50,7 @@ enum class Confirm : std::uint8_t {
   Durable,
 };
 
-class Producer {
+class SHMQ_API Producer {
  public:
   static Producer attach(const Queue& queue, std::string_view name, ProducerOptions options = {});
   Producer(Producer&&) noexcept;
@@ -101,7 +102,7 @@ class Producer {
   // Log position of the last record this handle committed.
   [[nodiscard]] std::uint64_t last_position() const noexcept;
 
-  struct State;
+  struct SHMQ_LOCAL State;  // libshmq's own (lib/src/ring)
 
  private:
   explicit Producer(std::unique_ptr<State> state);

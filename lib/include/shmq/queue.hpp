@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "shmq/export.hpp"
 #include "shmq/status.hpp"
 
 namespace shmq {
@@ -29,27 +30,27 @@ struct QueueAccess;
 }
 
 // The namespace every name lives in: $SHMQ_NAMESPACE, else "default".
-[[nodiscard]] std::string current_namespace();
+[[nodiscard]] SHMQ_API std::string current_namespace();
 
 // Throws Error(InvalidName) unless `name` is 1..63 characters of
 // [A-Za-z0-9._-] and not "." or "..". `what` names the kind in the message.
-void validate_name(std::string_view name, std::string_view what = "queue");
+SHMQ_API void validate_name(std::string_view name, std::string_view what = "queue");
 
 // Where shmqd keeps a namespace's data (durable queues' journals, its lock):
 // $SHMQ_DATA_DIR, else /var/lib/shmq/<ns> for root, else
 // $XDG_STATE_HOME/shmq/<ns> ($XDG_STATE_HOME defaulting to ~/.local/state).
 // ns: empty means current_namespace(). Throws Error(InvalidArgument) when
 // none can be found.
-[[nodiscard]] std::filesystem::path default_data_dir(std::string_view ns = {});
+[[nodiscard]] SHMQ_API std::filesystem::path default_data_dir(std::string_view ns = {});
 
 // Where the namespace's shmqd keeps its data: the data directory a running
 // shmqd recorded in /dev/shm/shmqd.<ns>; else $SHMQ_DATA_DIR; else the one the
 // last shmqd since boot recorded; else default_data_dir(ns). A durable queue's
 // journal is <that>/journal/<queue>.
-[[nodiscard]] std::filesystem::path daemon_data_dir(std::string_view ns = {});
+[[nodiscard]] SHMQ_API std::filesystem::path daemon_data_dir(std::string_view ns = {});
 
 // Namespaces may not contain '.', so that shmq.<ns>.<queue> is unambiguous.
-void validate_namespace(std::string_view ns);
+SHMQ_API void validate_namespace(std::string_view ns);
 
 struct QueueOptions {
   std::uint64_t capacity = 1u << 20;     // ring bytes; a power of two, 4 KiB .. 1 TiB
@@ -148,7 +149,7 @@ struct RecordInfo {
   std::vector<std::byte> payload;  // a copy (Data only)
 };
 
-class Queue {
+class SHMQ_API Queue {
  public:
   // ns: empty means current_namespace().
   // A durable queue whose journal exists in daemon_data_dir(ns) is not
@@ -177,6 +178,9 @@ class Queue {
   [[nodiscard]] std::uint64_t capacity() const noexcept;
   [[nodiscard]] std::uint32_t max_message() const noexcept;
   [[nodiscard]] bool durable() const noexcept;
+  // The options the queue was created with, as its segment records them: for
+  // a queue opened (or found by open_or_create), its own, not the caller's.
+  [[nodiscard]] QueueOptions options() const noexcept;
   // Whether the queue was deleted since this handle opened it: its segment
   // has no name left, or its name now leads to another segment. Its mapping
   // stays usable, but whatever is sent to it is lost with the last handle.
@@ -200,10 +204,10 @@ class Queue {
   // Removes a consumer group, releasing what it held. Throws NotFound.
   void delete_group(std::string_view group);
 
-  [[nodiscard]] const std::shared_ptr<detail::Mapping>& mapping() const noexcept { return map_; }
-
  private:
-  friend struct detail::QueueAccess;  // shmqd's rebuild of a durable queue (lib/src/prepared_create.hpp)
+  // libshmq's way in (lib/src/shm/prepared_create.hpp): shmqd's rebuild of a
+  // durable queue, and the mapping for the internals (detail::mapping_of).
+  friend struct detail::QueueAccess;
   explicit Queue(std::shared_ptr<detail::Mapping> map) : map_(std::move(map)) {}
   std::shared_ptr<detail::Mapping> map_;
 };

@@ -5,3 +5,4 @@
 #include "shmq/producer.hpp"
 #include "shmq/queue.hpp"
 #include "shmq/status.hpp"
+#include "shmq/version.hpp"

@@ -19,14 +19,16 @@
 // shmqd installs it at start.
 #pragma once
 
+#include "shmq/export.hpp"
+
 namespace shmq {
 
 // Installs shmq's SIGBUS handler in front of the current one, whatever it
 // is (nothing when it is shmq's already). Thread-safe. Throws
 // shmq::Error(System) if sigaction fails.
-void install_sigbus_guard();
+SHMQ_API void install_sigbus_guard();
 
 // Whether shmq's handler is the process's SIGBUS handler now.
-[[nodiscard]] bool sigbus_guard_installed() noexcept;
+[[nodiscard]] SHMQ_API bool sigbus_guard_installed() noexcept;
 
 }  // namespace shmq

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "shmq/export.hpp"
+
 namespace shmq {
 
 enum class Status : std::uint8_t {
@@ -27,7 +29,7 @@ enum class Status : std::uint8_t {
   Deleted,        // a blocking call found the queue deleted (its segment has no name left): nothing more comes
 };
 
-[[nodiscard]] std::string_view to_string(Status status) noexcept;
+[[nodiscard]] SHMQ_API std::string_view to_string(Status status) noexcept;
 
 enum class Errc : std::uint8_t {
   InvalidName,       // a queue, group, producer or namespace name outside [A-Za-z0-9._-]{1,63}
@@ -46,9 +48,11 @@ enum class Errc : std::uint8_t {
   System,            // any other failing system call (errno in the message)
 };
 
-[[nodiscard]] std::string_view to_string(Errc code) noexcept;
+[[nodiscard]] SHMQ_API std::string_view to_string(Errc code) noexcept;
 
-class Error : public std::runtime_error {
+// Exported, so that its type is one and the same on both sides of libshmq.so:
+// a program catches what the library throws.
+class SHMQ_API Error : public std::runtime_error {
  public:
   Error(Errc code, const std::string& what) : std::runtime_error(what), code_(code) {}
   [[nodiscard]] Errc code() const noexcept { return code_; }

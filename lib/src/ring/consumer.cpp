@@ -183,7 +183,7 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   if (options.prefetch == 0 || options.prefetch > 65536) {
     throw Error(Errc::InvalidArgument, "prefetch must be 1..65536");
   }
-  const auto& map = queue.mapping();
+  const auto& map = detail::mapping_of(queue);
   if (map->read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
   const Mapping& m = *map;
   auto st = std::make_unique<State>();

@@ -106,7 +106,7 @@ std::uint32_t find_entry(const Mapping& m, std::string_view name) {
 
 Producer Producer::attach(const Queue& queue, std::string_view name, ProducerOptions options) {
   validate_name(name, "producer");
-  const auto& map = queue.mapping();
+  const auto& map = detail::mapping_of(queue);
   if (map->read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
   auto st = std::make_unique<State>();
   st->map = map;

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <memory>
 #include <mutex>
 #include <cstdint>
 #include <string>
@@ -16,6 +17,7 @@
 
 #include "shm/bus_guard.hpp"
 #include "shm/layout.hpp"
+#include "shmq/queue.hpp"
 
 namespace shmq::detail {
 
@@ -127,5 +129,10 @@ std::string creating_segment_name(std::string_view ns, std::string_view queue);
 // Tells watchers (shmqd's inotify on /dev/shm: IN_ATTRIB) that the client
 // tables changed: a new process to watch. Called on attach and join.
 void announce_table_change(const Mapping& map) noexcept;
+
+// The mapping behind a Queue handle, for libshmq's internals, shmqd and the
+// tests: the public header keeps it private, and QueueAccess (its friend,
+// shm/prepared_create.hpp) hands it out here.
+[[nodiscard]] const std::shared_ptr<Mapping>& mapping_of(const Queue& queue) noexcept;
 
 }  // namespace shmq::detail

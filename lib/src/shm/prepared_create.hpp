@@ -1,9 +1,12 @@
-// Creating a queue whose contents are set up before anyone can open it: how
-// shmqd rebuilds a durable queue from its journal after a reboot. Openers
-// wait for the layout version, which is published only after `prepare`.
+// QueueAccess, the friend of Queue inside libshmq: creating a queue whose
+// contents are set up before anyone can open it (how shmqd rebuilds a durable
+// queue from its journal after a reboot: openers wait for the layout version,
+// which is published only after `prepare`), and the mapping behind a handle
+// (detail::mapping_of, shm/mapping.hpp).
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string_view>
 
 #include "shm/mapping.hpp"
@@ -18,6 +21,7 @@ struct QueueAccess {
   // before publishing it. If `prepare` throws, the segment is removed.
   static Queue create_prepared(std::string_view name, const QueueOptions& options, std::string_view ns,
                                const PrepareSegment& prepare);
+  static const std::shared_ptr<Mapping>& mapping(const Queue& queue) noexcept { return queue.map_; }
 };
 
 }  // namespace shmq::detail

@@ -424,6 +424,10 @@ std::uint64_t Queue::capacity() const noexcept { return map_->capacity; }
 std::uint32_t Queue::max_message() const noexcept { return map_->max_message; }
 bool Queue::durable() const noexcept { return map_->durable; }
 
+const std::shared_ptr<detail::Mapping>& detail::mapping_of(const Queue& queue) noexcept {
+  return QueueAccess::mapping(queue);
+}
+
 bool Queue::deleted() const noexcept {
   struct stat open {}, named {};
   if (::fstat(map_->fd, &open) != 0) return false;

@@ -1,4 +1,4 @@
-// Queue: snapshots for shmq-stat (info), record dumps, group deletion.
+// Queue: its options, snapshots for shmq-stat (info), record dumps, group deletion.
 #include <cstring>
 
 #include "durable/group_journal.hpp"
@@ -84,6 +84,20 @@ std::string Queue::producer_name(std::uint32_t id) const {
   // Acquire: pairs with attach's release of the state, after it wrote the name.
   if (static_cast<SlotState>(s.state.load(std::memory_order_acquire)) == SlotState::Free) return {};
   return bounded(s.name);
+}
+
+QueueOptions Queue::options() const noexcept {
+  const Mapping& m = *map_;
+  QueueOptions o;
+  // The sizes as validated when the segment was opened (mapping.hpp), not re-read.
+  o.capacity = m.capacity;
+  o.max_message = m.max_message;
+  o.durable = m.durable;
+  o.max_producers = m.max_producers;
+  o.max_groups = m.max_groups;
+  o.max_consumers = m.max_consumers;
+  o.mode = static_cast<mode_t>(m.header->super.mode);  // written before the segment was published
+  return o;
 }
 
 QueueInfo Queue::info() const {

@@ -1,4 +1,6 @@
-// Built against the installed shmq package: one message through a queue.
+// Built against the installed shmq package, once with the static library and
+// once with the shared one: one message through a queue, and an shmq::Error
+// thrown inside the library caught here (its type is exported).
 #include <unistd.h>
 
 #include <cstdio>
@@ -15,6 +17,12 @@ int main() {
   shmq::Message m;
   const bool ok = consumer.try_receive(m) == shmq::Status::Ok && m.text() == "hello";
   shmq::Queue::remove("example", ns);
-  std::puts(ok ? "installed package works" : "FAILED");
-  return ok ? 0 : 1;
+  bool caught = false;
+  try {
+    (void)shmq::Queue::open("example", ns);
+  } catch (const shmq::Error& e) {
+    caught = e.code() == shmq::Errc::NotFound;
+  }
+  std::printf("shmq %s: %s\n", SHMQ_VERSION_STRING, ok && caught ? "installed package works" : "FAILED");
+  return ok && caught ? 0 : 1;
 }

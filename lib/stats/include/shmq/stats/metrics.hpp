@@ -1,6 +1,7 @@
-// Snapshots of the queues in a namespace, and their rendering in the
-// Prometheus text exposition format. shmq-stat prints it; shmqd serves it on
-// /metrics. Reading never changes a segment: queues are opened read-only.
+// shmq::stats: snapshots of the queues in a namespace, and their rendering in
+// the Prometheus text exposition format. shmq-stat prints it; shmqd serves it
+// on /metrics. Built on libshmq's public API only (Queue::info); reading never
+// changes a segment: queues are opened read-only.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 #include "shmq/queue.hpp"
 
-namespace shmq::tools {
+namespace shmq::stats {
 
 // One queue as read: its info, or why it could not be read.
 struct QueueSnapshot {
@@ -36,4 +37,4 @@ struct QueueSnapshot {
 // shmq_*, labelled queue, group and producer.
 [[nodiscard]] std::string render_prometheus(const std::vector<QueueSnapshot>& queues);
 
-}  // namespace shmq::tools
+}  // namespace shmq::stats

@@ -1,4 +1,4 @@
-#include "metrics.hpp"
+#include "shmq/stats/metrics.hpp"
 
 #include <algorithm>
 #include <cstdint>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-namespace shmq::tools {
+namespace shmq::stats {
 namespace {
 
 using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
@@ -166,4 +166,4 @@ std::string render_prometheus(const std::vector<QueueSnapshot>& queues) {
   return out.text();
 }
 
-}  // namespace shmq::tools
+}  // namespace shmq::stats
