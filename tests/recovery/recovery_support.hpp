@@ -34,9 +34,9 @@ class RecoveryTest : public NamespaceTest {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  static const detail::Mapping& map(const Queue& q) { return *q.mapping(); }
-  static layout::QueueHeader& header(const Queue& q) { return *q.mapping()->header; }
-  static layout::GroupSlot& group(const Queue& q, std::uint32_t index = 0) { return q.mapping()->groups[index]; }
+  static const detail::Mapping& map(const Queue& q) { return *detail::mapping_of(q); }
+  static layout::QueueHeader& header(const Queue& q) { return *detail::mapping_of(q)->header; }
+  static layout::GroupSlot& group(const Queue& q, std::uint32_t index = 0) { return detail::mapping_of(q)->groups[index]; }
 
   // The producer entry attached under `name` (there must be one).
   static layout::ProducerSlot& producer_named(const Queue& q, std::string_view name) {
