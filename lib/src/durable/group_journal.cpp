@@ -47,6 +47,7 @@
 #include <algorithm>
 
 #include "recovery/repair.hpp"
+#include "shm/groups_epoch.hpp"
 #include "shm/wait.hpp"
 
 namespace shmq::detail {
@@ -311,15 +312,15 @@ void settle_journal_switch(const Mapping& m, std::uint32_t group) {
 }
 
 std::uint64_t pin_ring_at_journal_end(const Mapping& m, GroupSlot& g) {
-  QueueHeader& h = *m.header;
-  // Inside a groups_epoch window, like a group's creation: producers' floor
-  // scans that overlap it retry, and each scan before it loaded
-  // journal_written inside its own window (release_floor), so no floor any
-  // producer publishes can pass the P read here.
-  h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);
-  const std::uint64_t end = h.journal_written.load(std::memory_order_seq_cst);
+  // Inside a groups_epoch window, like a group's creation: no floor any
+  // producer publishes can pass the P read here (shm/groups_epoch.hpp).
+  const GroupsEpochWindow window(m);
+  // seq_cst: in the window's total order with the producers' scans; pairs
+  // with the journal writer's release store of journal_written.
+  const std::uint64_t end = m.header->journal_written.load(std::memory_order_seq_cst);
+  // seq_cst: pairs with ring_pin's seq_cst loads (producers' scans) and the
+  // members' acquire loads of P (journal_part.cpp).
   g.journal_to.store(end, std::memory_order_seq_cst);
-  h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);
   return end;
 }
 

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "shm/groups_epoch.hpp"
 #include "shm/layout.hpp"
 #include "shm/process.hpp"
 #include "shm/wait.hpp"
@@ -175,11 +176,6 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
   slot.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_release);
   if (returned != 0) notify(m.header->data);
   return returned;
-}
-
-void settle_groups_epoch(const Mapping& m) {
-  std::uint64_t epoch = m.header->groups_epoch.load(std::memory_order_seq_cst);
-  if ((epoch & 1) != 0) m.header->groups_epoch.compare_exchange_strong(epoch, epoch + 1, std::memory_order_seq_cst);
 }
 
 RecoveryCounts recover_dead_clients(const Mapping& m) {

@@ -9,6 +9,7 @@
 #include "shm/mapping.hpp"
 #include "shm/process.hpp"
 #include "recovery/repair.hpp"
+#include "shm/groups_epoch.hpp"
 #include "shmq/producer.hpp"
 #include "shm/wait.hpp"
 
@@ -158,14 +159,15 @@ std::uint64_t Producer::last_position() const noexcept { return s_->last_positio
 namespace {
 
 // The lowest position any group still needs in the ring, from a scan that
-// no group creation or journal switch overlapped (groups_epoch seqlock).
+// no group creation or journal switch overlapped (the groups_epoch seqlock,
+// shm/groups_epoch.hpp).
 // A durable queue's ring also keeps every record until shmqd's journal has
 // written it: the floor never passes journal_written.
 std::uint64_t release_floor(const Mapping& m) {
   QueueHeader& h = *m.header;
   for (std::uint32_t attempt = 0;; ++attempt) {
-    const std::uint64_t epoch = h.groups_epoch.load(std::memory_order_seq_cst);
-    if ((epoch & 1) != 0) {  // a creation in progress (or its creator died in it)
+    const std::uint64_t epoch = detail::load_groups_epoch(m);
+    if (detail::groups_window_open(epoch)) {  // a creation in progress (or its creator died in it)
       if (attempt > 10000) {
         detail::SegmentLock lock(m);
         detail::settle_groups_epoch(m);
@@ -186,7 +188,7 @@ std::uint64_t release_floor(const Mapping& m) {
     // Loaded inside the window: pin_ring_at_journal_end relies on it.
     // seq_cst: ordered before the epoch check below.
     const std::uint64_t written = m.durable ? h.journal_written.load(std::memory_order_seq_cst) : kNoPosition;
-    if (h.groups_epoch.load(std::memory_order_seq_cst) != epoch) continue;
+    if (detail::load_groups_epoch(m) != epoch) continue;
     const std::uint64_t head = h.head.load(std::memory_order_seq_cst);
     // Nothing is dropped while nobody has subscribed; a durable queue keeps
     // it all in the journal, where a new group can start (a replay).
@@ -207,7 +209,7 @@ std::uint64_t refresh_limit(const Mapping& m) {
   std::uint64_t head = m.header->head.load(std::memory_order_acquire);
   while (!at_or_after(head, floor)) {
     // seq_cst: the head others compute limits from must not run ahead of a
-    // group created after this scan (see groups_epoch).
+    // group created after this scan (see groups_epoch.hpp).
     if (m.header->head.compare_exchange_weak(head, floor, std::memory_order_seq_cst)) {
       head = floor;
       break;
