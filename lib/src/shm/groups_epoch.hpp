@@ -37,7 +37,8 @@
 //     lowest, or in the journal below it.
 // A creator that dies inside its window leaves the epoch odd: the next holder
 // of the segment lock settles it (settle_groups_epoch), and producers that
-// find it odd for long take the lock to do so.
+// find it odd for long try the lock to do so (never wait for it: a stopped
+// creator holds it).
 #pragma once
 
 #include <atomic>
