@@ -24,6 +24,10 @@ Mapping::~Mapping() {
   if (fd >= 0) ::close(fd);
 }
 
+void throw_segment_lock_failure(const Mapping& map, int error) {
+  throw Error(Errc::System, "cannot lock " + describe_queue(map.ns, map.name) + ": " + std::strerror(error));
+}
+
 void announce_table_change(const Mapping& map) noexcept { ::futimens(map.fd, nullptr); }
 
 std::string segment_name(std::string_view ns, std::string_view queue) {
