@@ -32,6 +32,7 @@ void detail::release_acked(const Mapping& m, std::uint32_t group) {
   // miss the other's ack (store-load reordering) and leave the front acked
   // but unreleased for ever.
   std::atomic_thread_fence(std::memory_order_seq_cst);
+  // acquire: pairs with the other members' seq_cst CAS of released below.
   std::uint64_t released = g.released.load(std::memory_order_acquire);
   for (;;) {
     if (m.durable && detail::in_journal_part(g, released)) {  // acked from the journal, not in state words
@@ -72,14 +73,20 @@ void fill(const Mapping& m, std::uint64_t position, const RecordHeader& h, bool 
 bool take_redelivery(const Consumer::State& s, Message& out) {
   const Mapping& m = *s.map;
   GroupSlot& g = *s.g;
+  // acquire: pairs with the members' CAS of released (release_acked) and of
+  // read (advance_read): the walk starts on a record boundary.
   std::uint64_t p = detail::past_journal_part(g, g.released.load(std::memory_order_acquire));
   const std::uint64_t read = detail::read_position(g.read.load(std::memory_order_acquire));
   for (std::uint64_t steps = 0; p != read && p != kNoPosition && steps < m.chunks; ++steps) {
+    // acquire: pairs with the release CAS or store that made it pending
+    // (release_consumer, reopen_below).
     std::uint64_t word = m.state_word(s.group, p).load(std::memory_order_acquire);
     RecordHeader h;
     const std::uint64_t span = detail::record_span(m, p, &h);
     if (span != 0 && h.type == static_cast<std::uint16_t>(RecordType::Data) && state_is_for(word, p) &&
         state_code(word) == kPendingRedelivery &&
+        // acq_rel: against close_run's CAS of the same pending word, exactly
+        // one wins; pairs with the store that made it pending.
         m.state_word(s.group, p).compare_exchange_strong(
             word, make_state(p, static_cast<std::uint8_t>(s.index | kRedeliveredBit)), std::memory_order_acq_rel)) {
       g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
@@ -87,7 +94,8 @@ bool take_redelivery(const Consumer::State& s, Message& out) {
       return true;
     }
     // Seqlock-style check: the header read above was valid only if the record
-    // was still unreleased after it.
+    // was still unreleased after it. The fence orders the header read before
+    // the load of released (as the reader's second load of a seqlock).
     std::atomic_thread_fence(std::memory_order_acquire);
     if (span == 0 || at_or_after(g.released.load(std::memory_order_relaxed), p + 1)) return false;
     p = detail::past_journal_part(g, p + span);
@@ -101,6 +109,7 @@ enum class Take { Taken, Empty, Stalled, Corrupt };
 // bytes read were really its own? (A seqlock-style re-check: if `read` has
 // not moved, nothing at or after it was released or overwritten.)
 bool still_unreleased(const GroupSlot& g, std::uint64_t read) {
+  // Orders the header read before the load of read (a seqlock's second load).
   std::atomic_thread_fence(std::memory_order_acquire);
   return g.read.load(std::memory_order_relaxed) == read;
 }
@@ -108,6 +117,8 @@ bool still_unreleased(const GroupSlot& g, std::uint64_t read) {
 // Moves the group's read cursor past the taken record at `from`, unless a
 // helping member already did. (A copy: a failed CAS would overwrite it.)
 void advance_read(GroupSlot& g, std::uint64_t from, std::uint64_t span) {
+  // acq_rel: pairs with take_next's acquire load of read in other members,
+  // after our state word CAS; and with close_ring's CAS of the same word.
   g.read.compare_exchange_strong(from, from + span, std::memory_order_acq_rel);
 }
 
@@ -117,6 +128,8 @@ Take take_next(const Consumer::State& s, Message& out) {
   GroupSlot& g = *s.g;
   // Bounded: a hostile peer's state words must not spin us forever.
   for (int attempt = 0; attempt < 4096; ++attempt) {
+    // acquire: pairs with advance_read's CAS, close_ring's and
+    // finish_journal_part's (a read opened again at P).
     std::uint64_t read = g.read.load(std::memory_order_acquire);
     if (detail::read_closed(read)) return Take::Empty;  // the group reads the journal
     if (!detail::synced_past(m, read)) return Take::Empty;
@@ -130,6 +143,7 @@ Take take_next(const Consumer::State& s, Message& out) {
     const bool data = h.type == static_cast<std::uint16_t>(RecordType::Data);
     if (span == 0 && !still_unreleased(g, read)) continue;  // a later lap's bytes, not corruption
     std::atomic<std::uint64_t>& state = m.state_word(s.group, read);
+    // acquire: pairs with another member's take CAS and close_ring's.
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (state_is_for(word, read)) {  // already taken: help its taker move the cursor on
       if (span == 0) return Take::Corrupt;
@@ -141,6 +155,8 @@ Take take_next(const Consumer::State& s, Message& out) {
     const std::uint8_t code = data ? static_cast<std::uint8_t>(s.index) : kAcked;
     // The CAS is the ownership: it succeeds for exactly one member, and only
     // while the record is untaken (so not released, so its bytes are intact).
+    // acq_rel: against the other members' take CAS and close_ring's CAS of
+    // the same word; release_consumer's acquire load pairs with it.
     if (!state.compare_exchange_strong(word, make_state(read, code), std::memory_order_acq_rel)) continue;
     advance_read(g, read, span);
     if (!data) {  // padding or skipped: nothing to deliver, acked at once
@@ -193,6 +209,8 @@ namespace {
 // Returns how long to sleep before the next look.
 Duration on_idle(const Consumer::State& s) {
   const Mapping& m = *s.map;
+  // acquire: pairs with the members' CAS of read (advance_read), the
+  // producers' release CAS of tail and release store of the commit word.
   const std::uint64_t read = s.g->read.load(std::memory_order_acquire);
   if (detail::read_closed(read)) return detail::kMaxSleep;
   const bool stalled = m.header->tail.load(std::memory_order_acquire) != read &&

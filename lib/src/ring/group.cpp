@@ -70,6 +70,7 @@ std::uint64_t start_position(const Mapping& m, std::uint32_t self, const Consume
   for (std::uint32_t g = 0; g < m.max_groups; ++g) {
     if (g == self || !attached(m.groups[g].state)) continue;
     // A group reading the journal pins no ring record (durable queues only).
+    // seq_cst: pairs with the members' seq_cst CAS of released.
     const std::uint64_t released =
         m.durable ? detail::ring_pin(m.groups[g]) : m.groups[g].released.load(std::memory_order_seq_cst);
     if (released == kNoPosition) continue;

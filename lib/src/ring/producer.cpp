@@ -64,6 +64,8 @@ std::uint32_t find_entry(const Mapping& m, std::string_view name) {
   std::uint32_t free_slot = m.max_producers, detached_slot = m.max_producers;
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     ProducerSlot& s = m.producers[i];
+    // acquire: pairs with the release store of the state by attach, detach
+    // and reap_producer (the name and sequences written before it).
     const auto state = static_cast<SlotState>(s.state.load(std::memory_order_acquire));
     if (state != SlotState::Free && slot_name_is(s, name)) {
       if (state == SlotState::Attached) {
@@ -90,6 +92,7 @@ std::uint32_t find_entry(const Mapping& m, std::string_view name) {
     (void)refresh_limit(m);
     for (std::uint32_t i = 0; i < m.max_producers; ++i) {
       const ProducerSlot& s = m.producers[i];
+      // acquire: as in the scan above.
       if (s.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Detached) &&
           recyclable(m, s)) {
         return i;
@@ -127,9 +130,12 @@ Producer Producer::attach(const Queue& queue, std::string_view name, ProducerOpt
     s.claim_pos.store(kNoPosition, std::memory_order_relaxed);
     s.pid.store(detail::self_pid(), std::memory_order_relaxed);
     s.start_time.store(detail::self_start_time(), std::memory_order_relaxed);
+    // release: pairs with the acquire loads of the state (find_entry,
+    // Queue::producer_name, repairers), after the name and pid above.
     s.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_release);
     st->index = i;
     st->slot = &s;
+    // acquire: pairs with repair_hole's release store rolling it back.
     st->last_seq = s.last_seq.load(std::memory_order_acquire);
     // relaxed: the segment lock orders it after the previous holder's store
     // (its detach took the lock; a dead one stored it before dying, and was
@@ -150,6 +156,7 @@ Producer::~Producer() {
   if (s_->claiming) abort();
   detail::SegmentLock lock(*s_->map);
   s_->slot->pid.store(0, std::memory_order_relaxed);
+  // release: pairs with find_entry's acquire load of the state.
   s_->slot->state.store(static_cast<std::uint32_t>(SlotState::Detached), std::memory_order_release);
 }
 
@@ -342,7 +349,7 @@ void Producer::abort() noexcept {
   const Mapping& m = *s.map;
   write_header(m, s.data_position, RecordType::Skipped, static_cast<std::uint32_t>(record_bytes(s.claim_size)),
                s.index, 0);
-  m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);
+  m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);  // pairs with take's acquire
   s.claiming = false;
   detail::notify(m.header->data);
 }

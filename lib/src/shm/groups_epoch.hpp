@@ -78,8 +78,8 @@ inline constexpr bool groups_window_open(std::uint64_t epoch) noexcept { return 
 // Under the segment lock: closes a window whose maker died inside it.
 inline void settle_groups_epoch(const Mapping& map) noexcept {
   std::uint64_t epoch = load_groups_epoch(map);
-  // seq_cst: as the window's closing increment, which it stands in for.
   if (groups_window_open(epoch)) {
+    // seq_cst: as the window's closing increment, which it stands in for.
     map.header->groups_epoch.compare_exchange_strong(epoch, epoch + 1, std::memory_order_seq_cst);
   }
 }

@@ -82,6 +82,7 @@ void initialise(Mapping& m, const QueueOptions& o, const Geometry& g, const deta
   }
   if (prepare) prepare(m);
   // Publishes every store above to anyone who reads the version with acquire.
+  // release: pairs with validate()'s acquire load of the version (segment_open.cpp).
   s.layout_version.store(kLayoutVersion, std::memory_order_release);
 }
 
