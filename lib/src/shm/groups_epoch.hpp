@@ -7,7 +7,7 @@
 //     its cursors, then its state Attached;
 //   - pin_ring_at_journal_end (durable/group_journal.cpp) loads
 //     journal_written and stores it as the group's P.
-// Reader: a producer's release_floor (ring/producer.cpp) loads the epoch,
+// Reader: a producer's release_floor (ring/release_floor.cpp) loads the epoch,
 // scans the groups' states and pins and journal_written, and loads the epoch
 // again; the scan counts only if both loads saw the same even value. Its
 // floor then becomes head (a CAS in refresh_limit), possibly much later.
