@@ -3,7 +3,10 @@
 // sleeps without burning CPU.
 #include <csignal>
 #include <ctime>
+#include <future>
 
+#include "shm/groups_epoch.hpp"
+#include "shm/mapping.hpp"
 #include "test_support.hpp"
 
 namespace shmq::test {
@@ -182,6 +185,46 @@ TEST_F(ProducerTest, BlockedConsumerWakesOnSend) {
   ASSERT_EQ(c.receive(m, std::chrono::seconds(10)), Status::Ok);
   EXPECT_EQ(m.text(), "wake");
   EXPECT_EQ(wait_exit(child), 0);
+}
+
+// A joiner stopped inside a group's creation holds the segment lock with the
+// groups_epoch window open. No try_ call may wait for it: try_send on a full
+// ring returns Full at once (it cannot see a new floor), and send with a
+// timeout retries until its deadline.
+TEST_F(ProducerTest, AJoinerStoppedInsideGroupCreationDoesNotHangTrySend) {
+  QueueOptions o;
+  o.capacity = 4096;
+  o.max_message = 64;
+  auto q = Queue::create("q", o);
+  ProducerOptions few_spins;  // each attempt spins while the window is open
+  few_spins.wait.spin = 1;
+  auto p = Producer::attach(q, "p", few_spins);
+  while (p.try_send(bytes_of("fill")) == Status::Ok) {  // no group: nothing is released
+  }
+  Pipe inside;
+  const pid_t joiner = spawn([&] {
+    auto queue = Queue::open("q");  // its own descriptor: its own flock
+    const detail::SegmentLock lock(*detail::mapping_of(queue));
+    const detail::GroupsEpochWindow window(*detail::mapping_of(queue));  // as create_group's
+    inside.signal();
+    ::pause();
+    return 0;
+  });
+  ASSERT_TRUE(inside.wait());
+  auto sent = std::async(std::launch::async, [&] { return p.try_send(bytes_of("x")); });
+  const bool prompt = sent.wait_for(5s) == std::future_status::ready;
+  const Status timed = prompt ? p.send(bytes_of("x"), 200ms) : Status::Ok;
+  ::kill(joiner, SIGKILL);  // the kernel drops its lock: a try_send stuck on it goes on
+  EXPECT_EQ(wait_exit(joiner), 128 + SIGKILL);
+  ASSERT_TRUE(prompt) << "try_send waited for the segment lock of a stopped joiner";
+  EXPECT_EQ(sent.get(), Status::Full);
+  EXPECT_EQ(timed, Status::Timeout);
+  // The dead joiner's window is settled (by the next join, or a claim):
+  // once a group releases the ring, claims go on.
+  auto c = Consumer::join(q, "g");
+  Message m;
+  while (c.try_receive(m) == Status::Ok) ASSERT_EQ(c.ack(m), Status::Ok);
+  EXPECT_EQ(p.try_send(bytes_of("x")), Status::Ok);
 }
 
 }  // namespace

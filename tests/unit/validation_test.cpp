@@ -176,5 +176,17 @@ TEST_F(ValidationTest, ScribbledRingIsReportedNotFollowed) {
   }
 }
 
+// A segment lock whose flock fails for a reason other than a signal says so
+// (Errc::System), instead of retrying for ever.
+TEST_F(ValidationTest, ASegmentLockThatCannotBeTakenIsAnError) {
+  detail::Mapping m;  // fd -1: flock fails with EBADF
+  m.ns = ns_;
+  m.name = "q";
+  EXPECT_EQ(code_of([&] { const detail::SegmentLock lock(m); }), Errc::System);
+  ASSERT_TRUE(m.lock_mutex.try_lock()) << "the failed lock gave its mutex back";
+  m.lock_mutex.unlock();
+  EXPECT_FALSE(detail::SegmentLock(m, detail::SegmentLock::TryTag{}).owned());
+}
+
 }  // namespace
 }  // namespace shmq::test

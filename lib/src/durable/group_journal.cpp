@@ -47,6 +47,7 @@
 #include <algorithm>
 
 #include "recovery/repair.hpp"
+#include "shm/groups_epoch.hpp"
 #include "shm/wait.hpp"
 
 namespace shmq::detail {
@@ -59,17 +60,21 @@ std::uint64_t ring_pin(const GroupSlot& g) {
   // journal_from, and a stale pair only ever yields a lower pin.
   const std::uint64_t to = g.journal_to.load(std::memory_order_seq_cst);
   const std::uint64_t from = g.journal_from.load(std::memory_order_seq_cst);
+  // seq_cst: pairs with the members' seq_cst CAS of released (release_acked).
   const std::uint64_t released = g.released.load(std::memory_order_seq_cst);
   if (to == 0 || released < from) return released;  // switching, or the ring part before X
   return std::max(released, to);  // the journal part pins the ring at P (nowhere while P is open)
 }
 
 bool in_journal_part(const GroupSlot& g, std::uint64_t released) {
+  // acquire: pairs with the switch's seq_cst stores of journal_from and P
+  // (and pin_ring_at_journal_end's of P).
   const std::uint64_t to = g.journal_to.load(std::memory_order_acquire);
   return to != 0 && released >= g.journal_from.load(std::memory_order_acquire) && released < to;
 }
 
 std::uint64_t past_journal_part(const GroupSlot& g, std::uint64_t position) {
+  // acquire: as in in_journal_part.
   return in_journal_part(g, position) ? g.journal_to.load(std::memory_order_acquire) : position;
 }
 
@@ -97,6 +102,9 @@ namespace {
 // it (its read CAS fails, harmlessly): X moves past it, into the ring part.
 std::uint64_t close_ring(const Mapping& m, std::uint32_t group) {
   GroupSlot& g = m.groups[group];
+  // acquire (load and CAS): pairs with the members' CAS of read
+  // (advance_read); the CAS's release half publishes the close to
+  // take_next's acquire load.
   std::uint64_t read = g.read.load(std::memory_order_acquire);
   while (!read_closed(read) &&
          !g.read.compare_exchange_weak(read, read | kReadClosed, std::memory_order_acq_rel)) {
@@ -105,10 +113,12 @@ std::uint64_t close_ring(const Mapping& m, std::uint32_t group) {
   // Bounded against a hostile peer's state words; twice is all it takes.
   for (std::uint64_t steps = 0; steps < m.chunks; ++steps) {
     std::atomic<std::uint64_t>& state = m.state_word(group, at);
+    // acquire: pairs with a member's take CAS of the same word.
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (state_is_for(word, at) && state_code(word) == kClosed) return at;  // a settle repeating a switch
     // The CAS stops any member from taking the record now: members only take
-    // a state word that is not yet for its position.
+    // a state word that is not yet for its position. acq_rel: against their
+    // take CAS of the same word; exactly one wins.
     if (!state_is_for(word, at) &&
         state.compare_exchange_strong(word, make_state(at, kClosed), std::memory_order_acq_rel)) {
       return at;
@@ -118,6 +128,7 @@ std::uint64_t close_ring(const Mapping& m, std::uint32_t group) {
     if (span == 0) return at;  // corrupt: the journal reads from here, the ring part stops short
     at += span;
     // Only we move a closed read, and nobody took `at` (no read ever stood there).
+    // release: pairs with take_next's and journal_work's acquire loads of read.
     g.read.store(at | kReadClosed, std::memory_order_release);
   }
   return at;
@@ -127,6 +138,7 @@ std::uint64_t close_ring(const Mapping& m, std::uint32_t group) {
 // bytes read were its own? (released only moves past acked records; while
 // journal_to is 0 the ring keeps everything from released on.)
 bool still_unreleased(const GroupSlot& g, std::uint64_t p) {
+  // Orders the reads above before the load of released (a seqlock's second load).
   std::atomic_thread_fence(std::memory_order_acquire);
   return !at_or_after(g.released.load(std::memory_order_relaxed), p + 1);
 }
@@ -163,6 +175,7 @@ bool movable(const Seen& seen, std::uint64_t p) {
 template <class Visit>
 bool walk_taken(const Mapping& m, std::uint32_t group, std::uint64_t to, Visit&& visit) {
   const GroupSlot& g = m.groups[group];
+  // acquire (here and below): pairs with the members' seq_cst CAS of released.
   std::uint64_t p = g.released.load(std::memory_order_acquire);
   for (std::uint64_t steps = 0; p != to; ++steps) {
     if (steps > 2 * m.chunks || !at_or_after(to, p)) return false;  // bounded against a hostile peer's bytes
@@ -181,6 +194,7 @@ bool walk_taken(const Mapping& m, std::uint32_t group, std::uint64_t to, Visit&&
 // Where the trailing run of movable records of [released, x0) starts (x0
 // when there is none, or when the walk cannot tell).
 std::uint64_t movable_run(const Mapping& m, std::uint32_t group, std::uint64_t x0) {
+  // acquire: pairs with the members' seq_cst CAS of released.
   std::uint64_t run = m.groups[group].released.load(std::memory_order_acquire);
   const bool ok = walk_taken(m, group, x0, [&](std::uint64_t p, const Seen& seen) {
     if (!movable(seen, p)) run = p + seen.span;
@@ -212,7 +226,8 @@ std::uint64_t close_run(const Mapping& m, std::uint32_t group, std::uint64_t run
   // Never below released: what lies below it is gone, and it may have passed
   // records the walk did not see (taken and acked before it got there). From
   // here on it can pass only records of no journal: every data record of
-  // [X, x0) is closed, and nobody acks a closed record.
+  // [X, x0) is closed, and nobody acks a closed record. acquire: pairs with
+  // the members' seq_cst CAS of released.
   const std::uint64_t released = g.released.load(std::memory_order_acquire);
   if (at_or_after(released, from)) from = at_or_after(released, x0) ? x0 : released;
   return from;
@@ -247,6 +262,7 @@ std::uint64_t lower_journal_from(const Mapping& m, std::uint32_t group, std::uin
 void switch_to_journal(const Mapping& m, std::uint32_t group) {
   GroupSlot& g = m.groups[group];
   // 0 first: until the switch is complete, ring_pin keeps pinning `released`.
+  // seq_cst: in the total order with ring_pin's loads (producers' scans).
   g.journal_to.store(0, std::memory_order_seq_cst);
   const std::uint64_t x0 = close_ring(m, group);
   const std::uint64_t from = lower_journal_from(m, group, x0);
@@ -255,6 +271,8 @@ void switch_to_journal(const Mapping& m, std::uint32_t group) {
   // The lowered part was delivered before (or may have been): flagged.
   g.journal_redeliver_below.store(from == x0 ? 0 : x0, std::memory_order_relaxed);
   g.journal_reader.store(0, std::memory_order_relaxed);
+  // seq_cst: ring_pin loads it after P (the reverse order), so a P of this
+  // switch comes with its X.
   g.journal_from.store(from, std::memory_order_seq_cst);
   // seq_cst (a release too): members that see P open see every field above.
   g.journal_to.store(kNoPosition, std::memory_order_seq_cst);
@@ -266,6 +284,7 @@ void switch_to_journal(const Mapping& m, std::uint32_t group) {
 
 bool offload_slow_groups(const Mapping& m) {
   const QueueHeader& h = *m.header;
+  // acquire: pairs with the producers' seq_cst CAS of head (refresh_limit).
   const std::uint64_t head = h.head.load(std::memory_order_acquire);
   // A group that has taken everything synced waits for the disk, not the
   // other way round: the journal would not serve it any sooner.
@@ -273,18 +292,22 @@ bool offload_slow_groups(const Mapping& m) {
   bool any = false;
   for (std::uint32_t i = 0; i < m.max_groups; ++i) {
     GroupSlot& g = m.groups[i];
+    // Under the lock, which orders every change of a group's state; read:
+    // acquire, pairs with the members' CAS of it (advance_read).
     if (g.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
     const std::uint64_t read = g.read.load(std::memory_order_acquire);
     if (read_closed(read)) continue;
     // Slower than the disk: synced records it has not taken, or redeliveries
     // nobody has taken (a dead member's, a rebuild's), which the switch moves
     // into the journal part too.
+    // pending_redelivery: a hint (counted relaxed); released: acquire, pairs
+    // with the members' seq_cst CAS of it.
     if (read >= synced && g.pending_redelivery.load(std::memory_order_acquire) == 0) continue;
     const std::uint64_t released = g.released.load(std::memory_order_acquire);
     // Not the group holding the oldest record; or its previous journal part
     // (or the ring part below it) is not yet acked: one journal part at a
     // time, and every kClosed word below a new switch's X0 is its own.
-    const std::uint64_t to = g.journal_to.load(std::memory_order_acquire);
+    const std::uint64_t to = g.journal_to.load(std::memory_order_acquire);  // the lock orders it
     if (released > head || (to != 0 && released < to)) continue;
     switch_to_journal(m, i);
     any = true;
@@ -305,25 +328,29 @@ void start_in_journal(GroupSlot& g, std::uint64_t from, std::uint64_t redeliver_
 
 void settle_journal_switch(const Mapping& m, std::uint32_t group) {
   const GroupSlot& g = m.groups[group];
+  // Under the lock: a switch's stores (its maker held the lock) are ordered
+  // before these loads by it; acquire for the members' CAS of read.
   if (g.journal_to.load(std::memory_order_acquire) == 0 && read_closed(g.read.load(std::memory_order_acquire))) {
     switch_to_journal(m, group);
   }
 }
 
 std::uint64_t pin_ring_at_journal_end(const Mapping& m, GroupSlot& g) {
-  QueueHeader& h = *m.header;
-  // Inside a groups_epoch window, like a group's creation: producers' floor
-  // scans that overlap it retry, and each scan before it loaded
-  // journal_written inside its own window (release_floor), so no floor any
-  // producer publishes can pass the P read here.
-  h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);
-  const std::uint64_t end = h.journal_written.load(std::memory_order_seq_cst);
+  // Inside a groups_epoch window, like a group's creation: no floor any
+  // producer publishes can pass the P read here (shm/groups_epoch.hpp).
+  const GroupsEpochWindow window(m);
+  // seq_cst: in the window's total order with the producers' scans; pairs
+  // with the journal writer's release store of journal_written.
+  const std::uint64_t end = m.header->journal_written.load(std::memory_order_seq_cst);
+  // seq_cst: pairs with ring_pin's seq_cst loads (producers' scans) and the
+  // members' acquire loads of P (journal_part.cpp).
   g.journal_to.store(end, std::memory_order_seq_cst);
-  h.groups_epoch.fetch_add(1, std::memory_order_seq_cst);
   return end;
 }
 
 void drop_journal_reader(GroupSlot& g, std::uint32_t index) {
+  // acquire: pairs with the lease CAS (hold_journal_lease) of the holder,
+  // whose relaxed journal_read/_acked stores it published.
   if (g.journal_reader.load(std::memory_order_acquire) != index + 1) return;
   const std::uint64_t read = g.journal_read.load(std::memory_order_relaxed);
   const std::uint64_t acked = g.journal_acked.load(std::memory_order_relaxed);

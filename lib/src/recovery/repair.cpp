@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "shm/groups_epoch.hpp"
 #include "shm/layout.hpp"
 #include "shm/process.hpp"
 #include "shm/wait.hpp"
@@ -38,6 +39,7 @@ std::uint64_t record_span(const Mapping& m, std::uint64_t position, RecordHeader
 namespace {
 
 bool slot_attached(const ProducerSlot& s) {
+  // acquire: pairs with attach's release store of the state (pid stored before).
   return s.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached);
 }
 
@@ -51,6 +53,8 @@ struct Claim {
 };
 
 Claim announced_claim(const Mapping& m, const ProducerSlot& s) {
+  // The announcement is stored relaxed, then published by the claim's release
+  // CAS of tail, which repair_hole's acquire load of tail pairs with.
   const std::uint64_t position = s.claim_pos.load(std::memory_order_acquire);
   if (position == kNoPosition) return {kNoPosition, kNoPosition};
   const std::uint64_t bytes = s.claim_bytes.load(std::memory_order_relaxed);
@@ -61,6 +65,8 @@ Claim announced_claim(const Mapping& m, const ProducerSlot& s) {
 bool is_boundary(const Mapping& m, std::uint64_t at, std::uint64_t tail) {
   if (at == tail) return true;
   if (!at_or_after(tail, at)) return false;
+  // acquire: pairs with commit's release store of the commit word; claim_pos:
+  // as in announced_claim.
   if (m.commit_word(at).load(std::memory_order_acquire) == at) return true;
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     if (m.producers[i].claim_pos.load(std::memory_order_acquire) == at) return true;
@@ -75,6 +81,7 @@ RepairResult repair_hole(const Mapping& m, std::uint64_t at) {
   if (at % kRecordAlign != 0) return RepairResult::Unprovable;  // never write a header there
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
   if (!at_or_after(tail, at + 1)) return RepairResult::NotAHole;
+  // acquire: pairs with commit's release store of the commit word.
   if (at_or_after(m.commit_word(at).load(std::memory_order_acquire), at)) return RepairResult::NotAHole;
   // The owner is among the producers whose announced claim covers `at`. A live
   // one may be the owner (or about to retry): wait. Of the dead ones, only the
@@ -95,6 +102,7 @@ RepairResult repair_hole(const Mapping& m, std::uint64_t at) {
     const Claim c = announced_claim(m, s);
     if (c.position == kNoPosition || c.end != end || !at_or_after(at, c.position)) continue;
     if (s.last_seq.load(std::memory_order_relaxed) == s.claim_seq.load(std::memory_order_relaxed)) {
+      // release: pairs with attach's acquire load of last_seq.
       s.last_seq.store(s.claim_prev_seq.load(std::memory_order_relaxed), std::memory_order_release);
     }
   }
@@ -125,6 +133,7 @@ bool reap_producer(const Mapping& m, std::uint32_t index) {
     s.claim_pos.store(kNoPosition, std::memory_order_relaxed);
   }
   s.pid.store(0, std::memory_order_relaxed);
+  // release: pairs with find_entry's acquire load of the state.
   s.state.store(static_cast<std::uint32_t>(SlotState::Detached), std::memory_order_release);
   m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
   return true;
@@ -136,17 +145,21 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
   std::uint64_t returned = 0;
   // Walk every record the group has handed out but not released, and the
   // ones just past `read` that a member took before moving the cursor.
+  // acquire: tail pairs with the claims' release CAS, released with the
+  // members' seq_cst CAS of it.
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
   std::uint64_t p = past_journal_part(g, g.released.load(std::memory_order_acquire));
   for (std::uint64_t steps = 0; p != tail && p != kNoPosition && steps < m.chunks; ++steps) {
     p = past_journal_part(g, p);  // its records are copies, read again below
     if (p == kNoPosition || p == tail) break;
-    if (m.commit_word(p).load(std::memory_order_acquire) != p) break;
+    if (m.commit_word(p).load(std::memory_order_acquire) != p) break;  // pairs with commit's release store
     std::atomic<std::uint64_t>& state = m.state_word(group, p);
+    // acquire: pairs with the member's take CAS and its ack's release store.
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (!state_is_for(word, p)) break;  // not taken yet: nothing beyond is held
     if (state_in_flight(state_code(word)) && (state_code(word) & kOwnerMask) == index) {
       // Count first, so a member that takes it at once never sees the count below zero.
+      // acq_rel (the CAS below): pairs with take_redelivery's acquire load and CAS.
       g.pending_redelivery.fetch_add(1, std::memory_order_relaxed);
       if (state.compare_exchange_strong(word, make_state(p, kPendingRedelivery), std::memory_order_acq_rel)) {
         // Counted at once, not after the walk: a repairer killed half-way
@@ -160,6 +173,8 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
       }
     }
     const std::uint64_t span = record_span(m, p);
+    // Seqlock-style check, as in take_redelivery: the header read above was
+    // valid only if the record was still unreleased after it.
     std::atomic_thread_fence(std::memory_order_acquire);
     if (span == 0) break;
     const std::uint64_t released = g.released.load(std::memory_order_relaxed);
@@ -172,14 +187,10 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
   slot.acked.store(0, std::memory_order_relaxed);
   slot.in_flight.store(0, std::memory_order_relaxed);
   slot.pid.store(0, std::memory_order_relaxed);
+  // release: pairs with join's acquire load of the state (attached()).
   slot.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_release);
   if (returned != 0) notify(m.header->data);
   return returned;
-}
-
-void settle_groups_epoch(const Mapping& m) {
-  std::uint64_t epoch = m.header->groups_epoch.load(std::memory_order_seq_cst);
-  if ((epoch & 1) != 0) m.header->groups_epoch.compare_exchange_strong(epoch, epoch + 1, std::memory_order_seq_cst);
 }
 
 RecoveryCounts recover_dead_clients(const Mapping& m) {
@@ -192,6 +203,8 @@ RecoveryCounts recover_dead_clients(const Mapping& m) {
   }
   for (std::uint32_t g = 0; g < m.max_groups; ++g) {
     const GroupSlot& group = m.groups[g];
+    // Under the lock, which orders every change of a group's or member's
+    // state; acquire all the same, as every reader of a state.
     if (group.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
     for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
       const ConsumerSlot& slot = m.consumer(g, c);
@@ -204,6 +217,7 @@ RecoveryCounts recover_dead_clients(const Mapping& m) {
       ++counts.consumers_reaped;
     }
     settle_journal_switch(m, g);
+    // acquire: pairs with the members' CAS of read (advance_read).
     const std::uint64_t read = group.read.load(std::memory_order_acquire);
     if (!read_closed(read)) (void)repair_hole(m, read);
   }

@@ -41,9 +41,6 @@ struct RecoveryCounts {
 // behind a dead producer's hole. What shmqd runs on a death.
 RecoveryCounts recover_dead_clients(const Mapping& map);
 
-// If a creator of a group died inside the groups_epoch window, close it.
-void settle_groups_epoch(const Mapping& map);
-
 // Bytes a record at `position` spans, read from its header; 0 when the header
 // is impossible (too long, misaligned, unknown type).
 // Also 0 for a misaligned position, and for a data record that would cross the

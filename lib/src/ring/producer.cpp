@@ -9,6 +9,8 @@
 #include "shm/mapping.hpp"
 #include "shm/process.hpp"
 #include "recovery/repair.hpp"
+#include "ring/release_floor.hpp"
+#include "shm/groups_epoch.hpp"
 #include "shmq/producer.hpp"
 #include "shm/wait.hpp"
 
@@ -41,8 +43,6 @@ bool slot_name_is(const ProducerSlot& slot, std::string_view name) {
   return std::string_view(slot.name, ::strnlen(slot.name, kNameBytes)) == name;
 }
 
-std::uint64_t refresh_limit(const Mapping& m);  // below: raises head to the release floor
-
 // Whether a detached entry may be given to another name: only once nothing
 // of its old name can be confused with the new one's, i.e. no record of it
 // is left anywhere a consumer could still see it labelled with this entry
@@ -62,6 +62,8 @@ std::uint32_t find_entry(const Mapping& m, std::string_view name) {
   std::uint32_t free_slot = m.max_producers, detached_slot = m.max_producers;
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     ProducerSlot& s = m.producers[i];
+    // acquire: pairs with the release store of the state by attach, detach
+    // and reap_producer (the name and sequences written before it).
     const auto state = static_cast<SlotState>(s.state.load(std::memory_order_acquire));
     if (state != SlotState::Free && slot_name_is(s, name)) {
       if (state == SlotState::Attached) {
@@ -85,9 +87,10 @@ std::uint32_t find_entry(const Mapping& m, std::string_view name) {
     // Head moves lazily (when a producer needs room): raise it to what every
     // group has released first, as a claim would, then look for an entry
     // none of whose messages is left.
-    (void)refresh_limit(m);
+    (void)detail::refresh_limit(m);
     for (std::uint32_t i = 0; i < m.max_producers; ++i) {
       const ProducerSlot& s = m.producers[i];
+      // acquire: as in the scan above.
       if (s.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Detached) &&
           recyclable(m, s)) {
         return i;
@@ -125,9 +128,12 @@ Producer Producer::attach(const Queue& queue, std::string_view name, ProducerOpt
     s.claim_pos.store(kNoPosition, std::memory_order_relaxed);
     s.pid.store(detail::self_pid(), std::memory_order_relaxed);
     s.start_time.store(detail::self_start_time(), std::memory_order_relaxed);
+    // release: pairs with the acquire loads of the state (find_entry,
+    // Queue::producer_name, repairers), after the name and pid above.
     s.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_release);
     st->index = i;
     st->slot = &s;
+    // acquire: pairs with repair_hole's release store rolling it back.
     st->last_seq = s.last_seq.load(std::memory_order_acquire);
     // relaxed: the segment lock orders it after the previous holder's store
     // (its detach took the lock; a dead one stored it before dying, and was
@@ -148,6 +154,7 @@ Producer::~Producer() {
   if (s_->claiming) abort();
   detail::SegmentLock lock(*s_->map);
   s_->slot->pid.store(0, std::memory_order_relaxed);
+  // release: pairs with find_entry's acquire load of the state.
   s_->slot->state.store(static_cast<std::uint32_t>(SlotState::Detached), std::memory_order_release);
 }
 
@@ -156,65 +163,6 @@ std::uint64_t Producer::last_sequence() const noexcept { return s_->last_seq; }
 std::uint64_t Producer::last_position() const noexcept { return s_->last_position; }
 
 namespace {
-
-// The lowest position any group still needs in the ring, from a scan that
-// no group creation or journal switch overlapped (groups_epoch seqlock).
-// A durable queue's ring also keeps every record until shmqd's journal has
-// written it: the floor never passes journal_written.
-std::uint64_t release_floor(const Mapping& m) {
-  QueueHeader& h = *m.header;
-  for (std::uint32_t attempt = 0;; ++attempt) {
-    const std::uint64_t epoch = h.groups_epoch.load(std::memory_order_seq_cst);
-    if ((epoch & 1) != 0) {  // a creation in progress (or its creator died in it)
-      if (attempt > 10000) {
-        detail::SegmentLock lock(m);
-        detail::settle_groups_epoch(m);
-      }
-      detail::cpu_relax();
-      continue;
-    }
-    std::uint64_t floor = kNoPosition;  // kNoPosition: no group needs the ring
-    bool any = false;
-    for (std::uint32_t g = 0; g < m.max_groups; ++g) {
-      const GroupSlot& group = m.groups[g];
-      if (group.state.load(std::memory_order_seq_cst) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
-      any = true;
-      const std::uint64_t pin =
-          m.durable ? detail::ring_pin(group) : group.released.load(std::memory_order_seq_cst);
-      if (pin != kNoPosition && (floor == kNoPosition || !at_or_after(pin, floor))) floor = pin;
-    }
-    // Loaded inside the window: pin_ring_at_journal_end relies on it.
-    // seq_cst: ordered before the epoch check below.
-    const std::uint64_t written = m.durable ? h.journal_written.load(std::memory_order_seq_cst) : kNoPosition;
-    if (h.groups_epoch.load(std::memory_order_seq_cst) != epoch) continue;
-    const std::uint64_t head = h.head.load(std::memory_order_seq_cst);
-    // Nothing is dropped while nobody has subscribed; a durable queue keeps
-    // it all in the journal, where a new group can start (a replay).
-    if (!any) floor = m.durable ? kNoPosition : head;
-    if (floor != kNoPosition && !at_or_after(floor, head)) floor = head;
-    if (!m.durable) return floor;
-    return floor == kNoPosition || !at_or_after(written, floor) ? written : floor;
-  }
-}
-
-// Raises head to the release floor and returns the new claim limit.
-std::uint64_t refresh_limit(const Mapping& m) {
-  const std::uint64_t floor = release_floor(m);
-  // acquire: a head another producer raised past our floor is only safe to
-  // write below because that producer saw the groups' releases; its CAS
-  // (seq_cst) carries them to us. Relaxed, our payload writes would race (in
-  // the memory model, and for ThreadSanitizer) with consumers' last reads.
-  std::uint64_t head = m.header->head.load(std::memory_order_acquire);
-  while (!at_or_after(head, floor)) {
-    // seq_cst: the head others compute limits from must not run ahead of a
-    // group created after this scan (see groups_epoch).
-    if (m.header->head.compare_exchange_weak(head, floor, std::memory_order_seq_cst)) {
-      head = floor;
-      break;
-    }
-  }
-  return head + m.capacity;
-}
 
 void write_header(const Mapping& m, std::uint64_t position, RecordType type, std::uint32_t length,
                   std::uint32_t producer, std::uint64_t seq, std::uint64_t timestamp_ns = 0) {
@@ -253,8 +201,8 @@ Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
     pad = detail::padding_for(m, position, bytes);
     const std::uint64_t end = position + pad + bytes;
     if (!at_or_after(s.limit, end)) {
-      s.limit = refresh_limit(m);
-      if (!at_or_after(s.limit, end) && m.durable && try_offload_slow_groups(m)) s.limit = refresh_limit(m);
+      s.limit = detail::refresh_limit(m);
+      if (!at_or_after(s.limit, end) && m.durable && try_offload_slow_groups(m)) s.limit = detail::refresh_limit(m);
       if (!at_or_after(s.limit, end)) {
         s.slot->claim_pos.store(kNoPosition, std::memory_order_relaxed);
         return Status::Full;
@@ -330,7 +278,7 @@ void Producer::abort() noexcept {
   const Mapping& m = *s.map;
   write_header(m, s.data_position, RecordType::Skipped, static_cast<std::uint32_t>(record_bytes(s.claim_size)),
                s.index, 0);
-  m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);
+  m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);  // pairs with take's acquire
   s.claiming = false;
   detail::notify(m.header->data);
 }

@@ -8,6 +8,7 @@
 #include <sys/file.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <mutex>
@@ -87,18 +88,31 @@ struct Mapping {
   std::uint64_t max_record_bytes() const noexcept { return layout::record_bytes(max_message); }
 };
 
+// Throws Error(Errc::System) for a flock that failed with `error` (not EINTR).
+[[noreturn]] void throw_segment_lock_failure(const Mapping& map, int error);
+
 // Exclusive lock on the segment for attach, detach and repair: flock on its
 // descriptor against other processes (the kernel drops it when the holder
 // dies, so a crash inside never blocks anyone), and the mapping's mutex
 // against other threads of this process. Never taken on the data path.
 class SegmentLock {
  public:
+  // Waits for the lock. A signal (EINTR) retries; any other failure (ENOLCK:
+  // the kernel is out of lock records) throws, where looping would spin for
+  // ever. (In a noexcept destructor that ends the process, which its peers
+  // then repair like any crash.)
   explicit SegmentLock(const Mapping& map) : map_(map), owned_(true) {
     map_.lock_mutex.lock();
     while (::flock(map_.fd, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int error = errno;
+      map_.lock_mutex.unlock();
+      throw_segment_lock_failure(map_, error);
     }
   }
   // Only if free now: for paths that must not wait behind a stopped holder.
+  // Any failure, EWOULDBLOCK or another, leaves it not owned: such callers
+  // already treat "not now" as "try later".
   struct TryTag {};
   SegmentLock(const Mapping& map, TryTag) : map_(map), owned_(map_.lock_mutex.try_lock()) {
     if (owned_ && ::flock(map_.fd, LOCK_EX | LOCK_NB) != 0) {

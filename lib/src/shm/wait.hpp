@@ -49,6 +49,8 @@ inline void futex_wake_all(std::atomic<std::uint32_t>& word) noexcept {
 }
 
 inline void wake_waiters(layout::EventCount& ev) noexcept {
+  // seq_cst: after the notifier's fence (or seq_cst RMW), against the
+  // waiter's count and fence in wait_until: one of the two sees the other.
   if (ev.waiters.load(std::memory_order_seq_cst) != 0) {
     ev.seq.fetch_add(1, std::memory_order_relaxed);
     futex_wake_all(ev.seq);

@@ -1,4 +1,4 @@
-// Queue: its options, snapshots for shmq-stat (info), record dumps, group deletion.
+// Queue: its options, snapshots for shmq-stat (info), record dumps.
 #include <cstring>
 
 #include "durable/group_journal.hpp"
@@ -7,7 +7,6 @@
 #include "shm/process.hpp"
 #include "recovery/repair.hpp"
 #include "shmq/queue.hpp"
-#include "shm/wait.hpp"
 
 namespace shmq {
 
@@ -185,39 +184,6 @@ std::vector<RecordInfo> Queue::records(std::uint64_t from, std::size_t max_recor
     p += span;
   }
   return out;
-}
-
-void Queue::delete_group(std::string_view group) {
-  validate_name(group, "group");
-  const Mapping& m = *map_;
-  if (m.read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
-  detail::SegmentLock lock(m);
-  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
-    GroupSlot& slot = m.groups[g];
-    if (!attached(slot.state) || bounded(slot.name) != group) continue;
-    for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
-      const ConsumerSlot& cs = m.consumer(g, c);
-      if (attached(cs.state) &&
-          detail::process_alive(cs.pid.load(std::memory_order_relaxed), cs.start_time.load(std::memory_order_relaxed))) {
-        throw Error(Errc::NameInUse, "group '" + std::string(group) + "' still has live consumer pid " +
-                                         std::to_string(cs.pid.load(std::memory_order_relaxed)));
-      }
-    }
-    const std::uint64_t released = slot.released.load(std::memory_order_acquire);
-    const std::uint64_t acked_messages = m.acked_messages(g);
-    slot.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_seq_cst);
-    // With no group left, keep only what this one had not acknowledged.
-    bool others = false;
-    for (std::uint32_t o = 0; o < m.max_groups; ++o) others = others || attached(m.groups[o].state);
-    std::uint64_t head = m.header->head.load(std::memory_order_relaxed);
-    if (!others && !at_or_after(head, released) &&
-        m.header->head.compare_exchange_strong(head, released, std::memory_order_seq_cst)) {
-      m.header->head_messages.store(acked_messages, std::memory_order_relaxed);
-    }
-    detail::notify(m.header->space);
-    return;
-  }
-  throw Error(Errc::NotFound, "no group '" + std::string(group) + "' in queue '" + m.name + "'");
 }
 
 }  // namespace shmq

@@ -1,0 +1,292 @@
+// Group membership: joining a group (creating it, and choosing where it
+// starts), leaving it, and deleting a group. All of it under the segment
+// lock; the data path (ring/consumer.cpp) never takes it.
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "durable/group_journal.hpp"
+#include "journal/journal.hpp"
+#include "recovery/repair.hpp"
+#include "ring/consumer_state.hpp"
+#include "shm/groups_epoch.hpp"
+#include "shm/process.hpp"
+#include "shm/wait.hpp"
+#include "shmq/queue.hpp"
+
+namespace shmq {
+
+using namespace layout;
+using detail::Mapping;
+
+namespace {
+
+std::string_view bounded(const char (&name)[kNameBytes]) { return {name, ::strnlen(name, kNameBytes)}; }
+
+bool attached(const std::atomic<std::uint32_t>& state) {
+  // acquire: pairs with the release (or seq_cst) store that attached the entry.
+  return state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached);
+}
+
+std::uint32_t find_group(const Mapping& m, std::string_view name) {
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    if (attached(m.groups[g].state) && bounded(m.groups[g].name) == name) return g;
+  }
+  return m.max_groups;
+}
+
+// The first record at or after `from` matching `accept`, walking from `start`;
+// `messages` counts the data records passed.
+template <class Accept>
+std::uint64_t walk_to(const Mapping& m, std::uint64_t start, std::uint64_t& messages, Accept&& accept) {
+  // acquire: pairs with the producers' release CAS of tail (their claims).
+  const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
+  std::uint64_t p = start;
+  // acquire: pairs with the producer's release store of the commit word,
+  // making the header visible.
+  while (p != tail && m.commit_word(p).load(std::memory_order_acquire) == p) {
+    RecordHeader h;
+    const std::uint64_t span = detail::record_span(m, p, &h);
+    if (span == 0) break;
+    if (h.type == static_cast<std::uint16_t>(RecordType::Data) && accept(p, h)) break;
+    if (h.type == static_cast<std::uint16_t>(RecordType::Data)) ++messages;
+    p += span;
+  }
+  return p;
+}
+
+// Under the lock, inside a groups_epoch window (shm/groups_epoch.hpp): where
+// a new group starts.
+std::uint64_t start_position(const Mapping& m, std::uint32_t self, const ConsumerOptions& o,
+                             std::uint64_t& messages) {
+  QueueHeader& h = *m.header;
+  // Oldest safe start: the slowest other group's released position (every
+  // producer's limit respects it), or head when there is none. seq_cst: in
+  // the total order with the producers' floor scans (groups_epoch.hpp).
+  std::uint64_t start = h.head.load(std::memory_order_seq_cst);
+  messages = h.head_messages.load(std::memory_order_relaxed);
+  bool any = false;
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    if (g == self || !attached(m.groups[g].state)) continue;
+    // A group reading the journal pins no ring record (durable queues only).
+    // seq_cst: pairs with the members' seq_cst CAS of released.
+    const std::uint64_t released =
+        m.durable ? detail::ring_pin(m.groups[g]) : m.groups[g].released.load(std::memory_order_seq_cst);
+    if (released == kNoPosition) continue;
+    if (!any || !at_or_after(released, start)) {
+      start = released;
+      messages = m.acked_messages(g);
+    }
+    any = true;
+  }
+  switch (o.start) {
+    case StartAt::Oldest:
+      return start;
+    case StartAt::Newest: {
+      std::uint64_t total = 0;
+      for (std::uint32_t i = 0; i < m.max_producers; ++i) total += m.producers[i].messages.load(std::memory_order_relaxed);
+      messages = total;
+      return h.tail.load(std::memory_order_seq_cst);  // seq_cst: as head above
+    }
+    case StartAt::Position:
+      return walk_to(m, start, messages, [&](std::uint64_t p, const RecordHeader&) {
+        return at_or_after(p, o.start_position);
+      });
+    case StartAt::Time:
+      return walk_to(m, start, messages, [&](std::uint64_t, const RecordHeader& r) {
+        return r.timestamp_ns >= o.start_time_ns;
+      });
+  }
+  return start;
+}
+
+// A durable queue's replay: where a new group would start in the journal,
+// which may reach further back than the ring. Read before taking the lock.
+std::optional<std::uint64_t> journal_start(const Mapping& m, const ConsumerOptions& o) {
+  if (!m.durable || o.start == StartAt::Newest) return std::nullopt;
+  journal::Options options;
+  options.max_payload = std::max<std::uint32_t>(m.max_message, 1u << 20);
+  try {
+    if (o.start == StartAt::Time) return journal::first_at_or_after_time(o.journal_dir, m.name, o.start_time_ns, options);
+    auto cursor = journal::Cursor::open(o.journal_dir, m.name, o.start == StartAt::Position ? o.start_position : 0, options);
+    const auto first = cursor.next();
+    return first ? std::optional(first->position) : std::nullopt;
+  } catch (const journal::JournalError& e) {
+    throw Error(Errc::Corrupt, "cannot read the journal of queue '" + m.name + "' to start group at: " + e.what());
+  }
+}
+
+// A free entry, cleared of what an earlier group left there.
+GroupSlot& claim_free_group(const Mapping& m, std::string_view name, std::uint32_t& index) {
+  std::uint32_t g = 0;
+  // acquire: pairs with delete_group's (seq_cst) store of Free.
+  while (g < m.max_groups && m.groups[g].state.load(std::memory_order_acquire) != 0) ++g;
+  if (g == m.max_groups) {
+    throw Error(Errc::TableFull, "all " + std::to_string(m.max_groups) + " consumer groups of queue '" + m.name +
+                                     "' are in use; delete one first");
+  }
+  GroupSlot& group = m.groups[g];
+  // The entry is free, so no process touches its state words: clear what an
+  // earlier group left, which could otherwise pass for this group's acks.
+  std::memset(static_cast<void*>(&m.state_word(g, 0)), 0, m.chunks * sizeof(std::uint64_t));
+  std::memset(group.name, 0, kNameBytes);
+  std::memcpy(group.name, name.data(), name.size());
+  group.retired_delivered.store(0, std::memory_order_relaxed);
+  group.retired_acked.store(0, std::memory_order_relaxed);
+  group.pending_redelivery.store(0, std::memory_order_relaxed);
+  group.redelivered.store(0, std::memory_order_relaxed);
+  for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+    m.consumer(g, c).state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_relaxed);
+  }
+  index = g;
+  return group;
+}
+
+std::uint32_t create_group(const Mapping& m, std::string_view name, const ConsumerOptions& o,
+                           std::optional<std::uint64_t> from_journal) {
+  std::uint32_t g = 0;
+  GroupSlot& group = claim_free_group(m, name, g);
+  // Producers' floor scans that overlap the window retry (groups_epoch.hpp:
+  // why none of them passes the start chosen here).
+  const detail::GroupsEpochWindow window(m);
+  std::uint64_t messages = 0;
+  const std::uint64_t start = start_position(m, g, o, messages);
+  if (from_journal && *from_journal < start) {
+    detail::start_in_journal(group, *from_journal, 0);
+  } else {
+    // relaxed: published by the seq_cst store of the state below.
+    group.read.store(start, std::memory_order_relaxed);
+    group.released.store(start, std::memory_order_relaxed);
+    group.journal_from.store(0, std::memory_order_relaxed);
+    group.journal_to.store(0, std::memory_order_relaxed);
+    group.journal_read.store(0, std::memory_order_relaxed);
+    group.journal_reader.store(0, std::memory_order_relaxed);
+  }
+  group.start_messages.store(messages, std::memory_order_relaxed);
+  // seq_cst (a release): pairs with the producers' seq_cst loads of the
+  // state in release_floor, and with attached()'s acquire.
+  group.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_seq_cst);
+  return g;
+}
+
+// Dead members first: what they held goes back to the group. Returns a free
+// member entry.
+std::uint32_t free_member_entry(const Mapping& m, std::uint32_t g, std::string_view group_name) {
+  std::uint32_t free_index = m.max_consumers;
+  for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+    ConsumerSlot& slot = m.consumer(g, c);
+    if (attached(slot.state) && !detail::process_alive(slot.pid.load(std::memory_order_relaxed),
+                                                       slot.start_time.load(std::memory_order_relaxed))) {
+      detail::release_consumer(m, g, c);
+      m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!attached(slot.state) && free_index == m.max_consumers) free_index = c;
+  }
+  if (free_index == m.max_consumers) {
+    throw Error(Errc::TableFull, "group '" + std::string(group_name) + "' already has " +
+                                     std::to_string(m.max_consumers) + " consumers");
+  }
+  return free_index;
+}
+
+}  // namespace
+
+Consumer Consumer::join(const Queue& queue, std::string_view group_name, ConsumerOptions options) {
+  validate_name(group_name, "group");
+  if (options.prefetch == 0 || options.prefetch > 65536) {
+    throw Error(Errc::InvalidArgument, "prefetch must be 1..65536");
+  }
+  const auto& map = detail::mapping_of(queue);
+  if (map->read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
+  const Mapping& m = *map;
+  auto st = std::make_unique<State>();
+  st->map = map;
+  st->options = std::move(options);
+  if (m.durable && st->options.journal_dir.empty()) {
+    try {
+      st->options.journal_dir = (daemon_data_dir(m.ns) / "journal" / m.name).string();
+    } catch (const Error&) {  // no HOME: only a group that must read the journal fails, and says why
+    }
+  }
+  // Read outside the lock (a time may scan the whole journal), and only for a
+  // group that does not exist yet: a race only makes it unused.
+  const bool replay_possible = m.durable && [&] {
+    const detail::SegmentLock lock(m);
+    return find_group(m, group_name) == m.max_groups;
+  }();
+  const auto from_journal = replay_possible ? journal_start(m, st->options) : std::nullopt;
+  detail::SegmentLock lock(m);
+  detail::settle_groups_epoch(m);
+  std::uint32_t g = find_group(m, group_name);
+  if (g == m.max_groups) {
+    g = create_group(m, group_name, st->options, from_journal);
+    st->created_group = true;
+  }
+  detail::settle_journal_switch(m, g);
+  const std::uint32_t free_index = free_member_entry(m, g, group_name);
+  ConsumerSlot& slot = m.consumer(g, free_index);
+  slot.prefetch = st->options.prefetch;
+  slot.pid.store(detail::self_pid(), std::memory_order_relaxed);
+  slot.start_time.store(detail::self_start_time(), std::memory_order_relaxed);
+  slot.in_flight.store(0, std::memory_order_relaxed);
+  slot.delivered.store(0, std::memory_order_relaxed);
+  slot.acked.store(0, std::memory_order_relaxed);
+  // release: pairs with attached()'s acquire (shmq-stat, repairers), after the fields above.
+  slot.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_release);
+  st->group = g;
+  st->index = free_index;
+  st->g = &m.groups[g];
+  st->slot = &slot;
+  detail::announce_table_change(m);
+  return Consumer(std::move(st));
+}
+
+Consumer::Consumer(std::unique_ptr<State> state) : s_(std::move(state)) {}
+Consumer::Consumer(Consumer&&) noexcept = default;
+Consumer& Consumer::operator=(Consumer&&) noexcept = default;
+
+Consumer::~Consumer() {
+  if (!s_) return;
+  detail::SegmentLock lock(*s_->map);
+  detail::release_consumer(*s_->map, s_->group, s_->index);
+}
+
+void Queue::delete_group(std::string_view group) {
+  validate_name(group, "group");
+  const Mapping& m = *map_;
+  if (m.read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
+  detail::SegmentLock lock(m);
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    GroupSlot& slot = m.groups[g];
+    if (!attached(slot.state) || bounded(slot.name) != group) continue;
+    for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+      const ConsumerSlot& cs = m.consumer(g, c);
+      if (attached(cs.state) &&
+          detail::process_alive(cs.pid.load(std::memory_order_relaxed), cs.start_time.load(std::memory_order_relaxed))) {
+        throw Error(Errc::NameInUse, "group '" + std::string(group) + "' still has live consumer pid " +
+                                         std::to_string(cs.pid.load(std::memory_order_relaxed)));
+      }
+    }
+    // acquire: pairs with the members' seq_cst CAS of released (release_acked).
+    const std::uint64_t released = slot.released.load(std::memory_order_acquire);
+    const std::uint64_t acked_messages = m.acked_messages(g);
+    // seq_cst: producers' floor scans (seq_cst loads of the state) stop
+    // counting the group; a later create reuses the entry (acquire above).
+    slot.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_seq_cst);
+    // With no group left, keep only what this one had not acknowledged.
+    bool others = false;
+    for (std::uint32_t o = 0; o < m.max_groups; ++o) others = others || attached(m.groups[o].state);
+    std::uint64_t head = m.header->head.load(std::memory_order_relaxed);  // the CAS below re-checks it
+    // seq_cst: like the producers' CAS of head in refresh_limit, which it races.
+    if (!others && !at_or_after(head, released) &&
+        m.header->head.compare_exchange_strong(head, released, std::memory_order_seq_cst)) {
+      m.header->head_messages.store(acked_messages, std::memory_order_relaxed);
+    }
+    detail::notify(m.header->space);
+    return;
+  }
+  throw Error(Errc::NotFound, "no group '" + std::string(group) + "' in queue '" + m.name + "'");
+}
+
+}  // namespace shmq

@@ -1,0 +1,36 @@
+// What the three segment files share (segment.cpp: names, handles, removing
+// and listing; segment_create.cpp: building and publishing a segment;
+// segment_open.cpp: opening and validating one).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "shm/layout.hpp"
+#include "shm/mapping.hpp"
+#include "shmq/queue.hpp"
+
+namespace shmq::detail {
+
+inline constexpr const char* kShmDir = "/dev/shm";
+
+// The namespace to use: `ns`, validated, or the current one when empty.
+std::string resolve_namespace(std::string_view ns);
+
+// "queue '<name>' in namespace '<ns>'", for messages.
+std::string describe_queue(const std::string& ns, std::string_view name);
+
+// Throws Error(code, what + ": " + strerror(errno)).
+[[noreturn]] void throw_errno(Errc code, const std::string& what);
+
+// Throws Errc::InvalidArgument naming the first option out of range.
+void validate_queue_options(const QueueOptions& options);
+
+// Points the mapping's table pointers into the segment (m.capacity set).
+void bind_tables(Mapping& m, const layout::Geometry& g);
+
+// Maps `bytes` of the segment (read-only if the mapping is) and guards the
+// mapping against truncation (bus_guard.hpp).
+void map_segment(Mapping& m, std::size_t bytes, const std::string& what);
+
+}  // namespace shmq::detail
