@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "shm/prepared_create.hpp"
 #include "shm/process.hpp"
 
 namespace shmq {
