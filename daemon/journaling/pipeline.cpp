@@ -14,8 +14,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "journal/journal.hpp"
 #include "journaling/store.hpp"
+#include "journaling/writer.hpp"
 #include "shm/layout.hpp"
 #include "shm/mapping.hpp"
 #include "shm/process.hpp"

@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "journal/journal.hpp"
 #include "journaling/store.hpp"
+#include "journaling/writer.hpp"
 #include "shm/layout.hpp"
 #include "shm/mapping.hpp"
 #include "shm/prepared_create.hpp"
