@@ -12,6 +12,7 @@
 #include "commands.hpp"
 #include "journal/journal.hpp"
 #include "shm/layout.hpp"
+#include "shmq/journal.hpp"
 #include "text.hpp"
 
 namespace shmq::tools {
@@ -79,8 +80,8 @@ int run_delete(const DeleteArgs& args, const std::string& ns) {
   // whose segment vanishes (docs/journal.md).
   std::filesystem::path dir;
   try {
-    dir = (args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir)) / "journal" /
-          args.queue;
+    dir = journal_dir(args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir),
+                      args.queue);
   } catch (const Error&) {
     // No data directory can be named (no HOME): then there is no journal either.
   }

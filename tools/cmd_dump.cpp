@@ -12,6 +12,7 @@
 #include "cli.hpp"
 #include "journal/journal.hpp"
 #include "commands.hpp"
+#include "shmq/journal.hpp"
 #include "shmq/producer.hpp"
 #include "text.hpp"
 
@@ -87,7 +88,7 @@ void print_header(const QueueInfo& info) {
 void dump_journal(const DumpArgs& args, const std::string& ns) {
   validate_name(args.queue);
   const std::filesystem::path data_dir = args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir);
-  const std::filesystem::path dir = data_dir / "journal" / args.queue;
+  const std::filesystem::path dir = journal_dir(data_dir, args.queue);
   if (!std::filesystem::is_directory(dir)) {
     throw Failure(fmt::format("no journal of queue '{}' in {} (is it durable? is --data-dir shmqd's?)", args.queue,
                               data_dir.string()));

@@ -74,7 +74,7 @@ struct JournalPipeline::Shared {
 namespace {
 
 journal::Options writer_options(const JournalPipeline::Shared& s) {
-  journal::Options o = journal_options(s.map.max_message, s.settings.salvage);
+  journal::Options o = journal::options_for_queue(s.map.max_message, s.settings.salvage);
   o.segment_bytes = s.settings.segment_bytes;
   return o;
 }

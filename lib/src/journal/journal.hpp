@@ -67,6 +67,12 @@ struct Options {
   bool salvage = false;  // skip damage in the middle (and report it) instead of refusing
 };
 
+// How to read and write the journal of a queue whose messages are at most
+// `max_message` bytes: records are refused (and not believed) beyond that, or
+// beyond the room a checkpoint of full tables needs. The one rule for shmqd's
+// Writer and every reader of a queue's journal.
+[[nodiscard]] Options options_for_queue(std::uint32_t max_message, bool salvage = false);
+
 // A damaged stretch of one segment file, and the positions it held.
 struct Damage {
   std::filesystem::path file;
