@@ -5,12 +5,12 @@
 #include <filesystem>
 #include <iostream>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
-#include "journal/journal.hpp"
 #include "commands.hpp"
 #include "shmq/journal.hpp"
 #include "shmq/producer.hpp"
@@ -101,18 +101,18 @@ void dump_journal(const DumpArgs& args, const std::string& ns) {
   }
   std::uint64_t left = args.limit.value_or(UINT64_MAX);
   try {
-    auto cursor = journal::Cursor::open(dir, args.queue, args.from.value_or(0));
-    for (auto record = cursor.next(); record && left > 0; record = cursor.next(), --left) {
+    auto cursor = JournalCursor::open(args.queue, data_dir, args.from.value_or(0));
+    for (auto entry = cursor.next(); entry && left > 0; entry = cursor.next(), --left) {
       RecordInfo info;
-      info.position = record->position;
-      info.length = static_cast<std::uint32_t>(record->payload.size());
-      info.producer_id = record->producer_id;
-      info.sequence = record->sequence;
-      info.timestamp_ns = record->timestamp_ns;
-      info.payload.assign(record->payload.begin(), record->payload.end());
+      info.position = entry->position;
+      info.length = static_cast<std::uint32_t>(entry->payload.size());
+      info.producer_id = entry->producer_id;
+      info.sequence = entry->sequence;
+      info.timestamp_ns = entry->timestamp_ns;
+      info.payload = std::move(entry->payload);
       print(info);
     }
-  } catch (const journal::JournalError& e) {
+  } catch (const Error& e) {
     throw Failure(fmt::format("journal of queue '{}': {}", args.queue, e.what()));
   }
 }
