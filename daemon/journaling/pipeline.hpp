@@ -1,11 +1,13 @@
 // The journal of one durable queue, kept by two threads:
-//   - the drain thread reads committed records from the ring, in position
-//     order, like a consumer group that never acks, and hands batches of them
-//     (pointers into the ring: no copy) to
-//   - the writer thread (moodycamel queue in between), which appends every
-//     batch it finds waiting, publishes journal_written (the ring may now
-//     reuse those bytes), fdatasyncs once for all of them (group commit),
-//     publishes journal_synced and wakes durable confirms.
+//   - the drain thread (drain.cpp) reads committed records from the ring, in
+//     position order, like a consumer group that never acks, and hands
+//     batches of them (pointers into the ring: no copy) to
+//   - the writer thread (group_commit.cpp; a moodycamel queue in between),
+//     which appends every batch it finds waiting, fdatasyncs once for all of
+//     them (group commit), and only then publishes journal_written (the ring
+//     may now reuse those bytes) and journal_synced, and wakes durable
+//     confirms: until the sync succeeded, the records are what a failure
+//     makes it write again.
 // The ring cannot overwrite a record before journal_written passes it (the
 // producers' release floor includes it), so the pointers stay valid.
 //
