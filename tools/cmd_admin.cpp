@@ -10,24 +10,23 @@
 
 #include "cli.hpp"
 #include "commands.hpp"
-#include "journal/journal.hpp"
-#include "shm/layout.hpp"
+#include "shmq/journal.hpp"
 #include "text.hpp"
 
 namespace shmq::tools {
 
 namespace {
 
-// What a queue's segment takes of /dev/shm: the ring, and beside it a commit
-// word per 64-byte chunk of the ring and, per consumer group entry, a state
-// word per chunk (lib/src/layout.hpp), whether or not the group exists.
+// What a queue's segment takes of /dev/shm (Queue::segment_bytes): the ring,
+// and beside it a commit word per 64-byte chunk of the ring and, per consumer
+// group entry, a state word per chunk, whether or not the group exists.
 std::string segment_size_line(const std::string& queue, const QueueOptions& o) {
-  const layout::Geometry g = layout::geometry(o.capacity, o.max_producers, o.max_groups, o.max_consumers);
-  const std::uint64_t per_group = 8 * g.chunks;  // a state word per chunk
-  const std::uint64_t rest = g.segment_bytes - o.capacity - per_group * o.max_groups;
+  const std::uint64_t segment_bytes = Queue::segment_bytes(o);
+  const std::uint64_t per_group = o.capacity / 64 * 8;  // an 8-byte state word per 64-byte chunk
+  const std::uint64_t rest = segment_bytes - o.capacity - per_group * o.max_groups;
   return fmt::format("created queue '{}': {} ring, {} of /dev/shm ({} groups x {} of delivery state: fewer "
                      "with --max-groups; {} of commit words and tables)\n",
-                     queue, human_bytes(o.capacity), human_bytes(g.segment_bytes), o.max_groups,
+                     queue, human_bytes(o.capacity), human_bytes(segment_bytes), o.max_groups,
                      human_bytes(per_group), human_bytes(rest));
 }
 
@@ -53,7 +52,8 @@ namespace {
 // What deleting the queue would destroy that no group has acknowledged: its
 // messages from the segment's counts when it opens; otherwise (the segment
 // gone, or half-built) any record its journal holds.
-std::string unacked_messages(const std::string& queue, const std::string& ns, const std::filesystem::path& dir) {
+std::string unacked_messages(const std::string& queue, const std::string& ns,
+                             const std::filesystem::path& data_dir) {
   try {
     const QueueInfo q = Queue::open_read_only(queue, ns).info();
     std::uint64_t unacked = 0;
@@ -62,8 +62,8 @@ std::string unacked_messages(const std::string& queue, const std::string& ns, co
     return unacked == 0 ? "" : std::to_string(unacked) + " message(s) no group has acknowledged";
   } catch (const Error&) {
     try {
-      if (!journal::Cursor::open(dir, queue, 0).next()) return "";
-    } catch (const journal::JournalError&) {
+      if (!JournalCursor::open(queue, data_dir).next()) return "";
+    } catch (const Error&) {
       // damaged: it may still hold messages
     }
     return "messages (its queue is not there to tell which are acknowledged)";
@@ -77,17 +77,18 @@ int run_delete(const DeleteArgs& args, const std::string& ns) {
   // A durable queue's journal goes too, or the next shmqd would rebuild the
   // queue from it. First: a running shmqd sets aside the journal of a queue
   // whose segment vanishes (docs/journal.md).
+  std::filesystem::path data_dir;
   std::filesystem::path dir;
   try {
-    dir = (args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir)) / "journal" /
-          args.queue;
+    data_dir = args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir);
+    dir = journal_dir(data_dir, args.queue);
   } catch (const Error&) {
     // No data directory can be named (no HOME): then there is no journal either.
   }
   std::error_code ec;
   const bool has_journal = !dir.empty() && std::filesystem::exists(dir, ec);
   if (has_journal && !args.force) {
-    const std::string unacked = unacked_messages(args.queue, ns, dir);
+    const std::string unacked = unacked_messages(args.queue, ns, data_dir);
     if (!unacked.empty()) {
       throw Failure("queue '" + args.queue + "' is durable: deleting it destroys its journal " + dir.string() +
                     ", which holds " + unacked + "; add --force to destroy them");

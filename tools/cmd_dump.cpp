@@ -5,13 +5,14 @@
 #include <filesystem>
 #include <iostream>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli.hpp"
-#include "journal/journal.hpp"
 #include "commands.hpp"
+#include "shmq/journal.hpp"
 #include "shmq/producer.hpp"
 #include "text.hpp"
 
@@ -87,7 +88,7 @@ void print_header(const QueueInfo& info) {
 void dump_journal(const DumpArgs& args, const std::string& ns) {
   validate_name(args.queue);
   const std::filesystem::path data_dir = args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir);
-  const std::filesystem::path dir = data_dir / "journal" / args.queue;
+  const std::filesystem::path dir = journal_dir(data_dir, args.queue);
   if (!std::filesystem::is_directory(dir)) {
     throw Failure(fmt::format("no journal of queue '{}' in {} (is it durable? is --data-dir shmqd's?)", args.queue,
                               data_dir.string()));
@@ -100,18 +101,18 @@ void dump_journal(const DumpArgs& args, const std::string& ns) {
   }
   std::uint64_t left = args.limit.value_or(UINT64_MAX);
   try {
-    auto cursor = journal::Cursor::open(dir, args.queue, args.from.value_or(0));
-    for (auto record = cursor.next(); record && left > 0; record = cursor.next(), --left) {
+    auto cursor = JournalCursor::open(args.queue, data_dir, args.from.value_or(0));
+    for (auto entry = cursor.next(); entry && left > 0; entry = cursor.next(), --left) {
       RecordInfo info;
-      info.position = record->position;
-      info.length = static_cast<std::uint32_t>(record->payload.size());
-      info.producer_id = record->producer_id;
-      info.sequence = record->sequence;
-      info.timestamp_ns = record->timestamp_ns;
-      info.payload.assign(record->payload.begin(), record->payload.end());
+      info.position = entry->position;
+      info.length = static_cast<std::uint32_t>(entry->payload.size());
+      info.producer_id = entry->producer_id;
+      info.sequence = entry->sequence;
+      info.timestamp_ns = entry->timestamp_ns;
+      info.payload = std::move(entry->payload);
       print(info);
     }
-  } catch (const journal::JournalError& e) {
+  } catch (const Error& e) {
     throw Failure(fmt::format("journal of queue '{}': {}", args.queue, e.what()));
   }
 }

@@ -9,6 +9,7 @@
 #include "cli.hpp"
 #include "commands.hpp"
 #include "shmq/consumer.hpp"
+#include "shmq/journal.hpp"
 #include "text.hpp"
 
 namespace shmq::tools {
@@ -140,7 +141,7 @@ int run_group_seek(const GroupArgs& args, const std::string& ns) {
   options.start_position = args.to.position;
   options.start_time_ns = args.to.time_ns;
   if (!args.data_dir.empty()) {
-    options.journal_dir = (std::filesystem::path(args.data_dir) / "journal" / args.queue).string();
+    options.journal_dir = journal_dir(args.data_dir, args.queue).string();
   }
   {
     const Consumer consumer = Consumer::join(queue, args.group, options);

@@ -13,8 +13,8 @@ namespace {
 
 bool has_records(const std::filesystem::path& dir, const Queue& queue, bool salvage) {
   try {
-    return journal::Cursor::open(dir, queue.name(), 0, journal_options(queue.max_message(), salvage)).next()
-        .has_value();
+    const auto options = journal::options_for_queue(queue.max_message(), salvage);
+    return journal::Cursor::open(dir, queue.name(), 0, options).next().has_value();
   } catch (const journal::JournalError&) {
     return true;  // damaged: it holds something, and nothing may be written over it
   }

@@ -1,13 +1,13 @@
 // The journal of one durable queue, kept by two threads:
-//   - the drain thread reads committed records from the ring, in position
-//     order, like a consumer group that never acks, and hands batches of them
-//     (pointers into the ring: no copy) to
-//   - the writer thread (moodycamel queue in between), which appends every
-//     batch it finds waiting (copying the payloads into the files), then
-//     fdatasyncs once for all of them (group commit), and only then
-//     publishes journal_written (the ring may now reuse those bytes), clears
-//     journal_error, publishes journal_synced and wakes durable confirms and
-//     consumers (persist() in pipeline.cpp).
+//   - the drain thread (drain.cpp) reads committed records from the ring, in
+//     position order, like a consumer group that never acks, and hands
+//     batches of them (pointers into the ring: no copy) to
+//   - the writer thread (group_commit.cpp; a moodycamel queue in between),
+//     which appends every batch it finds waiting (copying the payloads into
+//     the files), then fdatasyncs once for all of them (group commit), and
+//     only then publishes journal_written (the ring may now reuse those
+//     bytes), clears journal_error, publishes journal_synced and wakes durable
+//     confirms and consumers (persist() in group_commit.cpp).
 // The ring cannot overwrite a record before journal_written passes it (the
 // producers' release floor includes it), so the pointers stay valid; and
 // since journal_written moves only after a good sync, a failed fdatasync

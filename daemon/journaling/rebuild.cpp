@@ -10,8 +10,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "journal/journal.hpp"
 #include "journaling/store.hpp"
+#include "journaling/writer.hpp"
 #include "shm/layout.hpp"
 #include "shm/mapping.hpp"
 #include "shm/prepared_create.hpp"
@@ -36,7 +36,10 @@ struct GroupResume {
 class Rebuilder {
  public:
   Rebuilder(const std::filesystem::path& dir, std::string name, const QueueOptions& options, bool salvage)
-      : dir_(dir), name_(std::move(name)), options_(options), journal_options_(journal_options(options.max_message, salvage)) {}
+      : dir_(dir),
+        name_(std::move(name)),
+        options_(options),
+        journal_options_(journal::options_for_queue(options.max_message, salvage)) {}
 
   [[nodiscard]] const RebuildReport& report() const { return report_; }
 

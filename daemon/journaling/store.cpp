@@ -22,12 +22,6 @@ namespace {
 
 constexpr const char* kOptionsFile = "queue.json";
 
-}  // namespace
-
-fs::path journal_dir(const fs::path& data_dir, std::string_view queue) { return data_dir / "journal" / queue; }
-
-namespace {
-
 nlohmann::json read_json(const fs::path& file) {
   std::ifstream in(file);
   if (!in) return nullptr;
@@ -93,16 +87,6 @@ std::uint64_t read_journal_id(const fs::path& dir) {
   const nlohmann::json j = read_json(dir / kOptionsFile);
   if (!j.is_object() || !j.contains("journal_id") || !j["journal_id"].is_number_unsigned()) return 0;
   return j["journal_id"].get<std::uint64_t>();
-}
-
-journal::Options journal_options(std::uint32_t max_message, bool salvage) {
-  // A checkpoint of 64 groups and 255 producers, names of 255 bytes each, is
-  // well below 1 MiB.
-  constexpr std::uint32_t kCheckpointRoom = 1u << 20;
-  journal::Options o;
-  o.max_payload = std::max(max_message, kCheckpointRoom);
-  o.salvage = salvage;
-  return o;
 }
 
 QueueOptions options_of(const Queue& queue) {

@@ -1,6 +1,7 @@
-// Where shmqd keeps each durable queue's journal, and what it needs besides
-// the records to recreate the queue: <data-dir>/journal/<queue>/ holds the
-// segment files (daemon/journal) and queue.json, the queue's creation options.
+// What shmqd keeps beside each durable queue's journal to recreate the queue:
+// the journal's directory, <data-dir>/journal/<queue>/ (shmq::journal_dir),
+// holds the segment files (daemon/journaling) and queue.json, the queue's
+// creation options.
 #pragma once
 
 #include <cstdint>
@@ -11,11 +12,10 @@
 #include <string_view>
 
 #include "journal/journal.hpp"
+#include "shmq/journal.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq::daemon {
-
-[[nodiscard]] std::filesystem::path journal_dir(const std::filesystem::path& data_dir, std::string_view queue);
 
 // Written when shmqd starts journaling a queue; read to recreate it. With
 // the journal's identity (journal_id 0: keep the one the file has). Written
@@ -27,10 +27,6 @@ void write_queue_options(const std::filesystem::path& dir, const QueueOptions& o
 // The journal's identity from queue.json; 0 when it has none (no file yet, or
 // a journal from before identities).
 [[nodiscard]] std::uint64_t read_journal_id(const std::filesystem::path& dir);
-// How to read and write the journal of a queue whose messages are at most
-// `max_message` bytes: records are refused (and not believed) beyond that, or
-// beyond the room a checkpoint of full tables needs.
-[[nodiscard]] journal::Options journal_options(std::uint32_t max_message, bool salvage);
 
 // The options an open queue was created with.
 [[nodiscard]] QueueOptions options_of(const Queue& queue);

@@ -15,6 +15,7 @@
 
 #include "daemon_support.hpp"
 #include "journal/journal.hpp"
+#include "shmq/journal.hpp"
 
 namespace shmq::test {
 namespace {
@@ -31,7 +32,7 @@ Queue make_durable_queue(std::uint64_t capacity = 64 << 10, std::uint32_t max_me
 
 class DurableTest : public DaemonTest {
  protected:
-  fs::path journal() const { return fs::path(dir_) / "journal" / "dq"; }
+  fs::path journal() const { return journal_dir(dir_, "dq"); }
 
   // The journal's data records as "producer:seq" in position order.
   std::vector<std::string> journaled() const {

@@ -14,6 +14,7 @@
 
 #include "daemon_support.hpp"
 #include "journal/journal.hpp"
+#include "shmq/journal.hpp"
 
 namespace shmq::test {
 namespace {
@@ -294,7 +295,7 @@ TEST_F(LifecycleTest, ASecondShmqdWithAnotherDataDirRefusesNamingTheFirst) {
   const std::string text = slurp(log);
   EXPECT_NE(text.find("pid " + std::to_string(first.pid())), std::string::npos) << text;
   EXPECT_NE(text.find(fs::absolute(dir_).string()), std::string::npos) << "names its data directory: " << text;
-  EXPECT_FALSE(fs::exists(fs::path(other) / "journal" / "dq")) << "the second journaled nothing";
+  EXPECT_FALSE(fs::exists(journal_dir(other, "dq"))) << "the second journaled nothing";
   EXPECT_EQ(daemon_data_dir(), fs::absolute(dir_)) << "clients find the running shmqd's data directory";
 }
 

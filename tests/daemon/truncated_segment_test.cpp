@@ -9,7 +9,7 @@
 
 #include "daemon_support.hpp"
 #include "journal/journal.hpp"
-#include "journaling/store.hpp"
+#include "shmq/journal.hpp"
 #include "shmq/sigbus.hpp"
 
 namespace shmq::test {
@@ -109,7 +109,7 @@ pid_t spawn_busy_producer(const std::string& queue, const Pipe& busy) {
 // The journal of `queue` holds only what its producer sent: nothing copied
 // from the zero pages that replaced the ring.
 void expect_journal_holds_only_real_records(const std::string& dir, const std::string& queue) {
-  auto cursor = journal::Cursor::open(daemon::journal_dir(dir, queue), queue, 0);
+  auto cursor = journal::Cursor::open(journal_dir(dir, queue), queue, 0);
   std::uint64_t records = 0;
   while (const auto r = cursor.next()) {
     const std::string text(reinterpret_cast<const char*>(r->payload.data()), r->payload.size());

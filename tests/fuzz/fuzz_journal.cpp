@@ -1,4 +1,4 @@
-// Fuzz target: the segment files of a journal directory (daemon/journal), as a
+// Fuzz target: the segment files of a journal directory (daemon/journaling), as a
 // crash, a bad disk or a hostile user could leave them. recover() (with and
 // without salvage), a Cursor read to its end, first_at_or_after_time() and a
 // Writer opened on what recovery kept must each succeed or throw JournalError;
@@ -35,6 +35,7 @@
 #include "journal/crc32c.hpp"
 #include "journal/format.hpp"
 #include "journal/journal.hpp"
+#include "journaling/writer.hpp"
 
 namespace {
 

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "journal/journal.hpp"
+#include "journaling/writer.hpp"
 
 namespace {
 

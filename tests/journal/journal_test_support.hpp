@@ -18,6 +18,7 @@
 
 #include "journal/format.hpp"
 #include "journal/journal.hpp"
+#include "journaling/writer.hpp"
 
 namespace shmq::journal::test {
 

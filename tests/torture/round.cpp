@@ -16,6 +16,7 @@
 #include "child.hpp"
 #include "lifecycle.hpp"
 #include "shmq/consumer.hpp"
+#include "shmq/journal.hpp"
 #include "verify.hpp"
 #include "workers.hpp"
 
@@ -226,7 +227,7 @@ class Round {
   void stop_standby();
   [[nodiscard]] bool journal_begun() const {
     std::error_code ec;
-    return std::filesystem::exists(std::filesystem::path(plan_.data_dir) / "journal" / plan_.queue / "queue.json", ec);
+    return std::filesystem::exists(journal_dir(plan_.data_dir, plan_.queue) / "queue.json", ec);
   }
   [[nodiscard]] std::filesystem::path filler_path() const {
     return std::filesystem::path(plan_.data_dir) / "filler";
@@ -416,7 +417,7 @@ void Round::spawn_consumer(std::size_t index) {
                   .group = group.name,
                   .log = plan_.log_dir + "/consumer-" + group.name + "-" + std::to_string(member) + "-" +
                          std::to_string(w.incarnation) + ".log",
-                  .journal_dir = (std::filesystem::path(plan_.data_dir) / "journal" / plan_.queue).string(),
+                  .journal_dir = journal_dir(plan_.data_dir, plan_.queue).string(),
                   .prefetch = group.prefetch,
                   .max_batch = group.max_batch,
                   .work_us = group.work_us,
@@ -1042,7 +1043,7 @@ void Round::verify() {
 // queue (at the round's end) makes shmqd delete it: keep a copy in the logs.
 void Round::keep_journal() {
   namespace fs = std::filesystem;
-  const fs::path journal = fs::path(plan_.data_dir) / "journal" / plan_.queue;
+  const fs::path journal = journal_dir(plan_.data_dir, plan_.queue);
   std::error_code ec;
   fs::copy(journal, fs::path(plan_.log_dir) / "journal-kept", fs::copy_options::recursive, ec);
   if (ec) fail("could not keep the journal " + journal.string() + ": " + ec.message());

@@ -84,6 +84,20 @@ TEST_F(ValidationTest, OptionsAreTheQueuesOwn) {
   expect_created(Queue::open("durable").options(), "durable, opened");
 }
 
+// Queue::segment_bytes: what shmq create reports a queue takes of /dev/shm.
+TEST_F(ValidationTest, SegmentBytesIsTheSizeOfTheSegment) {
+  QueueOptions o;
+  o.capacity = 64 << 10;
+  o.max_message = 1024;
+  o.max_groups = 3;
+  Queue::create("q", o);
+  EXPECT_EQ(Queue::segment_bytes(o), std::filesystem::file_size(path("q")));
+  QueueOptions more_groups = o;
+  more_groups.max_groups = 4;
+  EXPECT_GE(Queue::segment_bytes(more_groups), Queue::segment_bytes(o) + o.capacity / 8)
+      << "a state word (8 bytes) per 64-byte chunk of the ring per group";
+}
+
 TEST_F(ValidationTest, MissingDuplicateAndRemove) {
   EXPECT_EQ(code_of([&] { Queue::open("nope"); }), Errc::NotFound);
   Queue::create("q");

@@ -172,6 +172,10 @@ class SHMQ_API Queue {
   static bool remove(std::string_view name, std::string_view ns = {});
   // Names of the queues in the namespace (segments present in /dev/shm).
   static std::vector<std::string> list(std::string_view ns = {});
+  // What a queue of `options` takes of /dev/shm: its ring and, beside it, a
+  // commit word per 64-byte chunk of the ring, a state word per chunk per
+  // consumer group entry, and the tables. For options create() accepts.
+  [[nodiscard]] static std::uint64_t segment_bytes(const QueueOptions& options);
 
   [[nodiscard]] const std::string& name() const noexcept;
   [[nodiscard]] const std::string& ns() const noexcept;

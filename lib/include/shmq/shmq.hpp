@@ -2,6 +2,7 @@
 #pragma once
 
 #include "shmq/consumer.hpp"
+#include "shmq/journal.hpp"
 #include "shmq/producer.hpp"
 #include "shmq/queue.hpp"
 #include "shmq/status.hpp"

@@ -1,7 +1,5 @@
 #include "durable/journal_reader.hpp"
 
-#include <algorithm>
-
 #include "journal/journal.hpp"
 #include "shm/layout.hpp"
 
@@ -12,7 +10,7 @@ static_assert(shmq::journal::kDefaultFirstPosition == shmq::layout::kFirstPositi
 namespace shmq::detail {
 
 JournalReader::JournalReader(std::filesystem::path dir, std::string queue, std::uint32_t max_message)
-    : dir_(std::move(dir)), queue_(std::move(queue)), max_payload_(std::max<std::uint32_t>(max_message, 1u << 20)) {}
+    : dir_(std::move(dir)), queue_(std::move(queue)), max_message_(max_message) {}
 JournalReader::JournalReader(JournalReader&&) noexcept = default;
 JournalReader& JournalReader::operator=(JournalReader&&) noexcept = default;
 JournalReader::~JournalReader() = default;
@@ -23,9 +21,8 @@ JournalRecord* JournalReader::peek(std::uint64_t from) {
   next_.reset();
   // A reader that died may send us back (its records are read again): reopen.
   if (!cursor_ || from < cursor_from_) {
-    journal::Options options;
-    options.max_payload = max_payload_;
-    cursor_ = std::make_unique<journal::Cursor>(journal::Cursor::open(dir_, queue_, from, options));
+    cursor_ = std::make_unique<journal::Cursor>(
+        journal::Cursor::open(dir_, queue_, from, journal::options_for_queue(max_message_)));
     cursor_from_ = from;
     std::error_code ec;
     if (!std::filesystem::is_directory(dir_, ec)) {

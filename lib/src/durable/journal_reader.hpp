@@ -41,7 +41,7 @@ class JournalReader {
  private:
   std::filesystem::path dir_;
   std::string queue_;
-  std::uint32_t max_payload_;
+  std::uint32_t max_message_;  // the queue's: journal::options_for_queue()
   std::unique_ptr<journal::Cursor> cursor_;
   std::uint64_t cursor_from_ = 0;  // the cursor returns nothing below this
   std::optional<JournalRecord> next_;

@@ -2,7 +2,7 @@
 // entirely below a floor position.
 #include <system_error>
 
-#include "journal/writer_state.hpp"
+#include "journaling/writer_state.hpp"
 
 namespace shmq::journal {
 

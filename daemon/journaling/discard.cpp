@@ -2,7 +2,7 @@
 // "Writing"): nothing written since the last good sync is trusted.
 #include <fcntl.h>
 
-#include "journal/journal.hpp"
+#include "journaling/writer.hpp"
 #include "journal/scanner.hpp"
 #include "journal/segment_files.hpp"
 

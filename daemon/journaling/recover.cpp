@@ -1,5 +1,5 @@
 // recover(): the rules of docs/journal.md, "Recovery".
-#include "journal/recovery.hpp"
+#include "journaling/recover.hpp"
 
 #include <fcntl.h>
 

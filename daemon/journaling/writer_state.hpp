@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "journal/file.hpp"
-#include "journal/journal.hpp"
+#include "journaling/writer.hpp"
 
 namespace shmq::journal {
 

@@ -1,11 +1,13 @@
+// The Writer: appends records and checkpoints to the last segment, rolling
+// to a new one beyond segment_bytes.
 #include <fcntl.h>
 
 #include <chrono>
 
 #include "journal/format.hpp"
-#include "journal/recovery.hpp"
 #include "journal/segment_files.hpp"
-#include "journal/writer_state.hpp"
+#include "journaling/recover.hpp"
+#include "journaling/writer_state.hpp"
 
 namespace shmq::journal {
 namespace {

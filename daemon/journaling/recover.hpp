@@ -1,7 +1,7 @@
 // recover() for a caller that holds the journal's directory lock already.
 #pragma once
 
-#include "journal/journal.hpp"
+#include "journaling/writer.hpp"
 
 namespace shmq::journal {
 
