@@ -15,6 +15,7 @@
 #include "instance_lock.hpp"
 #include "journaling/binding.hpp"
 #include "journaling/rebuild.hpp"
+#include "journal/journal.hpp"
 #include "journaling/store.hpp"
 #include "shm/layout.hpp"
 #include "shm/mapping.hpp"
@@ -41,7 +42,7 @@ int error_number(const std::exception& e) {
 // A durable queue whose journal is here but whose segment is not (a reboot,
 // a power loss) is created anew from the journal, before clients come.
 void Watcher::rebuild_missing_queues() {
-  const auto root = journal_.data_dir / "journal";
+  const auto root = journal::journals_root(journal_.data_dir);
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(root, ec)) {
     const std::string name = entry.path().filename().string();

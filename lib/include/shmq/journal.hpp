@@ -15,11 +15,13 @@
 #include <string_view>
 #include <vector>
 
+#include "shmq/export.hpp"
+
 namespace shmq {
 
 // Where shmqd keeps the journal of queue `queue`: <data_dir>/journal/<queue>
 // (data_dir: shmqd's, daemon_data_dir(ns) for the namespace's shmqd).
-[[nodiscard]] std::filesystem::path journal_dir(const std::filesystem::path& data_dir, std::string_view queue);
+[[nodiscard]] SHMQ_API std::filesystem::path journal_dir(const std::filesystem::path& data_dir, std::string_view queue);
 
 // One data record of the journal, as the ring held it.
 struct JournalEntry {
@@ -33,7 +35,7 @@ struct JournalEntry {
 // The records of one queue's journal in position order, from a position on;
 // following shmqd into the segment files it adds. (Not the reader a consumer
 // group uses inside libshmq, which hands records to the group.)
-class JournalCursor {
+class SHMQ_API JournalCursor {
  public:
   // Opens the journal of `queue` in shmqd's data directory `data_dir` at the
   // first record at or after `from` (at the oldest one retained when `from`
@@ -55,7 +57,7 @@ class JournalCursor {
   [[nodiscard]] const std::filesystem::path& dir() const noexcept;
 
  private:
-  struct State;
+  struct SHMQ_LOCAL State;  // libshmq's own (lib/src/journal)
   explicit JournalCursor(std::unique_ptr<State> state);
   std::unique_ptr<State> s_;
 };

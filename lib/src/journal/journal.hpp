@@ -67,6 +67,10 @@ struct Options {
   bool salvage = false;  // skip damage in the middle (and report it) instead of refusing
 };
 
+// The folder of every queue's journal in shmqd's data directory `data_dir`
+// (shmq::journal_dir(data_dir, queue) is one queue's, in it).
+[[nodiscard]] std::filesystem::path journals_root(const std::filesystem::path& data_dir);
+
 // How to read and write the journal of a queue whose messages are at most
 // `max_message` bytes: records are refused (and not believed) beyond that, or
 // beyond the room a checkpoint of full tables needs. The one rule for shmqd's

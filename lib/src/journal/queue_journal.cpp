@@ -8,10 +8,12 @@
 namespace shmq {
 
 std::filesystem::path journal_dir(const std::filesystem::path& data_dir, std::string_view queue) {
-  return data_dir / "journal" / queue;
+  return journal::journals_root(data_dir) / queue;
 }
 
 namespace journal {
+
+std::filesystem::path journals_root(const std::filesystem::path& data_dir) { return data_dir / "journal"; }
 
 Options options_for_queue(std::uint32_t max_message, bool salvage) {
   // A checkpoint of 64 groups and 255 producers, names of 255 bytes each, is

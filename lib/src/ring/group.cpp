@@ -13,6 +13,7 @@
 #include "shm/groups_epoch.hpp"
 #include "shm/process.hpp"
 #include "shm/wait.hpp"
+#include "shmq/journal.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq {
@@ -105,8 +106,7 @@ std::uint64_t start_position(const Mapping& m, std::uint32_t self, const Consume
 // which may reach further back than the ring. Read before taking the lock.
 std::optional<std::uint64_t> journal_start(const Mapping& m, const ConsumerOptions& o) {
   if (!m.durable || o.start == StartAt::Newest) return std::nullopt;
-  journal::Options options;
-  options.max_payload = std::max<std::uint32_t>(m.max_message, 1u << 20);
+  const journal::Options options = journal::options_for_queue(m.max_message);
   try {
     if (o.start == StartAt::Time) return journal::first_at_or_after_time(o.journal_dir, m.name, o.start_time_ns, options);
     auto cursor = journal::Cursor::open(o.journal_dir, m.name, o.start == StartAt::Position ? o.start_position : 0, options);
@@ -205,7 +205,7 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   st->options = std::move(options);
   if (m.durable && st->options.journal_dir.empty()) {
     try {
-      st->options.journal_dir = (daemon_data_dir(m.ns) / "journal" / m.name).string();
+      st->options.journal_dir = journal_dir(daemon_data_dir(m.ns), m.name).string();
     } catch (const Error&) {  // no HOME: only a group that must read the journal fails, and says why
     }
   }

@@ -19,6 +19,7 @@
 #include "shm/prepared_create.hpp"
 #include "shm/process.hpp"
 #include "shm/segment.hpp"
+#include "shmq/journal.hpp"
 
 namespace shmq {
 namespace {
@@ -91,7 +92,7 @@ void initialise(Mapping& m, const QueueOptions& o, const Geometry& g, const deta
 void refuse_if_journaled(const std::string& ns, std::string_view name) {
   std::filesystem::path dir;
   try {
-    dir = daemon_data_dir(ns) / "journal" / name;
+    dir = journal_dir(daemon_data_dir(ns), name);
   } catch (const Error&) {
     return;  // no data directory can be named (no HOME): then there is no journal either
   }
