@@ -1,5 +1,5 @@
 // Repairs after dead clients. Every function runs under the SegmentLock and
-// is idempotent (see recovery.hpp). The invariants it restores are listed in
+// is idempotent (see recovery/repair.hpp). The invariants it restores are listed in
 // docs/design.md ("Crash recovery").
 #include "recovery/repair.hpp"
 

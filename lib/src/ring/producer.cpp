@@ -1,7 +1,7 @@
 // The producer: claim (CAS on tail), write, commit (store the commit word).
 //
 // A claim is announced in the producer's own entry before the CAS, so the
-// owner of any uncommitted record is provable after a crash (recovery.cpp).
+// owner of any uncommitted record is provable after a crash (recovery/repair.cpp).
 #include <cstring>
 
 #include "durable/group_journal.hpp"
@@ -250,7 +250,7 @@ std::uint64_t Producer::commit() noexcept {
   const std::uint64_t now = s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
   write_header(m, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq, now);
   // last_seq before the commit word: a crash between the two leaves a hole
-  // whose repair rolls last_seq back to claim_prev_seq (recovery.cpp).
+  // whose repair rolls last_seq back to claim_prev_seq (recovery/repair.cpp).
   s.slot->last_seq.store(s.claim_seq, std::memory_order_relaxed);
   // With last_seq, before the commit word, so that a re-attach that sees the
   // sequence also waits for its record (relaxed: read only by attach, under
