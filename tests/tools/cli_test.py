@@ -472,9 +472,11 @@ class RecvTest(ToolTest):
         self.shmq("create", "one", "--max-producers", "1")
         recv = subprocess.Popen([SHMQ, "recv", "one", "--format", "json", "--count", "2"], env=self.env,
                                 stdout=subprocess.PIPE)
+        self.wait_for(lambda: [g["members"] for g in self.queue_stat("one")["groups"]] == [1], "recv to join")
         self.shmq("send", "one", "--producer", "a", input="from a\n")
         first = json.loads(recv.stdout.readline())
-        self.wait_for(lambda: self.queue_stat("one")["groups"][0]["in_flight"] == 0, "the ack of a's message")
+        # Released (lag 0), not only acked: only then may "b" take the entry.
+        self.wait_for(lambda: self.queue_stat("one")["groups"][0]["lag_bytes"] == 0, "the release of a's message")
         self.shmq("send", "one", "--producer", "b", input="from b\n")
         second = json.loads(recv.stdout.readline())
         self.assertEqual(recv.wait(timeout=10), 0)
