@@ -80,7 +80,7 @@ int run_delete(const DeleteArgs& args, const std::string& ns) {
   std::filesystem::path data_dir;
   std::filesystem::path dir;
   try {
-    data_dir = args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir);
+    data_dir = data_dir_or_daemons(args.data_dir, ns);
     dir = journal_dir(data_dir, args.queue);
   } catch (const Error&) {
     // No data directory can be named (no HOME): then there is no journal either.

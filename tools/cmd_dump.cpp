@@ -87,7 +87,7 @@ void print_header(const QueueInfo& info) {
 // reads alongside a running shmqd and cuts nothing (a torn tail just ends it).
 void dump_journal(const DumpArgs& args, const std::string& ns) {
   validate_name(args.queue);
-  const std::filesystem::path data_dir = args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir);
+  const std::filesystem::path data_dir = data_dir_or_daemons(args.data_dir, ns);
   const std::filesystem::path dir = journal_dir(data_dir, args.queue);
   if (!std::filesystem::is_directory(dir)) {
     throw Failure(fmt::format("no journal of queue '{}' in {} (is it durable? is --data-dir shmqd's?)", args.queue,

@@ -96,8 +96,7 @@ int run_recv(const RecvArgs& args, const std::string& ns) {
   options.prefetch = 1;  // each message is acked before the next is taken
   std::filesystem::path journal;
   try {
-    journal = journal_dir(args.data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(args.data_dir),
-                          args.queue);
+    journal = journal_dir(data_dir_or_daemons(args.data_dir, ns), args.queue);
     options.journal_dir = journal.string();
   } catch (const Error&) {
     // no data directory can be named (no HOME): a group that must read the journal says so

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,13 +15,20 @@
 
 namespace shmq::tools {
 
+// shmqd's data directory, where a durable queue's journal is: --data-dir when
+// given, else the running (or last) shmqd's. Throws Error when none can be
+// named (no HOME).
+inline std::filesystem::path data_dir_or_daemons(const std::string& data_dir, const std::string& ns) {
+  return data_dir.empty() ? daemon_data_dir(ns) : std::filesystem::path(data_dir);
+}
+
 struct CreateArgs {
   std::string queue;
   QueueOptions options;
   std::optional<std::uint32_t> max_message;  // default: 64K, or capacity/8 when smaller
 };
 int run_create(const CreateArgs& args, const std::string& ns);
-// Also removes a durable queue's journal from shmqd's data directory (empty: default_data_dir(ns)).
+// Also removes a durable queue's journal from shmqd's data directory (data_dir_or_daemons).
 struct DeleteArgs {
   std::string queue;
   std::string data_dir;  // empty: daemon_data_dir(ns)
@@ -53,7 +61,7 @@ int run_recv(const RecvArgs& args, const std::string& ns);
 struct DumpArgs {
   std::string queue;
   bool journal = false;
-  std::string data_dir;  // --journal: shmqd's data directory; empty: default_data_dir(ns)
+  std::string data_dir;  // --journal: shmqd's data directory; empty: daemon_data_dir(ns)
   bool json = false;
   std::optional<std::uint64_t> from;  // log position; none: the oldest retained (--follow: the newest)
   std::optional<std::uint64_t> limit;
