@@ -11,7 +11,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "shm/mapping.hpp"
 #include "unique_fd.hpp"
 
 namespace shmq::daemon {
@@ -87,19 +86,6 @@ std::uint64_t read_journal_id(const fs::path& dir) {
   const nlohmann::json j = read_json(dir / kOptionsFile);
   if (!j.is_object() || !j.contains("journal_id") || !j["journal_id"].is_number_unsigned()) return 0;
   return j["journal_id"].get<std::uint64_t>();
-}
-
-QueueOptions options_of(const Queue& queue) {
-  const detail::Mapping& m = *detail::mapping_of(queue);
-  QueueOptions o;
-  o.capacity = m.capacity;
-  o.max_message = m.max_message;
-  o.max_producers = m.max_producers;
-  o.max_groups = m.max_groups;
-  o.max_consumers = m.max_consumers;
-  o.mode = m.header->super.mode & 0777;
-  o.durable = m.durable;
-  return o;
 }
 
 JournaledProducers journaled_producers(const fs::path& dir, std::string_view queue,

@@ -28,9 +28,6 @@ void write_queue_options(const std::filesystem::path& dir, const QueueOptions& o
 // a journal from before identities).
 [[nodiscard]] std::uint64_t read_journal_id(const std::filesystem::path& dir);
 
-// The options an open queue was created with.
-[[nodiscard]] QueueOptions options_of(const Queue& queue);
-
 // What the journal says of its producers: each id's name (from the latest
 // checkpoint) and the last sequence journaled from it (the checkpoint's, or
 // a later record's).

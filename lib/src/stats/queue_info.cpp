@@ -95,7 +95,8 @@ QueueOptions Queue::options() const noexcept {
   o.max_producers = m.max_producers;
   o.max_groups = m.max_groups;
   o.max_consumers = m.max_consumers;
-  o.mode = static_cast<mode_t>(m.header->super.mode);  // written before the segment was published
+  // Written before the segment was published; masked as a peer may scribble on it.
+  o.mode = static_cast<mode_t>(m.header->super.mode & 0777);
   return o;
 }
 
