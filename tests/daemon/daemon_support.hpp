@@ -93,24 +93,10 @@ class Daemon {
   pid_t pid_ = 0;
 };
 
-// A NamespaceTest with a private, empty shmqd data directory.
-class DaemonTest : public NamespaceTest {
+// A DataDirTest whose data directory is shmqd's: consumers find its journal
+// the way users do (a group that falls a ring behind reads it).
+class DaemonTest : public DataDirTest {
  protected:
-  void SetUp() override {
-    NamespaceTest::SetUp();
-    char tmpl[] = "/tmp/shmqd-test-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    // Consumers find shmqd's journal the way users do (a group that falls a
-    // ring behind reads it), and forked children inherit it.
-    ::setenv("SHMQ_DATA_DIR", dir_.c_str(), 1);
-  }
-  void TearDown() override {
-    ::unsetenv("SHMQ_DATA_DIR");
-    NamespaceTest::TearDown();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
   Daemon start_daemon(const std::vector<std::string>& args = {}, const std::string& log = {}) {
     return Daemon::start(dir_, args, log);
   }
@@ -120,7 +106,6 @@ class DaemonTest : public NamespaceTest {
     s << in.rdbuf();
     return s.str();
   }
-  std::string dir_;
 };
 
 // The queue the daemon's crash tests share: 1 MiB ring, 256-byte messages.

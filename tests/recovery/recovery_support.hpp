@@ -18,22 +18,8 @@ namespace shmq::test {
 
 // Each test in its own namespace, and (for durable queues) its own data
 // directory, where no journal exists: the test stands in for shmqd.
-class RecoveryTest : public NamespaceTest {
+class RecoveryTest : public DataDirTest {
  protected:
-  void SetUp() override {
-    NamespaceTest::SetUp();
-    std::string dir = (std::filesystem::temp_directory_path() / "shmq-recovery-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-    dir_ = dir;
-    ::setenv("SHMQ_DATA_DIR", dir_.c_str(), 1);
-  }
-  void TearDown() override {
-    ::unsetenv("SHMQ_DATA_DIR");
-    NamespaceTest::TearDown();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
   static const detail::Mapping& map(const Queue& q) { return *detail::mapping_of(q); }
   static layout::QueueHeader& header(const Queue& q) { return *detail::mapping_of(q)->header; }
   static layout::GroupSlot& group(const Queue& q, std::uint32_t index = 0) { return detail::mapping_of(q)->groups[index]; }
@@ -61,8 +47,6 @@ class RecoveryTest : public NamespaceTest {
     h.journal_written.store(h.tail.load());
     h.journal_synced.store(h.tail.load());
   }
-
-  std::string dir_;
 };
 
 }  // namespace shmq::test

@@ -50,6 +50,26 @@ class NamespaceTest : public ::testing::Test {
   std::string ns_;
 };
 
+// A NamespaceTest with a private, empty shmqd data directory, named to every
+// client (and forked child) by SHMQ_DATA_DIR, as users name it.
+class DataDirTest : public NamespaceTest {
+ protected:
+  void SetUp() override {
+    NamespaceTest::SetUp();
+    std::string dir = (std::filesystem::temp_directory_path() / "shmq-test-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+    dir_ = dir;
+    ::setenv("SHMQ_DATA_DIR", dir_.c_str(), 1);
+  }
+  void TearDown() override {
+    ::unsetenv("SHMQ_DATA_DIR");
+    NamespaceTest::TearDown();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string dir_;
+};
+
 // Runs `body` in a forked child; the child exits with body's return value
 // (or 99 on an exception). Returns the pid.
 inline pid_t spawn(const std::function<int()>& body) {
