@@ -30,10 +30,19 @@ struct Message {
   std::uint64_t timestamp_ns = 0;      // CLOCK_REALTIME at send
   std::uint32_t producer_id = 0;
   bool redelivered = false;  // a consumer that held it died before acking
+  // libshmq's own: the producer table entry producer() reads (not read at
+  // receive, which would cost a cache line the producer writes per send).
+  const void* producer_entry = nullptr;
 
   [[nodiscard]] std::string_view text() const noexcept {
     return {reinterpret_cast<const char*>(payload.data()), payload.size()};
   }
+  // The name of the producer that sent it, where the queue knows it (its
+  // producer table); empty otherwise. A view into shared memory: read it
+  // while the message is held, when the name is provably the sender's (an
+  // entry goes to another name only once none of its messages is unreleased;
+  // a durable queue's entries never do). Copy it to keep it.
+  [[nodiscard]] SHMQ_API std::string_view producer() const noexcept;
 };
 
 // Where a new group starts. A durable queue's journal reaches further back

@@ -63,6 +63,7 @@ void deliver_from_journal(Consumer::State& s, Message& out) {
   out.sequence = r.sequence;
   out.timestamp_ns = r.timestamp_ns;
   out.producer_id = r.producer_id;
+  out.producer_entry = s.map->producer_entry(r.producer_id);
   // relaxed: written by the switch before its seq_cst store of P (which our
   // acquire load of journal_to in take_from_journal saw), or under the lock
   // by drop_journal_reader before its release of the lease (our acquire).

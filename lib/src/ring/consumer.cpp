@@ -66,6 +66,7 @@ void fill(const Mapping& m, std::uint64_t position, const RecordHeader& h, bool 
   out.sequence = h.sequence;
   out.timestamp_ns = h.timestamp_ns;
   out.producer_id = h.producer_id;
+  out.producer_entry = m.producer_entry(h.producer_id);
   out.redelivered = redelivered;
 }
 

@@ -70,6 +70,11 @@ struct Mapping {
   layout::RecordHeader* record(std::uint64_t position) const noexcept {
     return reinterpret_cast<layout::RecordHeader*>(at(position));
   }
+  // Producer entry `id` (a record's producer_id), or nullptr past the table
+  // (only a hostile peer writes such an id).
+  const layout::ProducerSlot* producer_entry(std::uint32_t id) const noexcept {
+    return id < max_producers ? &producers[id] : nullptr;
+  }
   layout::ConsumerSlot& consumer(std::uint32_t group, std::uint32_t index) const noexcept {
     return consumers[group * max_consumers + index];
   }

@@ -6,6 +6,7 @@
 #include "shm/mapping.hpp"
 #include "shm/process.hpp"
 #include "recovery/repair.hpp"
+#include "shmq/consumer.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq {
@@ -15,7 +16,14 @@ using detail::Mapping;
 
 namespace {
 
-std::string bounded(const char (&name)[kNameBytes]) { return {name, ::strnlen(name, kNameBytes)}; }
+std::string_view bounded(const char (&name)[kNameBytes]) { return {name, ::strnlen(name, kNameBytes)}; }
+
+// The name of a producer entry, a view into the segment; empty when it is free.
+std::string_view entry_name(const ProducerSlot& s) {
+  // Acquire: pairs with attach's release of the state, after it wrote the name.
+  if (static_cast<SlotState>(s.state.load(std::memory_order_acquire)) == SlotState::Free) return {};
+  return bounded(s.name);
+}
 
 bool attached(const std::atomic<std::uint32_t>& state) {
   return state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached);
@@ -79,10 +87,12 @@ GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std:
 std::string Queue::producer_name(std::uint32_t id) const {
   const Mapping& m = *map_;
   if (id >= m.max_producers) return {};
-  const ProducerSlot& s = m.producers[id];
-  // Acquire: pairs with attach's release of the state, after it wrote the name.
-  if (static_cast<SlotState>(s.state.load(std::memory_order_acquire)) == SlotState::Free) return {};
-  return bounded(s.name);
+  return std::string(entry_name(m.producers[id]));
+}
+
+std::string_view Message::producer() const noexcept {
+  if (producer_entry == nullptr) return {};
+  return entry_name(*static_cast<const ProducerSlot*>(producer_entry));
 }
 
 QueueOptions Queue::options() const noexcept {
