@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libboost-dev libconcurrentqueue-dev libbenchmark-dev libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
-  python3 tmux util-linux gnuplot-nox
+  python3 python3-dev python3-pytest tmux util-linux gnuplot-nox
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: clang's libFuzzer and sanitizer runtimes
 )
 

@@ -1,0 +1,269 @@
+"""shmq: a lock-free shared-memory message queue, from Python.
+
+A thin layer over shmq's C API (``shmq.h``), in the C extension ``shmq._shmq``.
+Messages move between processes of one host through a ring buffer in POSIX
+shared memory; ``shmqd``, the optional daemon, repairs what crashed processes
+left and journals durable queues. See docs/python.md::
+
+    import shmq
+
+    q = shmq.Queue.create("orders", capacity=1 << 20, max_message=4096)
+    with q.producer("web") as p:
+        seq = p.send(b"hello")          # the sequence sent
+    with q.consumer("billing") as c:
+        m = c.receive(timeout=1.0)      # a Message, or None on timeout
+        if m is not None:
+            print(bytes(m.payload), m.producer, m.seq)
+            c.ack(m)                    # m.payload is released here
+
+Names (queues, groups, producers, namespaces) are 1 to 63 characters of
+``[A-Za-z0-9._-]``. The namespace is ``$SHMQ_NAMESPACE`` (else ``default``)
+unless a call names one.
+
+Every failure raises a subclass of :class:`Error` named after its status
+(``NotFound``, ``Duplicate``, ``Timeout``, ...). Calls on a closed handle raise
+:class:`InvalidArgument` (also a ``ValueError``). Handles (Queue, Producer,
+Consumer) are context managers and close on ``with`` exit and when garbage
+collected.
+"""
+
+from __future__ import annotations
+
+from . import _shmq
+from ._shmq import Consumer, Message, Producer, Queue
+
+__all__ = [
+    "Queue",
+    "Producer",
+    "Consumer",
+    "Message",
+    "Error",
+    "Empty",
+    "Full",
+    "Duplicate",
+    "Timeout",
+    "TooLarge",
+    "InFlightLimit",
+    "NotInFlight",
+    "Corrupt",
+    "NotDurable",
+    "JournalUnreadable",
+    "Deleted",
+    "InvalidName",
+    "InvalidArgument",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "NotReady",
+    "Incompatible",
+    "WrongNamespace",
+    "TableFull",
+    "NameInUse",
+    "NoSpace",
+    "NeedsRebuild",
+    "System",
+    "NoMemory",
+    "Internal",
+    "library_version",
+]
+
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """The version of the libshmq this package is built with ("MAJOR.MINOR.PATCH")."""
+    return _shmq.version()
+
+
+class Error(Exception):
+    """Base of every shmq error.
+
+    ``status`` is the numeric code of the C API's ``shmq_status_t``; the message
+    says what is wrong (for set-up calls, with the names involved).
+    """
+
+    status: int = _shmq.INTERNAL
+
+    def __init__(self, message: str = "", status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+# The data path (shmq::Status).
+class Empty(Error):
+    """Nothing to receive."""
+
+    status = _shmq.EMPTY
+
+
+class Full(Error):
+    """No room in the ring (try_send): every group still holds the space."""
+
+    status = _shmq.FULL
+
+
+class Duplicate(Error):
+    """The sequence is not above the producer's last committed one: nothing was enqueued."""
+
+    status = _shmq.DUPLICATE
+
+
+class Timeout(Error, TimeoutError):
+    """A blocking call reached its deadline.
+
+    ``sequence``: for a durable send whose message was committed but not yet
+    synced to disk when the time was up, the message's sequence (it is in the
+    queue; ``wait_durable`` confirms it); for ``send_many``, the last sequence
+    sent before the time was up. None otherwise.
+    """
+
+    status = _shmq.TIMEOUT
+    sequence: int | None = None
+
+
+class TooLarge(Error):
+    """The payload is larger than the queue's max_message."""
+
+    status = _shmq.TOO_LARGE
+
+
+class InFlightLimit(Error):
+    """The consumer holds ``prefetch`` unacknowledged messages: ack some first."""
+
+    status = _shmq.IN_FLIGHT_LIMIT
+
+
+class NotInFlight(Error):
+    """Ack of a message this consumer does not hold (already acked, or another's)."""
+
+    status = _shmq.NOT_IN_FLIGHT
+
+
+class Corrupt(Error):
+    """The segment (or its header) holds something impossible: a bug or a hostile peer."""
+
+    status = _shmq.CORRUPT
+
+
+class NotDurable(Error):
+    """A durable confirm asked of a queue that is not durable."""
+
+    status = _shmq.NOT_DURABLE
+
+
+class JournalUnreadable(Error):
+    """The group reads the journal (it fell a ring behind, or replays), which cannot be read."""
+
+    status = _shmq.JOURNAL_UNREADABLE
+
+
+class Deleted(Error):
+    """A blocking call found the queue deleted: nothing more comes."""
+
+    status = _shmq.DELETED
+
+
+# Set-up (shmq::Errc).
+class InvalidName(Error, ValueError):
+    """A name outside [A-Za-z0-9._-]{1,63}."""
+
+    status = _shmq.INVALID_NAME
+
+
+class InvalidArgument(Error, ValueError):
+    """A size or option out of range, or a call on a closed handle."""
+
+    status = _shmq.INVALID_ARGUMENT
+
+
+class NotFound(Error):
+    """No such queue (or group, for delete_group)."""
+
+    status = _shmq.NOT_FOUND
+
+
+class AlreadyExists(Error):
+    """create() of a queue that exists."""
+
+    status = _shmq.ALREADY_EXISTS
+
+
+class PermissionDenied(Error, PermissionError):
+    """The segment's mode denies this user."""
+
+    status = _shmq.PERMISSION_DENIED
+
+
+class NotReady(Error):
+    """The creator has not finished initialising the segment."""
+
+    status = _shmq.NOT_READY
+
+
+class Incompatible(Error):
+    """Another layout version, or not an shmq segment at all."""
+
+    status = _shmq.INCOMPATIBLE
+
+
+class WrongNamespace(Error):
+    """The segment was created for another namespace or name."""
+
+    status = _shmq.WRONG_NAMESPACE
+
+
+class TableFull(Error):
+    """No free producer, group or consumer entry."""
+
+    status = _shmq.TABLE_FULL
+
+
+class NameInUse(Error):
+    """A live producer already attached under this name."""
+
+    status = _shmq.NAME_IN_USE
+
+
+class NoSpace(Error):
+    """/dev/shm cannot hold the segment."""
+
+    status = _shmq.NO_SPACE
+
+
+class NeedsRebuild(Error):
+    """A durable queue whose journal exists: shmqd rebuilds it (start shmqd)."""
+
+    status = _shmq.NEEDS_REBUILD
+
+
+class System(Error, OSError):
+    """Another failing system call; the message names it and its errno."""
+
+    status = _shmq.SYSTEM
+
+
+class NoMemory(Error, MemoryError):
+    """An allocation failed."""
+
+    status = _shmq.NO_MEMORY
+
+
+class Internal(Error):
+    """Anything else the library reported (the message says what)."""
+
+    status = _shmq.INTERNAL
+
+
+_ERRORS: dict[int, type[Error]] = {
+    cls.status: cls
+    for cls in (
+        Empty, Full, Duplicate, Timeout, TooLarge, InFlightLimit, NotInFlight, Corrupt, NotDurable,
+        JournalUnreadable, Deleted, InvalidName, InvalidArgument, NotFound, AlreadyExists,
+        PermissionDenied, NotReady, Incompatible, WrongNamespace, TableFull, NameInUse, NoSpace,
+        NeedsRebuild, System, NoMemory, Internal,
+    )
+}
+_ERRORS[_shmq.CORRUPT_HEADER] = Corrupt
+
+_shmq._set_errors(Error, _ERRORS)
