@@ -1,16 +1,15 @@
 """Fixtures for the tests that run real processes (test_processes.py, test_durable.py).
 
-Each test gets a namespace of its own and a private shmqd data directory in its
-tmp_path (SHMQ_NAMESPACE and SHMQ_DATA_DIR, set in this process's environment,
-which every child inherits); at the end its children are killed, its shmqd is
-stopped and its segments are removed, so the tests can run in parallel.
+conftest.py gives each test a namespace of its own and a private shmqd data
+directory (SHMQ_NAMESPACE and SHMQ_DATA_DIR, set in this process's environment,
+which every child inherits) and removes its queues afterwards; `processes` here
+kills the test's children at its end, stops its shmqd and removes shmqd's record.
 
 The paths of the C++ binaries come from the environment, as CTest sets it:
 SHMQ_TOOL (shmq), SHMQ_DAEMON (shmqd).
 """
 
 import glob
-import itertools
 import json
 import os
 import subprocess
@@ -41,26 +40,9 @@ def now_ns():
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 """
 
-_numbers = itertools.count()
-
-
 def monotonic_ns():
     """CLOCK_MONOTONIC, which every process on the host shares (children use the same clock)."""
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-
-
-@pytest.fixture
-def namespace(tmp_path, monkeypatch):
-    name = f"pyproc{os.getpid()}-{next(_numbers)}"
-    monkeypatch.setenv("SHMQ_NAMESPACE", name)
-    monkeypatch.setenv("SHMQ_DATA_DIR", str(tmp_path / "data"))
-    yield name
-    patterns = (f"/dev/shm/shmq.{name}.*", f"/dev/shm/shmq-creating.{name}.*", f"/dev/shm/shmqd.{name}")
-    for path in itertools.chain.from_iterable(glob.glob(p) for p in patterns):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
 
 
 @pytest.fixture
@@ -69,6 +51,8 @@ def processes(namespace, tmp_path):
     children = Processes(tmp_path)
     yield children
     children.stop_all()
+    for path in glob.glob(f"/dev/shm/shmqd.{namespace}") + glob.glob(f"/dev/shm/shmq-creating.{namespace}.*"):
+        os.unlink(path)
 
 
 class Processes:

@@ -13,7 +13,7 @@
 import pytest
 
 import shmq
-from process_helpers import group_info, namespace, needs_daemon, processes, receive_all  # noqa: F401
+from process_helpers import group_info, needs_daemon, processes, receive_all  # noqa: F401
 
 pytestmark = needs_daemon
 
@@ -45,7 +45,7 @@ def test_wait_durable_confirms_a_streamed_batch(processes):
     assert info["journal_synced"] == info["tail_position"], "every record this producer sent is synced"
 
 
-def test_durable_on_a_queue_that_is_not_durable_raises_not_durable(namespace):  # noqa: F811
+def test_durable_on_a_queue_that_is_not_durable_raises_not_durable():
     q = shmq.Queue.create("plain", capacity=1 << 16, max_message=256)
     p = q.producer("p")
     with pytest.raises(shmq.NotDurable) as raised:
@@ -85,7 +85,7 @@ def test_without_shmqd_a_durable_send_times_out_with_its_sequence_and_is_confirm
     assert c.receive(timeout=0.2) is None
 
 
-def test_a_group_reads_the_journal_beyond_the_ring(processes, tmp_path):
+def test_a_group_reads_the_journal_beyond_the_ring(processes, data_dir):
     # A ring of 4 KiB holds 64 such records; the journal holds all 300. With no
     # group yet, the ring keeps only what the journal has not written.
     q = shmq.Queue.create("r", durable=True, capacity=4096, max_message=32)
@@ -107,5 +107,5 @@ def test_a_group_reads_the_journal_beyond_the_ring(processes, tmp_path):
     assert c.receive(timeout=0.3) is None
 
     # Told the journal's directory explicitly, another group gets the same.
-    other = q.consumer("explicit", start="oldest", journal_dir=str(tmp_path / "data" / "journal" / "r"))
+    other = q.consumer("explicit", start="oldest", journal_dir=str(data_dir / "journal" / "r"))
     assert [m[2] for m in receive_all(other, count)] == [b"line %d" % i for i in range(1, count + 1)]

@@ -24,7 +24,6 @@ from process_helpers import (  # noqa: F401 (fixtures)
     TOOL,
     group_info,
     monotonic_ns,
-    namespace,
     needs_daemon,
     needs_tool,
     processes,
