@@ -112,7 +112,7 @@ def shmq_pinger(cfg, ready):
     send = q_ping.producer("pinger").send
     c = q_pong.consumer("pinger")
     receive, ack = c.receive, c.ack
-    return ping_loop(cfg, ready, lambda payload: send(payload), lambda: ack(receive()))
+    return ping_loop(cfg, ready, send, lambda: ack(receive()))
 
 
 def shmq_ponger(cfg, ready):
@@ -278,9 +278,9 @@ def latency(cfg, pinger, ponger, *args):
 
 
 def fresh_queue(cfg, name):
+    """A new queue of RING_BYTES; one group entry is all a run needs (each takes capacity / 8)."""
     shmq.Queue.remove(name)
     shmq.Queue.create(name, capacity=RING_BYTES, max_message=max(cfg["size"], 64), max_groups=1).close()
-    cfg["queue"] = name
     return name
 
 
@@ -291,13 +291,14 @@ def measure_python(cfg):
     rows = []
     made = []
     try:
-        made.append(fresh_queue(cfg, "pybench-each"))
+        cfg["queue"] = "pybench-each"
+        made.append(fresh_queue(cfg, cfg["queue"]))
         each = throughput(cfg, shmq_producer, shmq_consumer, False)
-        made.append(fresh_queue(cfg, "pybench-batch"))
+        cfg["queue"] = "pybench-batch"
+        made.append(fresh_queue(cfg, cfg["queue"]))
         batch = throughput(cfg, shmq_producer, shmq_consumer, True)
-        cfg["queue"] = "pybench-lat"
-        made += [fresh_queue(cfg, "pybench-lat-ping"), fresh_queue(cfg, "pybench-lat-pong")]
-        cfg["queue"] = "pybench-lat"
+        cfg["queue"] = "pybench-lat"  # shmq_pinger and shmq_ponger use <queue>-ping and <queue>-pong
+        made += [fresh_queue(cfg, cfg["queue"] + "-ping"), fresh_queue(cfg, cfg["queue"] + "-pong")]
         shmq_latency = latency(cfg, shmq_pinger, shmq_ponger)
     finally:
         for name in made:

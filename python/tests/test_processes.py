@@ -175,7 +175,10 @@ def test_ctrl_c_interrupts_a_blocked_receive_and_loses_nothing(processes):
             c.receive()               # nothing more comes: blocks until Ctrl-C
         except KeyboardInterrupt:
             say(interrupted_ns=now_ns(), in_flight=c.in_flight)
-            raise
+            m = c.receive(timeout=20)  # the consumer still works after the interrupt
+            say(next=bytes(m.payload).decode())
+            c.ack(m)
+            raise                     # and the process ends by SIGINT, "held" unacked
         say(error="receive returned")
         """
     )
@@ -184,6 +187,8 @@ def test_ctrl_c_interrupts_a_blocked_receive_and_loses_nothing(processes):
     print(f"\nSIGINT -> KeyboardInterrupt in a blocked receive(): {ms:.2f} ms")
     assert ms < 1000
     assert report["in_flight"] == 1, "the interrupt neither took nor dropped a message"
+    q.producer("later").send(b"after the interrupt")
+    assert processes.read(child) == {"next": "after the interrupt"}
     assert processes.wait(child, 10) == -signal.SIGINT, processes.stderr_of(child)
     assert "KeyboardInterrupt" in processes.stderr_of(child)
 
@@ -320,8 +325,6 @@ def test_100k_messages_between_python_processes(processes, tmp_path, producers, 
             assert all(a < b for a, b in zip(seqs, seqs[1:])), f"{name}'s order, as each consumer saw it"
         every = sorted(s for seqs in per_consumer for s in seqs)
         assert every == list(range(1, total // producers + 1)), f"{name}: each message exactly once"
-    if consumers > 1:
-        assert all(r["seen"] for r in results), "both members of the group got a share"
     group = group_info(q, "all")
     assert (group["in_flight"], group["lag_messages"], group["redelivered"]) == (0, 0, 0)
 
