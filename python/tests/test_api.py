@@ -485,8 +485,19 @@ def test_payload_released_after_ack(queue):
         m.payload.tobytes()
     with pytest.raises(ValueError):
         bytes(m)
-    assert m.producer == "p"  # read while it was held
+    assert m.producer == "p"  # read lazily, from the producer table
     assert m.seq == 1
+
+
+def test_producer_name_of_acked_message_survives_close(queue):
+    queue.producer("sender").send_many([b"a", b"b"])
+    c = queue.consumer("g")
+    acked = c.receive(timeout=1)
+    c.ack(acked)
+    held = c.receive(timeout=1)
+    c.close()  # reads the names it has not read yet, before the mapping can go
+    queue.close()
+    assert acked.producer == "sender" and held.producer == "sender"
 
 
 def test_payload_never_read_is_released_after_ack(queue):
