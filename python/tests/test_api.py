@@ -731,6 +731,11 @@ def test_info_figures(queue, namespace):
     c.ack(m)
     held = c.receive(timeout=1)
     info = queue.info()
+    assert set(info) == set(shmq.QueueInfo.__annotations__)
+    assert set(info["producers"][0]) == set(shmq.ProducerInfo.__annotations__)
+    assert set(info["groups"][0]) == set(shmq.GroupInfo.__annotations__)
+    assert set(info["groups"][0]["consumers"][0]) == set(shmq.ConsumerInfo.__annotations__)
+    assert set(queue.options()) == set(shmq.QueueOptions.__annotations__)
     assert info["name"] == "q" and info["ns"] == namespace
     assert info["capacity"] == 1 << 16 and info["max_message"] == 1024 and not info["durable"]
     assert info["mode"] == 0o600 and info["creator_pid"] == os.getpid()
