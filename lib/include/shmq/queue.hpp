@@ -174,7 +174,8 @@ class SHMQ_API Queue {
   static std::vector<std::string> list(std::string_view ns = {});
   // What a queue of `options` takes of /dev/shm: its ring and, beside it, a
   // commit word per 64-byte chunk of the ring, a state word per chunk per
-  // consumer group entry, and the tables. For options create() accepts.
+  // consumer group entry, and the tables. Throws Error(InvalidArgument) for
+  // options create() refuses.
   [[nodiscard]] static std::uint64_t segment_bytes(const QueueOptions& options);
 
   [[nodiscard]] const std::string& name() const noexcept;

@@ -273,10 +273,12 @@ SHMQ_C_API shmq_status_t shmq_producer_try_send_seq(shmq_producer_t* producer, u
 SHMQ_C_API shmq_status_t shmq_producer_send_seq(shmq_producer_t* producer, uint64_t sequence, const void* data,
                                                 size_t size, int64_t timeout_ns);
 /* With a choice of confirmation. sequence: 0 for the next one, else explicit.
+ * *sent_sequence (may be NULL): the sequence committed, 0 when none was.
  * SHMQ_CONFIRM_DURABLE on a queue that is not durable: SHMQ_NOT_DURABLE.
- * SHMQ_TIMEOUT after the commit but before the journal synced it: the message
- * is in the queue (*sequence says which), its durability unconfirmed;
- * shmq_producer_wait_durable confirms it. */
+ * SHMQ_TIMEOUT with *sent_sequence not 0: committed but not yet synced by
+ * the journal (shmqd not running, or its disk full): the message is in the
+ * queue, its durability unconfirmed; shmq_producer_wait_durable confirms it,
+ * and a resend of that sequence gets SHMQ_DUPLICATE. */
 SHMQ_C_API shmq_status_t shmq_producer_send_confirm(shmq_producer_t* producer, uint64_t sequence,
                                                     const void* data, size_t size, shmq_confirm_t confirm,
                                                     int64_t timeout_ns, uint64_t* sent_sequence);

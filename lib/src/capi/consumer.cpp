@@ -1,0 +1,137 @@
+// The C API's consumers: join, receive, ack; and the sender's name.
+#include <string>
+
+#include "capi/capi.hpp"
+
+namespace shmq::capi {
+namespace {
+
+void message_to(const Message& m, shmq_message_t* out) noexcept {
+  out->payload = m.payload.data();
+  out->size = m.payload.size();
+  out->position = m.position;
+  out->sequence = m.sequence;
+  out->timestamp_ns = m.timestamp_ns;
+  out->producer_id = m.producer_id;
+  out->redelivered = m.redelivered;
+  out->internal = m.producer_entry;
+}
+
+// What Consumer::ack needs of a message: its position.
+Message message_from(const shmq_message_t& m) noexcept {
+  Message out;
+  out.position = m.position;
+  out.producer_entry = m.internal;
+  return out;
+}
+
+StartAt start_from(shmq_start_t start) { return static_cast<StartAt>(start); }
+static_assert(SHMQ_START_TIME == static_cast<int>(StartAt::Time));
+
+}  // namespace
+}  // namespace shmq::capi
+
+using namespace shmq::capi;
+
+extern "C" {
+
+void shmq_consumer_options_init(shmq_consumer_options_t* options) {
+  if (options == nullptr) return;
+  const shmq::ConsumerOptions defaults;
+  *options = shmq_consumer_options_t{};
+  options->prefetch = defaults.prefetch;
+  options->start = static_cast<shmq_start_t>(defaults.start);
+  options->wait_spin = defaults.wait.spin;
+}
+
+shmq_status_t shmq_consumer_join(shmq_queue_t* queue, const char* group, const shmq_consumer_options_t* options,
+                                 shmq_consumer_t** out) {
+  if (out == nullptr) return null_argument("out is NULL");
+  *out = nullptr;
+  if (queue == nullptr || group == nullptr) return null_argument("the queue or the group name is NULL");
+  if (options != nullptr && (options->start < SHMQ_START_OLDEST || options->start > SHMQ_START_TIME))
+    return fail(SHMQ_INVALID_ARGUMENT, "start must be one of SHMQ_START_OLDEST, _NEWEST, _POSITION, _TIME");
+  return guarded([&] {
+    shmq::ConsumerOptions o;
+    if (options != nullptr) {
+      o.prefetch = options->prefetch;
+      o.start = start_from(options->start);
+      o.start_position = options->start_position;
+      o.start_time_ns = options->start_time_ns;
+      o.wait.spin = options->wait_spin;
+      if (options->journal_dir != nullptr) o.journal_dir = options->journal_dir;
+    }
+    *out = new shmq_consumer{shmq::Consumer::join(queue->queue, group, o)};
+    return SHMQ_OK;
+  });
+}
+
+void shmq_consumer_close(shmq_consumer_t* consumer) { delete consumer; }
+
+bool shmq_consumer_created_group(const shmq_consumer_t* consumer) {
+  return consumer != nullptr && consumer->consumer.created_group();
+}
+
+uint32_t shmq_consumer_index(const shmq_consumer_t* consumer) {
+  return consumer == nullptr ? 0 : consumer->consumer.index();
+}
+
+uint32_t shmq_consumer_in_flight(const shmq_consumer_t* consumer) {
+  return consumer == nullptr ? 0 : consumer->consumer.in_flight();
+}
+
+const char* shmq_consumer_journal_error(const shmq_consumer_t* consumer) {
+  return consumer == nullptr ? "" : consumer->consumer.journal_error().c_str();
+}
+
+shmq_status_t shmq_consumer_try_receive(shmq_consumer_t* consumer, shmq_message_t* out) {
+  if (consumer == nullptr || out == nullptr) return null_argument("the consumer or out is NULL");
+  shmq::Message m;
+  const shmq::Status status = consumer->consumer.try_receive(m);
+  if (status == shmq::Status::Ok) message_to(m, out);
+  return status_of(status);
+}
+
+shmq_status_t shmq_consumer_receive(shmq_consumer_t* consumer, shmq_message_t* out, int64_t timeout_ns) {
+  if (consumer == nullptr || out == nullptr) return null_argument("the consumer or out is NULL");
+  shmq::Message m;
+  const shmq::Status status = consumer->consumer.receive(m, timeout_of(timeout_ns));
+  if (status == shmq::Status::Ok) message_to(m, out);
+  return status_of(status);
+}
+
+shmq_status_t shmq_consumer_try_receive_batch(shmq_consumer_t* consumer, shmq_message_t* out, size_t max,
+                                              size_t* count) {
+  if (consumer == nullptr || count == nullptr || (out == nullptr && max != 0))
+    return null_argument("the consumer, out or count is NULL");
+  *count = 0;
+  // One at a time, as Consumer::try_receive_batch does, to keep the status
+  // that ended the batch: Empty, InFlightLimit, or something worse.
+  while (*count < max) {
+    shmq::Message m;
+    const shmq::Status status = consumer->consumer.try_receive(m);
+    if (status != shmq::Status::Ok) return *count > 0 ? SHMQ_OK : status_of(status);
+    message_to(m, &out[(*count)++]);
+  }
+  return SHMQ_OK;
+}
+
+shmq_status_t shmq_consumer_ack(shmq_consumer_t* consumer, const shmq_message_t* message) {
+  if (consumer == nullptr || message == nullptr) return null_argument("the consumer or the message is NULL");
+  return status_of(consumer->consumer.ack(message_from(*message)));
+}
+
+shmq_status_t shmq_consumer_ack_up_to(shmq_consumer_t* consumer, uint64_t position, size_t* count) {
+  if (consumer == nullptr) return null_argument("the consumer is NULL");
+  const std::size_t acked = consumer->consumer.ack_up_to(position);
+  if (count != nullptr) *count = acked;
+  return SHMQ_OK;
+}
+
+shmq_status_t shmq_message_producer(const shmq_message_t* message, char* buf, size_t size, size_t* length) {
+  if (message == nullptr) return null_argument("the message is NULL");
+  copy_out(message_from(*message).producer(), buf, size, length);
+  return SHMQ_OK;
+}
+
+}  // extern "C"

@@ -1,0 +1,146 @@
+// The C API's producers: attach, send, durable confirms, zero-copy claims.
+#include <span>
+
+#include "capi/capi.hpp"
+
+namespace shmq::capi {
+namespace {
+
+std::span<const std::byte> bytes_of(const void* data, std::size_t size) noexcept {
+  return {static_cast<const std::byte*>(data), size};
+}
+
+// A payload pointer may be NULL only for an empty payload.
+bool bad_payload(const void* data, std::size_t size) noexcept { return data == nullptr && size != 0; }
+
+// The sequence a send committed: `explicit_seq` (0: the next one) when the
+// producer's last sequence reached it, else 0.
+std::uint64_t committed_sequence(const Producer& p, std::uint64_t before, std::uint64_t explicit_seq) noexcept {
+  const std::uint64_t last = p.last_sequence();
+  if (explicit_seq == 0) return last > before ? last : 0;
+  return last >= explicit_seq && explicit_seq > before ? explicit_seq : 0;
+}
+
+}  // namespace
+}  // namespace shmq::capi
+
+using namespace shmq::capi;
+
+extern "C" {
+
+void shmq_producer_options_init(shmq_producer_options_t* options) {
+  if (options == nullptr) return;
+  const shmq::ProducerOptions defaults;
+  *options = shmq_producer_options_t{};
+  options->wait_spin = defaults.wait.spin;
+  options->precise_timestamps = defaults.precise_timestamps;
+}
+
+shmq_status_t shmq_producer_attach(shmq_queue_t* queue, const char* name, const shmq_producer_options_t* options,
+                                   shmq_producer_t** out) {
+  if (out == nullptr) return null_argument("out is NULL");
+  *out = nullptr;
+  if (queue == nullptr || name == nullptr) return null_argument("the queue or the producer name is NULL");
+  return guarded([&] {
+    shmq::ProducerOptions o;
+    if (options != nullptr) {
+      o.wait.spin = options->wait_spin;
+      o.precise_timestamps = options->precise_timestamps;
+    }
+    *out = new shmq_producer{shmq::Producer::attach(queue->queue, name, o)};
+    return SHMQ_OK;
+  });
+}
+
+void shmq_producer_close(shmq_producer_t* producer) { delete producer; }
+
+uint32_t shmq_producer_id(const shmq_producer_t* producer) {
+  return producer == nullptr ? 0 : producer->producer.id();
+}
+
+uint64_t shmq_producer_last_sequence(const shmq_producer_t* producer) {
+  return producer == nullptr ? 0 : producer->producer.last_sequence();
+}
+
+uint64_t shmq_producer_last_position(const shmq_producer_t* producer) {
+  return producer == nullptr ? 0 : producer->producer.last_position();
+}
+
+shmq_status_t shmq_producer_try_send(shmq_producer_t* producer, const void* data, size_t size, uint64_t* sequence) {
+  if (producer == nullptr || bad_payload(data, size)) return null_argument("the producer or the payload is NULL");
+  const shmq::Status status = producer->producer.try_send(bytes_of(data, size));
+  if (status == shmq::Status::Ok && sequence != nullptr) *sequence = producer->producer.last_sequence();
+  return status_of(status);
+}
+
+shmq_status_t shmq_producer_send(shmq_producer_t* producer, const void* data, size_t size, int64_t timeout_ns,
+                                 uint64_t* sequence) {
+  if (producer == nullptr || bad_payload(data, size)) return null_argument("the producer or the payload is NULL");
+  const shmq::Status status = producer->producer.send(bytes_of(data, size), timeout_of(timeout_ns));
+  if (status == shmq::Status::Ok && sequence != nullptr) *sequence = producer->producer.last_sequence();
+  return status_of(status);
+}
+
+shmq_status_t shmq_producer_try_send_seq(shmq_producer_t* producer, uint64_t sequence, const void* data,
+                                         size_t size) {
+  if (producer == nullptr || bad_payload(data, size)) return null_argument("the producer or the payload is NULL");
+  return status_of(producer->producer.try_send(sequence, bytes_of(data, size)));
+}
+
+shmq_status_t shmq_producer_send_seq(shmq_producer_t* producer, uint64_t sequence, const void* data, size_t size,
+                                     int64_t timeout_ns) {
+  if (producer == nullptr || bad_payload(data, size)) return null_argument("the producer or the payload is NULL");
+  return status_of(producer->producer.send(sequence, bytes_of(data, size), timeout_of(timeout_ns)));
+}
+
+shmq_status_t shmq_producer_send_confirm(shmq_producer_t* producer, uint64_t sequence, const void* data,
+                                         size_t size, shmq_confirm_t confirm, int64_t timeout_ns,
+                                         uint64_t* sent_sequence) {
+  if (producer == nullptr || bad_payload(data, size)) return null_argument("the producer or the payload is NULL");
+  if (confirm != SHMQ_CONFIRM_SHARED && confirm != SHMQ_CONFIRM_DURABLE)
+    return shmq::capi::fail(SHMQ_INVALID_ARGUMENT, "confirm must be SHMQ_CONFIRM_SHARED or SHMQ_CONFIRM_DURABLE");
+  shmq::Producer& p = producer->producer;
+  const auto how = confirm == SHMQ_CONFIRM_DURABLE ? shmq::Confirm::Durable : shmq::Confirm::Shared;
+  const std::uint64_t before = p.last_sequence();
+  const shmq::Status status = sequence == 0 ? p.send(bytes_of(data, size), how, timeout_of(timeout_ns))
+                                            : p.send(sequence, bytes_of(data, size), how, timeout_of(timeout_ns));
+  if (sent_sequence != nullptr) *sent_sequence = committed_sequence(p, before, sequence);
+  return status_of(status);
+}
+
+shmq_status_t shmq_producer_wait_durable(shmq_producer_t* producer, int64_t timeout_ns) {
+  if (producer == nullptr) return null_argument("the producer is NULL");
+  return status_of(producer->producer.wait_durable(timeout_of(timeout_ns)));
+}
+
+shmq_status_t shmq_producer_try_claim(shmq_producer_t* producer, uint64_t sequence, size_t size, void** buffer) {
+  if (producer == nullptr || buffer == nullptr) return null_argument("the producer or buffer is NULL");
+  shmq::Producer& p = producer->producer;
+  const shmq::Status status = sequence == 0 ? p.try_claim(size) : p.try_claim(sequence, size);
+  *buffer = status == shmq::Status::Ok ? p.claimed().data() : nullptr;
+  return status_of(status);
+}
+
+shmq_status_t shmq_producer_claim(shmq_producer_t* producer, size_t size, int64_t timeout_ns, void** buffer) {
+  if (producer == nullptr || buffer == nullptr) return null_argument("the producer or buffer is NULL");
+  shmq::Producer& p = producer->producer;
+  const shmq::Status status = p.claim(size, timeout_of(timeout_ns));
+  *buffer = status == shmq::Status::Ok ? p.claimed().data() : nullptr;
+  return status_of(status);
+}
+
+shmq_status_t shmq_producer_commit(shmq_producer_t* producer, uint64_t* position) {
+  if (producer == nullptr) return null_argument("the producer is NULL");
+  // claimed() is an empty span with no data only when nothing is claimed.
+  if (producer->producer.claimed().data() == nullptr)
+    return shmq::capi::fail(SHMQ_INVALID_ARGUMENT, "commit without a claim");
+  const std::uint64_t committed = producer->producer.commit();
+  if (position != nullptr) *position = committed;
+  return SHMQ_OK;
+}
+
+void shmq_producer_abort(shmq_producer_t* producer) {
+  if (producer != nullptr) producer->producer.abort();
+}
+
+}  // extern "C"

@@ -1,0 +1,161 @@
+// The C API's queues: create, open, remove, options, names.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "capi/capi.hpp"
+
+namespace shmq::capi {
+namespace {
+
+QueueOptions options_from(const shmq_queue_options_t* c) {
+  QueueOptions o;
+  if (c == nullptr) return o;
+  o.capacity = c->capacity;
+  o.max_message = c->max_message;
+  o.durable = c->durable;
+  o.mode = static_cast<mode_t>(c->mode);
+  o.max_producers = c->max_producers;
+  o.max_groups = c->max_groups;
+  o.max_consumers = c->max_consumers;
+  return o;
+}
+
+void options_to(const QueueOptions& o, shmq_queue_options_t* c) noexcept {
+  *c = shmq_queue_options_t{};
+  c->capacity = o.capacity;
+  c->max_message = o.max_message;
+  c->durable = o.durable;
+  c->mode = static_cast<std::uint32_t>(o.mode);
+  c->max_producers = o.max_producers;
+  c->max_groups = o.max_groups;
+  c->max_consumers = o.max_consumers;
+}
+
+// Opens (or creates) a queue into *out with `make`, which returns a shmq::Queue.
+template <class Make>
+shmq_status_t make_queue(const char* name, shmq_queue_t** out, Make&& make) noexcept {
+  if (out == nullptr) return null_argument("out is NULL");
+  *out = nullptr;
+  if (name == nullptr) return null_argument("the queue name is NULL");
+  return guarded([&] {
+    *out = new shmq_queue{make()};
+    return SHMQ_OK;
+  });
+}
+
+// shmq_queue_list's allocation: the C view first, so that the pointer the
+// caller holds is the holder's (both members standard-layout).
+struct NameList {
+  shmq_name_list_t view;
+  struct Storage {
+    std::vector<std::string> names;
+    std::vector<const char*> pointers;
+  }* storage;
+};
+
+}  // namespace
+}  // namespace shmq::capi
+
+using namespace shmq::capi;
+
+extern "C" {
+
+void shmq_queue_options_init(shmq_queue_options_t* options) {
+  if (options != nullptr) options_to(shmq::QueueOptions{}, options);
+}
+
+shmq_status_t shmq_queue_create(const char* name, const shmq_queue_options_t* options, const char* ns,
+                                shmq_queue_t** out) {
+  return make_queue(name, out, [&] { return shmq::Queue::create(name, options_from(options), ns_of(ns)); });
+}
+
+shmq_status_t shmq_queue_open(const char* name, const char* ns, shmq_queue_t** out) {
+  return make_queue(name, out, [&] { return shmq::Queue::open(name, ns_of(ns)); });
+}
+
+shmq_status_t shmq_queue_open_read_only(const char* name, const char* ns, shmq_queue_t** out) {
+  return make_queue(name, out, [&] { return shmq::Queue::open_read_only(name, ns_of(ns)); });
+}
+
+shmq_status_t shmq_queue_open_or_create(const char* name, const shmq_queue_options_t* options, const char* ns,
+                                        int64_t wait_for_rebuild_ms, shmq_queue_t** out) {
+  const auto wait = std::chrono::milliseconds(wait_for_rebuild_ms < 0 ? 0 : wait_for_rebuild_ms);
+  return make_queue(name, out,
+                    [&] { return shmq::Queue::open_or_create(name, options_from(options), ns_of(ns), wait); });
+}
+
+shmq_status_t shmq_queue_remove(const char* name, const char* ns, bool* existed) {
+  if (name == nullptr) return null_argument("the queue name is NULL");
+  return guarded([&] {
+    const bool removed = shmq::Queue::remove(name, ns_of(ns));
+    if (existed != nullptr) *existed = removed;
+    return SHMQ_OK;
+  });
+}
+
+void shmq_queue_close(shmq_queue_t* queue) { delete queue; }
+
+const char* shmq_queue_name(const shmq_queue_t* queue) {
+  return queue == nullptr ? "" : queue->queue.name().c_str();
+}
+
+const char* shmq_queue_namespace(const shmq_queue_t* queue) {
+  return queue == nullptr ? "" : queue->queue.ns().c_str();
+}
+
+shmq_status_t shmq_queue_get_options(const shmq_queue_t* queue, shmq_queue_options_t* out) {
+  if (queue == nullptr || out == nullptr) return null_argument("the queue or out is NULL");
+  options_to(queue->queue.options(), out);
+  return SHMQ_OK;
+}
+
+bool shmq_queue_deleted(const shmq_queue_t* queue) { return queue != nullptr && queue->queue.deleted(); }
+
+shmq_status_t shmq_queue_delete_group(shmq_queue_t* queue, const char* group) {
+  if (queue == nullptr || group == nullptr) return null_argument("the queue or the group name is NULL");
+  return guarded([&] {
+    queue->queue.delete_group(group);
+    return SHMQ_OK;
+  });
+}
+
+shmq_status_t shmq_queue_producer_name(const shmq_queue_t* queue, uint32_t producer_id, char* buf, size_t size,
+                                       size_t* length) {
+  if (queue == nullptr) return null_argument("the queue is NULL");
+  return guarded([&] {
+    copy_out(queue->queue.producer_name(producer_id), buf, size, length);
+    return SHMQ_OK;
+  });
+}
+
+shmq_status_t shmq_segment_bytes(const shmq_queue_options_t* options, uint64_t* out) {
+  if (out == nullptr) return null_argument("out is NULL");
+  return guarded([&] {
+    *out = shmq::Queue::segment_bytes(options_from(options));
+    return SHMQ_OK;
+  });
+}
+
+shmq_status_t shmq_queue_list(const char* ns, shmq_name_list_t** out) {
+  if (out == nullptr) return null_argument("out is NULL");
+  *out = nullptr;
+  return guarded([&] {
+    auto storage = std::make_unique<NameList::Storage>();
+    storage->names = shmq::Queue::list(ns_of(ns));
+    for (const std::string& n : storage->names) storage->pointers.push_back(n.c_str());
+    auto* list = new NameList{{storage->names.size(), storage->pointers.data()}, storage.get()};
+    storage.release();
+    *out = &list->view;
+    return SHMQ_OK;
+  });
+}
+
+void shmq_name_list_free(shmq_name_list_t* list) {
+  if (list == nullptr) return;
+  auto* holder = reinterpret_cast<NameList*>(list);
+  delete holder->storage;
+  delete holder;
+}
+
+}  // extern "C"
