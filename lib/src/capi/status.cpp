@@ -45,6 +45,7 @@ const char* shmq_status_str(shmq_status_t status) {
   using shmq::Status;
   // to_string's views are of string literals, so NUL-terminated.
   if (status >= SHMQ_OK && status <= SHMQ_DELETED) return shmq::to_string(static_cast<Status>(status)).data();
+  if (status == SHMQ_CORRUPT_HEADER) return "corrupt header";  // Errc::Corrupt's "corrupt" is SHMQ_CORRUPT's
   if (status >= SHMQ_INVALID_NAME && status <= SHMQ_SYSTEM)
     return shmq::to_string(static_cast<Errc>(status - SHMQ_INVALID_NAME)).data();
   if (status == SHMQ_NO_MEMORY) return "no memory";
