@@ -32,7 +32,7 @@ void copy_out(std::string_view text, char* buf, std::size_t size, std::size_t* l
   if (length != nullptr) *length = text.size();
   if (buf == nullptr || size == 0) return;
   const std::size_t n = text.size() < size ? text.size() : size - 1;
-  std::memcpy(buf, text.data(), n);
+  if (n != 0) std::memcpy(buf, text.data(), n);  // an empty view's data() may be NULL: memcpy from NULL is undefined
   buf[n] = '\0';
 }
 
