@@ -458,11 +458,34 @@ static void test_out_of_range_options_are_invalid_arguments(void) {
   CHECK(shmq_producer_last_sequence(producer) == 0);
   shmq_producer_close(producer);
 
-  /* A producer id beyond the table: no such entry, so no name. */
+  /* A producer id beyond the table. */
   char name[64] = "untouched";
   size_t length = 99;
-  const shmq_status_t beyond = shmq_queue_producer_name(queue, 1000, name, sizeof name, &length);
-  CHECK(beyond == SHMQ_INVALID_ARGUMENT || (beyond == SHMQ_OK && length == 0 && name[0] == '\0'));
+  CHECK_STATUS(shmq_queue_producer_name(queue, 1000, name, sizeof name, &length), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+
+  /* Reserved words other than zero (a caller that skipped *_init). */
+  shmq_queue_options_t queue_options;
+  shmq_queue_options_init(&queue_options);
+  queue_options.reserved[3] = 1;
+  shmq_queue_t* never = NULL;
+  CHECK_STATUS(shmq_queue_create("never", &queue_options, NULL, &never), SHMQ_INVALID_ARGUMENT);
+  CHECK(never == NULL);
+  shmq_producer_options_t producer_options;
+  shmq_producer_options_init(&producer_options);
+  producer_options.reserved[0] = 1;
+  CHECK_STATUS(shmq_producer_attach(queue, "p", &producer_options, &producer), SHMQ_INVALID_ARGUMENT);
+  shmq_consumer_options_init(&consumer_options);
+  consumer_options.reserved[1] = 1;
+  CHECK_STATUS(shmq_consumer_join(queue, "g", &consumer_options, &consumer), SHMQ_INVALID_ARGUMENT);
+
+  /* A batch of at most 0 messages, a NULL buffer of a size. */
+  shmq_message_t message;
+  size_t count = 9;
+  consumer = join(queue, "g");
+  CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, &message, 0, &count), SHMQ_INVALID_ARGUMENT);
+  CHECK_STATUS(shmq_queue_producer_name(queue, 0, NULL, 8, &length), SHMQ_INVALID_ARGUMENT);
+  shmq_consumer_close(consumer);
   shmq_queue_close(queue);
   remove_queue("q");
 }
