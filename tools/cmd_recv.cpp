@@ -17,8 +17,10 @@
 namespace shmq::tools {
 namespace {
 
-std::string json_line(const Message& message, const std::string& producer) {
+// Made while the message is held, when its producer's name is the sender's.
+std::string json_line(const Message& message) {
   nlohmann::ordered_json line;
+  const std::string_view producer = message.producer();
   line["producer"] = producer.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(producer);
   line["producer_id"] = message.producer_id;
   line["seq"] = message.sequence;
@@ -36,10 +38,8 @@ std::string json_line(const Message& message, const std::string& producer) {
   return line.dump() + '\n';
 }
 
-void print(const Message& message, bool json, const Queue& queue) {
-  // Looked up per message, while it is held: see Queue::producer_name.
-  const std::string text = json ? json_line(message, queue.producer_name(message.producer_id))
-                                : std::string(message.text()) + '\n';
+void print(const Message& message, bool json) {
+  const std::string text = json ? json_line(message) : std::string(message.text()) + '\n';
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
     throw Failure("writing the output failed; the message stays unacknowledged");
   }
@@ -64,7 +64,7 @@ void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& ar
       throw Failure(fmt::format("receive failed: {}: {}", to_string(status), consumer.journal_error()));
     }
     if (status != Status::Ok) throw Failure(fmt::format("receive failed: {}", to_string(status)));
-    print(message, args.json, queue);
+    print(message, args.json);
     if (const Status acked = consumer.ack(message); acked != Status::Ok) {
       throw Failure(
           fmt::format("ack of position {} failed: {}", message.position, to_string(acked)));

@@ -29,6 +29,8 @@ collected.
 
 from __future__ import annotations
 
+from typing import Literal, TypedDict
+
 from . import _shmq
 from ._shmq import Consumer, Message, Producer, Queue
 
@@ -65,6 +67,11 @@ __all__ = [
     "NoMemory",
     "Internal",
     "library_version",
+    "QueueOptions",
+    "QueueInfo",
+    "ProducerInfo",
+    "GroupInfo",
+    "ConsumerInfo",
 ]
 
 __version__ = "0.1.0"
@@ -73,6 +80,80 @@ __version__ = "0.1.0"
 def library_version() -> str:
     """The version of the libshmq this package is built with ("MAJOR.MINOR.PATCH")."""
     return _shmq.version()
+
+
+# The shapes of Queue.options() and Queue.info(): the fields of the C API's
+# shmq_queue_options_t and shmq_queue_info_t (shmq.h says what each means).
+class QueueOptions(TypedDict):
+    capacity: int
+    max_message: int
+    durable: bool
+    mode: int
+    max_producers: int
+    max_groups: int
+    max_consumers: int
+
+
+class ProducerInfo(TypedDict):
+    id: int
+    name: str
+    pid: int
+    attached: bool
+    alive: bool
+    last_sequence: int
+    messages: int
+    bytes: int
+
+
+class ConsumerInfo(TypedDict):
+    index: int
+    pid: int
+    alive: bool
+    in_flight: int
+    received: int
+    acked: int
+
+
+class GroupInfo(TypedDict):
+    name: str
+    read_position: int
+    reading_journal: bool
+    acked_position: int
+    lag_bytes: int
+    lag_messages: int
+    in_flight: int
+    delivered: int
+    acked: int
+    redelivered: int
+    consumers: list[ConsumerInfo]
+
+
+class QueueInfo(TypedDict):
+    name: str
+    ns: str
+    capacity: int
+    max_message: int
+    durable: bool
+    mode: int
+    creator_pid: int
+    created_unix_ns: int
+    head_position: int
+    tail_position: int
+    bytes_in_use: int
+    messages_in_use: int
+    messages_total: int
+    journal_written: int
+    journal_synced: int
+    journal_error: int
+    journal_trouble: Literal["none", "setup_failing", "conflict"]
+    groups_to_journal: int
+    holes_skipped: int
+    redelivered: int
+    clients_reaped: int
+    daemon_pid: int
+    daemon_alive: bool
+    producers: list[ProducerInfo]
+    groups: list[GroupInfo]
 
 
 class Error(Exception):

@@ -455,14 +455,19 @@ static PayloadObject* payload_new(void* buf, size_t size, int readonly) {
   return self;
 }
 
-static PyObject* release_name = NULL; /* "release", interned */
+static PyObject* memoryview_release = NULL; /* the method descriptor memoryview.release */
+
+/* view.release(), without a method lookup (a vectorcall of the descriptor). */
+static PyObject* call_release(PyObject* view) {
+  return PyObject_Vectorcall(memoryview_release, &view, 1, NULL);
+}
 
 /* Releases the memoryview `*view` (ours) and checks that nothing else still
  * holds a buffer of `exporter`. On failure: BufferError, and *view cleared
  * when it was released (the next access makes a fresh one). */
 static int release_view(PyObject** view, PayloadObject* exporter, const char* what) {
   if (*view != NULL) {
-    PyObject* result = PyObject_CallMethodNoArgs(*view, release_name);
+    PyObject* result = call_release(*view);
     if (result == NULL) return -1; /* BufferError: something holds a buffer of the view itself */
     Py_DECREF(result);
   }
@@ -481,7 +486,7 @@ static int release_view(PyObject** view, PayloadObject* exporter, const char* wh
 static PyObject* released_view(void) {
   PyObject* view = PyMemoryView_FromMemory(empty_payload, 0, PyBUF_READ);
   if (view == NULL) return NULL;
-  PyObject* result = PyObject_CallMethodNoArgs(view, release_name);
+  PyObject* result = call_release(view);
   if (result == NULL) {
     Py_DECREF(view);
     return NULL;
@@ -986,7 +991,7 @@ static void Producer_dealloc(ProducerObject* self) {
     /* A dealloc must not leave an exception behind, nor lose a pending one. */
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
-    PyObject* result = PyObject_CallMethodNoArgs(self->claim_view, release_name);
+    PyObject* result = call_release(self->claim_view);
     Py_XDECREF(result);
     PyErr_Restore(type, value, traceback);
     Py_CLEAR(self->claim_view);
@@ -1392,6 +1397,7 @@ typedef struct {
   QueueObject* queue;
   PyObject* group;
   MessageObject* held;        /* Message objects not yet acked (doubly linked) */
+  MessageObject* unresolved;  /* acked Message objects whose producer name was never read */
   PayloadObject* exporters;   /* every payload exporter made from this consumer, alive */
   NameCacheEntry* names;      /* by producer id; allocated on first use */
 } ConsumerObject;
@@ -1405,18 +1411,35 @@ struct MessageObject {
   PayloadObject* payload;   /* its exporter */
   MessageObject* prev;
   MessageObject* next;
+  MessageObject** list;     /* the consumer's list it is in (held or unresolved), or NULL */
   int held;                 /* not yet acked, and the consumer not closed */
 };
 
-static void message_unlink(MessageObject* m) {
-  if (m->prev != NULL) m->prev->next = m->next;
-  else m->consumer->held = m->next;
-  if (m->next != NULL) m->next->prev = m->prev;
-  m->prev = m->next = NULL;
+static void message_link(MessageObject* m, MessageObject** list) {
+  m->list = list;
+  m->prev = NULL;
+  m->next = *list;
+  if (*list != NULL) (*list)->prev = m;
+  *list = m;
 }
 
-/* Reads m's producer name from the table (it is the sender's while m is
- * held), reusing the str of the last read of that entry when unchanged. */
+static void message_unlink(MessageObject* m) {
+  if (m->list == NULL) return;
+  if (m->prev != NULL) m->prev->next = m->next;
+  else *m->list = m->next;
+  if (m->next != NULL) m->next->prev = m->prev;
+  m->prev = m->next = NULL;
+  m->list = NULL;
+}
+
+/* Reads m's producer name from the table, reusing the str of the last read
+ * of that entry when unchanged. Read lazily, never at receive nor ack: the
+ * entry's cache line is one the producer writes at every send, and reading it
+ * per message costs a cross-core miss on both sides (measured: a third of a
+ * Python consumer's time, and the producer slowed as much). The name is the
+ * sender's while m is held; after the ack it still is unless the entry went
+ * to another name meanwhile, which needs every message of its producer
+ * released and a new name attaching. */
 static int message_resolve_producer(MessageObject* m) {
   if (m->producer != NULL) return 0;
   char text[NAME_BUFFER];
@@ -1433,31 +1456,35 @@ static int message_resolve_producer(MessageObject* m) {
     c->names = PyMem_Calloc(NAME_CACHE_SIZE, sizeof(NameCacheEntry));
   }
   NameCacheEntry* entry = c->names != NULL && id < NAME_CACHE_SIZE ? &c->names[id] : NULL;
+  PyObject* name;
   if (entry != NULL && entry->name != NULL && entry->length == length && memcmp(entry->text, text, length) == 0) {
-    m->producer = Py_NewRef(entry->name);
-    return 0;
-  }
-  PyObject* name = PyUnicode_DecodeUTF8(text, (Py_ssize_t)length, "replace");
-  if (name == NULL) return -1;
-  if (entry != NULL) {
-    Py_XSETREF(entry->name, Py_NewRef(name));
-    entry->length = length;
-    memcpy(entry->text, text, length);
+    name = Py_NewRef(entry->name);
+  } else {
+    name = PyUnicode_DecodeUTF8(text, (Py_ssize_t)length, "replace");
+    if (name == NULL) return -1;
+    if (entry != NULL) {
+      Py_XSETREF(entry->name, Py_NewRef(name));
+      entry->length = length;
+      memcpy(entry->text, text, length);
+    }
   }
   m->producer = name;
+  if (m->list == &c->unresolved) message_unlink(m);
   return 0;
 }
 
-/* The message is no longer held: its payload released, its link gone. */
+/* The message is no longer held: its payload released; it stays listed
+ * while its producer name is unread, for close() to read it in time. */
 static void message_mark_released(MessageObject* m) {
   if (!m->held) return;
   m->held = 0;
   if (m->payload != NULL) m->payload->valid = 0;
   message_unlink(m);
+  if (m->producer == NULL) message_link(m, &m->consumer->unresolved);
 }
 
 static void Message_dealloc(MessageObject* self) {
-  if (self->held) message_unlink(self);
+  message_unlink(self);
   Py_XDECREF(self->view);
   Py_XDECREF(self->payload);
   Py_XDECREF(self->producer);
@@ -1474,10 +1501,7 @@ static MessageObject* message_new(ConsumerObject* consumer, const shmq_message_t
   m->view = NULL;
   m->payload = NULL;
   m->held = 1;
-  m->prev = NULL;
-  m->next = consumer->held;
-  if (consumer->held != NULL) consumer->held->prev = m;
-  consumer->held = m;
+  message_link(m, &consumer->held);
   return m;
 }
 
@@ -1507,7 +1531,7 @@ static PyObject* Message_get_payload(MessageObject* self, void* unused) {
 static PyObject* Message_get_producer(MessageObject* self, void* unused) {
   (void)unused;
   if (self->producer == NULL) {
-    if (self->consumer->consumer == NULL) return PyUnicode_FromString(""); /* cannot happen: close resolves */
+    if (self->consumer->consumer == NULL) return PyUnicode_FromString(""); /* cannot happen: close reads them */
     if (message_resolve_producer(self) < 0) return NULL;
   }
   return Py_NewRef(self->producer);
@@ -1633,6 +1657,7 @@ static PyObject* Queue_consumer(QueueObject* self, PyObject* const* args, Py_ssi
   consumer->queue = (QueueObject*)Py_NewRef(self);
   consumer->group = Py_NewRef(values[0]);
   consumer->held = NULL;
+  consumer->unresolved = NULL;
   consumer->exporters = NULL;
   consumer->names = NULL;
   return (PyObject*)consumer;
@@ -1819,11 +1844,20 @@ undo:
   return -1;
 }
 
-static int resolve_producers(ConsumerObject* self, int all, uint64_t up_to) {
+/* Before the consumer closes (its mapping may go with it): the producer names
+ * of its Message objects still alive, read while they can be. */
+static void resolve_producers(ConsumerObject* self) {
   for (MessageObject* m = self->held; m != NULL; m = m->next) {
-    if ((all || m->message.position <= up_to) && message_resolve_producer(m) < 0) return -1;
+    if (message_resolve_producer(m) < 0) PyErr_Clear();
   }
-  return 0;
+  while (self->unresolved != NULL) {
+    MessageObject* m = self->unresolved;
+    if (message_resolve_producer(m) < 0) {
+      PyErr_Clear();
+      m->producer = PyUnicode_FromString("");
+      message_unlink(m);
+    }
+  }
 }
 
 static PyObject* Consumer_ack(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs) {
@@ -1842,8 +1876,6 @@ static PyObject* Consumer_ack(ConsumerObject* self, PyObject* const* args, Py_ss
   }
   if (!m->held) return raise_status_msg(SHMQ_NOT_IN_FLIGHT, "not in flight: the message was already acked");
   if (m->payload != NULL && release_view(&m->view, m->payload, "payload") < 0) return NULL;
-  /* The producer's name is provably the sender's only while the message is held. */
-  if (m->producer == NULL && message_resolve_producer(m) < 0) return NULL;
   const shmq_status_t status = shmq_consumer_ack(self->consumer, &m->message);
   if (status != SHMQ_OK) {
     Py_CLEAR(m->view);
@@ -1861,7 +1893,7 @@ static PyObject* Consumer_ack_up_to(ConsumerObject* self, PyObject* const* args,
   }
   uint64_t position = 0;
   if (u64_arg(args[0], "position", &position) < 0) return NULL;
-  if (release_payloads(self, 0, position) < 0 || resolve_producers(self, 0, position) < 0) return NULL;
+  if (release_payloads(self, 0, position) < 0) return NULL;
   size_t count = 0;
   const shmq_status_t status = shmq_consumer_ack_up_to(self->consumer, position, &count);
   if (status != SHMQ_OK) return raise_status(status);
@@ -1881,7 +1913,7 @@ static PyObject* Consumer_close(ConsumerObject* self, PyObject* unused) {
   wait_until_idle(&self->base);
   if (self->consumer == NULL) Py_RETURN_NONE;
   if (release_payloads(self, 1, 0) < 0) return NULL;
-  if (resolve_producers(self, 1, 0) < 0) PyErr_Clear(); /* a name we cannot read stays "" */
+  resolve_producers(self);
   shmq_consumer_close(self->consumer);
   self->consumer = NULL;
   self->base.open = 0;
@@ -2164,8 +2196,8 @@ static int add_int(PyObject* module, const char* name, long value) {
 }
 
 PyMODINIT_FUNC PyInit__shmq(void) {
-  release_name = PyUnicode_InternFromString("release");
-  if (release_name == NULL) return NULL;
+  memoryview_release = PyObject_GetAttrString((PyObject*)&PyMemoryView_Type, "release");
+  if (memoryview_release == NULL) return NULL;
   PyObject* module = PyModule_Create(&module_def);
   if (module == NULL) return NULL;
   if (add_type(module, &QueueType, "Queue") < 0 || add_type(module, &ProducerType, "Producer") < 0 ||

@@ -58,7 +58,7 @@ class JournalReadTest : public DaemonTest {
     }
   }
 
-  // Receives and acks sequences [first, last] of producer 0, each once, in
+  // Receives and acks sequences [first, last] of producer "p", each once, in
   // order; `redelivered` says how they must be flagged.
   static void expect_range(Consumer& c, std::uint64_t first, std::uint64_t last, bool redelivered = false) {
     Message m;
@@ -67,6 +67,7 @@ class JournalReadTest : public DaemonTest {
       ASSERT_EQ(c.receive(m, 20s), Status::Ok) << "waiting for " << seq << ": " << c.journal_error();
       ASSERT_EQ(m.sequence, seq);
       ASSERT_EQ(m.text(), payload_of(seq));
+      ASSERT_EQ(m.producer(), "p");  // from the ring or the journal alike
       ASSERT_GT(m.position, last_position);
       ASSERT_EQ(m.redelivered, redelivered) << "sequence " << seq;
       last_position = m.position;

@@ -28,6 +28,7 @@ TEST_F(RingTest, SendReceiveAckInOrder) {
     EXPECT_EQ(m.text(), "m" + std::to_string(i));
     EXPECT_EQ(m.sequence, static_cast<std::uint64_t>(i));
     EXPECT_EQ(m.producer_id, p.id());
+    EXPECT_EQ(m.producer(), "p");
     EXPECT_FALSE(m.redelivered);
     EXPECT_GT(m.timestamp_ns, 0u);
     EXPECT_GT(m.position, last_position);
@@ -38,6 +39,23 @@ TEST_F(RingTest, SendReceiveAckInOrder) {
   Message m;
   EXPECT_EQ(c.try_receive(m), Status::Empty);
   EXPECT_EQ(p.last_sequence(), 10u);
+}
+
+TEST_F(RingTest, MessagesNameTheirSender) {
+  auto q = make();
+  auto alpha = Producer::attach(q, "alpha");
+  auto beta = Producer::attach(q, "beta");
+  auto c = Consumer::join(q, "g");
+  ASSERT_EQ(alpha.try_send(bytes_of("a")), Status::Ok);
+  ASSERT_EQ(beta.try_send(bytes_of("b")), Status::Ok);
+  for (const char* sender : {"alpha", "beta"}) {
+    Message m;
+    ASSERT_EQ(c.try_receive(m), Status::Ok);
+    EXPECT_EQ(m.producer(), sender);
+    EXPECT_EQ(m.producer(), q.producer_name(m.producer_id));
+    EXPECT_EQ(c.ack(m), Status::Ok);
+  }
+  EXPECT_EQ(Message{}.producer(), "");  // a message not received names no one
 }
 
 TEST_F(RingTest, FullUntilEveryGroupReleases) {

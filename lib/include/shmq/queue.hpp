@@ -54,7 +54,7 @@ SHMQ_API void validate_namespace(std::string_view ns);
 
 struct QueueOptions {
   std::uint64_t capacity = 1u << 20;     // ring bytes; a power of two, 4 KiB .. 1 TiB
-  std::uint32_t max_message = 64 << 10;  // largest payload; at most capacity / 4
+  std::uint32_t max_message = 64 << 10;  // largest payload; with its 32-byte header, at most capacity / 4
   bool durable = false;                  // journaled by shmqd
   mode_t mode = 0600;                    // segment file mode
   std::uint32_t max_producers = 64;      // producer table entries (1..255)

@@ -42,6 +42,16 @@
 #define SHMQ_C_API
 #endif
 
+/* The enums are int-sized in C. C++ sees them with `int` as their fixed
+ * underlying type, so that any int a C caller stores in one is a value the
+ * library may read (outside the enumerators, a C++ enum without one is
+ * undefined behaviour) and is refused as SHMQ_INVALID_ARGUMENT. */
+#ifdef __cplusplus
+#define SHMQ_ENUM(name) enum name : int
+#else
+#define SHMQ_ENUM(name) enum name
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -50,7 +60,7 @@ extern "C" {
 
 /* The codes of shmq::Status (the data path: 0..99) and shmq::Errc (set-up:
  * 100 + its value), and two of the C API's own. */
-typedef enum shmq_status {
+typedef SHMQ_ENUM(shmq_status) {
   SHMQ_OK = 0,
   SHMQ_EMPTY = 1,              /* nothing to receive */
   SHMQ_FULL = 2,               /* no room in the ring: every group still holds the space */
@@ -101,13 +111,13 @@ typedef struct shmq_queue shmq_queue_t;
 
 typedef struct shmq_queue_options {
   uint64_t capacity;      /* ring bytes; a power of two, 4 KiB .. 1 TiB (default 1 MiB) */
-  uint32_t max_message;   /* largest payload; at most capacity / 4 (default 64 KiB) */
+  uint32_t max_message;   /* largest payload; with its 32-byte header at most capacity / 4 (default 64 KiB) */
   bool durable;           /* journaled by shmqd (default false) */
   uint32_t mode;          /* segment file mode (default 0600) */
   uint32_t max_producers; /* producer table entries, 1..255 (default 64) */
   uint32_t max_groups;    /* consumer group entries, 1..64 (default 16) */
   uint32_t max_consumers; /* consumers per group, 1..64 (default 16) */
-  uint64_t reserved[4];   /* zero */
+  uint64_t reserved[4];   /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
 } shmq_queue_options_t;
 
 /* Fills the defaults above. */
@@ -121,7 +131,8 @@ SHMQ_C_API shmq_status_t shmq_queue_open(const char* name, const char* ns, shmq_
 /* Read-only (for monitors): producers and consumers cannot be made from it. */
 SHMQ_C_API shmq_status_t shmq_queue_open_read_only(const char* name, const char* ns, shmq_queue_t** out);
 /* Opens the queue; creates it when it does not exist; when it must be rebuilt
- * from its journal first, waits up to wait_for_rebuild_ms for shmqd. */
+ * from its journal first, waits up to wait_for_rebuild_ms for shmqd
+ * (negative: as long as it takes), then SHMQ_NEEDS_REBUILD. */
 SHMQ_C_API shmq_status_t shmq_queue_open_or_create(const char* name, const shmq_queue_options_t* options,
                                                    const char* ns, int64_t wait_for_rebuild_ms,
                                                    shmq_queue_t** out);
@@ -139,7 +150,9 @@ SHMQ_C_API bool shmq_queue_deleted(const shmq_queue_t* queue);
 /* Removes a consumer group, releasing what it held. SHMQ_NOT_FOUND when none. */
 SHMQ_C_API shmq_status_t shmq_queue_delete_group(shmq_queue_t* queue, const char* group);
 /* The name of producer entry `producer_id` into buf (NUL-terminated, cut to
- * size - 1); *length (may be NULL): its full length, 0 when the entry is free. */
+ * size - 1; buf may be NULL when size is 0, to ask the length); *length (may
+ * be NULL): its full length, 0 when the entry is free. An id beyond the
+ * table (max_producers): SHMQ_INVALID_ARGUMENT. */
 SHMQ_C_API shmq_status_t shmq_queue_producer_name(const shmq_queue_t* queue, uint32_t producer_id, char* buf,
                                                   size_t size, size_t* length);
 /* What a queue of `options` takes of /dev/shm, in bytes. */
@@ -191,7 +204,7 @@ typedef struct shmq_group_info {
   const shmq_consumer_info_t* consumers;
 } shmq_group_info_t;
 
-typedef enum shmq_journal_trouble {
+typedef SHMQ_ENUM(shmq_journal_trouble) {
   SHMQ_JOURNAL_OK = 0,
   SHMQ_JOURNAL_SETUP_FAILING = 1, /* shmqd cannot open the journal (a full disk): it retries */
   SHMQ_JOURNAL_CONFLICT = 2       /* the segment is not the queue its journal holds */
@@ -238,12 +251,12 @@ typedef struct shmq_producer shmq_producer_t;
 typedef struct shmq_producer_options {
   uint32_t wait_spin;       /* polls before a blocked call sleeps (default 4000; 0 sleeps at once) */
   bool precise_timestamps;  /* CLOCK_REALTIME instead of its coarse tick (default false) */
-  uint64_t reserved[4];     /* zero */
+  uint64_t reserved[4];     /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
 } shmq_producer_options_t;
 
 SHMQ_C_API void shmq_producer_options_init(shmq_producer_options_t* options);
 
-typedef enum shmq_confirm {
+typedef SHMQ_ENUM(shmq_confirm) {
   SHMQ_CONFIRM_SHARED = 0,  /* committed in shared memory: survives any process's crash */
   SHMQ_CONFIRM_DURABLE = 1  /* durable queues: also synced to disk by shmqd */
 } shmq_confirm_t;
@@ -304,7 +317,7 @@ SHMQ_C_API void shmq_producer_abort(shmq_producer_t* producer);
 
 typedef struct shmq_consumer shmq_consumer_t;
 
-typedef enum shmq_start {
+typedef SHMQ_ENUM(shmq_start) {
   SHMQ_START_OLDEST = 0,   /* the oldest message retained (durable: in the journal) */
   SHMQ_START_NEWEST = 1,   /* only messages sent after the group is created */
   SHMQ_START_POSITION = 2, /* the first record at or after start_position */
@@ -318,7 +331,7 @@ typedef struct shmq_consumer_options {
   uint64_t start_time_ns;   /* for SHMQ_START_TIME (CLOCK_REALTIME ns) */
   uint32_t wait_spin;       /* polls before a blocked call sleeps (default 4000) */
   const char* journal_dir;  /* durable queues: the journal's directory; NULL: shmqd's */
-  uint64_t reserved[4];     /* zero */
+  uint64_t reserved[4];     /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
 } shmq_consumer_options_t;
 
 SHMQ_C_API void shmq_consumer_options_init(shmq_consumer_options_t* options);
@@ -352,8 +365,9 @@ SHMQ_C_API const char* shmq_consumer_journal_error(const shmq_consumer_t* consum
 SHMQ_C_API shmq_status_t shmq_consumer_try_receive(shmq_consumer_t* consumer, shmq_message_t* out);
 SHMQ_C_API shmq_status_t shmq_consumer_receive(shmq_consumer_t* consumer, shmq_message_t* out,
                                                int64_t timeout_ns);
-/* Fills up to `max` messages without waiting; *count: how many (0: SHMQ_EMPTY,
- * or SHMQ_IN_FLIGHT_LIMIT when the consumer holds `prefetch` already). */
+/* Fills up to `max` (at least 1) messages without waiting; *count: how many.
+ * SHMQ_OK when it is at least one, else the status of the first try:
+ * SHMQ_EMPTY, SHMQ_IN_FLIGHT_LIMIT (the consumer holds `prefetch` already), ... */
 SHMQ_C_API shmq_status_t shmq_consumer_try_receive_batch(shmq_consumer_t* consumer, shmq_message_t* out,
                                                          size_t max, size_t* count);
 SHMQ_C_API shmq_status_t shmq_consumer_ack(shmq_consumer_t* consumer, const shmq_message_t* message);
@@ -361,8 +375,9 @@ SHMQ_C_API shmq_status_t shmq_consumer_ack(shmq_consumer_t* consumer, const shmq
  * (UINT64_MAX: all); *count (may be NULL): how many. */
 SHMQ_C_API shmq_status_t shmq_consumer_ack_up_to(shmq_consumer_t* consumer, uint64_t position, size_t* count);
 
-/* The name of the message's producer into buf (NUL-terminated, cut to size - 1);
- * *length (may be NULL): its full length, 0 where the queue does not know it.
+/* The name of the message's producer into buf (NUL-terminated, cut to size - 1;
+ * buf may be NULL when size is 0); *length (may be NULL): its full length, 0
+ * where the queue does not know it.
  * Call it while the message is held: then the name is the sender's. */
 SHMQ_C_API shmq_status_t shmq_message_producer(const shmq_message_t* message, char* buf, size_t size,
                                                size_t* length);

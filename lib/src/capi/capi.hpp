@@ -68,6 +68,17 @@ inline std::string_view ns_of(const char* ns) noexcept { return ns == nullptr ? 
 
 // Copies `text` into buf (NUL-terminated, cut to size - 1; buf may be NULL
 // when size is 0); *length (may be NULL) gets its full length.
-void copy_out(std::string_view text, char* buf, std::size_t size, std::size_t* length) noexcept;
+// SHMQ_INVALID_ARGUMENT for a NULL buf of a size.
+shmq_status_t copy_out(std::string_view text, char* buf, std::size_t size, std::size_t* length) noexcept;
+
+// Whether a C caller left an options struct's reserved words zero, as its
+// *_init function does (others may mean something in a later version).
+template <std::size_t N>
+bool reserved_zero(const std::uint64_t (&words)[N]) noexcept {
+  for (const std::uint64_t w : words) {
+    if (w != 0) return false;
+  }
+  return true;
+}
 
 }  // namespace shmq::capi

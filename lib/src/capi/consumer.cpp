@@ -49,8 +49,11 @@ shmq_status_t shmq_consumer_join(shmq_queue_t* queue, const char* group, const s
   if (out == nullptr) return null_argument("out is NULL");
   *out = nullptr;
   if (queue == nullptr || group == nullptr) return null_argument("the queue or the group name is NULL");
+  // shmq_start_t has int as its underlying type in C++: any int is a value to check.
   if (options != nullptr && (options->start < SHMQ_START_OLDEST || options->start > SHMQ_START_TIME))
     return fail(SHMQ_INVALID_ARGUMENT, "start must be one of SHMQ_START_OLDEST, _NEWEST, _POSITION, _TIME");
+  if (options != nullptr && !reserved_zero(options->reserved))
+    return fail(SHMQ_INVALID_ARGUMENT, "consumer options: reserved words must be zero");
   return guarded([&] {
     shmq::ConsumerOptions o;
     if (options != nullptr) {
@@ -102,8 +105,9 @@ shmq_status_t shmq_consumer_receive(shmq_consumer_t* consumer, shmq_message_t* o
 
 shmq_status_t shmq_consumer_try_receive_batch(shmq_consumer_t* consumer, shmq_message_t* out, size_t max,
                                               size_t* count) {
-  if (consumer == nullptr || count == nullptr || (out == nullptr && max != 0))
+  if (consumer == nullptr || count == nullptr || out == nullptr)
     return null_argument("the consumer, out or count is NULL");
+  if (max == 0) return fail(SHMQ_INVALID_ARGUMENT, "a batch of at most 0 messages");
   *count = 0;
   // One at a time, as Consumer::try_receive_batch does, to keep the status
   // that ended the batch: Empty, InFlightLimit, or something worse.
@@ -130,8 +134,7 @@ shmq_status_t shmq_consumer_ack_up_to(shmq_consumer_t* consumer, uint64_t positi
 
 shmq_status_t shmq_message_producer(const shmq_message_t* message, char* buf, size_t size, size_t* length) {
   if (message == nullptr) return null_argument("the message is NULL");
-  copy_out(message_from(*message).producer(), buf, size, length);
-  return SHMQ_OK;
+  return copy_out(message_from(*message).producer(), buf, size, length);
 }
 
 }  // extern "C"

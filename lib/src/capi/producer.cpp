@@ -43,6 +43,8 @@ shmq_status_t shmq_producer_attach(shmq_queue_t* queue, const char* name, const 
   if (queue == nullptr || name == nullptr) return null_argument("the queue or the producer name is NULL");
   return guarded([&] {
     shmq::ProducerOptions o;
+    if (options != nullptr && !reserved_zero(options->reserved))
+      return fail(SHMQ_INVALID_ARGUMENT, "producer options: reserved words must be zero");
     if (options != nullptr) {
       o.wait.spin = options->wait_spin;
       o.precise_timestamps = options->precise_timestamps;
@@ -98,7 +100,7 @@ shmq_status_t shmq_producer_send_confirm(shmq_producer_t* producer, uint64_t seq
                                          uint64_t* sent_sequence) {
   if (producer == nullptr || bad_payload(data, size)) return null_argument("the producer or the payload is NULL");
   if (confirm != SHMQ_CONFIRM_SHARED && confirm != SHMQ_CONFIRM_DURABLE)
-    return shmq::capi::fail(SHMQ_INVALID_ARGUMENT, "confirm must be SHMQ_CONFIRM_SHARED or SHMQ_CONFIRM_DURABLE");
+    return fail(SHMQ_INVALID_ARGUMENT, "confirm must be SHMQ_CONFIRM_SHARED or SHMQ_CONFIRM_DURABLE");
   shmq::Producer& p = producer->producer;
   const auto how = confirm == SHMQ_CONFIRM_DURABLE ? shmq::Confirm::Durable : shmq::Confirm::Shared;
   const std::uint64_t before = p.last_sequence();
@@ -133,7 +135,7 @@ shmq_status_t shmq_producer_commit(shmq_producer_t* producer, uint64_t* position
   if (producer == nullptr) return null_argument("the producer is NULL");
   // claimed() is an empty span with no data only when nothing is claimed.
   if (producer->producer.claimed().data() == nullptr)
-    return shmq::capi::fail(SHMQ_INVALID_ARGUMENT, "commit without a claim");
+    return fail(SHMQ_INVALID_ARGUMENT, "commit without a claim");
   const std::uint64_t committed = producer->producer.commit();
   if (position != nullptr) *position = committed;
   return SHMQ_OK;

@@ -11,6 +11,7 @@ namespace {
 QueueOptions options_from(const shmq_queue_options_t* c) {
   QueueOptions o;
   if (c == nullptr) return o;
+  if (!reserved_zero(c->reserved)) throw Error(Errc::InvalidArgument, "queue options: reserved words must be zero");
   o.capacity = c->capacity;
   o.max_message = c->max_message;
   o.durable = c->durable;
@@ -80,7 +81,9 @@ shmq_status_t shmq_queue_open_read_only(const char* name, const char* ns, shmq_q
 
 shmq_status_t shmq_queue_open_or_create(const char* name, const shmq_queue_options_t* options, const char* ns,
                                         int64_t wait_for_rebuild_ms, shmq_queue_t** out) {
-  const auto wait = std::chrono::milliseconds(wait_for_rebuild_ms < 0 ? 0 : wait_for_rebuild_ms);
+  // Negative: as long as it takes (a century, which steady_clock's deadline arithmetic holds).
+  const auto wait = wait_for_rebuild_ms < 0 ? std::chrono::milliseconds(std::chrono::hours(24 * 365 * 100))
+                                            : std::chrono::milliseconds(wait_for_rebuild_ms);
   return make_queue(name, out,
                     [&] { return shmq::Queue::open_or_create(name, options_from(options), ns_of(ns), wait); });
 }
@@ -124,8 +127,11 @@ shmq_status_t shmq_queue_producer_name(const shmq_queue_t* queue, uint32_t produ
                                        size_t* length) {
   if (queue == nullptr) return null_argument("the queue is NULL");
   return guarded([&] {
-    copy_out(queue->queue.producer_name(producer_id), buf, size, length);
-    return SHMQ_OK;
+    const std::uint32_t entries = queue->queue.options().max_producers;
+    if (producer_id >= entries)
+      return fail(SHMQ_INVALID_ARGUMENT, "producer id " + std::to_string(producer_id) + " is beyond the table (" +
+                                             std::to_string(entries) + " entries)");
+    return copy_out(queue->queue.producer_name(producer_id), buf, size, length);
   });
 }
 

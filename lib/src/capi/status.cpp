@@ -28,12 +28,14 @@ shmq_status_t fail(shmq_status_t status, std::string_view message) noexcept {
   return status;
 }
 
-void copy_out(std::string_view text, char* buf, std::size_t size, std::size_t* length) noexcept {
+shmq_status_t copy_out(std::string_view text, char* buf, std::size_t size, std::size_t* length) noexcept {
+  if (buf == nullptr && size != 0) return null_argument("buf is NULL but size is not 0");
   if (length != nullptr) *length = text.size();
-  if (buf == nullptr || size == 0) return;
+  if (size == 0) return SHMQ_OK;
   const std::size_t n = text.size() < size ? text.size() : size - 1;
-  std::memcpy(buf, text.data(), n);
+  if (n != 0) std::memcpy(buf, text.data(), n);  // an empty view's data() may be NULL: memcpy from NULL is undefined
   buf[n] = '\0';
+  return SHMQ_OK;
 }
 
 }  // namespace shmq::capi
@@ -45,6 +47,7 @@ const char* shmq_status_str(shmq_status_t status) {
   using shmq::Status;
   // to_string's views are of string literals, so NUL-terminated.
   if (status >= SHMQ_OK && status <= SHMQ_DELETED) return shmq::to_string(static_cast<Status>(status)).data();
+  if (status == SHMQ_CORRUPT_HEADER) return "corrupt header";  // Errc::Corrupt's "corrupt" is SHMQ_CORRUPT's
   if (status >= SHMQ_INVALID_NAME && status <= SHMQ_SYSTEM)
     return shmq::to_string(static_cast<Errc>(status - SHMQ_INVALID_NAME)).data();
   if (status == SHMQ_NO_MEMORY) return "no memory";

@@ -1,0 +1,1506 @@
+/* The C API (shmq/shmq.h) from plain C11: every function, its errors, and a
+ * message between two real processes. Built twice (tests/capi/CMakeLists.txt):
+ * against the static library and against libshmq.so, whose exported symbols
+ * must suffice.
+ *
+ * Each test function runs in a namespace of its own (SHMQ_NAMESPACE set to
+ * capi-<pid>-<n>) and removes its queues; a failed check names file:line,
+ * removes the namespace's queues and exits 1. */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <shmq/shmq.h>
+
+#ifndef SHMQ_EXPECTED_VERSION
+#error "the build passes SHMQ_EXPECTED_VERSION, project(VERSION)"
+#endif
+
+/* ---- Checks --------------------------------------------------------------- */
+
+static char current_ns[64];  /* this test's namespace, also $SHMQ_NAMESPACE */
+static char data_dir[] = "/tmp/shmq-capi-XXXXXX"; /* $SHMQ_DATA_DIR: private, left empty */
+
+/* Best effort, after a failed check: the namespace's queues go. */
+static void remove_namespace_queues(void) {
+  shmq_name_list_t* list = NULL;
+  if (current_ns[0] == '\0' || shmq_queue_list(current_ns, &list) != SHMQ_OK) return;
+  for (size_t i = 0; i < list->count; ++i) (void)shmq_queue_remove(list->names[i], current_ns, NULL);
+  shmq_name_list_free(list);
+}
+
+static void fail(const char* file, int line, const char* format, ...) {
+  const char* last_error = shmq_last_error();
+  fprintf(stderr, "%s:%d: FAILED: ", file, line);
+  va_list args;
+  va_start(args, format);
+  vfprintf(stderr, format, args);
+  va_end(args);
+  fprintf(stderr, " (shmq_last_error: \"%s\")\n", last_error ? last_error : "(null)");
+  remove_namespace_queues();
+  (void)rmdir(data_dir);
+  exit(1);
+}
+
+#define CHECK(condition)                                          \
+  do {                                                            \
+    if (!(condition)) fail(__FILE__, __LINE__, "%s", #condition); \
+  } while (0)
+
+#define CHECK_STATUS(call, expected)                                                                     \
+  do {                                                                                                   \
+    const shmq_status_t got_ = (call);                                                                   \
+    const shmq_status_t want_ = (expected);                                                              \
+    if (got_ != want_)                                                                                   \
+      fail(__FILE__, __LINE__, "%s returned %d (%s), expected %d (%s)", #call, (int)got_,                \
+           shmq_status_str(got_), (int)want_, shmq_status_str(want_));                                   \
+  } while (0)
+
+#define CHECK_OK(call) CHECK_STATUS(call, SHMQ_OK)
+
+#define CHECK_STR(actual, expected)                                                                      \
+  do {                                                                                                   \
+    const char* got_ = (actual);                                                                         \
+    const char* want_ = (expected);                                                                      \
+    if (got_ == NULL || strcmp(got_, want_) != 0)                                                        \
+      fail(__FILE__, __LINE__, "%s is \"%s\", expected \"%s\"", #actual, got_ ? got_ : "(null)", want_); \
+  } while (0)
+
+/* The last error is set and names `what` (a queue, group or producer name). */
+#define CHECK_LAST_ERROR_NAMES(what)                                                             \
+  do {                                                                                           \
+    const char* message_ = shmq_last_error();                                                    \
+    if (message_ == NULL || strstr(message_, (what)) == NULL)                                    \
+      fail(__FILE__, __LINE__, "shmq_last_error() \"%s\" does not name \"%s\"",                  \
+           message_ ? message_ : "(null)", (what));                                              \
+  } while (0)
+
+#define CHECK_LAST_ERROR_SET() CHECK(shmq_last_error() != NULL && shmq_last_error()[0] != '\0')
+
+/* ---- Helpers -------------------------------------------------------------- */
+
+static const int64_t kMillisecond = 1000000;
+static const int64_t kSecond = 1000000000;
+
+static uint64_t realtime_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A small queue (64 KiB ring, 1 KiB messages) named `name` in this test's namespace. */
+static shmq_queue_t* create_small_queue(const char* name) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 64 << 10;
+  options.max_message = 1024;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create(name, &options, NULL, &queue));
+  CHECK(queue != NULL);
+  return queue;
+}
+
+static shmq_producer_t* attach(shmq_queue_t* queue, const char* name) {
+  shmq_producer_t* producer = NULL;
+  CHECK_OK(shmq_producer_attach(queue, name, NULL, &producer));
+  CHECK(producer != NULL);
+  return producer;
+}
+
+static shmq_consumer_t* join(shmq_queue_t* queue, const char* group) {
+  shmq_consumer_t* consumer = NULL;
+  CHECK_OK(shmq_consumer_join(queue, group, NULL, &consumer));
+  CHECK(consumer != NULL);
+  return consumer;
+}
+
+static shmq_consumer_t* join_with_prefetch(shmq_queue_t* queue, const char* group, uint32_t prefetch) {
+  shmq_consumer_options_t options;
+  shmq_consumer_options_init(&options);
+  options.prefetch = prefetch;
+  shmq_consumer_t* consumer = NULL;
+  CHECK_OK(shmq_consumer_join(queue, group, &options, &consumer));
+  return consumer;
+}
+
+static uint64_t send_text(shmq_producer_t* producer, const char* text) {
+  uint64_t sequence = 0;
+  CHECK_OK(shmq_producer_try_send(producer, text, strlen(text), &sequence));
+  return sequence;
+}
+
+/* Whether the message's payload is exactly `text`. */
+static int payload_is(const shmq_message_t* m, const char* text) {
+  return m->size == strlen(text) && memcmp(m->payload, text, m->size) == 0;
+}
+
+static void remove_queue(const char* name) {
+  bool existed = false;
+  CHECK_OK(shmq_queue_remove(name, NULL, &existed));
+  CHECK(existed);
+}
+
+static int queue_exists(const char* name) {
+  shmq_queue_t* queue = NULL;
+  const shmq_status_t status = shmq_queue_open(name, NULL, &queue);
+  shmq_queue_close(queue);
+  return status == SHMQ_OK;
+}
+
+/* ---- Status, version, options ------------------------------------------------ */
+
+static void test_status_str_names_every_code(void) {
+  static const shmq_status_t codes[] = {
+      SHMQ_OK,          SHMQ_EMPTY,          SHMQ_FULL,           SHMQ_DUPLICATE,
+      SHMQ_TIMEOUT,     SHMQ_TOO_LARGE,      SHMQ_IN_FLIGHT_LIMIT, SHMQ_NOT_IN_FLIGHT,
+      SHMQ_CORRUPT,     SHMQ_NOT_DURABLE,    SHMQ_JOURNAL_UNREADABLE, SHMQ_DELETED,
+      SHMQ_INVALID_NAME, SHMQ_INVALID_ARGUMENT, SHMQ_NOT_FOUND,   SHMQ_ALREADY_EXISTS,
+      SHMQ_PERMISSION_DENIED, SHMQ_NOT_READY, SHMQ_INCOMPATIBLE,  SHMQ_CORRUPT_HEADER,
+      SHMQ_WRONG_NAMESPACE, SHMQ_TABLE_FULL, SHMQ_NAME_IN_USE,    SHMQ_NO_SPACE,
+      SHMQ_NEEDS_REBUILD, SHMQ_SYSTEM,       SHMQ_NO_MEMORY,      SHMQ_INTERNAL,
+  };
+  const size_t count = sizeof codes / sizeof codes[0];
+  for (size_t i = 0; i < count; ++i) {
+    const char* name = shmq_status_str(codes[i]);
+    if (name == NULL || name[0] == '\0') fail(__FILE__, __LINE__, "code %d has no name", (int)codes[i]);
+    for (size_t j = 0; j < i; ++j) {
+      if (strcmp(name, shmq_status_str(codes[j])) == 0)
+        fail(__FILE__, __LINE__, "codes %d and %d are both \"%s\"", (int)codes[j], (int)codes[i], name);
+    }
+  }
+  CHECK_STR(shmq_status_str(SHMQ_OK), "ok");
+  CHECK_STR(shmq_status_str(SHMQ_FULL), "full");
+  CHECK_STR(shmq_status_str(SHMQ_NOT_FOUND), "not found");
+  CHECK_STR(shmq_status_str(SHMQ_TIMEOUT), "timeout");
+  /* Not a code: still a string, never NULL. */
+  CHECK(shmq_status_str((shmq_status_t)999) != NULL);
+  CHECK(shmq_status_str((shmq_status_t)-5) != NULL);
+}
+
+static void test_version(void) {
+  CHECK_STR(shmq_version(), SHMQ_EXPECTED_VERSION);
+}
+
+static void test_options_init_fills_the_defaults(void) {
+  shmq_queue_options_t queue;
+  memset(&queue, 0xab, sizeof queue);
+  shmq_queue_options_init(&queue);
+  CHECK(queue.capacity == 1u << 20);
+  CHECK(queue.max_message == 64u << 10);
+  CHECK(!queue.durable);
+  CHECK(queue.mode == 0600);
+  CHECK(queue.max_producers == 64);
+  CHECK(queue.max_groups == 16);
+  CHECK(queue.max_consumers == 16);
+  for (int i = 0; i < 4; ++i) CHECK(queue.reserved[i] == 0);
+
+  shmq_producer_options_t producer;
+  memset(&producer, 0xab, sizeof producer);
+  shmq_producer_options_init(&producer);
+  CHECK(producer.wait_spin == 4000);
+  CHECK(!producer.precise_timestamps);
+  for (int i = 0; i < 4; ++i) CHECK(producer.reserved[i] == 0);
+
+  shmq_consumer_options_t consumer;
+  memset(&consumer, 0xab, sizeof consumer);
+  shmq_consumer_options_init(&consumer);
+  CHECK(consumer.prefetch == 256);
+  CHECK(consumer.start == SHMQ_START_OLDEST);
+  CHECK(consumer.start_position == 0);
+  CHECK(consumer.start_time_ns == 0);
+  CHECK(consumer.wait_spin == 4000);
+  CHECK(consumer.journal_dir == NULL);
+  for (int i = 0; i < 4; ++i) CHECK(consumer.reserved[i] == 0);
+
+  /* NULL: nothing to fill, no crash. */
+  shmq_queue_options_init(NULL);
+  shmq_producer_options_init(NULL);
+  shmq_consumer_options_init(NULL);
+}
+
+static void test_last_error_is_empty_before_any_failure(void) {
+  /* main runs this first: nothing has failed in this thread yet. */
+  CHECK_STR(shmq_last_error(), "");
+}
+
+/* shmq_last_error() is per thread: a failure in one leaves another's alone. */
+static void* fail_in_a_thread(void* unused) {
+  (void)unused;
+  shmq_queue_t* queue = NULL;
+  const shmq_status_t status = shmq_queue_open("thread-side-name", NULL, &queue);
+  const char* message = shmq_last_error();
+  const int ok = status == SHMQ_NOT_FOUND && strstr(message, "thread-side-name") != NULL;
+  return ok ? (void*)1 : NULL;
+}
+
+static void test_last_error_is_per_thread(void) {
+  shmq_queue_t* queue = NULL;
+  CHECK_STATUS(shmq_queue_open("main-side-name", NULL, &queue), SHMQ_NOT_FOUND);
+  CHECK_LAST_ERROR_NAMES("main-side-name");
+  pthread_t thread;
+  CHECK(pthread_create(&thread, NULL, fail_in_a_thread, NULL) == 0);
+  void* result = NULL;
+  CHECK(pthread_join(thread, &result) == 0);
+  CHECK(result == (void*)1);
+  CHECK_LAST_ERROR_NAMES("main-side-name");
+  CHECK(strstr(shmq_last_error(), "thread-side-name") == NULL);
+}
+
+/* ---- Queues ------------------------------------------------------------------ */
+
+static void test_create_open_and_the_options_round_trip(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 64 << 10;
+  options.max_message = 2048;
+  options.mode = 0640;
+  options.max_producers = 8;
+  options.max_groups = 4;
+  options.max_consumers = 3;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create("orders", &options, NULL, &queue));
+  CHECK_STR(shmq_queue_name(queue), "orders");
+  CHECK_STR(shmq_queue_namespace(queue), current_ns);
+
+  shmq_queue_options_t got;
+  memset(&got, 0xab, sizeof got);
+  CHECK_OK(shmq_queue_get_options(queue, &got));
+  CHECK(got.capacity == options.capacity);
+  CHECK(got.max_message == options.max_message);
+  CHECK(!got.durable);
+  CHECK(got.mode == 0640);
+  CHECK(got.max_producers == 8);
+  CHECK(got.max_groups == 4);
+  CHECK(got.max_consumers == 3);
+  for (int i = 0; i < 4; ++i) CHECK(got.reserved[i] == 0);
+
+  /* The segment has the mode asked for, and the size shmq_segment_bytes says. */
+  char path[256];
+  snprintf(path, sizeof path, "/dev/shm/shmq.%s.orders", current_ns);
+  struct stat st;
+  CHECK(stat(path, &st) == 0);
+  CHECK((st.st_mode & 0777) == 0640);
+  uint64_t bytes = 0;
+  CHECK_OK(shmq_segment_bytes(&options, &bytes));
+  CHECK(bytes == (uint64_t)st.st_size);
+
+  /* Opened, by its namespace given explicitly: the queue's own options. */
+  shmq_queue_t* opened = NULL;
+  CHECK_OK(shmq_queue_open("orders", current_ns, &opened));
+  CHECK_STR(shmq_queue_namespace(opened), current_ns);
+  CHECK_OK(shmq_queue_get_options(opened, &got));
+  CHECK(got.capacity == options.capacity && got.max_message == 2048 && got.max_consumers == 3);
+  shmq_queue_close(opened);
+
+  /* open_or_create of an existing queue: its options, not the caller's. */
+  shmq_queue_options_t other;
+  shmq_queue_options_init(&other);
+  CHECK_OK(shmq_queue_open_or_create("orders", &other, NULL, 0, &opened));
+  CHECK_OK(shmq_queue_get_options(opened, &got));
+  CHECK(got.capacity == options.capacity && got.max_message == 2048);
+  shmq_queue_close(opened);
+
+  /* open_or_create of a new one creates it (NULL options: the defaults). */
+  CHECK(!queue_exists("fresh"));
+  CHECK_OK(shmq_queue_open_or_create("fresh", NULL, NULL, 1000, &opened));
+  CHECK_OK(shmq_queue_get_options(opened, &got));
+  CHECK(got.capacity == 1u << 20 && got.max_message == 64u << 10 && got.mode == 0600);
+  shmq_queue_close(opened);
+  CHECK(queue_exists("fresh"));
+
+  /* Created again: already exists, and the message says which. */
+  shmq_queue_t* again = NULL;
+  CHECK_STATUS(shmq_queue_create("orders", &options, NULL, &again), SHMQ_ALREADY_EXISTS);
+  CHECK_LAST_ERROR_NAMES("orders");
+
+  /* Read-only: figures yes, producers and consumers no. */
+  shmq_queue_t* read_only = NULL;
+  CHECK_OK(shmq_queue_open_read_only("orders", NULL, &read_only));
+  CHECK_OK(shmq_queue_get_options(read_only, &got));
+  CHECK(got.max_producers == 8);
+  shmq_producer_t* producer = NULL;
+  CHECK_STATUS(shmq_producer_attach(read_only, "p", NULL, &producer), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+  shmq_consumer_t* consumer = NULL;
+  CHECK(shmq_consumer_join(read_only, "g", NULL, &consumer) != SHMQ_OK);
+  CHECK_LAST_ERROR_SET();
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(read_only, &info));
+  CHECK_STR(info->name, "orders");
+  shmq_queue_info_free(info);
+  shmq_queue_close(read_only);
+
+  shmq_queue_close(queue);
+  shmq_queue_close(NULL);
+  remove_queue("orders");
+  remove_queue("fresh");
+}
+
+static void test_missing_queue_is_not_found(void) {
+  shmq_queue_t* queue = NULL;
+  CHECK_STATUS(shmq_queue_open("nowhere", NULL, &queue), SHMQ_NOT_FOUND);
+  CHECK_LAST_ERROR_NAMES("nowhere");
+  CHECK_STATUS(shmq_queue_open_read_only("nowhere-ro", NULL, &queue), SHMQ_NOT_FOUND);
+  CHECK_LAST_ERROR_NAMES("nowhere-ro");
+  bool existed = true;
+  CHECK_OK(shmq_queue_remove("nowhere", NULL, &existed));
+  CHECK(!existed);
+  CHECK_OK(shmq_queue_remove("nowhere", NULL, NULL));
+}
+
+static void test_bad_names_are_refused_by_name(void) {
+  static const char* const bad[] = {
+      "has/slash", "has space", "..", ".", "star*",
+      "a-name-of-sixty-four-characters-is-one-too-many-for-a-queue-name",
+  };
+  CHECK(strlen(bad[5]) == 64);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+    shmq_queue_t* queue = NULL;
+    CHECK_STATUS(shmq_queue_create(bad[i], NULL, NULL, &queue), SHMQ_INVALID_NAME);
+    CHECK_LAST_ERROR_NAMES(bad[i]);
+    CHECK_STATUS(shmq_queue_open(bad[i], NULL, &queue), SHMQ_INVALID_NAME);
+    CHECK_LAST_ERROR_NAMES(bad[i]);
+    CHECK_STATUS(shmq_queue_open_read_only(bad[i], NULL, &queue), SHMQ_INVALID_NAME);
+    CHECK_STATUS(shmq_queue_open_or_create(bad[i], NULL, NULL, 0, &queue), SHMQ_INVALID_NAME);
+    CHECK_LAST_ERROR_NAMES(bad[i]);
+    CHECK_STATUS(shmq_queue_remove(bad[i], NULL, NULL), SHMQ_INVALID_NAME);
+  }
+  shmq_queue_t* queue = NULL;
+  CHECK_STATUS(shmq_queue_create("", NULL, NULL, &queue), SHMQ_INVALID_NAME);
+  CHECK_LAST_ERROR_SET();
+
+  /* A namespace may not hold a '.' (shmq.<ns>.<queue> must stay unambiguous). */
+  CHECK_STATUS(shmq_queue_create("fine", NULL, "dotted.ns", &queue), SHMQ_INVALID_NAME);
+  CHECK_LAST_ERROR_NAMES("dotted.ns");
+  shmq_name_list_t* list = NULL;
+  CHECK_STATUS(shmq_queue_list("bad/ns", &list), SHMQ_INVALID_NAME);
+  CHECK_LAST_ERROR_NAMES("bad/ns");
+  CHECK(!queue_exists("fine"));
+
+  /* Producer and group names too. */
+  queue = create_small_queue("names");
+  shmq_producer_t* producer = NULL;
+  CHECK_STATUS(shmq_producer_attach(queue, "bad producer", NULL, &producer), SHMQ_INVALID_NAME);
+  CHECK_LAST_ERROR_NAMES("bad producer");
+  shmq_consumer_t* consumer = NULL;
+  CHECK_STATUS(shmq_consumer_join(queue, "bad/group", NULL, &consumer), SHMQ_INVALID_NAME);
+  CHECK_LAST_ERROR_NAMES("bad/group");
+  CHECK_STATUS(shmq_queue_delete_group(queue, "bad group"), SHMQ_INVALID_NAME);
+  shmq_queue_close(queue);
+  remove_queue("names");
+}
+
+static void test_out_of_range_options_are_invalid_arguments(void) {
+  shmq_queue_t* queue = NULL;
+  shmq_queue_options_t options;
+  uint64_t bytes = 0;
+
+  shmq_queue_options_init(&options);
+  options.capacity = 3000; /* not a power of two */
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+  CHECK_STATUS(shmq_segment_bytes(&options, &bytes), SHMQ_INVALID_ARGUMENT);
+
+  shmq_queue_options_init(&options);
+  options.capacity = 64 << 10;
+  options.max_message = (64 << 10) / 4 + 1; /* above capacity / 4 */
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+
+  shmq_queue_options_init(&options);
+  options.max_producers = 0;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  options.max_producers = 256;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  shmq_queue_options_init(&options);
+  options.max_groups = 65;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  shmq_queue_options_init(&options);
+  options.max_consumers = 0;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK(!queue_exists("q"));
+
+  queue = create_small_queue("q");
+  shmq_consumer_options_t consumer_options;
+  shmq_consumer_t* consumer = NULL;
+  shmq_consumer_options_init(&consumer_options);
+  consumer_options.prefetch = 0;
+  CHECK_STATUS(shmq_consumer_join(queue, "g", &consumer_options, &consumer), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+  consumer_options.prefetch = 65537;
+  CHECK_STATUS(shmq_consumer_join(queue, "g", &consumer_options, &consumer), SHMQ_INVALID_ARGUMENT);
+  shmq_consumer_options_init(&consumer_options);
+  consumer_options.start = (shmq_start_t)7;
+  CHECK_STATUS(shmq_consumer_join(queue, "g", &consumer_options, &consumer), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+
+  shmq_producer_t* producer = attach(queue, "p");
+  uint64_t sequence = 0;
+  CHECK_STATUS(shmq_producer_send_confirm(producer, 0, "x", 1, (shmq_confirm_t)5, 0, &sequence),
+               SHMQ_INVALID_ARGUMENT);
+  CHECK(shmq_producer_last_sequence(producer) == 0);
+  shmq_producer_close(producer);
+
+  /* A producer id beyond the table. */
+  char name[64] = "untouched";
+  size_t length = 99;
+  CHECK_STATUS(shmq_queue_producer_name(queue, 1000, name, sizeof name, &length), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+
+  /* Reserved words other than zero (a caller that skipped *_init). */
+  shmq_queue_options_t queue_options;
+  shmq_queue_options_init(&queue_options);
+  queue_options.reserved[3] = 1;
+  shmq_queue_t* never = NULL;
+  CHECK_STATUS(shmq_queue_create("never", &queue_options, NULL, &never), SHMQ_INVALID_ARGUMENT);
+  CHECK(never == NULL);
+  shmq_producer_options_t producer_options;
+  shmq_producer_options_init(&producer_options);
+  producer_options.reserved[0] = 1;
+  CHECK_STATUS(shmq_producer_attach(queue, "p", &producer_options, &producer), SHMQ_INVALID_ARGUMENT);
+  shmq_consumer_options_init(&consumer_options);
+  consumer_options.reserved[1] = 1;
+  CHECK_STATUS(shmq_consumer_join(queue, "g", &consumer_options, &consumer), SHMQ_INVALID_ARGUMENT);
+
+  /* A batch of at most 0 messages, a NULL buffer of a size. */
+  shmq_message_t message;
+  size_t count = 9;
+  consumer = join(queue, "g");
+  CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, &message, 0, &count), SHMQ_INVALID_ARGUMENT);
+  CHECK_STATUS(shmq_queue_producer_name(queue, 0, NULL, 8, &length), SHMQ_INVALID_ARGUMENT);
+  shmq_consumer_close(consumer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+/* Every function given a NULL handle or a NULL pointer it needs: an
+ * SHMQ_INVALID_ARGUMENT (or a harmless plain value), never a crash. */
+static void test_null_handles_and_pointers_are_invalid_arguments(void) {
+  const shmq_status_t invalid = SHMQ_INVALID_ARGUMENT;
+  shmq_queue_t* queue = NULL;
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+
+  CHECK_STATUS(shmq_queue_create(NULL, NULL, NULL, &queue), invalid);
+  CHECK_LAST_ERROR_SET();
+  CHECK_STATUS(shmq_queue_create("q", NULL, NULL, NULL), invalid);
+  CHECK_LAST_ERROR_SET();
+  CHECK(!queue_exists("q")); /* nothing created that nobody could close */
+  CHECK_STATUS(shmq_queue_open(NULL, NULL, &queue), invalid);
+  CHECK_STATUS(shmq_queue_open("q", NULL, NULL), invalid);
+  CHECK_STATUS(shmq_queue_open_read_only(NULL, NULL, &queue), invalid);
+  CHECK_STATUS(shmq_queue_open_read_only("q", NULL, NULL), invalid);
+  CHECK_STATUS(shmq_queue_open_or_create(NULL, NULL, NULL, 0, &queue), invalid);
+  CHECK_STATUS(shmq_queue_open_or_create("q", NULL, NULL, 0, NULL), invalid);
+  CHECK(!queue_exists("q"));
+  CHECK_STATUS(shmq_queue_remove(NULL, NULL, NULL), invalid);
+  CHECK_STATUS(shmq_segment_bytes(&options, NULL), invalid);
+  CHECK_STATUS(shmq_queue_list(NULL, NULL), invalid);
+  CHECK_STATUS(shmq_queue_get_options(NULL, &options), invalid);
+  CHECK_STATUS(shmq_queue_delete_group(NULL, "g"), invalid);
+  char buf[64];
+  CHECK_STATUS(shmq_queue_producer_name(NULL, 0, buf, sizeof buf, NULL), invalid);
+  shmq_queue_info_t* info = NULL;
+  CHECK_STATUS(shmq_queue_info(NULL, &info), invalid);
+  CHECK_LAST_ERROR_SET();
+  (void)shmq_queue_deleted(NULL);
+  (void)shmq_queue_name(NULL);
+  (void)shmq_queue_namespace(NULL);
+  shmq_queue_close(NULL);
+  shmq_queue_info_free(NULL);
+  shmq_name_list_free(NULL);
+
+  shmq_producer_t* producer = NULL;
+  uint64_t sequence = 0;
+  void* claimed = NULL;
+  CHECK_STATUS(shmq_producer_attach(NULL, "p", NULL, &producer), invalid);
+  CHECK_STATUS(shmq_producer_try_send(NULL, "x", 1, &sequence), invalid);
+  CHECK_STATUS(shmq_producer_send(NULL, "x", 1, 0, &sequence), invalid);
+  CHECK_STATUS(shmq_producer_try_send_seq(NULL, 1, "x", 1), invalid);
+  CHECK_STATUS(shmq_producer_send_seq(NULL, 1, "x", 1, 0), invalid);
+  CHECK_STATUS(shmq_producer_send_confirm(NULL, 0, "x", 1, SHMQ_CONFIRM_SHARED, 0, &sequence), invalid);
+  CHECK_STATUS(shmq_producer_wait_durable(NULL, 0), invalid);
+  CHECK_STATUS(shmq_producer_try_claim(NULL, 0, 1, &claimed), invalid);
+  CHECK_STATUS(shmq_producer_claim(NULL, 1, 0, &claimed), invalid);
+  CHECK_STATUS(shmq_producer_commit(NULL, NULL), invalid);
+  shmq_producer_abort(NULL);
+  CHECK(shmq_producer_id(NULL) == 0);
+  CHECK(shmq_producer_last_sequence(NULL) == 0);
+  CHECK(shmq_producer_last_position(NULL) == 0);
+  shmq_producer_close(NULL);
+
+  shmq_consumer_t* consumer = NULL;
+  shmq_message_t message;
+  memset(&message, 0, sizeof message);
+  size_t count = 0;
+  CHECK_STATUS(shmq_consumer_join(NULL, "g", NULL, &consumer), invalid);
+  CHECK_STATUS(shmq_consumer_try_receive(NULL, &message), invalid);
+  CHECK_STATUS(shmq_consumer_receive(NULL, &message, 0), invalid);
+  CHECK_STATUS(shmq_consumer_try_receive_batch(NULL, &message, 1, &count), invalid);
+  CHECK_STATUS(shmq_consumer_ack(NULL, &message), invalid);
+  CHECK_STATUS(shmq_consumer_ack_up_to(NULL, UINT64_MAX, &count), invalid);
+  CHECK(!shmq_consumer_created_group(NULL));
+  CHECK(shmq_consumer_index(NULL) == 0);
+  CHECK(shmq_consumer_in_flight(NULL) == 0);
+  (void)shmq_consumer_journal_error(NULL);
+  shmq_consumer_close(NULL);
+  CHECK_STATUS(shmq_message_producer(NULL, buf, sizeof buf, NULL), invalid);
+  /* A message never received (zeroed): no sender known, no crash. */
+  size_t length = 99;
+  CHECK_OK(shmq_message_producer(&message, buf, sizeof buf, &length));
+  CHECK(length == 0 && buf[0] == '\0');
+
+  /* Real handles, NULL pointers. */
+  queue = create_small_queue("q");
+  CHECK_STATUS(shmq_queue_get_options(queue, NULL), invalid);
+  CHECK_STATUS(shmq_queue_delete_group(queue, NULL), invalid);
+  /* buf NULL with size 0: only the length asked for (none here: entry 0 is free). */
+  length = 99;
+  CHECK_OK(shmq_queue_producer_name(queue, 0, NULL, 0, &length));
+  CHECK(length == 0);
+  CHECK_STATUS(shmq_queue_info(queue, NULL), invalid);
+  CHECK_STATUS(shmq_producer_attach(queue, NULL, NULL, &producer), invalid);
+  CHECK_STATUS(shmq_producer_attach(queue, "p", NULL, NULL), invalid);
+  CHECK_STATUS(shmq_consumer_join(queue, NULL, NULL, &consumer), invalid);
+  CHECK_STATUS(shmq_consumer_join(queue, "g", NULL, NULL), invalid);
+
+  producer = attach(queue, "p");
+  CHECK_STATUS(shmq_producer_try_send(producer, NULL, 5, &sequence), invalid);
+  CHECK_STATUS(shmq_producer_send(producer, NULL, 5, 0, &sequence), invalid);
+  CHECK_STATUS(shmq_producer_try_send_seq(producer, 1, NULL, 5), invalid);
+  CHECK_STATUS(shmq_producer_send_seq(producer, 1, NULL, 5, 0), invalid);
+  CHECK_STATUS(shmq_producer_send_confirm(producer, 0, NULL, 5, SHMQ_CONFIRM_SHARED, 0, &sequence), invalid);
+  CHECK_STATUS(shmq_producer_try_claim(producer, 0, 5, NULL), invalid);
+  CHECK_STATUS(shmq_producer_claim(producer, 5, 0, NULL), invalid);
+  CHECK(shmq_producer_last_sequence(producer) == 0); /* none of that sent anything */
+
+  consumer = join(queue, "g");
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, NULL), invalid);
+  CHECK_STATUS(shmq_consumer_receive(consumer, NULL, 0), invalid);
+  CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, NULL, 4, &count), invalid);
+  CHECK_STATUS(shmq_consumer_ack(consumer, NULL), invalid);
+
+  /* The optional outputs really are optional. */
+  CHECK_OK(shmq_producer_try_send(producer, "one", 3, NULL));
+  CHECK_OK(shmq_producer_send(producer, "two", 3, SHMQ_FOREVER, NULL));
+  CHECK_OK(shmq_producer_send_confirm(producer, 0, "three", 5, SHMQ_CONFIRM_SHARED, 0, NULL));
+  CHECK(shmq_producer_last_sequence(producer) == 3);
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "one"));
+  CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, &message, 1, NULL), invalid);
+  CHECK_OK(shmq_message_producer(&message, NULL, 0, &length)); /* the length alone */
+  CHECK(length == 1);
+  CHECK_OK(shmq_message_producer(&message, buf, sizeof buf, NULL));
+  CHECK_STR(buf, "p");
+  CHECK_OK(shmq_consumer_ack_up_to(consumer, UINT64_MAX, NULL));
+
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_name_list(void) {
+  shmq_name_list_t* list = NULL;
+  CHECK_OK(shmq_queue_list(NULL, &list));
+  CHECK(list != NULL && list->count == 0);
+  shmq_name_list_free(list);
+
+  static const char* const names[] = {"alpha", "beta", "gamma"};
+  for (int i = 0; i < 3; ++i) shmq_queue_close(create_small_queue(names[i]));
+  /* One more in a namespace of its own, given explicitly: not in this one's list. */
+  char other_ns[80];
+  snprintf(other_ns, sizeof other_ns, "%s-other", current_ns);
+  shmq_queue_t* elsewhere = NULL;
+  CHECK_OK(shmq_queue_create("delta", NULL, other_ns, &elsewhere));
+  CHECK_STR(shmq_queue_namespace(elsewhere), other_ns);
+  shmq_queue_close(elsewhere);
+
+  CHECK_OK(shmq_queue_list(current_ns, &list));
+  CHECK(list->count == 3);
+  for (int i = 0; i < 3; ++i) {
+    int found = 0;
+    for (size_t j = 0; j < list->count; ++j) found += strcmp(list->names[j], names[i]) == 0;
+    if (found != 1) fail(__FILE__, __LINE__, "\"%s\" listed %d times", names[i], found);
+  }
+  shmq_name_list_free(list);
+
+  CHECK_OK(shmq_queue_list(other_ns, &list));
+  CHECK(list->count == 1);
+  CHECK_STR(list->names[0], "delta");
+  shmq_name_list_free(list);
+
+  bool existed = false;
+  CHECK_OK(shmq_queue_remove("delta", other_ns, &existed));
+  CHECK(existed);
+  for (int i = 0; i < 3; ++i) remove_queue(names[i]);
+  CHECK_OK(shmq_queue_list(NULL, &list));
+  CHECK(list->count == 0);
+  shmq_name_list_free(list);
+}
+
+static void test_segment_bytes(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  uint64_t defaults = 0;
+  CHECK_OK(shmq_segment_bytes(&options, &defaults));
+  CHECK(defaults > options.capacity);
+  options.max_groups = 32;
+  uint64_t more_groups = 0;
+  CHECK_OK(shmq_segment_bytes(&options, &more_groups));
+  CHECK(more_groups >= defaults + 16 * (options.capacity / 8)); /* a state word per chunk per group */
+  options.capacity = 1u << 22;
+  uint64_t larger = 0;
+  CHECK_OK(shmq_segment_bytes(&options, &larger));
+  CHECK(larger > more_groups);
+}
+
+/* ---- Producers and consumers ---------------------------------------------------- */
+
+static void test_send_receive_ack(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_consumer_t* consumer = join(queue, "billing");
+  CHECK(shmq_consumer_created_group(consumer));
+  CHECK_STR(shmq_consumer_journal_error(consumer), "");
+  shmq_consumer_t* second = join(queue, "billing");
+  CHECK(!shmq_consumer_created_group(second));
+  CHECK(shmq_consumer_index(second) != shmq_consumer_index(consumer));
+
+  shmq_message_t message;
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+
+  shmq_producer_options_t producer_options;
+  shmq_producer_options_init(&producer_options);
+  producer_options.precise_timestamps = true;
+  shmq_producer_t* producer = NULL;
+  CHECK_OK(shmq_producer_attach(queue, "web", &producer_options, &producer));
+  CHECK(shmq_producer_last_sequence(producer) == 0);
+  const uint64_t before = realtime_ns();
+  uint64_t sequence = 0;
+  CHECK_OK(shmq_producer_try_send(producer, "hello", 5, &sequence));
+  CHECK(sequence == 1);
+  const uint64_t first_position = shmq_producer_last_position(producer);
+  CHECK_OK(shmq_producer_send(producer, "world", 5, kSecond, &sequence));
+  CHECK(sequence == 2);
+  CHECK_OK(shmq_producer_send(producer, "", 0, SHMQ_FOREVER, &sequence)); /* an empty message */
+  CHECK(sequence == 3);
+  CHECK_OK(shmq_producer_try_send(producer, NULL, 0, &sequence)); /* NULL with size 0: empty too */
+  CHECK(sequence == 4);
+  CHECK(shmq_producer_last_sequence(producer) == 4);
+  const uint64_t last_position = shmq_producer_last_position(producer);
+  CHECK(last_position > first_position);
+
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "hello"));
+  CHECK(message.sequence == 1);
+  CHECK(message.position == first_position);
+  CHECK(message.producer_id == shmq_producer_id(producer));
+  CHECK(!message.redelivered);
+  CHECK(message.timestamp_ns >= before && message.timestamp_ns <= realtime_ns());
+  CHECK(shmq_consumer_in_flight(consumer) == 1);
+
+  /* The sender's name, and what a short buffer gets. */
+  char name[64];
+  size_t length = 0;
+  CHECK_OK(shmq_message_producer(&message, name, sizeof name, &length));
+  CHECK_STR(name, "web");
+  CHECK(length == 3);
+  char short_buffer[3];
+  CHECK_OK(shmq_message_producer(&message, short_buffer, sizeof short_buffer, &length));
+  CHECK_STR(short_buffer, "we");
+  CHECK(length == 3);
+  CHECK_OK(shmq_message_producer(&message, short_buffer, 1, &length));
+  CHECK_STR(short_buffer, "");
+  CHECK(length == 3);
+  CHECK_OK(shmq_queue_producer_name(queue, message.producer_id, name, sizeof name, &length));
+  CHECK_STR(name, "web");
+  CHECK(length == 3);
+
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  CHECK(shmq_consumer_in_flight(consumer) == 0);
+  /* Acked twice: not held any more. */
+  CHECK_STATUS(shmq_consumer_ack(consumer, &message), SHMQ_NOT_IN_FLIGHT);
+
+  shmq_message_t second_message;
+  CHECK_OK(shmq_consumer_try_receive(second, &second_message));
+  CHECK(payload_is(&second_message, "world"));
+  CHECK(second_message.sequence == 2);
+  CHECK(second_message.position > first_position);
+  /* The other member of the group holds it, not this one. */
+  CHECK_STATUS(shmq_consumer_ack(consumer, &second_message), SHMQ_NOT_IN_FLIGHT);
+  CHECK_OK(shmq_consumer_ack(second, &second_message));
+
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(message.size == 0 && message.sequence == 3);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(message.size == 0 && message.sequence == 4 && message.position == last_position);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+
+  /* A free producer entry: no name. */
+  CHECK_OK(shmq_queue_producer_name(queue, 5, name, sizeof name, &length));
+  CHECK(length == 0);
+  CHECK_STR(name, "");
+
+  shmq_consumer_close(second);
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_explicit_sequences_and_duplicates(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_producer_t* producer = attach(queue, "p");
+
+  CHECK_OK(shmq_producer_try_send_seq(producer, 10, "ten", 3));
+  CHECK(shmq_producer_last_sequence(producer) == 10);
+  CHECK_STATUS(shmq_producer_try_send_seq(producer, 10, "again", 5), SHMQ_DUPLICATE);
+  CHECK_STATUS(shmq_producer_try_send_seq(producer, 5, "older", 5), SHMQ_DUPLICATE);
+  CHECK_STATUS(shmq_producer_send_seq(producer, 10, "again", 5, kSecond), SHMQ_DUPLICATE);
+  CHECK_OK(shmq_producer_send_seq(producer, 11, "eleven", 6, kSecond));
+  CHECK(send_text(producer, "twelve") == 12);
+  uint64_t sequence = 0;
+  CHECK_OK(shmq_producer_send_confirm(producer, 0, "thirteen", 8, SHMQ_CONFIRM_SHARED, kSecond, &sequence));
+  CHECK(sequence == 13);
+  CHECK_OK(shmq_producer_send_confirm(producer, 20, "twenty", 6, SHMQ_CONFIRM_SHARED, SHMQ_FOREVER, &sequence));
+  CHECK(sequence == 20);
+  CHECK_STATUS(shmq_producer_send_confirm(producer, 20, "twenty", 6, SHMQ_CONFIRM_SHARED, 0, &sequence),
+               SHMQ_DUPLICATE);
+  CHECK(sequence == 0); /* none committed */
+  CHECK(shmq_producer_last_sequence(producer) == 20);
+
+  /* A second live producer of the name: refused, by name. */
+  shmq_producer_t* twin = NULL;
+  CHECK_STATUS(shmq_producer_attach(queue, "p", NULL, &twin), SHMQ_NAME_IN_USE);
+  CHECK_LAST_ERROR_NAMES("p");
+
+  /* Re-attached, the name resumes its sequence. */
+  const uint32_t id = shmq_producer_id(producer);
+  shmq_producer_close(producer);
+  producer = attach(queue, "p");
+  CHECK(shmq_producer_id(producer) == id);
+  CHECK(shmq_producer_last_sequence(producer) == 20);
+  CHECK_STATUS(shmq_producer_try_send_seq(producer, 20, "twenty", 6), SHMQ_DUPLICATE);
+  CHECK(send_text(producer, "twenty-one") == 21);
+
+  static const uint64_t expected[] = {10, 11, 12, 13, 20, 21};
+  static const char* const texts[] = {"ten", "eleven", "twelve", "thirteen", "twenty", "twenty-one"};
+  for (int i = 0; i < 6; ++i) {
+    shmq_message_t message;
+    CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+    CHECK(message.sequence == expected[i]);
+    CHECK(payload_is(&message, texts[i]));
+    CHECK_OK(shmq_consumer_ack(consumer, &message));
+  }
+  shmq_message_t message;
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_too_large(void) {
+  shmq_queue_t* queue = create_small_queue("q"); /* max_message 1024 */
+  shmq_producer_t* producer = attach(queue, "p");
+  static char payload[1025];
+  memset(payload, 'x', sizeof payload);
+  uint64_t sequence = 0;
+  CHECK_STATUS(shmq_producer_try_send(producer, payload, 1025, &sequence), SHMQ_TOO_LARGE);
+  CHECK_STATUS(shmq_producer_send(producer, payload, 1025, kSecond, &sequence), SHMQ_TOO_LARGE);
+  CHECK_STATUS(shmq_producer_try_send_seq(producer, 7, payload, 1025), SHMQ_TOO_LARGE);
+  CHECK_STATUS(shmq_producer_send_seq(producer, 7, payload, 1025, kSecond), SHMQ_TOO_LARGE);
+  CHECK_STATUS(shmq_producer_send_confirm(producer, 0, payload, 1025, SHMQ_CONFIRM_SHARED, 0, &sequence),
+               SHMQ_TOO_LARGE);
+  void* claimed = NULL;
+  CHECK_STATUS(shmq_producer_try_claim(producer, 0, 1025, &claimed), SHMQ_TOO_LARGE);
+  CHECK_STATUS(shmq_producer_claim(producer, 1025, kSecond, &claimed), SHMQ_TOO_LARGE);
+  CHECK(shmq_producer_last_sequence(producer) == 0);
+  CHECK_OK(shmq_producer_try_send(producer, payload, 1024, &sequence));
+  CHECK(sequence == 1);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_not_durable(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_producer_t* producer = attach(queue, "p");
+  uint64_t sequence = 0;
+  CHECK_STATUS(shmq_producer_send_confirm(producer, 0, "x", 1, SHMQ_CONFIRM_DURABLE, kSecond, &sequence),
+               SHMQ_NOT_DURABLE);
+  CHECK_STATUS(shmq_producer_wait_durable(producer, kSecond), SHMQ_NOT_DURABLE);
+  CHECK(shmq_producer_last_sequence(producer) == 0); /* nothing sent */
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+/* A durable queue is created like any other (no journal yet in this test's
+ * private SHMQ_DATA_DIR); the rest of durability needs shmqd and lives in its tests. */
+static void test_durable_queue_create(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 64 << 10;
+  options.max_message = 1024;
+  options.durable = true;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create("journaled", &options, NULL, &queue));
+  shmq_queue_options_t got;
+  CHECK_OK(shmq_queue_get_options(queue, &got));
+  CHECK(got.durable);
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  CHECK(info->durable);
+  shmq_queue_info_free(info);
+  shmq_queue_close(queue);
+  remove_queue("journaled");
+}
+
+static void test_claim_commit_abort(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_producer_t* producer = attach(queue, "p");
+
+  /* Nothing claimed: commit refuses, abort does nothing. */
+  uint64_t position = 0;
+  CHECK_STATUS(shmq_producer_commit(producer, &position), SHMQ_INVALID_ARGUMENT);
+  shmq_producer_abort(producer);
+
+  void* buffer = NULL;
+  CHECK_OK(shmq_producer_try_claim(producer, 0, 5, &buffer));
+  CHECK(buffer != NULL);
+  memcpy(buffer, "hello", 5);
+  CHECK_OK(shmq_producer_commit(producer, &position));
+  CHECK(position == shmq_producer_last_position(producer));
+  CHECK(shmq_producer_last_sequence(producer) == 1);
+  CHECK_STATUS(shmq_producer_commit(producer, NULL), SHMQ_INVALID_ARGUMENT); /* committed already */
+
+  /* Explicit sequence; a duplicate one claims nothing. */
+  CHECK_OK(shmq_producer_try_claim(producer, 100, 3, &buffer));
+  memcpy(buffer, "hun", 3);
+  CHECK_OK(shmq_producer_commit(producer, NULL));
+  CHECK(shmq_producer_last_sequence(producer) == 100);
+  CHECK_STATUS(shmq_producer_try_claim(producer, 100, 3, &buffer), SHMQ_DUPLICATE);
+  CHECK_STATUS(shmq_producer_commit(producer, NULL), SHMQ_INVALID_ARGUMENT);
+
+  /* Aborted: a skipped record, its sequence not counted as sent. */
+  CHECK_OK(shmq_producer_claim(producer, 4, kSecond, &buffer));
+  memcpy(buffer, "lost", 4);
+  shmq_producer_abort(producer);
+  CHECK(shmq_producer_last_sequence(producer) == 100);
+  CHECK_STATUS(shmq_producer_commit(producer, NULL), SHMQ_INVALID_ARGUMENT);
+
+  /* A new claim aborts the open one. */
+  CHECK_OK(shmq_producer_claim(producer, 6, kSecond, &buffer));
+  memcpy(buffer, "first!", 6);
+  CHECK_OK(shmq_producer_claim(producer, 6, kSecond, &buffer));
+  memcpy(buffer, "second", 6);
+  uint64_t last = 0;
+  CHECK_OK(shmq_producer_commit(producer, &last));
+  CHECK(shmq_producer_last_sequence(producer) == 101);
+
+  shmq_message_t message;
+  CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+  CHECK(payload_is(&message, "hello") && message.sequence == 1 && message.position == position);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+  CHECK(payload_is(&message, "hun") && message.sequence == 100);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+  CHECK(payload_is(&message, "second") && message.sequence == 101 && message.position == last);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+
+  /* An empty claim is a claim too. */
+  CHECK_OK(shmq_producer_try_claim(producer, 0, 0, &buffer));
+  CHECK_OK(shmq_producer_commit(producer, &last));
+  CHECK(shmq_producer_last_sequence(producer) == 102);
+  CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+  CHECK(message.size == 0 && message.sequence == 102 && message.position == last);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+
+  /* Closing a producer with an open claim aborts it. */
+  CHECK_OK(shmq_producer_try_claim(producer, 0, 4, &buffer));
+  shmq_producer_close(producer);
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+
+  shmq_consumer_close(consumer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_in_flight_limit(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_consumer_t* consumer = join_with_prefetch(queue, "g", 2);
+  shmq_producer_t* producer = attach(queue, "p");
+  for (int i = 0; i < 3; ++i) send_text(producer, "m");
+
+  shmq_message_t first, second, third;
+  CHECK_OK(shmq_consumer_try_receive(consumer, &first));
+  CHECK_OK(shmq_consumer_receive(consumer, &second, kSecond));
+  CHECK(shmq_consumer_in_flight(consumer) == 2);
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &third), SHMQ_IN_FLIGHT_LIMIT);
+  CHECK_STATUS(shmq_consumer_receive(consumer, &third, 10 * kMillisecond), SHMQ_IN_FLIGHT_LIMIT);
+  size_t count = 99;
+  CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, &third, 1, &count), SHMQ_IN_FLIGHT_LIMIT);
+  CHECK(count == 0);
+
+  CHECK_OK(shmq_consumer_ack(consumer, &first));
+  CHECK_OK(shmq_consumer_try_receive(consumer, &third));
+  CHECK(third.sequence == 3);
+  CHECK_OK(shmq_consumer_ack_up_to(consumer, UINT64_MAX, &count));
+  CHECK(count == 2);
+
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_timeouts_empty_and_full(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 4096;
+  options.max_message = 900; /* a quarter of the ring, less a record header */
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create("tiny", &options, NULL, &queue));
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_producer_t* producer = attach(queue, "p");
+
+  shmq_message_t message;
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+  CHECK_STATUS(shmq_consumer_receive(consumer, &message, 0), SHMQ_TIMEOUT);
+  int64_t start = monotonic_ns();
+  CHECK_STATUS(shmq_consumer_receive(consumer, &message, 20 * kMillisecond), SHMQ_TIMEOUT);
+  CHECK(monotonic_ns() - start >= 15 * kMillisecond); /* it did wait */
+  size_t count = 99;
+  CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, &message, 1, &count), SHMQ_EMPTY);
+  CHECK(count == 0);
+
+  /* Fill the ring: the group holds every byte. */
+  static char payload[512];
+  memset(payload, 'f', sizeof payload);
+  int sent = 0;
+  shmq_status_t status = SHMQ_OK;
+  while ((status = shmq_producer_try_send(producer, payload, sizeof payload, NULL)) == SHMQ_OK) {
+    CHECK(++sent < 100);
+  }
+  CHECK_STATUS(status, SHMQ_FULL);
+  CHECK(sent >= 4);
+  CHECK_STATUS(shmq_producer_try_send_seq(producer, 1000, payload, sizeof payload), SHMQ_FULL);
+  start = monotonic_ns();
+  CHECK_STATUS(shmq_producer_send(producer, payload, sizeof payload, 20 * kMillisecond, NULL), SHMQ_TIMEOUT);
+  CHECK(monotonic_ns() - start >= 15 * kMillisecond);
+  CHECK_STATUS(shmq_producer_send_seq(producer, 1000, payload, sizeof payload, 0), SHMQ_TIMEOUT);
+  uint64_t sequence = 0;
+  CHECK_STATUS(shmq_producer_send_confirm(producer, 0, payload, sizeof payload, SHMQ_CONFIRM_SHARED,
+                                          10 * kMillisecond, &sequence),
+               SHMQ_TIMEOUT);
+  CHECK(sequence == 0); /* none committed */
+  void* buffer = NULL;
+  CHECK_STATUS(shmq_producer_try_claim(producer, 0, sizeof payload, &buffer), SHMQ_FULL);
+  CHECK_STATUS(shmq_producer_claim(producer, sizeof payload, 10 * kMillisecond, &buffer), SHMQ_TIMEOUT);
+  CHECK(shmq_producer_last_sequence(producer) == (uint64_t)sent);
+
+  /* Drained, there is room again. */
+  for (int i = 0; i < sent; ++i) {
+    CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+    CHECK_OK(shmq_consumer_ack(consumer, &message));
+  }
+  CHECK_OK(shmq_producer_send(producer, payload, sizeof payload, kSecond, NULL));
+
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("tiny");
+}
+
+static void test_batch_receive_and_ack_up_to(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_producer_t* producer = attach(queue, "p");
+  char text[16];
+  for (int i = 1; i <= 10; ++i) {
+    snprintf(text, sizeof text, "m%d", i);
+    CHECK(send_text(producer, text) == (uint64_t)i);
+  }
+
+  shmq_message_t batch[16];
+  size_t count = 0;
+  CHECK_OK(shmq_consumer_try_receive_batch(consumer, batch, 4, &count));
+  CHECK(count == 4);
+  CHECK_OK(shmq_consumer_try_receive_batch(consumer, batch + 4, 12, &count));
+  CHECK(count == 6);
+  for (int i = 0; i < 10; ++i) {
+    snprintf(text, sizeof text, "m%d", i + 1);
+    CHECK(payload_is(&batch[i], text));
+    CHECK(batch[i].sequence == (uint64_t)i + 1);
+    if (i > 0) CHECK(batch[i].position > batch[i - 1].position);
+  }
+  CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, batch + 10, 6, &count), SHMQ_EMPTY);
+  CHECK(count == 0);
+  CHECK(shmq_consumer_in_flight(consumer) == 10);
+
+  /* Up to the fifth's position: five acked; the payloads after it still readable. */
+  CHECK_OK(shmq_consumer_ack_up_to(consumer, batch[4].position, &count));
+  CHECK(count == 5);
+  CHECK(shmq_consumer_in_flight(consumer) == 5);
+  CHECK_STATUS(shmq_consumer_ack(consumer, &batch[2]), SHMQ_NOT_IN_FLIGHT);
+  CHECK(payload_is(&batch[5], "m6"));
+  CHECK_OK(shmq_consumer_ack(consumer, &batch[7]));
+  CHECK_OK(shmq_consumer_ack_up_to(consumer, UINT64_MAX, &count));
+  CHECK(count == 4);
+  CHECK(shmq_consumer_in_flight(consumer) == 0);
+  CHECK_OK(shmq_consumer_ack_up_to(consumer, UINT64_MAX, &count));
+  CHECK(count == 0);
+
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_where_a_new_group_starts(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_producer_t* producer = attach(queue, "p");
+  send_text(producer, "one");
+  send_text(producer, "two");
+  const uint64_t second_position = shmq_producer_last_position(producer);
+
+  shmq_consumer_options_t options;
+  shmq_message_t message;
+  shmq_consumer_t* oldest = join(queue, "oldest"); /* the default */
+
+  shmq_consumer_options_init(&options);
+  options.start = SHMQ_START_NEWEST;
+  shmq_consumer_t* newest = NULL;
+  CHECK_OK(shmq_consumer_join(queue, "newest", &options, &newest));
+  CHECK_STATUS(shmq_consumer_try_receive(newest, &message), SHMQ_EMPTY);
+
+  shmq_consumer_options_init(&options);
+  options.start = SHMQ_START_POSITION;
+  options.start_position = second_position;
+  shmq_consumer_t* at_position = NULL;
+  CHECK_OK(shmq_consumer_join(queue, "position", &options, &at_position));
+
+  shmq_consumer_options_init(&options);
+  options.start = SHMQ_START_TIME;
+  options.start_time_ns = realtime_ns() + 3600ull * 1000000000u; /* an hour from now */
+  shmq_consumer_t* later = NULL;
+  CHECK_OK(shmq_consumer_join(queue, "later", &options, &later));
+  CHECK_STATUS(shmq_consumer_try_receive(later, &message), SHMQ_EMPTY);
+
+  shmq_consumer_options_init(&options);
+  options.start = SHMQ_START_TIME;
+  options.start_time_ns = 0;
+  shmq_consumer_t* from_the_start = NULL;
+  CHECK_OK(shmq_consumer_join(queue, "epoch", &options, &from_the_start));
+
+  send_text(producer, "three");
+
+  CHECK_OK(shmq_consumer_try_receive(oldest, &message));
+  CHECK(payload_is(&message, "one"));
+  CHECK_OK(shmq_consumer_try_receive(newest, &message));
+  CHECK(payload_is(&message, "three"));
+  CHECK_OK(shmq_consumer_try_receive(at_position, &message));
+  CHECK(payload_is(&message, "two") && message.position == second_position);
+  CHECK_OK(shmq_consumer_try_receive(from_the_start, &message));
+  CHECK(payload_is(&message, "one"));
+
+  shmq_consumer_close(from_the_start);
+  shmq_consumer_close(later);
+  shmq_consumer_close(at_position);
+  shmq_consumer_close(newest);
+  shmq_consumer_close(oldest);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_closed_consumer_redelivers(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_producer_t* producer = attach(queue, "p");
+  send_text(producer, "held");
+  shmq_consumer_t* first = join(queue, "g");
+  shmq_message_t message;
+  CHECK_OK(shmq_consumer_try_receive(first, &message));
+  CHECK(!message.redelivered);
+  shmq_consumer_close(first); /* leaves without acking */
+
+  shmq_consumer_t* second = join(queue, "g");
+  CHECK_OK(shmq_consumer_receive(second, &message, kSecond));
+  CHECK(payload_is(&message, "held"));
+  CHECK(message.redelivered);
+  CHECK(message.sequence == 1);
+  CHECK_OK(shmq_consumer_ack(second, &message));
+
+  shmq_consumer_close(second);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_table_full(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 64 << 10;
+  options.max_message = 1024;
+  options.max_producers = 1;
+  options.max_groups = 1;
+  options.max_consumers = 1;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create("q", &options, NULL, &queue));
+  shmq_producer_t* producer = attach(queue, "one");
+  shmq_producer_t* another = NULL;
+  CHECK_STATUS(shmq_producer_attach(queue, "two", NULL, &another), SHMQ_TABLE_FULL);
+  CHECK_LAST_ERROR_SET();
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_consumer_t* other = NULL;
+  CHECK_STATUS(shmq_consumer_join(queue, "g", NULL, &other), SHMQ_TABLE_FULL);
+  CHECK_STATUS(shmq_consumer_join(queue, "h", NULL, &other), SHMQ_TABLE_FULL);
+  CHECK_LAST_ERROR_SET();
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_queue_info_figures(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 64 << 10;
+  options.max_message = 1024;
+  options.mode = 0640;
+  shmq_queue_t* queue = NULL;
+  const uint64_t before = realtime_ns();
+  CHECK_OK(shmq_queue_create("q", &options, NULL, &queue));
+
+  shmq_consumer_t* worker1 = join(queue, "work");
+  shmq_consumer_t* worker2 = join(queue, "work");
+  shmq_consumer_t* auditor = join(queue, "audit");
+  shmq_producer_t* alpha = attach(queue, "alpha");
+  shmq_producer_t* beta = attach(queue, "beta");
+  for (int i = 0; i < 3; ++i) CHECK_OK(shmq_producer_try_send(alpha, "0123456789", 10, NULL));
+  for (int i = 0; i < 2; ++i) CHECK_OK(shmq_producer_try_send(beta, "01234", 5, NULL));
+  shmq_message_t first, second;
+  CHECK_OK(shmq_consumer_try_receive(worker1, &first));
+  CHECK_OK(shmq_consumer_try_receive(worker1, &second));
+  CHECK_OK(shmq_consumer_ack(worker1, &first));
+
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  CHECK_STR(info->name, "q");
+  CHECK_STR(info->ns, current_ns);
+  CHECK(info->capacity == 64 << 10);
+  CHECK(info->max_message == 1024);
+  CHECK(!info->durable);
+  CHECK(info->mode == 0640);
+  CHECK(info->creator_pid == (int64_t)getpid());
+  CHECK(info->created_unix_ns >= before - 1000000000u && info->created_unix_ns <= realtime_ns());
+  CHECK(info->tail_position > info->head_position);
+  CHECK(info->bytes_in_use == info->tail_position - info->head_position);
+  CHECK(info->messages_in_use == 5);
+  CHECK(info->messages_total == 5);
+  CHECK(info->journal_trouble == SHMQ_JOURNAL_OK);
+  CHECK(info->journal_error == 0);
+  CHECK(!info->daemon_alive); /* no shmqd in this namespace */
+
+  CHECK(info->producer_count == 2);
+  for (size_t i = 0; i < info->producer_count; ++i) {
+    const shmq_producer_info_t* p = &info->producers[i];
+    const int is_alpha = strcmp(p->name, "alpha") == 0;
+    CHECK(is_alpha || strcmp(p->name, "beta") == 0);
+    CHECK(p->id == shmq_producer_id(is_alpha ? alpha : beta));
+    CHECK(p->pid == (int64_t)getpid());
+    CHECK(p->attached && p->alive);
+    CHECK(p->last_sequence == (is_alpha ? 3u : 2u));
+    CHECK(p->messages == (is_alpha ? 3u : 2u));
+    CHECK(p->bytes == (is_alpha ? 30u : 10u));
+  }
+
+  CHECK(info->group_count == 2);
+  for (size_t i = 0; i < info->group_count; ++i) {
+    const shmq_group_info_t* g = &info->groups[i];
+    if (strcmp(g->name, "work") == 0) {
+      CHECK(g->delivered == 2 && g->acked == 1 && g->in_flight == 1);
+      CHECK(g->lag_messages == 4);
+      CHECK(g->redelivered == 0);
+      CHECK(!g->reading_journal);
+      CHECK(g->read_position > g->acked_position);
+      CHECK(g->consumer_count == 2);
+      int seen = 0;
+      for (size_t c = 0; c < g->consumer_count; ++c) {
+        const shmq_consumer_info_t* ci = &g->consumers[c];
+        CHECK(ci->pid == (int64_t)getpid() && ci->alive);
+        if (ci->index == shmq_consumer_index(worker1)) {
+          CHECK(ci->received == 2 && ci->acked == 1 && ci->in_flight == 1);
+          seen |= 1;
+        } else {
+          CHECK(ci->index == shmq_consumer_index(worker2));
+          CHECK(ci->received == 0 && ci->acked == 0 && ci->in_flight == 0);
+          seen |= 2;
+        }
+      }
+      CHECK(seen == 3);
+    } else {
+      CHECK_STR(g->name, "audit");
+      CHECK(g->delivered == 0 && g->acked == 0 && g->in_flight == 0);
+      CHECK(g->lag_messages == 5);
+      CHECK(g->lag_bytes == info->tail_position - g->acked_position);
+      CHECK(g->consumer_count == 1);
+      CHECK(g->consumers[0].index == shmq_consumer_index(auditor));
+    }
+  }
+  shmq_queue_info_free(info);
+
+  /* After the producers detach, their entries (and figures) remain, unattached. */
+  shmq_producer_close(alpha);
+  CHECK_OK(shmq_queue_info(queue, &info));
+  for (size_t i = 0; i < info->producer_count; ++i) {
+    if (strcmp(info->producers[i].name, "alpha") == 0) {
+      CHECK(!info->producers[i].attached);
+      CHECK(info->producers[i].last_sequence == 3);
+    }
+  }
+  shmq_queue_info_free(info);
+
+  shmq_consumer_close(auditor);
+  shmq_consumer_close(worker2);
+  shmq_consumer_close(worker1);
+  shmq_producer_close(beta);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static void test_delete_group(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_producer_t* producer = attach(queue, "p");
+  shmq_consumer_t* consumer = join(queue, "doomed");
+  send_text(producer, "x");
+  shmq_consumer_close(consumer);
+  CHECK_OK(shmq_queue_delete_group(queue, "doomed"));
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  CHECK(info->group_count == 0);
+  shmq_queue_info_free(info);
+  CHECK_STATUS(shmq_queue_delete_group(queue, "doomed"), SHMQ_NOT_FOUND);
+  CHECK_LAST_ERROR_NAMES("doomed");
+  CHECK_STATUS(shmq_queue_delete_group(queue, "never"), SHMQ_NOT_FOUND);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+/* The queue removed under its handles: deleted() says so, blocking calls
+ * return SHMQ_DELETED instead of waiting for ever. */
+static void test_deleted_queue(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 4096;
+  options.max_message = 900;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create("q", &options, NULL, &queue));
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_producer_t* producer = attach(queue, "p");
+  CHECK(!shmq_queue_deleted(queue));
+  remove_queue("q");
+  CHECK(shmq_queue_deleted(queue));
+
+  shmq_message_t message;
+  CHECK_STATUS(shmq_consumer_receive(consumer, &message, 10 * kSecond), SHMQ_DELETED);
+  static char payload[900];
+  shmq_status_t status = SHMQ_OK;
+  int sent = 0;
+  while ((status = shmq_producer_try_send(producer, payload, sizeof payload, NULL)) == SHMQ_OK) CHECK(++sent < 100);
+  CHECK_STATUS(status, SHMQ_FULL);
+  CHECK_STATUS(shmq_producer_send(producer, payload, sizeof payload, 10 * kSecond, NULL), SHMQ_DELETED);
+
+  /* A queue of the name again: a new one, not deleted. */
+  shmq_queue_t* again = create_small_queue("q");
+  CHECK(!shmq_queue_deleted(again));
+  CHECK(shmq_queue_deleted(queue));
+  shmq_queue_close(again);
+
+  shmq_producer_close(producer);
+  shmq_consumer_close(consumer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+/* Producers and consumers keep the mapping alive: the queue handle can go first. */
+static void test_handles_outlive_their_queue_handle(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_producer_t* producer = attach(queue, "p");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_queue_close(queue);
+  send_text(producer, "still here");
+  shmq_message_t message;
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "still here"));
+  char name[16];
+  CHECK_OK(shmq_message_producer(&message, name, sizeof name, NULL));
+  CHECK_STR(name, "p");
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  remove_queue("q");
+}
+
+/* ---- Two processes ------------------------------------------------------------- */
+
+enum { kForkedMessages = 200 };
+
+/* The child: its own handles, opened by name. */
+static void send_from_child(void) {
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_open("shared", NULL, &queue));
+  shmq_producer_t* producer = attach(queue, "child");
+  char text[32];
+  for (int i = 1; i <= kForkedMessages; ++i) {
+    snprintf(text, sizeof text, "from child %d", i);
+    uint64_t sequence = 0;
+    CHECK_OK(shmq_producer_send(producer, text, strlen(text), 10 * kSecond, &sequence));
+    CHECK(sequence == (uint64_t)i);
+  }
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+}
+
+static void test_child_process_sends_parent_receives(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 4096; /* small: the child waits for the parent's acks */
+  options.max_message = 256;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create("shared", &options, NULL, &queue));
+  shmq_consumer_t* consumer = join(queue, "parent");
+
+  fflush(NULL);
+  const pid_t child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    send_from_child();
+    _exit(0);
+  }
+
+  char text[32];
+  char name[16];
+  for (int i = 1; i <= kForkedMessages; ++i) {
+    shmq_message_t message;
+    CHECK_OK(shmq_consumer_receive(consumer, &message, 10 * kSecond));
+    snprintf(text, sizeof text, "from child %d", i);
+    CHECK(payload_is(&message, text));
+    CHECK(message.sequence == (uint64_t)i);
+    CHECK(!message.redelivered);
+    CHECK_OK(shmq_message_producer(&message, name, sizeof name, NULL));
+    CHECK_STR(name, "child");
+    CHECK_OK(shmq_consumer_ack(consumer, &message));
+  }
+  int wait_status = 0;
+  CHECK(waitpid(child, &wait_status, 0) == child);
+  CHECK(WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0);
+
+  /* The child's producer entry: detached, its sequence kept for a resume. */
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  CHECK(info->producer_count == 1);
+  CHECK_STR(info->producers[0].name, "child");
+  CHECK(info->producers[0].pid == (int64_t)child || info->producers[0].pid == 0);
+  CHECK(!info->producers[0].attached);
+  CHECK(info->producers[0].last_sequence == kForkedMessages);
+  CHECK(info->messages_total == kForkedMessages);
+  shmq_queue_info_free(info);
+
+  shmq_consumer_close(consumer);
+  shmq_queue_close(queue);
+  remove_queue("shared");
+}
+
+/* ---- main ---------------------------------------------------------------------- */
+
+typedef struct named_test {
+  const char* name;
+  void (*run)(void);
+} named_test_t;
+
+#define TEST(function) {#function, function}
+
+static const named_test_t tests[] = {
+    TEST(test_last_error_is_empty_before_any_failure), /* first: nothing has failed yet */
+    TEST(test_status_str_names_every_code),
+    TEST(test_version),
+    TEST(test_options_init_fills_the_defaults),
+    TEST(test_last_error_is_per_thread),
+    TEST(test_create_open_and_the_options_round_trip),
+    TEST(test_missing_queue_is_not_found),
+    TEST(test_bad_names_are_refused_by_name),
+    TEST(test_out_of_range_options_are_invalid_arguments),
+    TEST(test_null_handles_and_pointers_are_invalid_arguments),
+    TEST(test_name_list),
+    TEST(test_segment_bytes),
+    TEST(test_send_receive_ack),
+    TEST(test_explicit_sequences_and_duplicates),
+    TEST(test_too_large),
+    TEST(test_not_durable),
+    TEST(test_durable_queue_create),
+    TEST(test_claim_commit_abort),
+    TEST(test_in_flight_limit),
+    TEST(test_timeouts_empty_and_full),
+    TEST(test_batch_receive_and_ack_up_to),
+    TEST(test_where_a_new_group_starts),
+    TEST(test_closed_consumer_redelivers),
+    TEST(test_table_full),
+    TEST(test_queue_info_figures),
+    TEST(test_delete_group),
+    TEST(test_deleted_queue),
+    TEST(test_handles_outlive_their_queue_handle),
+    TEST(test_child_process_sends_parent_receives),
+};
+
+/* Runs every test, or those whose name contains argv[1]. */
+int main(int argc, char** argv) {
+  const char* filter = argc > 1 ? argv[1] : NULL;
+  /* Durable queues look for a journal in the data directory: a private, empty one. */
+  if (mkdtemp(data_dir) == NULL) {
+    perror("mkdtemp");
+    return 1;
+  }
+  setenv("SHMQ_DATA_DIR", data_dir, 1);
+
+  int ran = 0;
+  for (size_t i = 0; i < sizeof tests / sizeof tests[0]; ++i) {
+    if (filter != NULL && strstr(tests[i].name, filter) == NULL) continue;
+    snprintf(current_ns, sizeof current_ns, "capi-%ld-%zu", (long)getpid(), i);
+    setenv("SHMQ_NAMESPACE", current_ns, 1);
+    printf("%s ...\n", tests[i].name);
+    fflush(stdout);
+    tests[i].run();
+    ++ran;
+  }
+  current_ns[0] = '\0';
+  if (rmdir(data_dir) != 0) fprintf(stderr, "note: %s not removed: %s\n", data_dir, strerror(errno));
+  printf("%d C API tests passed\n", ran);
+  return ran > 0 ? 0 : 1;
+}
