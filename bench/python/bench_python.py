@@ -331,6 +331,108 @@ def row(transport, api, msgs_per_s, one_way):
             "one_way_ns": one_way}
 
 
+def per_call_costs(cfg):
+    """ns per call in one process (no other side): where a message's time goes in Python.
+
+    Each figure is the best of 5 rounds of `rounds` calls; the queue is filled or drained
+    outside the timed part."""
+    q = shmq.Queue.open(cfg["queue"])
+    p, c = q.producer("calls"), q.consumer("calls", prefetch=BATCH)
+    payload = b"x" * cfg["size"]
+    # Half the ring at most (a record: a 32-byte header and the payload, in 64-byte units),
+    # so that sending never waits: no other side drains it.
+    record = (32 + cfg["size"] + 63) // 64 * 64
+    n = max(BATCH, min(cfg["messages"], RING_BYTES // 2 // record) // BATCH * BATCH)
+    send, send_many, receive, ack = p.send, p.send_many, c.receive, c.ack
+    receive_batch, ack_up_to = c.receive_batch, c.ack_up_to
+    chunk = [payload] * BATCH
+
+    def fill():
+        for _ in range(n // BATCH):
+            send_many(chunk)
+
+    def drain():
+        got = 0
+        while got < n:
+            got += len(receive_batch(BATCH))
+            ack_up_to(2**64 - 1)
+
+    def timed(prepare, body, finish):
+        best = float("inf")
+        for _ in range(5):
+            prepare()
+            start = now_ns()
+            body()
+            best = min(best, (now_ns() - start) / n)
+            finish()
+        return best
+
+    def nothing():
+        pass
+
+    def empty_loop():
+        for _ in range(n):
+            pass
+
+    def sends():
+        for _ in range(n):
+            send(payload)
+
+    def sends_with_timeout():
+        for _ in range(n):
+            send(payload, timeout=1.0)
+
+    def receives():
+        for _ in range(n):
+            ack(receive())
+
+    def receives_payload():
+        for _ in range(n):
+            m = receive()
+            m.payload
+            ack(m)
+
+    def receives_bytes():
+        for _ in range(n):
+            m = receive()
+            bytes(m)
+            ack(m)
+
+    costs = {
+        "empty loop": timed(nothing, empty_loop, nothing),
+        "send(b)": timed(nothing, sends, drain),
+        "send(b, timeout=1.0)": timed(nothing, sends_with_timeout, drain),
+        "send_many(256 x b), per message": timed(nothing, fill, drain),
+        "ack(receive())": timed(fill, receives, nothing),
+        "receive_batch(256) + ack_up_to, per message": timed(fill, drain, nothing),
+        "m = receive(); m.payload; ack(m)": timed(fill, receives_payload, nothing),
+        "m = receive(); bytes(m); ack(m)": timed(fill, receives_bytes, nothing),
+    }
+    c.close()
+    p.close()
+    return costs
+
+
+def measure_per_call(cfg):
+    cfg["queue"] = "pybench-calls"
+    fresh_queue(cfg, cfg["queue"])
+    try:
+        receiving, sending = FORK.Pipe(duplex=False)
+        process = FORK.Process(target=side_main, args=(per_call_costs, cfg["cpus"][0], sending, (cfg,)))
+        process.start()
+        sending.close()
+        if not receiving.poll(cfg["timeout"]):
+            process.kill()
+            raise RuntimeError("the per-call measurement ran past --timeout")
+        status, value = receiving.recv()
+        process.join()
+        if status != "ok":
+            raise RuntimeError(f"the per-call measurement failed:\n{value}")
+        return value
+    finally:
+        shmq.Queue.remove(cfg["queue"])
+
+
 def measure_cpp(cfg, path):
     """C++ shmq and Unix socket, spin mode, from shmq-bench compare (one short round)."""
     cpus = ",".join(str(c) for c in cfg["cpus"]) if None not in cfg["cpus"] else None
@@ -400,6 +502,7 @@ def main():
            "warmup_trips": max(10, trips // 10), "cpus": cpus, "timeout": args.timeout}
 
     rows = measure_python(cfg)
+    per_call = measure_per_call(cfg) if (32 + args.size + 63) // 64 * 64 * BATCH * 2 <= RING_BYTES else {}
     probe, cpp_command = None, None
     if args.cpp_bench:
         cpp_rows, probe, cpp_command = measure_cpp(cfg, args.cpp_bench)
@@ -414,7 +517,7 @@ def main():
     if args.json:
         print(json.dumps({"messages": args.messages, "size": args.size, "round_trips": trips,
                           "cpus": cpus, "probe_ns": probe, "cpp_command": cpp_command, "rows": rows,
-                          "ratios": ratios}, indent=2))
+                          "ratios": ratios, "per_call_ns": per_call}, indent=2))
         return 0
     pinned = ",".join(map(str, cpus)) if None not in cpus else "unpinned"
     print(f"bench_python: {args.size} B payloads, {args.messages:,} messages per throughput run, "
@@ -426,6 +529,10 @@ def main():
     print(f"shmq-Python / multiprocessing.Queue: throughput {ratios['per_message_tput_vs_mp_queue']:.1f}x "
           f"per message, {ratios['batched_tput_vs_mp_queue']:.1f}x batched; "
           f"one-way p50 {ratios['mp_queue_p50_vs_shmq_p50']:.1f}x lower")
+    if per_call:
+        print(f"per call in one process ({args.size} B, ns, best of 5 rounds):")
+        for what, ns in per_call.items():
+            print(f"  {what:<46} {ns:7.1f}")
     return 0
 
 
