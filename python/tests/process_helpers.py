@@ -20,8 +20,6 @@ import time
 
 import pytest
 
-import shmq
-
 TOOL = os.environ.get("SHMQ_TOOL", "")
 DAEMON = os.environ.get("SHMQ_DAEMON", "")
 

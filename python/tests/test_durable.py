@@ -12,8 +12,12 @@
 
 import pytest
 
-import shmq
-from process_helpers import group_info, needs_daemon, processes, receive_all  # noqa: F401
+pytest.register_assert_rewrite("process_helpers")  # its asserts report as the tests' do
+
+import shmq  # noqa: E402
+from process_helpers import group_info, needs_daemon, receive_all  # noqa: E402
+
+pytest_plugins = ("process_helpers",)  # its fixture: processes
 
 pytestmark = needs_daemon
 

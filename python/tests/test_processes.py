@@ -19,25 +19,27 @@ import time
 
 import pytest
 
-import shmq
-from process_helpers import (  # noqa: F401 (fixtures)
-    TOOL,
+pytest.register_assert_rewrite("process_helpers")  # its asserts report as the tests' do
+
+import shmq  # noqa: E402
+from process_helpers import (  # noqa: E402
     group_info,
     monotonic_ns,
     needs_daemon,
     needs_tool,
-    processes,
     producer_info,
     receive_all,
     wait_until_asleep,
 )
+
+pytest_plugins = ("process_helpers",)  # its fixture: processes
 
 # --- C++ <-> Python ---------------------------------------------------------------------------
 
 
 @needs_tool
 def test_cpp_producers_to_a_python_consumer(processes):
-    q = shmq.Queue.create("q", capacity=1 << 16, max_message=1024)
+    shmq.Queue.create("q", capacity=1 << 16, max_message=1024).close()
     first = [f"a {i}" for i in range(1, 151)] + ["", "ünïcode ✓"]
     second = [f"b {i}" for i in range(1, 51)]
     consumer = processes.python(
@@ -75,7 +77,7 @@ def test_cpp_producers_to_a_python_consumer(processes):
 
 @needs_tool
 def test_a_python_producer_to_a_cpp_consumer(processes):
-    q = shmq.Queue.create("q", capacity=1 << 16, max_message=1024)
+    shmq.Queue.create("q", capacity=1 << 16, max_message=1024).close()
     count = 300
     receiver = processes.tool("recv", "q", "--group", "cpp", "--format", "json", "--count", count + 2,
                               "--timeout", "20s")
