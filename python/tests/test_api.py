@@ -212,7 +212,8 @@ def test_producer_ids_and_names(queue):
     assert queue.producer_name(a.id) == "alpha"
     assert queue.producer_name(b.id) == "beta"
     assert queue.producer_name(63) == ""
-    assert queue.producer_name(100000) == ""
+    with pytest.raises(shmq.InvalidArgument):
+        queue.producer_name(100000)  # beyond the table
     assert "alpha" in repr(a)
 
 
