@@ -218,6 +218,9 @@ TEST_F(GroupJournalTest, ASwitchLeftHalfMadeIsSettled) {
 // is read again, flagged; what it held in the ring part goes back to pending.
 TEST_F(GroupJournalTest, ADeadReadersJournalRecordsAreReadAgain) {
   Queue q = make_queue();
+  // Made before anything is journaled, so it starts in the ring (made after,
+  // it would start in the journal: ring/group.cpp, create_group).
+  Consumer::join(q, "g");
   {
     auto p = Producer::attach(q, "p");
     send(q, p, 1, 6);

@@ -3,6 +3,7 @@
 // lock; the data path (ring/consumer.cpp) never takes it.
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <string>
 
@@ -37,19 +38,35 @@ std::uint32_t find_group(const Mapping& m, std::string_view name) {
   return m.max_groups;
 }
 
-// The first record at or after `from` matching `accept`, walking from `start`;
-// `messages` counts the data records passed.
+// The first data record matching `accept`, walking the ring from `start`;
+// `messages` counts the data records passed. The ring below `safe` may be
+// overwritten under the walk (start_position): a header read there counts
+// only if head has not passed it since (a producer writes over position p
+// only with a limit, head + capacity, past p + capacity); otherwise the walk
+// stops there, `lost` set.
 template <class Accept>
-std::uint64_t walk_to(const Mapping& m, std::uint64_t start, std::uint64_t& messages, Accept&& accept) {
+std::uint64_t walk_to(const Mapping& m, std::uint64_t start, std::uint64_t safe, std::uint64_t& messages, bool& lost,
+                      Accept&& accept) {
   // acquire: pairs with the producers' release CAS of tail (their claims).
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
   std::uint64_t p = start;
-  // acquire: pairs with the producer's release store of the commit word,
-  // making the header visible.
-  while (p != tail && m.commit_word(p).load(std::memory_order_acquire) == p) {
+  while (p != tail) {
+    // acquire: pairs with the producer's release store of the commit word,
+    // making the header visible.
+    const bool committed = m.commit_word(p).load(std::memory_order_acquire) == p;
     RecordHeader h;
-    const std::uint64_t span = detail::record_span(m, p, &h);
-    if (span == 0) break;
+    const std::uint64_t span = committed ? detail::record_span(m, p, &h) : 0;
+    if (!at_or_after(p, safe)) {
+      // A seqlock's second load (as still_unreleased, durable/group_journal.cpp):
+      // the fence orders the reads above before it. relaxed: through the
+      // fence, it pairs with the producers' seq_cst CAS of head.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (at_or_after(m.header->head.load(std::memory_order_relaxed), p + 1)) {
+        lost = true;
+        break;
+      }
+    }
+    if (span == 0) break;  // not committed yet (or corrupt)
     if (h.type == static_cast<std::uint16_t>(RecordType::Data) && accept(p, h)) break;
     if (h.type == static_cast<std::uint16_t>(RecordType::Data)) ++messages;
     p += span;
@@ -57,15 +74,34 @@ std::uint64_t walk_to(const Mapping& m, std::uint64_t start, std::uint64_t& mess
   return p;
 }
 
+// What the journal says about a new group's start, read before taking the
+// lock (a time may scan the whole journal): the first record there that the
+// start accepts (none: no such record, or no journal found), and whether the
+// consumer finds the journal at all.
+struct JournalStart {
+  std::optional<std::uint64_t> first;
+  bool found = false;
+};
+
+// Where a new group starts: in the ring, or in the journal (then the ring).
+struct Start {
+  std::uint64_t position = 0;
+  bool journal = false;
+};
+
 // Under the lock, inside a groups_epoch window (shm/groups_epoch.hpp): where
-// a new group starts.
-std::uint64_t start_position(const Mapping& m, std::uint32_t self, const ConsumerOptions& o,
-                             std::uint64_t& messages) {
+// a new group starts. The ring serves a start at or above `safe`: the
+// slowest other group's pin, or head when there is none (every producer's
+// limit respects them); in a durable queue with no other group in the ring,
+// also no lower than journal_written ("S = head, durable" there). Below it,
+// the journal serves the start: it holds every record below journal_written.
+// A consumer that cannot find the journal starts at `safe` (what the ring
+// keeps), as a replay without its journal gets only what the ring holds.
+Start start_position(const Mapping& m, std::uint32_t self, const ConsumerOptions& o, const JournalStart& journal,
+                     std::uint64_t& messages) {
   QueueHeader& h = *m.header;
-  // Oldest safe start: the slowest other group's released position (every
-  // producer's limit respects it), or head when there is none. seq_cst: in
-  // the total order with the producers' floor scans (groups_epoch.hpp).
-  std::uint64_t start = h.head.load(std::memory_order_seq_cst);
+  // seq_cst: in the total order with the producers' floor scans (groups_epoch.hpp).
+  std::uint64_t oldest = h.head.load(std::memory_order_seq_cst);
   messages = h.head_messages.load(std::memory_order_relaxed);
   bool any = false;
   for (std::uint32_t g = 0; g < m.max_groups; ++g) {
@@ -75,43 +111,67 @@ std::uint64_t start_position(const Mapping& m, std::uint32_t self, const Consume
     const std::uint64_t released =
         m.durable ? detail::ring_pin(m.groups[g]) : m.groups[g].released.load(std::memory_order_seq_cst);
     if (released == kNoPosition) continue;
-    if (!any || !at_or_after(released, start)) {
-      start = released;
+    if (!any || !at_or_after(released, oldest)) {
+      oldest = released;
       messages = m.acked_messages(g);
     }
     any = true;
   }
-  switch (o.start) {
-    case StartAt::Oldest:
-      return start;
-    case StartAt::Newest: {
-      std::uint64_t total = 0;
-      for (std::uint32_t i = 0; i < m.max_producers; ++i) total += m.producers[i].messages.load(std::memory_order_relaxed);
-      messages = total;
-      return h.tail.load(std::memory_order_seq_cst);  // seq_cst: as head above
-    }
-    case StartAt::Position:
-      return walk_to(m, start, messages, [&](std::uint64_t p, const RecordHeader&) {
-        return at_or_after(p, o.start_position);
-      });
-    case StartAt::Time:
-      return walk_to(m, start, messages, [&](std::uint64_t, const RecordHeader& r) {
-        return r.timestamp_ns >= o.start_time_ns;
-      });
+  std::uint64_t safe = oldest;
+  if (m.durable && !any) {
+    // No other group pins the ring: a producer whose floor scan preceded this
+    // window may still raise head to the journal_written that scan loaded.
+    // seq_cst: in the total order with the producers' seq_cst loads of it in
+    // release_floor, so no less than any that preceded this window
+    // (groups_epoch.hpp); pairs with the journal writer's release store,
+    // made once the records below it are in the journal files.
+    const std::uint64_t written = h.journal_written.load(std::memory_order_seq_cst);
+    if (at_or_after(written, safe)) safe = written;
   }
-  return start;
+  if (o.start == StartAt::Newest) {
+    std::uint64_t total = 0;
+    for (std::uint32_t i = 0; i < m.max_producers; ++i) total += m.producers[i].messages.load(std::memory_order_relaxed);
+    messages = total;
+    return {h.tail.load(std::memory_order_seq_cst), false};  // seq_cst: as head above
+  }
+  const auto accept = [&](std::uint64_t p, const RecordHeader& r) {
+    return o.start == StartAt::Time ? r.timestamp_ns >= o.start_time_ns : at_or_after(p, o.start_position);
+  };
+  bool lost = false;
+  std::uint64_t ring = o.start == StartAt::Oldest ? oldest : walk_to(m, oldest, safe, messages, lost, accept);
+  if (lost && o.start == StartAt::Position && at_or_after(o.start_position, safe)) {
+    // What the walk could not read lies below the start anyway.
+    lost = false;
+    ring = walk_to(m, safe, safe, messages, lost, accept);
+  }
+  // A replay: the journal reaches further back than the ring.
+  if (journal.first && !at_or_after(*journal.first, ring)) return {*journal.first, true};
+  if (at_or_after(ring, safe)) return {ring, false};
+  // Below safe (a durable queue, no other group in the ring). Where the walk
+  // stopped because head passed it, the journal's own answer is exact (it is
+  // at or above `ring`, see above); without one, the group starts where the
+  // walk stopped: records before its start come too, never one too few.
+  if (journal.found) return {lost && journal.first ? *journal.first : ring, true};
+  lost = false;
+  return {o.start == StartAt::Oldest ? safe : walk_to(m, safe, safe, messages, lost, accept), false};
 }
 
 // A durable queue's replay: where a new group would start in the journal,
-// which may reach further back than the ring. Read before taking the lock.
-std::optional<std::uint64_t> journal_start(const Mapping& m, const ConsumerOptions& o) {
-  if (!m.durable || o.start == StartAt::Newest) return std::nullopt;
+// which may reach further back than the ring.
+JournalStart journal_start(const Mapping& m, const ConsumerOptions& o) {
+  if (!m.durable || o.start == StartAt::Newest) return {};
+  JournalStart start;
+  std::error_code ec;
+  start.found = !o.journal_dir.empty() && std::filesystem::is_directory(o.journal_dir, ec);
   const journal::Options options = journal::options_for_queue(m.max_message);
   try {
-    if (o.start == StartAt::Time) return journal::first_at_or_after_time(o.journal_dir, m.name, o.start_time_ns, options);
+    if (o.start == StartAt::Time) {
+      start.first = journal::first_at_or_after_time(o.journal_dir, m.name, o.start_time_ns, options);
+      return start;
+    }
     auto cursor = journal::Cursor::open(o.journal_dir, m.name, o.start == StartAt::Position ? o.start_position : 0, options);
-    const auto first = cursor.next();
-    return first ? std::optional(first->position) : std::nullopt;
+    if (const auto first = cursor.next()) start.first = first->position;
+    return start;
   } catch (const journal::JournalError& e) {
     throw Error(Errc::Corrupt, "cannot read the journal of queue '" + m.name + "' to start group at: " + e.what());
   }
@@ -144,20 +204,21 @@ GroupSlot& claim_free_group(const Mapping& m, std::string_view name, std::uint32
 }
 
 std::uint32_t create_group(const Mapping& m, std::string_view name, const ConsumerOptions& o,
-                           std::optional<std::uint64_t> from_journal) {
+                           const JournalStart& journal) {
   std::uint32_t g = 0;
   GroupSlot& group = claim_free_group(m, name, g);
   // Producers' floor scans that overlap the window retry (groups_epoch.hpp:
   // why none of them passes the start chosen here).
   const detail::GroupsEpochWindow window(m);
   std::uint64_t messages = 0;
-  const std::uint64_t start = start_position(m, g, o, messages);
-  if (from_journal && *from_journal < start) {
-    detail::start_in_journal(group, *from_journal, 0);
+  const Start start = start_position(m, g, o, journal, messages);
+  if (start.journal) {
+    // It pins no ring record until it has caught up (pin_ring_at_journal_end).
+    detail::start_in_journal(group, start.position, 0);
   } else {
     // relaxed: published by the seq_cst store of the state below.
-    group.read.store(start, std::memory_order_relaxed);
-    group.released.store(start, std::memory_order_relaxed);
+    group.read.store(start.position, std::memory_order_relaxed);
+    group.released.store(start.position, std::memory_order_relaxed);
     group.journal_from.store(0, std::memory_order_relaxed);
     group.journal_to.store(0, std::memory_order_relaxed);
     group.journal_read.store(0, std::memory_order_relaxed);
@@ -215,7 +276,7 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
     const detail::SegmentLock lock(m);
     return find_group(m, group_name) == m.max_groups;
   }();
-  const auto from_journal = replay_possible ? journal_start(m, st->options) : std::nullopt;
+  const JournalStart from_journal = replay_possible ? journal_start(m, st->options) : JournalStart{};
   detail::SegmentLock lock(m);
   detail::settle_groups_epoch(m);
   std::uint32_t g = find_group(m, group_name);

@@ -3,8 +3,9 @@
 //
 // Writers, each under the segment lock (so windows never overlap), inside a
 // GroupsEpochWindow (the epoch odd):
-//   - create_group (ring/group.cpp) chooses the new group's start S, stores
-//     its cursors, then its state Attached;
+//   - create_group (ring/group.cpp) chooses the new group's start S (and,
+//     durable with no other group pinning the ring, loads journal_written),
+//     stores its cursors, then its state Attached;
 //   - pin_ring_at_journal_end (durable/group_journal.cpp) loads
 //     journal_written and stores it as the group's P.
 // Reader: a producer's release_floor (ring/release_floor.cpp) loads the epoch,
@@ -27,14 +28,17 @@
 //     group publishes the head it loaded; groups it saw that are deleted
 //     since made the last deletion raise head to that group's released
 //     (delete_group) >= its pin at the scan >= the floor. Head only grows.
-//   - S = head, durable: NOT covered. A scan with no pinning group floors at
-//     journal_written, which may be above the head the window loads; a group
-//     that starts in the ring below journal_written (StartAt::Position or
-//     Time inside [head, journal_written), or Oldest when the journal holds
-//     nothing below head) could see those records overwritten by a producer whose
-//     scan preceded the window. Left as found (issue 14 changes no
-//     behaviour); the fix would start such a group at journal_written at the
-//     lowest, or in the journal below it.
+//   - S = head, durable (no other group pins the ring): a durable floor
+//     never passes the journal_written its scan loaded, and create_group
+//     loads journal_written inside the window, later in the total order, so
+//     no less (it only grows; with shmqd gone it stays put): W. A group that
+//     would start in the ring below W starts in the journal at that same
+//     position instead, and the journal holds every record below W; it pins
+//     no ring record until pin_ring_at_journal_end, a window of its own (P
+//     above). Any other group starts at or above W >= the floor (at W when
+//     its consumer cannot find the journal). The ring below W may change
+//     under the window: start_position's walk reads it only while head has
+//     not passed what it read.
 // A creator that dies inside its window leaves the epoch odd: the next holder
 // of the segment lock settles it (settle_groups_epoch), and producers that
 // find it odd for long try the lock to do so (never wait for it: a stopped
