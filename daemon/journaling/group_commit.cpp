@@ -221,7 +221,8 @@ class JournalWriterLoop {
       if (s_.map.broken()) return false;
       s_.writer->sync();  // one fdatasync for every batch taken: the group commit
       last_good_sync_ = s_.writer->synced();
-      // release: pairs with the producers' acquire in release_floor. Only
+      // release: pairs with the seq_cst loads (acquire and more) of the
+      // producers in release_floor and of start_position (ring/group.cpp). Only
       // now may the ring reuse these bytes: until the sync succeeded, they
       // are what a failure makes us write again.
       h.journal_written.store(end, std::memory_order_release);

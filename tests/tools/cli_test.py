@@ -254,7 +254,9 @@ class AdminTest(ToolTest):
 
     def test_namespace_option_overrides_the_environment(self):
         other = self.ns + "-other"
-        self.addCleanup(lambda: [os.unlink(p) for p in glob.glob(f"/dev/shm/shmq.{other}.*")])
+        # The queue's segment and shmqd's record (/dev/shm/shmqd.<ns>, which outlives it by design).
+        self.addCleanup(lambda: [os.unlink(p) for p in glob.glob(f"/dev/shm/shmq.{other}.*") +
+                                 glob.glob(f"/dev/shm/shmqd.{other}")])
         self.shmq("create", "q", "--namespace", other)
         self.assertEqual(self.shmq("list").stdout, b"")
         self.assertEqual(self.shmq("--namespace", other, "list").stdout, b"q\n")
@@ -959,7 +961,9 @@ class DurableTest(ToolTest):
 
     def test_shmqd_takes_its_namespace_from_n(self):
         other = self.ns + "-n"
-        self.addCleanup(lambda: [os.unlink(p) for p in glob.glob(f"/dev/shm/shmq.{other}.*")])
+        # The queue's segment and shmqd's record (/dev/shm/shmqd.<ns>, which outlives it by design).
+        self.addCleanup(lambda: [os.unlink(p) for p in glob.glob(f"/dev/shm/shmq.{other}.*") +
+                                 glob.glob(f"/dev/shm/shmqd.{other}")])
         self.shmq("create", "q", "-n", other)
         env = dict(self.env, SHMQ_NAMESPACE="default-unused")
         daemon = subprocess.Popen([SHMQD, "-n", other, "--log-level", "warn"], env=env)
