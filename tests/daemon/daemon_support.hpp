@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,26 @@
 namespace shmq::test {
 
 using namespace std::chrono_literals;
+
+// The journal tests' queue: a 64 KiB ring, whose 100-byte payloads
+// (payload_of) take 192 ring bytes, about 341 records a ring.
+constexpr std::uint64_t kRing = 64 << 10;
+constexpr std::size_t kPerRing = kRing / 192;
+
+// "message <seq> " padded with dots to 100 bytes.
+inline std::string payload_of(std::uint64_t seq) {
+  std::string s = "message " + std::to_string(seq) + " ";
+  s.resize(100, '.');
+  return s;
+}
+
+// The group named `name` in a snapshot; throws when there is none.
+inline const GroupInfo& group(const QueueInfo& info, const std::string& name) {
+  for (const auto& g : info.groups) {
+    if (g.name == name) return g;
+  }
+  throw std::runtime_error("no group " + name);
+}
 
 // Polls `done` every 200 us until it holds or `timeout` passes.
 template <class Pred>

@@ -15,9 +15,6 @@
 namespace shmq::test {
 namespace {
 
-constexpr std::uint64_t kRing = 64 << 10;
-// 100-byte payloads take 192 ring bytes: about 341 records a ring.
-constexpr std::size_t kPerRing = kRing / 192;
 
 Queue make_small_durable_queue() {
   QueueOptions o;
@@ -25,19 +22,6 @@ Queue make_small_durable_queue() {
   o.max_message = 256;
   o.durable = true;
   return Queue::create("jq", o);
-}
-
-std::string payload_of(std::uint64_t seq) {
-  std::string s = "message " + std::to_string(seq) + " ";
-  s.resize(100, '.');
-  return s;
-}
-
-const GroupInfo& group(const QueueInfo& info, const std::string& name) {
-  for (const auto& g : info.groups) {
-    if (g.name == name) return g;
-  }
-  throw std::runtime_error("no group " + name);
 }
 
 class JournalReadTest : public DaemonTest {

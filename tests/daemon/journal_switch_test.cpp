@@ -21,14 +21,6 @@ namespace {
 
 using namespace layout;
 
-constexpr std::uint64_t kRing = 64 << 10;
-constexpr std::size_t kPerRing = kRing / 192;  // 100-byte payloads take 192 ring bytes
-
-std::string payload_of(std::uint64_t seq) {
-  std::string s = "message " + std::to_string(seq) + " ";
-  s.resize(100, '.');
-  return s;
-}
 
 Queue make_queue() {
   QueueOptions o;

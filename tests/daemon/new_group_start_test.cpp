@@ -25,27 +25,12 @@ namespace {
 
 using namespace layout;
 
-constexpr std::uint64_t kRing = 64 << 10;
-constexpr std::uint64_t kPerRing = kRing / 192;  // 100-byte payloads take 192 ring bytes
 // Sent before the group exists: journaled, and still in the ring.
 constexpr std::uint64_t kBefore = 100;
 // Sent after it: from the stale head on, past the ring's end over the first
 // 90 of those, every start tested below (and less than a ring past that
 // head: no send waits for room).
 constexpr std::uint64_t kAfter = kPerRing - 10;
-
-std::string payload_of(std::uint64_t seq) {
-  std::string s = "message " + std::to_string(seq) + " ";
-  s.resize(100, '.');
-  return s;
-}
-
-const GroupInfo& group(const QueueInfo& info, const std::string& name) {
-  for (const auto& g : info.groups) {
-    if (g.name == name) return g;
-  }
-  throw std::runtime_error("no group " + name);
-}
 
 class NewGroupStartTest : public DaemonTest {
  protected:
