@@ -71,9 +71,11 @@ class ToolTest(unittest.TestCase):
         return result
 
     def stat(self, *args, expect=0):
+        """Runs shmq-stat, asserts its exit code (None: any) and returns the finished process."""
         result = self.run_tool(SHMQ_STAT, *args)
-        self.assertEqual(result.returncode, expect,
-                         f"shmq-stat {' '.join(args)}: stdout={result.stdout!r} stderr={result.stderr!r}")
+        if expect is not None:
+            self.assertEqual(result.returncode, expect,
+                             f"shmq-stat {' '.join(args)}: stdout={result.stdout!r} stderr={result.stderr!r}")
         return result
 
     def stat_json(self, *args):
@@ -765,6 +767,96 @@ class StatTest(ToolTest):
 
 
 @unittest.skipUnless(shutil.which("tmux"), "tmux is not installed")
+class CheckTest(ToolTest):
+    """shmq-stat --check: silent and 0 when healthy, one line per problem and 1 when not."""
+
+    def setUp(self):
+        super().setUp()
+        self.shmq("create", "q", "--capacity", "1M", "--max-message", "64K")
+
+    def check(self, *args, expect=0):
+        return self.stat("--check", *args, expect=expect).stdout.decode().splitlines()
+
+    def test_healthy_prints_nothing_and_exits_0(self):
+        self.recv_all("q", "--group", "billing")
+        self.shmq("send", "q", input="a\nb\n")
+        self.recv_all("q", "--group", "billing")
+        self.assertEqual(self.check(), [])
+        self.assertEqual(self.check("q", "--max-lag", "0", "--max-lag", "1K", "--max-lag-seconds", "0"), [])
+        # An empty namespace is healthy too.
+        self.assertEqual(self.stat("--check", "-n", self.ns + "-empty").stdout, b"")
+
+    def test_a_group_lagging_by_messages(self):
+        self.recv_all("q", "--group", "billing")
+        self.shmq("send", "q", input="".join(f"m{i}\n" for i in range(12)))
+        self.shmq("recv", "q", "--group", "billing", "--count", "2")
+        self.assertEqual(self.check("--max-lag", "10"), [])
+        self.assertEqual(self.check("--max-lag", "9", expect=FAILURE),
+                         ["q: group billing lags 10 messages (bound 9)"])
+
+    def test_a_group_lagging_by_bytes(self):
+        self.recv_all("q", "--group", "billing")
+        self.shmq("send", "q", input=("x" * 3000 + "\n") * 2)
+        lag = self.groups("q")["billing"]["lag_bytes"]
+        self.assertGreater(lag, 6000)
+        self.assertEqual(self.check("q", "--max-lag", "64KiB"), [])
+        self.assertEqual(self.check("q", "--max-lag", "4K", expect=FAILURE),
+                         [f"q: group billing lags {lag} bytes ({lag / 1024:.1f} KiB) (bound 4096 bytes (4.0 KiB))"])
+        self.assert_error(self.stat("--check", "--max-lag", "12X", expect=USAGE), "--max-lag: invalid size '12X'")
+        self.assert_error(self.stat("--max-lag", "5", expect=USAGE), "--max-lag requires --check")
+
+    def test_a_group_lagging_by_seconds(self):
+        self.recv_all("q", "--group", "billing")
+        self.shmq("send", "q", input="old\n")
+        self.assertEqual(self.check("--max-lag-seconds", "5"), [])
+        time.sleep(1.3)
+        (line,) = self.check("--max-lag-seconds", "1", expect=FAILURE)
+        self.assertRegex(line, r"^q: group billing lags (1\.[3-9]|[2-9]\.\d) seconds: its oldest "
+                               r"unacknowledged message is that old \(bound 1 seconds\)$")
+        self.recv_all("q", "--group", "billing")
+        self.assertEqual(self.check("--max-lag-seconds", "1"), [])
+
+    def test_a_dead_consumer_not_reaped(self):
+        self.shmq("send", "q", input=("z" * 60000 + "\n") * 3)
+        reader, writer = os.pipe()
+        holder = subprocess.Popen([SHMQ, "recv", "q", "--group", "stuck"], env=self.env, stdout=writer)
+        os.close(writer)
+        self.addCleanup(os.close, reader)
+        self.wait_for(lambda: self.groups("q").get("stuck", {}).get("in_flight") == 1,
+                      "the holder never had a message in flight")
+        self.assertEqual(self.check(), [])
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        self.assertEqual(self.check(expect=FAILURE),
+                         [f"q: group stuck consumer 0 (pid {holder.pid}) is dead and not reaped, holding 1 in flight"])
+
+    def test_require_daemon_without_shmqd(self):
+        self.assertEqual(self.check("--require-daemon", expect=FAILURE),
+                         ["q: shmqd is down (never seen on this queue; --require-daemon)"])
+
+    def test_a_durable_queue_needs_shmqd_and_passes_with_it(self):
+        data_dir = tempfile.mkdtemp(prefix="shmq-cli-")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        self.env["SHMQ_DATA_DIR"] = data_dir
+        self.shmq("create", "d", "--durable")
+        self.assertEqual(self.check(expect=FAILURE),
+                         ["d: shmqd is down (never seen on this queue; a durable queue's journal needs it)"])
+        self.start_shmqd()
+        self.wait_for(lambda: self.stat("--check", "--require-daemon", expect=None).returncode == 0,
+                      "shmqd never took every queue")
+        self.assertEqual(self.check("--require-daemon"), [])
+
+    def test_missing_and_unreadable_queues(self):
+        with open(f"/dev/shm/shmq.{self.ns}.junk", "wb") as junk:
+            junk.write(b"not a queue" * 1000)
+        lines = self.check("q", "nope", "junk", expect=FAILURE)
+        self.assertEqual(lines[0], f"nope: no such queue in namespace '{self.ns}'")
+        self.assertTrue(lines[1].startswith("junk: unreadable: "), lines)
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(self.check("q"), [])
+        self.assert_error(self.stat("q", "q", expect=USAGE), "one QUEUE at most")
+
+
 class WatchTest(ToolTest):
     def setUp(self):
         super().setUp()
