@@ -42,8 +42,11 @@ std::optional<double> oldest_unacked_age(const Queue& queue, const GroupInfo& g)
   return std::nullopt;
 }
 
-void check_daemon(const QueueInfo& q, const CheckBounds& bounds, std::vector<std::string>& out) {
-  if (q.daemon_alive || !(q.durable || bounds.require_daemon)) return;
+// A queue no shmqd serves: a durable one always (its journal needs it);
+// another with --require-daemon only while a shmqd runs that has not taken
+// it (when none runs, check_queues says so once for the namespace).
+void check_daemon(const QueueInfo& q, const CheckBounds& bounds, bool daemon_running, std::vector<std::string>& out) {
+  if (q.daemon_alive || !(q.durable || (bounds.require_daemon && daemon_running))) return;
   const std::string why = q.durable ? "a durable queue's journal needs it" : "--require-daemon";
   out.push_back(q.daemon_pid != 0
                     ? fmt::format("{}: shmqd is down (pid {} is gone; {})", q.name, q.daemon_pid, why)
@@ -107,12 +110,12 @@ void check_producers(const QueueInfo& q, std::vector<std::string>& out) {
   }
 }
 
-void check_queue(const std::string& ns, const std::string& name, bool named,
-                 const CheckBounds& bounds, std::vector<std::string>& out) {
+void check_queue(const std::string& ns, const std::string& name, bool named, const CheckBounds& bounds,
+                 bool daemon_running, std::vector<std::string>& out) {
   try {
     const Queue queue = Queue::open_read_only(name, ns);
     const QueueInfo q = queue.info();
-    check_daemon(q, bounds, out);
+    check_daemon(q, bounds, daemon_running, out);
     check_journal(q, out);
     check_producers(q, out);
     check_groups(queue, q, bounds, out);
@@ -143,12 +146,16 @@ void parse_max_lag(const std::string& text, CheckBounds& bounds) {
 std::vector<std::string> check_queues(const std::string& ns, const std::vector<std::string>& queues,
                                       const CheckBounds& bounds) {
   std::vector<std::string> out;
+  const bool daemon_running = daemon_pid(ns) != 0;
+  if (bounds.require_daemon && !daemon_running) {
+    out.push_back(fmt::format("namespace '{}': shmqd is not running (--require-daemon)", ns));
+  }
   if (queues.empty()) {
     std::vector<std::string> names = Queue::list(ns);
     std::sort(names.begin(), names.end());
-    for (const std::string& name : names) check_queue(ns, name, false, bounds, out);
+    for (const std::string& name : names) check_queue(ns, name, false, bounds, daemon_running, out);
   } else {
-    for (const std::string& name : queues) check_queue(ns, name, true, bounds, out);
+    for (const std::string& name : queues) check_queue(ns, name, true, bounds, daemon_running, out);
   }
   return out;
 }

@@ -67,6 +67,7 @@ __all__ = [
     "NoMemory",
     "Internal",
     "library_version",
+    "daemon_pid",
     "QueueOptions",
     "QueueInfo",
     "ProducerInfo",
@@ -80,6 +81,12 @@ __version__ = "0.1.0"
 def library_version() -> str:
     """The version of the libshmq this package is built with ("MAJOR.MINOR.PATCH")."""
     return _shmq.version()
+
+
+def daemon_pid(namespace: str | None = None) -> int | None:
+    """The pid of the namespace's running shmqd (its record, /dev/shm/shmqd.<ns>, names a live
+    process), or None when none runs. namespace: $SHMQ_NAMESPACE, else "default", when None."""
+    return _shmq.daemon_pid(namespace)
 
 
 # The shapes of Queue.options() and Queue.info(): the fields of the C API's

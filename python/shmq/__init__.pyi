@@ -11,6 +11,7 @@ __version__: str
 __all__: list[str]
 
 def library_version() -> str: ...
+def daemon_pid(namespace: str | None = None) -> int | None: ...
 
 class QueueOptions(TypedDict):
     capacity: int

@@ -2170,11 +2170,27 @@ static PyObject* module_version(PyObject* module, PyObject* unused) {
   return PyUnicode_FromString(shmq_version());
 }
 
+static PyObject* module_daemon_pid(PyObject* module, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  (void)module;
+  static const char* const params[] = {"namespace"};
+  PyObject* values[1];
+  if (parse_args("daemon_pid", args, nargs, kwnames, params, 1, 1, 0, values) < 0) return NULL;
+  const char* ns = NULL;
+  if (namespace_arg(values[0], &ns) < 0) return NULL;
+  int64_t pid = 0;
+  const shmq_status_t status = shmq_daemon_pid(ns, &pid);
+  if (status != SHMQ_OK) return raise_setup(status);
+  if (pid == 0) Py_RETURN_NONE;
+  return PyLong_FromLongLong(pid);
+}
+
 static PyMethodDef module_methods[] = {
     {"_set_errors", (PyCFunction)(void (*)(void))module_set_errors, METH_FASTCALL,
      "_set_errors(base, {code: class}): the exception classes, from shmq/__init__.py."},
     {"status_str", (PyCFunction)module_status_str, METH_O, "status_str(code) -> str: a status code's short name."},
     {"version", (PyCFunction)module_version, METH_NOARGS, "version() -> str: libshmq's version."},
+    {"daemon_pid", (PyCFunction)(void (*)(void))module_daemon_pid, METH_FASTCALL | METH_KEYWORDS,
+     "daemon_pid(namespace=None) -> int | None: the pid of the namespace's running shmqd, None when none runs."},
     {NULL},
 };
 

@@ -115,6 +115,20 @@ def test_a_python_producer_to_a_cpp_consumer(processes):
 
 
 @needs_daemon
+def test_daemon_pid_names_the_running_shmqd(processes, namespace):
+    assert shmq.daemon_pid() is None
+    q = shmq.Queue.create("q", capacity=1 << 16, max_message=256)
+    daemon = processes.shmqd(q)
+    assert shmq.daemon_pid() == daemon.pid
+    assert shmq.daemon_pid(namespace=namespace) == daemon.pid
+    assert shmq.daemon_pid(namespace=namespace + "-other") is None
+    with pytest.raises(shmq.InvalidName):
+        shmq.daemon_pid(namespace="no.dots")
+    daemon.kill()
+    daemon.wait()
+    assert shmq.daemon_pid() is None  # its record names a process gone
+
+
 def test_a_killed_consumer_s_messages_come_back_redelivered_to_another_member(processes):
     q = shmq.Queue.create("q", capacity=1 << 16, max_message=256)
     processes.shmqd(q)

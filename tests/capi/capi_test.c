@@ -392,6 +392,11 @@ static void test_bad_names_are_refused_by_name(void) {
   shmq_name_list_t* list = NULL;
   CHECK_STATUS(shmq_queue_list("bad/ns", &list), SHMQ_INVALID_NAME);
   CHECK_LAST_ERROR_NAMES("bad/ns");
+  int64_t pid = 99;
+  CHECK_STATUS(shmq_daemon_pid("bad/ns", &pid), SHMQ_INVALID_NAME);
+  CHECK(pid == 0);
+  CHECK_OK(shmq_daemon_pid(NULL, &pid)); /* no shmqd runs in a test's own namespace */
+  CHECK(pid == 0);
   CHECK(!queue_exists("fine"));
 
   /* Producer and group names too. */
@@ -513,6 +518,7 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_STATUS(shmq_queue_remove(NULL, NULL, NULL), invalid);
   CHECK_STATUS(shmq_segment_bytes(&options, NULL), invalid);
   CHECK_STATUS(shmq_queue_list(NULL, NULL), invalid);
+  CHECK_STATUS(shmq_daemon_pid(NULL, NULL), invalid);
   CHECK_STATUS(shmq_queue_get_options(NULL, &options), invalid);
   CHECK_STATUS(shmq_queue_delete_group(NULL, "g"), invalid);
   char buf[64];

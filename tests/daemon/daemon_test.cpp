@@ -51,8 +51,10 @@ TEST_F(DaemonTest, CleanShutdownOnSigtermAndSigintWithdrawsItsIdentity) {
     auto d = start_daemon();
     ASSERT_TRUE(d.serves(q));
     EXPECT_TRUE(q.info().daemon_alive);
+    EXPECT_EQ(daemon_pid(), d.pid()) << "its record names it";
     EXPECT_EQ(d.terminate(sig), 0);
     EXPECT_EQ(daemon_pid_of(q), 0) << "shmq-stat must not show a daemon that left";
+    EXPECT_EQ(daemon_pid(), 0) << "a record naming a process gone is no running shmqd";
   }
 }
 

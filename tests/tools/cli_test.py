@@ -832,7 +832,13 @@ class CheckTest(ToolTest):
 
     def test_require_daemon_without_shmqd(self):
         self.assertEqual(self.check("--require-daemon", expect=FAILURE),
-                         ["q: shmqd is down (never seen on this queue; --require-daemon)"])
+                         [f"namespace '{self.ns}': shmqd is not running (--require-daemon)"])
+        self.shmq("delete", "q")  # no queue at all: shmqd's own record says it
+        self.assertEqual(self.check("--require-daemon", expect=FAILURE),
+                         [f"namespace '{self.ns}': shmqd is not running (--require-daemon)"])
+        self.shmq("create", "d")
+        self.start_shmqd()  # once it serves d
+        self.assertEqual(self.check("--require-daemon"), [])
 
     def test_a_durable_queue_needs_shmqd_and_passes_with_it(self):
         data_dir = tempfile.mkdtemp(prefix="shmq-cli-")

@@ -49,6 +49,11 @@ SHMQ_API void validate_name(std::string_view name, std::string_view what = "queu
 // journal is <that>/journal/<queue>.
 [[nodiscard]] SHMQ_API std::filesystem::path daemon_data_dir(std::string_view ns = {});
 
+// The pid of the namespace's running shmqd (the process its record,
+// /dev/shm/shmqd.<ns>, names, checked against its start time), or 0 when
+// none runs. ns: empty means current_namespace(). Throws Error(InvalidName).
+[[nodiscard]] SHMQ_API std::int64_t daemon_pid(std::string_view ns = {});
+
 // Namespaces may not contain '.', so that shmq.<ns>.<queue> is unambiguous.
 SHMQ_API void validate_namespace(std::string_view ns);
 

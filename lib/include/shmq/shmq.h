@@ -158,6 +158,9 @@ SHMQ_C_API shmq_status_t shmq_queue_producer_name(const shmq_queue_t* queue, uin
 /* What a queue of `options` takes of /dev/shm, in bytes. */
 SHMQ_C_API shmq_status_t shmq_segment_bytes(const shmq_queue_options_t* options, uint64_t* out);
 
+/* The pid of the namespace's running shmqd into *pid, 0 when none runs. */
+SHMQ_C_API shmq_status_t shmq_daemon_pid(const char* ns, int64_t* pid);
+
 /* Names of the queues in a namespace; free with shmq_name_list_free. */
 typedef struct shmq_name_list {
   size_t count;

@@ -143,6 +143,15 @@ shmq_status_t shmq_segment_bytes(const shmq_queue_options_t* options, uint64_t* 
   });
 }
 
+shmq_status_t shmq_daemon_pid(const char* ns, int64_t* pid) {
+  if (pid == nullptr) return null_argument("pid is NULL");
+  *pid = 0;
+  return guarded([&] {
+    *pid = shmq::daemon_pid(ns_of(ns));
+    return SHMQ_OK;
+  });
+}
+
 shmq_status_t shmq_queue_list(const char* ns, shmq_name_list_t** out) {
   if (out == nullptr) return null_argument("out is NULL");
   *out = nullptr;

@@ -66,6 +66,13 @@ std::optional<DaemonRecord> read_daemon_record(std::string_view ns) {
 
 }  // namespace detail
 
+std::int64_t daemon_pid(std::string_view ns_arg) {
+  const std::string ns = ns_arg.empty() ? current_namespace() : std::string(ns_arg);
+  validate_namespace(ns);
+  const auto record = detail::read_daemon_record(ns);
+  return record && detail::process_alive(record->pid, record->start_time) ? record->pid : 0;
+}
+
 std::filesystem::path daemon_data_dir(std::string_view ns_arg) {
   const std::string ns = ns_arg.empty() ? current_namespace() : std::string(ns_arg);
   validate_namespace(ns);
