@@ -24,12 +24,11 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/basic_file_sink.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <fmt/format.h>
 
 #include "instance_lock.hpp"
+#include "logging.hpp"
 #include "metrics_server.hpp"
 #include "options.hpp"
 #include "shmq/queue.hpp"
@@ -102,16 +101,6 @@ UniqueFd block_stop_signals() {
   UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC));
   if (!fd) throw std::runtime_error("signalfd failed");
   return fd;
-}
-
-void set_up_logging(const Options& o) {
-  std::vector<spdlog::sink_ptr> sinks{std::make_shared<spdlog::sinks::stderr_color_sink_mt>()};
-  if (!o.log_file.empty()) sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(o.log_file));
-  auto logger = std::make_shared<spdlog::logger>("shmqd", sinks.begin(), sinks.end());
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%f %^%l%$ shmqd[%P]: %v");
-  logger->set_level(spdlog::level::from_str(o.log_level));
-  logger->flush_on(spdlog::level::debug);  // rare lines; a reader of the file sees them at once
-  spdlog::set_default_logger(std::move(logger));
 }
 
 // Takes the namespace's lock, or waits for it as a standby. nullopt: exit.

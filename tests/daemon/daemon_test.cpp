@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 
 #include <csignal>
+#include <fstream>
+#include <regex>
+#include <sstream>
 
 #include "daemon_support.hpp"
 #include "shm/process.hpp"
@@ -114,6 +117,38 @@ TEST_F(DaemonTest, SighupReopensTheLogAndKeepsServing) {
   Message m;
   EXPECT_EQ(survivor.receive(m, 5s), Status::Ok);
   EXPECT_EQ(daemon_pid_of(q), d.pid());
+}
+
+// Its stderr lines fit where they go: the journal (JOURNAL_STREAM names its
+// stderr) gets a syslog priority prefix and no time; anything else an ISO-8601
+// time with its UTC offset.
+TEST_F(DaemonTest, LogLinesFitTheJournalOrCarryAnIsoTime) {
+  const std::regex journal_line(R"(<[0-7]>[^<].*)");
+  const std::regex timestamped_line(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d \w+ shmqd\[\d+\]: .*)");
+  const std::string log = dir_ + "/stderr.log";
+  const auto lines_of_a_run = [&](const char* journal_stream) {
+    std::ofstream(log).flush();  // the file the daemon's stderr will be (O_TRUNC keeps its inode)
+    struct stat st {};
+    EXPECT_EQ(::stat(log.c_str(), &st), 0);
+    const std::string here = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    if (journal_stream != nullptr) ::setenv("JOURNAL_STREAM", *journal_stream ? journal_stream : here.c_str(), 1);
+    auto d = start_daemon({"--log-level", "info"}, log);
+    ::unsetenv("JOURNAL_STREAM");
+    auto q = make_queue("logged");
+    EXPECT_TRUE(d.serves(q));
+    EXPECT_EQ(d.terminate(SIGTERM), 0);
+    std::vector<std::string> lines;
+    std::istringstream text(slurp(log));
+    for (std::string line; std::getline(text, line);) lines.push_back(line);
+    EXPECT_FALSE(lines.empty());
+    Queue::remove("logged");
+    return lines;
+  };
+  for (const auto& line : lines_of_a_run(""))  // JOURNAL_STREAM names stderr
+    EXPECT_TRUE(std::regex_match(line, journal_line)) << line;
+  for (const char* other : {static_cast<const char*>(nullptr), "1:1", "junk"})  // stderr is not the journal
+    for (const auto& line : lines_of_a_run(other))
+      EXPECT_TRUE(std::regex_match(line, timestamped_line)) << (other ? other : "(unset)") << ": " << line;
 }
 
 // Every other signal that would end it is logged, and it ends cleanly.

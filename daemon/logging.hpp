@@ -1,0 +1,25 @@
+// shmqd's log lines: to stderr (and --log-file), fit for where stderr goes.
+//
+// Under systemd, stderr is often the journal: systemd then sets
+// JOURNAL_STREAM to "<device>:<inode>" of that stream. Lines to the journal
+// carry a syslog priority prefix ("<6>" for info, sd-daemon(3)) and no time
+// or pid of their own (the journal records both); anywhere else a line
+// starts with an ISO-8601 time with its UTC offset.
+#pragma once
+
+#include <string_view>
+
+#include "options.hpp"
+
+namespace shmq::daemon {
+
+// Whether `journal_stream` (JOURNAL_STREAM's value, "<dev>:<ino>") names the
+// file stderr is now. A stream handed on to a child that redirected its
+// stderr names another file: then stderr is not the journal.
+[[nodiscard]] bool stderr_is_journal(std::string_view journal_stream);
+
+// The default logger: stderr (journal-fit or timestamped, as above) and the
+// --log-file (timestamped), at --log-level. Called again on SIGHUP.
+void set_up_logging(const Options& o);
+
+}  // namespace shmq::daemon
