@@ -21,7 +21,6 @@
 #include <cstring>
 #include <exception>
 #include <memory>
-#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -14,12 +13,6 @@
 
 namespace shmq::tools {
 namespace {
-
-std::uint64_t now_unix_ns() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::system_clock::now().time_since_epoch())
-                                        .count());
-}
 
 std::string bytes_text(std::uint64_t bytes) {
   return bytes < 1024 ? fmt::format("{} bytes", bytes)
@@ -36,7 +29,7 @@ std::optional<double> oldest_unacked_age(const Queue& queue, const GroupInfo& g)
   for (const RecordInfo& r : queue.records(g.acked_position, 16)) {
     if (r.kind == RecordKind::Uncommitted) break;
     if (r.kind != RecordKind::Data) continue;
-    const std::uint64_t now = now_unix_ns();
+    const std::uint64_t now = unix_now_ns();
     return r.timestamp_ns < now ? static_cast<double>(now - r.timestamp_ns) / 1e9 : 0.0;
   }
   return std::nullopt;

@@ -210,10 +210,7 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
 
 Sample take_sample(const std::string& ns, const std::string& queue) {
   Sample sample{ns, {}, std::chrono::steady_clock::now(), 0};
-  sample.unix_ns =
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                     std::chrono::system_clock::now().time_since_epoch())
-                                     .count());
+  sample.unix_ns = unix_now_ns();
   if (queue.empty()) {
     sample.queues = stats::snapshot_namespace(ns);
   } else {

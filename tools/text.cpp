@@ -8,6 +8,12 @@
 
 namespace shmq::tools {
 
+std::uint64_t unix_now_ns() noexcept {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
 bool is_utf8(std::string_view text) noexcept {
   std::size_t i = 0;
   while (i < text.size()) {

@@ -13,6 +13,9 @@ namespace shmq::tools {
 
 [[nodiscard]] std::string base64(std::string_view bytes);
 
+// Now, as CLOCK_REALTIME nanoseconds (the clock of message timestamps).
+[[nodiscard]] std::uint64_t unix_now_ns() noexcept;
+
 // CLOCK_REALTIME nanoseconds as RFC 3339 in UTC: "2026-11-29T14:00:00.123456789Z".
 [[nodiscard]] std::string rfc3339(std::uint64_t unix_ns);
 
