@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "shm/liveness.hpp"
 #include "shm/process.hpp"
 
 namespace shmq::daemon {
@@ -61,6 +62,11 @@ bool same_time(const struct timespec& a, const struct timespec& b) {
 // process that recorded itself (a pid reused since is never hit). False when
 // it cannot be done from here (another pid namespace, no permission).
 bool fence(const detail::DaemonRecord& r, std::chrono::milliseconds silent) {
+  if (r.pid_ns == 0 || r.pid_ns != detail::self_pid_namespace()) {
+    spdlog::error("standby: shmqd pid {} beat no heartbeat for {} ms, but it runs in another pid namespace "
+                  "and cannot be fenced from here: stop it where it runs", r.pid, silent.count());
+    return false;
+  }
   const UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, r.pid, 0)));
   if (!pidfd) {
     spdlog::error("standby: shmqd pid {} beat no heartbeat for {} ms, but it cannot be fenced from here: "
@@ -162,8 +168,19 @@ InstanceLock::~InstanceLock() {
 }
 
 void InstanceLock::record(const std::filesystem::path& data_dir) {
-  const std::string text = detail::format_daemon_record(
-      {detail::self_pid(), detail::self_start_time(), std::filesystem::absolute(data_dir)});
+  const std::string text = detail::format_daemon_record({.pid = detail::self_pid(),
+                                                         .start_time = detail::self_start_time(),
+                                                         .pid_ns = detail::self_pid_namespace(),
+                                                         .data_dir = std::filesystem::absolute(data_dir)});
+  struct flock live {};
+  live.l_type = F_WRLCK;
+  live.l_whence = SEEK_SET;
+  live.l_start = detail::kDaemonRecordLiveByte;
+  live.l_len = 1;
+  // Ours alone: the flock keeps any other shmqd from getting this far.
+  if (::fcntl(fd_.get(), F_OFD_SETLK, &live) != 0) {
+    throw std::runtime_error(std::string("cannot lock the daemon record's liveness byte: ") + std::strerror(errno));
+  }
   if (::fchmod(fd_.get(), 0644) != 0 || ::ftruncate(fd_.get(), 0) != 0 ||
       ::pwrite(fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
     throw std::runtime_error(std::string("cannot write the daemon record: ") + std::strerror(errno));

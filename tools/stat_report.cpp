@@ -1,5 +1,7 @@
 #include "stat_report.hpp"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -90,6 +92,16 @@ ordered_json rate_json(std::optional<double> rate) {
 
 std::string pid_text(std::int64_t pid) { return pid > 0 ? std::to_string(pid) : "-"; }
 
+// " in another pid namespace" when `pid_ns` is not ours: its pid names
+// another process here, or none.
+std::string other_pid_namespace(std::uint64_t pid_ns) {
+  static const std::uint64_t ours = [] {
+    struct stat st {};
+    return ::stat("/proc/self/ns/pid", &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
+  }();
+  return pid_ns != 0 && pid_ns != ours ? fmt::format(" in pid namespace {}", pid_ns) : "";
+}
+
 std::string producer_state(const ProducerInfo& p) {
   if (!p.attached) return "detached";
   return p.alive ? "alive" : "dead";
@@ -102,7 +114,8 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
   out +=
       fmt::format("QUEUE {}  capacity {}  max message {}{}  daemon {}\n", q.name,
                   human_bytes(q.capacity), human_bytes(q.max_message), q.durable ? "  durable" : "",
-                  q.daemon_alive ? fmt::format("up (pid {})", q.daemon_pid) : "down");
+                  q.daemon_alive ? fmt::format("up (pid {}{})", q.daemon_pid, other_pid_namespace(q.daemon_pid_namespace))
+                                 : "down");
   out += fmt::format(
       "  in use {} ({:.1f}%), {} messages  total {} messages  in {} msgs/s  head {}  tail {}\n",
       human_bytes(q.bytes_in_use), percent, q.messages_in_use, q.messages_total,
@@ -165,12 +178,13 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
   out["recovery"] = {{"holes_skipped", q.holes_skipped},
                      {"redelivered", q.redelivered},
                      {"clients_reaped", q.clients_reaped}};
-  out["daemon"] = {{"pid", q.daemon_pid}, {"alive", q.daemon_alive}};
+  out["daemon"] = {{"pid", q.daemon_pid}, {"pid_namespace", q.daemon_pid_namespace}, {"alive", q.daemon_alive}};
   out["producers"] = ordered_json::array();
   for (const ProducerInfo& p : q.producers) {
     out["producers"].push_back({{"name", p.name},
                                 {"id", p.id},
                                 {"pid", p.pid},
+                                {"pid_namespace", p.pid_namespace},
                                 {"attached", p.attached},
                                 {"alive", p.alive},
                                 {"last_sequence", p.last_sequence},
@@ -184,6 +198,7 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
     for (const ConsumerInfo& c : g.consumers) {
       consumers.push_back({{"index", c.index},
                            {"pid", c.pid},
+                           {"pid_namespace", c.pid_namespace},
                            {"alive", c.alive},
                            {"in_flight", c.in_flight},
                            {"received", c.received},

@@ -14,32 +14,33 @@
 
 namespace shmq::daemon {
 
-bool ClientSet::watch(ClientId id) {
-  if (by_id_.contains(id)) return true;
-  if (id.pid <= 0 || id.pid > INT_MAX) return false;  // a nonsense entry: recovery frees it
+Watch ClientSet::watch(ClientId id) {
+  if (by_id_.contains(id)) return Watch::Pidfd;
+  // A pid from another namespace names some other process here, or none.
+  if (id.pid_ns == 0 || id.pid_ns != own_pid_ns_ || id.pid <= 0 || id.pid > INT_MAX) return Watch::Polled;
   const auto pid = static_cast<pid_t>(id.pid);
   UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   if (!fd) {
-    if (errno == ESRCH) return false;
-    // Out of descriptors, say: the periodic rescan still sees its death.
-    spdlog::warn("cannot watch pid {}: pidfd_open: {}", pid, std::strerror(errno));
-    return true;
+    // ESRCH: died since the repair saw its entries held (or handed a
+    // descriptor of them to a child). Out of descriptors, say: the same.
+    if (errno != ESRCH) spdlog::warn("cannot watch pid {}: pidfd_open: {}", pid, std::strerror(errno));
+    return Watch::Polled;
   }
   // The pidfd names whatever process has the pid now. Only if that process
   // started when the table entry says is it the client; checked after the
   // open, so a client that died just before it is never watched as alive.
-  if (detail::process_start_time(pid) != id.start_time) return false;
+  if (detail::process_start_time(pid) != id.start_time) return Watch::Polled;
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.fd = fd.get();
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
     spdlog::warn("cannot watch pid {}: epoll_ctl: {}", pid, std::strerror(errno));
-    return true;
+    return Watch::Polled;
   }
   spdlog::debug("watching client pid {}", pid);
   by_fd_.emplace(fd.get(), id);
   by_id_.emplace(id, std::move(fd));
-  return true;
+  return Watch::Pidfd;
 }
 
 void ClientSet::forget(std::map<ClientId, UniqueFd>::iterator it) {

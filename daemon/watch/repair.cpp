@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "shm/layout.hpp"
+#include "shm/liveness.hpp"
 #include "shm/process.hpp"
 
 namespace shmq::daemon {
@@ -18,7 +19,8 @@ bool attached(const std::atomic<std::uint32_t>& state) {
 
 template <class Slot>
 ClientId id_of(const Slot& slot) {
-  return {slot.pid.load(std::memory_order_relaxed), slot.start_time.load(std::memory_order_relaxed)};
+  return {slot.pid.load(std::memory_order_relaxed), slot.start_time.load(std::memory_order_relaxed),
+          slot.pid_ns.load(std::memory_order_relaxed)};
 }
 
 }  // namespace
@@ -54,14 +56,30 @@ std::optional<RepairOutcome> repair_queue(const detail::Mapping& m) {
   return std::nullopt;
 }
 
-void publish_identity(const detail::Mapping& m) noexcept {
+bool has_dead_entry(const detail::Mapping& m) noexcept {
+  for (std::uint32_t i = 0; i < m.max_producers; ++i) {
+    if (attached(m.producers[i].state) && !detail::entry_held(m, detail::producer_lock_byte(i))) return true;
+  }
+  for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+    if (!attached(m.groups[g].state)) continue;
+    for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+      if (attached(m.consumer(g, c).state) && !detail::entry_held(m, detail::consumer_lock_byte(g, c))) return true;
+    }
+  }
+  return false;
+}
+
+void publish_identity(const detail::Mapping& m) {
+  detail::hold_entry(m, detail::daemon_lock_byte());
   m.header->daemon_start_time.store(detail::self_start_time(), std::memory_order_relaxed);
+  m.header->daemon_pid_ns.store(detail::self_pid_namespace(), std::memory_order_relaxed);
   m.header->daemon_pid.store(detail::self_pid(), std::memory_order_release);
 }
 
 void withdraw_identity(const detail::Mapping& m) noexcept {
   std::int64_t self = detail::self_pid();
   m.header->daemon_pid.compare_exchange_strong(self, 0, std::memory_order_acq_rel);
+  detail::let_go_entry(m, detail::daemon_lock_byte());
 }
 
 }  // namespace shmq::daemon

@@ -21,6 +21,7 @@
 
 #include "instance_lock.hpp"
 #include "shm/daemon_record.hpp"
+#include "shm/liveness.hpp"
 #include "shm/mapping.hpp"
 #include "watch/repair.hpp"
 
@@ -30,6 +31,9 @@ namespace {
 
 // While a repair waits for a live peer, or a segment is being created.
 constexpr auto kRetryPeriod = std::chrono::milliseconds(5);
+// Clients that no pidfd names (another pid namespace) are seen dead within
+// this, plus the repair (docs/recovery.md, "Containers").
+constexpr auto kPollPeriod = std::chrono::milliseconds(10);
 // A segment that is still not initialised after this long (its creator died)
 // is left to the periodic rescan.
 constexpr auto kPendingPatience = std::chrono::seconds(1);
@@ -56,7 +60,7 @@ Watcher::Watcher(std::string ns, UniqueFd stop_signals, JournalConfig journal)
       inotify_(check(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")),
       signals_(std::move(stop_signals)),
       timer_(check(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), "timerfd_create")),
-      clients_(epoll_.get()) {
+      clients_(epoll_.get(), detail::self_pid_namespace()) {
   // Watch before the first scan, so no queue or client falls between the two.
   check(::inotify_add_watch(inotify_.get(), kShmDir,
                             IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR),
@@ -169,15 +173,30 @@ void Watcher::on_timer() {
   for (auto& [name, watched] : queues_) {
     if (!watched.settled) service(watched);
   }
+  if (now >= next_poll_) poll_entries();
   retry_journals();
+}
+
+// The queues with clients no pidfd names: repaired once an entry of theirs
+// is attached with its lock free (its holder died).
+void Watcher::poll_entries() {
+  next_poll_ = Clock::now() + kPollPeriod;
+  for (auto& [name, watched] : queues_) {
+    if (watched.polled && has_dead_entry(*detail::mapping_of(watched.queue))) service(watched);
+  }
 }
 
 void Watcher::arm_timer() {
   const auto now = Clock::now();
   bool quick = false;
   for (const auto& [name, since] : pending_) quick = quick || now - since < kPendingPatience;
-  for (const auto& [name, watched] : queues_) quick = quick || !watched.settled;
+  bool polled = false;
+  for (const auto& [name, watched] : queues_) {
+    quick = quick || !watched.settled;
+    polled = polled || watched.polled;
+  }
   auto delay = quick ? std::chrono::nanoseconds(kRetryPeriod) : next_rescan_ - now;
+  if (polled) delay = std::min<std::chrono::nanoseconds>(delay, next_poll_ - now);
   for (const auto& [name, retry] : journal_retry_) delay = std::min<std::chrono::nanoseconds>(delay, retry.next - now);
   delay = std::min<std::chrono::nanoseconds>(delay, detail::kDaemonHeartbeat);  // the loop beats
   delay = std::max<std::chrono::nanoseconds>(delay, std::chrono::microseconds(100));

@@ -1,12 +1,14 @@
 // shmqd's event loop: one epoll set over
 //   - an inotify watch on /dev/shm: queues created, deleted, and touched by
 //     every attach and join (IN_ATTRIB: "a new client, read my tables");
-//   - a pidfd per client process: readable when it dies;
+//   - a pidfd per client process of our pid namespace: readable when it
+//     dies (clients of other namespaces have their entry locks polled);
 //   - a signalfd for the stop signals and SIGHUP;
 //   - a timerfd: a full rescan every second (the safety net), quick retries
 //     while a repair waits for a live peer or a segment is still being
-//     created, journal set-ups retried every 200 ms, and a heartbeat at least
-//     every 100 ms (instance_lock.hpp).
+//     created, the entry locks of clients without a pidfd polled every
+//     kPollPeriod, journal set-ups retried every 200 ms, and a heartbeat at
+//     least every 100 ms (instance_lock.hpp).
 // Every repair is the library's recover_dead_clients under the segment lock:
 // idempotent, so a daemon killed half-way simply redoes it when it restarts.
 #pragma once
@@ -51,7 +53,8 @@ class Watcher {
   struct Watched {
     Queue queue;
     std::set<ClientId> attached;
-    bool settled = true;  // every attached client is alive and watched
+    bool settled = true;  // its last repair ran (the segment lock was free)
+    bool polled = false;  // some attached client has no pidfd here: its entries are polled
   };
 
   // Why a durable queue is not journaled yet, and when to try again.
@@ -77,6 +80,7 @@ class Watcher {
   [[nodiscard]] std::string path_of(const std::string& name) const;  // /dev/shm/shmq.<ns>.<name>
   void service(Watched& queue);
   void service_all();
+  void poll_entries();
   void remove_abandoned_creations();
 
   // Durable queues' journals: rebuild, set-up, retries (watcher_journals.cpp).
@@ -108,6 +112,7 @@ class Watcher {
   };
   std::map<std::string, Unrebuildable> unrebuildable_;  // journals the rebuild refused
   Clock::time_point next_rescan_{};
+  Clock::time_point next_poll_{};
   bool stop_ = false;
   std::function<void()> on_hangup_;
 };

@@ -127,7 +127,11 @@ void Watcher::refresh(const std::string& name) {
     spdlog::info("watching queue '{}'", name);
     service(watched);
     // After the first repair and scan: "daemon up" means its clients are watched.
-    publish_identity(*detail::mapping_of(watched.queue));
+    try {
+      publish_identity(*detail::mapping_of(watched.queue));
+    } catch (const Error& e) {
+      spdlog::warn("queue '{}': cannot show its clients that shmqd serves it: {}", name, e.what());
+    }
     if (durable) journals_to_start_.insert(name);  // once the repairs waiting are done
   } catch (const Error& e) {
     // Say it once, not every second: the rescan retries quietly.
@@ -165,10 +169,11 @@ void Watcher::service(Watched& watched) {
   log_repair(watched.queue.name(), *outcome, Clock::now() - start);
   watched.attached = outcome->attached;
   watched.settled = true;
+  watched.polled = false;
   for (const ClientId& id : outcome->attached) {
-    // Dead already (before its pidfd existed), or a repair that waits for a
-    // live peer: retried on the quick timer.
-    if (!clients_.watch(id)) watched.settled = false;
+    // Another pid namespace, dead already (before its pidfd existed), or a
+    // repair that waits for a live peer: its entry locks are polled.
+    if (clients_.watch(id) == Watch::Polled) watched.polled = true;
   }
 }
 

@@ -192,23 +192,54 @@ TEST_F(CrashTest, StoppedConsumerKeepsWhatItHolds) {
   EXPECT_EQ(info.groups[0].lag_messages, 0u);
 }
 
-// A table entry whose pid is alive but whose start time differs is a reused
-// pid: its owner is dead, and its name can attach again.
-TEST_F(CrashTest, PidReuseIsNotMistakenForLiveness) {
+// Liveness is the entry's lock, never its pid: an entry that names a live
+// process (this one, with its true start time) but whose lock nobody holds
+// is a dead client, and its name attaches again; while a live producer
+// holds the entry, its name is in use.
+TEST_F(CrashTest, AnEntryLivesByItsLockNotByItsPid) {
   auto q = make();
   {
     auto p = Producer::attach(q, "ghost");
     ASSERT_EQ(p.try_send(bytes_of("x")), Status::Ok);
   }
   auto& slot = detail::mapping_of(q)->producers[0];
-  slot.pid.store(::getpid());  // a live pid...
-  slot.start_time.store(detail::self_start_time() + 12345);  // ...that started at another time
+  slot.pid.store(::getpid());
+  slot.start_time.store(detail::self_start_time());
   slot.state.store(static_cast<std::uint32_t>(layout::SlotState::Attached));
   auto p = Producer::attach(q, "ghost");
   EXPECT_EQ(p.last_sequence(), 1u);
-  // The same entry with the true start time is a live holder.
-  slot.start_time.store(detail::self_start_time());
-  EXPECT_THROW(Producer::attach(q, "ghost"), Error);
+  EXPECT_EQ(code_of([&] { (void)Producer::attach(q, "ghost"); }), Errc::NameInUse);
+}
+
+// A child forked without exec shares its parent's open files, and would
+// share its entry locks: the library lets go of them in the child at fork,
+// so the parent's death is seen while the child lives on.
+TEST_F(CrashTest, AForkedChildDoesNotKeepItsParentsEntriesAlive) {
+  auto q = make();
+  int report[2];
+  ASSERT_EQ(::pipe(report), 0);
+  const pid_t parent = spawn([&] {
+    auto p = Producer::attach(q, "forker");
+    if (p.try_send(bytes_of("x")) != Status::Ok) return 1;
+    const pid_t child = spawn([] {
+      ::pause();
+      return 0;
+    });
+    (void)!::write(report[1], &child, sizeof child);
+    ::pause();
+    return 0;
+  });
+  pid_t child = 0;
+  ASSERT_EQ(::read(report[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+  ::close(report[0]);
+  ::close(report[1]);
+  ASSERT_TRUE(q.info().producers.at(0).alive);
+  ::kill(parent, SIGKILL);
+  wait_exit(parent);
+  EXPECT_FALSE(q.info().producers.at(0).alive) << "the forked child kept its parent's entry alive";
+  auto again = Producer::attach(q, "forker");
+  EXPECT_EQ(again.last_sequence(), 1u);
+  ::kill(child, SIGKILL);  // not ours to wait for: init reaps it
 }
 
 }  // namespace

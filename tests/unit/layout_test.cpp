@@ -40,7 +40,7 @@ TEST_F(LayoutTest, SuperblockBytesOfARealSegment) {
   const auto u64 = [&](std::size_t at) { std::uint64_t v; std::memcpy(&v, bytes + at, 8); return v; };
   const auto u32 = [&](std::size_t at) { std::uint32_t v; std::memcpy(&v, bytes + at, 4); return v; };
   EXPECT_EQ(std::memcmp(bytes, "SHMQLOG1", 8), 0);
-  EXPECT_EQ(u32(8), 1u) << "layout version";
+  EXPECT_EQ(u32(8), 2u) << "layout version";
   EXPECT_EQ(u32(12), 1024u) << "header bytes";
   EXPECT_EQ(u64(16), g.segment_bytes);
   EXPECT_EQ(u64(24), 65536u);

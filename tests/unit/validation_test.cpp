@@ -130,7 +130,7 @@ TEST_F(ValidationTest, ForeignTruncatedAndNewerSegments) {
   Queue::create("newer");
   {
     const int fd = ::open(path("newer").c_str(), O_RDWR);
-    const std::uint32_t version = 2;
+    const std::uint32_t version = layout::kLayoutVersion + 1;
     ASSERT_EQ(::pwrite(fd, &version, 4, 8), 4);
     ::close(fd);
   }

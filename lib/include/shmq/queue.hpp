@@ -73,9 +73,10 @@ struct QueueOptions {
 struct ProducerInfo {
   std::uint32_t id = 0;
   std::string name;
-  std::int64_t pid = 0;
+  std::int64_t pid = 0;      // in the pid namespace pid_namespace names
+  std::uint64_t pid_namespace = 0;  // its inode (/proc/<pid>/ns/pid); 0: unknown
   bool attached = false;    // a process holds the entry
-  bool alive = false;       // that process still runs (checked against its start time)
+  bool alive = false;       // that process still runs (the kernel holds its entry lock)
   std::uint64_t last_sequence = 0;
   std::uint64_t messages = 0;  // committed by this entry, all incarnations
   std::uint64_t bytes = 0;
@@ -83,7 +84,8 @@ struct ProducerInfo {
 
 struct ConsumerInfo {
   std::uint32_t index = 0;
-  std::int64_t pid = 0;
+  std::int64_t pid = 0;  // in the pid namespace pid_namespace names
+  std::uint64_t pid_namespace = 0;
   bool alive = false;
   std::uint32_t in_flight = 0;
   std::uint64_t received = 0;
@@ -135,7 +137,8 @@ struct QueueInfo {
   std::uint64_t holes_skipped = 0;
   std::uint64_t redelivered = 0;
   std::uint64_t clients_reaped = 0;
-  std::int64_t daemon_pid = 0;
+  std::int64_t daemon_pid = 0;  // in the pid namespace daemon_pid_namespace names
+  std::uint64_t daemon_pid_namespace = 0;
   bool daemon_alive = false;
   std::vector<ProducerInfo> producers;
   std::vector<GroupInfo> groups;

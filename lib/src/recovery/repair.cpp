@@ -11,6 +11,7 @@
 
 #include "shm/groups_epoch.hpp"
 #include "shm/layout.hpp"
+#include "shm/liveness.hpp"
 #include "shm/process.hpp"
 #include "shm/wait.hpp"
 
@@ -43,9 +44,8 @@ bool slot_attached(const ProducerSlot& s) {
   return s.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached);
 }
 
-bool producer_alive(const ProducerSlot& s) {
-  return slot_attached(s) &&
-         process_alive(s.pid.load(std::memory_order_relaxed), s.start_time.load(std::memory_order_relaxed));
+bool producer_alive(const Mapping& m, std::uint32_t index) {
+  return slot_attached(m.producers[index]) && entry_held(m, producer_lock_byte(index));
 }
 
 struct Claim {
@@ -91,7 +91,7 @@ RepairResult repair_hole(const Mapping& m, std::uint64_t at) {
     const ProducerSlot& s = m.producers[i];
     const Claim c = announced_claim(m, s);
     if (c.position == kNoPosition || !at_or_after(at, c.position) || at_or_after(at, c.end)) continue;
-    if (producer_alive(s)) return RepairResult::OwnerAlive;
+    if (producer_alive(m, i)) return RepairResult::OwnerAlive;
     if (is_boundary(m, c.end, tail)) end = c.end;
   }
   if (end == kNoPosition) return RepairResult::Unprovable;
@@ -199,7 +199,7 @@ RecoveryCounts recover_dead_clients(const Mapping& m) {
   settle_groups_epoch(m);
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     const ProducerSlot& s = m.producers[i];
-    if (slot_attached(s) && !producer_alive(s) && reap_producer(m, i)) ++counts.producers_reaped;
+    if (slot_attached(s) && !producer_alive(m, i) && reap_producer(m, i)) ++counts.producers_reaped;
   }
   for (std::uint32_t g = 0; g < m.max_groups; ++g) {
     const GroupSlot& group = m.groups[g];
@@ -209,9 +209,7 @@ RecoveryCounts recover_dead_clients(const Mapping& m) {
     for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
       const ConsumerSlot& slot = m.consumer(g, c);
       if (slot.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
-      if (process_alive(slot.pid.load(std::memory_order_relaxed), slot.start_time.load(std::memory_order_relaxed))) {
-        continue;
-      }
+      if (entry_held(m, consumer_lock_byte(g, c))) continue;
       counts.redelivered += release_consumer(m, g, c);
       m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
       ++counts.consumers_reaped;

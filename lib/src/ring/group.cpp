@@ -12,6 +12,7 @@
 #include "recovery/repair.hpp"
 #include "ring/consumer_state.hpp"
 #include "shm/groups_epoch.hpp"
+#include "shm/liveness.hpp"
 #include "shm/process.hpp"
 #include "shm/wait.hpp"
 #include "shmq/journal.hpp"
@@ -237,8 +238,7 @@ std::uint32_t free_member_entry(const Mapping& m, std::uint32_t g, std::string_v
   std::uint32_t free_index = m.max_consumers;
   for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
     ConsumerSlot& slot = m.consumer(g, c);
-    if (attached(slot.state) && !detail::process_alive(slot.pid.load(std::memory_order_relaxed),
-                                                       slot.start_time.load(std::memory_order_relaxed))) {
+    if (attached(slot.state) && !detail::entry_held(m, detail::consumer_lock_byte(g, c))) {
       detail::release_consumer(m, g, c);
       m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
     }
@@ -287,9 +287,13 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   detail::settle_journal_switch(m, g);
   const std::uint32_t free_index = free_member_entry(m, g, group_name);
   ConsumerSlot& slot = m.consumer(g, free_index);
+  // Held before the entry shows attached: an attached entry whose byte is
+  // free has a dead holder (shm/liveness.hpp).
+  detail::hold_entry(m, detail::consumer_lock_byte(g, free_index));
   slot.prefetch = st->options.prefetch;
   slot.pid.store(detail::self_pid(), std::memory_order_relaxed);
   slot.start_time.store(detail::self_start_time(), std::memory_order_relaxed);
+  slot.pid_ns.store(detail::self_pid_namespace(), std::memory_order_relaxed);
   slot.in_flight.store(0, std::memory_order_relaxed);
   slot.delivered.store(0, std::memory_order_relaxed);
   slot.acked.store(0, std::memory_order_relaxed);
@@ -311,6 +315,7 @@ Consumer::~Consumer() {
   if (!s_) return;
   detail::SegmentLock lock(*s_->map);
   detail::release_consumer(*s_->map, s_->group, s_->index);
+  detail::let_go_entry(*s_->map, detail::consumer_lock_byte(s_->group, s_->index));  // once the entry is left
 }
 
 void Queue::delete_group(std::string_view group) {
@@ -323,8 +328,7 @@ void Queue::delete_group(std::string_view group) {
     if (!attached(slot.state) || bounded(slot.name) != group) continue;
     for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
       const ConsumerSlot& cs = m.consumer(g, c);
-      if (attached(cs.state) &&
-          detail::process_alive(cs.pid.load(std::memory_order_relaxed), cs.start_time.load(std::memory_order_relaxed))) {
+      if (attached(cs.state) && detail::entry_held(m, detail::consumer_lock_byte(g, c))) {
         throw Error(Errc::NameInUse, "group '" + std::string(group) + "' still has live consumer pid " +
                                          std::to_string(cs.pid.load(std::memory_order_relaxed)));
       }

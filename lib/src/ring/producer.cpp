@@ -6,6 +6,7 @@
 
 #include "durable/group_journal.hpp"
 #include "shm/layout.hpp"
+#include "shm/liveness.hpp"
 #include "shm/mapping.hpp"
 #include "shm/process.hpp"
 #include "recovery/repair.hpp"
@@ -67,8 +68,7 @@ std::uint32_t find_entry(const Mapping& m, std::string_view name) {
     const auto state = static_cast<SlotState>(s.state.load(std::memory_order_acquire));
     if (state != SlotState::Free && slot_name_is(s, name)) {
       if (state == SlotState::Attached) {
-        if (detail::process_alive(s.pid.load(std::memory_order_relaxed),
-                                  s.start_time.load(std::memory_order_relaxed))) {
+        if (detail::entry_held(m, detail::producer_lock_byte(i))) {
           throw Error(Errc::NameInUse, "producer '" + std::string(name) + "' is attached by live process " +
                                            std::to_string(s.pid.load(std::memory_order_relaxed)));
         }
@@ -125,9 +125,13 @@ Producer Producer::attach(const Queue& queue, std::string_view name, ProducerOpt
       s.last_seq.store(0, std::memory_order_relaxed);
       s.last_position.store(0, std::memory_order_relaxed);  // the old name's records are not ours to confirm
     }
+    // Held before the entry shows attached: an attached entry whose byte is
+    // free has a dead holder (shm/liveness.hpp).
+    detail::hold_entry(*map, detail::producer_lock_byte(i));
     s.claim_pos.store(kNoPosition, std::memory_order_relaxed);
     s.pid.store(detail::self_pid(), std::memory_order_relaxed);
     s.start_time.store(detail::self_start_time(), std::memory_order_relaxed);
+    s.pid_ns.store(detail::self_pid_namespace(), std::memory_order_relaxed);
     // release: pairs with the acquire loads of the state (find_entry,
     // Queue::producer_name, repairers), after the name and pid above.
     s.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_release);
@@ -156,6 +160,7 @@ Producer::~Producer() {
   s_->slot->pid.store(0, std::memory_order_relaxed);
   // release: pairs with find_entry's acquire load of the state.
   s_->slot->state.store(static_cast<std::uint32_t>(SlotState::Detached), std::memory_order_release);
+  detail::let_go_entry(*s_->map, detail::producer_lock_byte(s_->index));  // once the entry is left
 }
 
 std::uint32_t Producer::id() const noexcept { return s_->index; }

@@ -38,8 +38,8 @@ bool parse_number(std::string_view text, T& out) {
 std::string daemon_record_path(std::string_view ns) { return "/dev/shm/shmqd." + std::string(ns); }
 
 std::string format_daemon_record(const DaemonRecord& r) {
-  return "pid " + std::to_string(r.pid) + "\nstart_time " + std::to_string(r.start_time) + "\ndata_dir " +
-         r.data_dir.string() + "\n";
+  return "pid " + std::to_string(r.pid) + "\nstart_time " + std::to_string(r.start_time) + "\npid_ns " +
+         std::to_string(r.pid_ns) + "\ndata_dir " + r.data_dir.string() + "\n";
 }
 
 std::optional<DaemonRecord> parse_daemon_record(std::string_view text) {
@@ -50,6 +50,7 @@ std::optional<DaemonRecord> parse_daemon_record(std::string_view text) {
   if (!pid || !start || !dir || dir->empty() || !parse_number(*pid, r.pid) || !parse_number(*start, r.start_time)) {
     return std::nullopt;
   }
+  if (const auto ns = field(text, "pid_ns"); ns && !parse_number(*ns, r.pid_ns)) return std::nullopt;
   r.data_dir = std::string(*dir);
   return r;
 }
@@ -59,9 +60,17 @@ std::optional<DaemonRecord> read_daemon_record(std::string_view ns) {
   if (fd < 0) return std::nullopt;
   char buf[4096 + 128];
   const ssize_t n = ::pread(fd, buf, sizeof buf, 0);
+  struct flock live {};
+  live.l_type = F_WRLCK;
+  live.l_whence = SEEK_SET;
+  live.l_start = kDaemonRecordLiveByte;
+  live.l_len = 1;
+  const bool serving = ::fcntl(fd, F_OFD_GETLK, &live) == 0 && live.l_type != F_UNLCK;
   ::close(fd);
   if (n <= 0) return std::nullopt;
-  return parse_daemon_record({buf, static_cast<std::size_t>(n)});
+  auto record = parse_daemon_record({buf, static_cast<std::size_t>(n)});
+  if (record) record->serving = serving;
+  return record;
 }
 
 }  // namespace detail
@@ -70,7 +79,7 @@ std::int64_t daemon_pid(std::string_view ns_arg) {
   const std::string ns = ns_arg.empty() ? current_namespace() : std::string(ns_arg);
   validate_namespace(ns);
   const auto record = detail::read_daemon_record(ns);
-  return record && detail::process_alive(record->pid, record->start_time) ? record->pid : 0;
+  return record && record->serving ? record->pid : 0;
 }
 
 std::filesystem::path daemon_data_dir(std::string_view ns_arg) {
@@ -78,7 +87,7 @@ std::filesystem::path daemon_data_dir(std::string_view ns_arg) {
   validate_namespace(ns);
   // A running shmqd's word first; then the user's; then the last shmqd's.
   auto record = detail::read_daemon_record(ns);
-  if (record && detail::process_alive(record->pid, record->start_time)) return std::move(record->data_dir);
+  if (record && record->serving) return std::move(record->data_dir);
   const char* env = std::getenv("SHMQ_DATA_DIR");
   if (record && (env == nullptr || *env == '\0')) return std::move(record->data_dir);
   return default_data_dir(ns);

@@ -34,7 +34,8 @@ inline constexpr std::size_t kCacheLine = 128;
 inline constexpr std::size_t kRecordAlign = 64;
 inline constexpr std::size_t kNameBytes = 64;  // 63 characters and a NUL
 inline constexpr std::uint64_t kMagic = 0x31474f4c514d4853ULL;  // "SHMQLOG1" little-endian
-inline constexpr std::uint32_t kLayoutVersion = 1;
+// 2: liveness by entry locks (lock bytes below) and pid namespaces in the tables.
+inline constexpr std::uint32_t kLayoutVersion = 2;
 // The log starts here, not at 0, so that all-zero words (never written) read
 // as "an older position" and never as a record at position 0.
 inline constexpr std::uint64_t kFirstPosition = kRecordAlign;
@@ -189,6 +190,9 @@ struct alignas(kCacheLine) QueueHeader {
   // durable confirms (wait_durable) and offload_slow_groups.
   alignas(kCacheLine) std::atomic<std::uint64_t> journal_written;
   std::atomic<std::uint64_t> journal_synced;
+  // Who serves the queue, for people: its pid means something only in the
+  // pid namespace daemon_pid_ns names. Whether it lives is its entry lock's
+  // word (daemon_lock_byte in shm/liveness.hpp), never this pid's.
   std::atomic<std::int64_t> daemon_pid;
   std::atomic<std::uint64_t> daemon_start_time;
   EventCount journal;  // durable confirms sleep here for journal_synced
@@ -207,6 +211,7 @@ struct alignas(kCacheLine) QueueHeader {
   // queue created anew while its journal exists is never confirmed against
   // records it does not hold. Written (relaxed) by shmqd's event loop only.
   std::atomic<std::uint64_t> journal_id;
+  std::atomic<std::uint64_t> daemon_pid_ns;  // inode of daemon_pid's pid namespace (/proc/<pid>/ns/pid)
 };
 
 struct alignas(kCacheLine) ProducerSlot {
@@ -214,6 +219,9 @@ struct alignas(kCacheLine) ProducerSlot {
   // (attach, reap_producer); the acquire loads of repairers pair with it.
   std::atomic<std::uint32_t> state;
   std::uint32_t reserved;
+  // The holder's pid, start time and pid namespace: what shmqd needs for a
+  // pidfd when it shares the namespace. Whether the holder lives is the
+  // entry lock's word (shm/liveness.hpp), never the pid's.
   std::atomic<std::int64_t> pid;
   std::atomic<std::uint64_t> start_time;  // of pid, from /proc/<pid>/stat, against pid reuse
   char name[kNameBytes];
@@ -222,6 +230,7 @@ struct alignas(kCacheLine) ProducerSlot {
   // committed (a release store, paired with attach's acquire load, both
   // under the segment lock).
   std::atomic<std::uint64_t> last_seq;
+  std::atomic<std::uint64_t> pid_ns;  // inode of pid's pid namespace
   // The claim announcement, written (relaxed) before the tail CAS, whose
   // release pairs with repair_hole's acquire load of tail: the owner of an
   // uncommitted record is always among its announcers.
@@ -291,6 +300,7 @@ struct alignas(kCacheLine) ConsumerSlot {
   std::uint32_t reserved;
   std::atomic<std::uint64_t> delivered;
   std::atomic<std::uint64_t> acked;
+  std::atomic<std::uint64_t> pid_ns;  // as ProducerSlot's
 };
 
 // ---- pinned layout --------------------------------------------------------
@@ -351,6 +361,7 @@ static_assert(offsetof(QueueHeader, journal_error) == 936);
 static_assert(offsetof(QueueHeader, journal_trouble) == 940);
 static_assert(offsetof(QueueHeader, groups_to_journal) == 944);
 static_assert(offsetof(QueueHeader, journal_id) == 952);
+static_assert(offsetof(QueueHeader, daemon_pid_ns) == 960);
 static_assert(sizeof(QueueHeader) == 1024);
 
 static_assert(offsetof(ProducerSlot, state) == 0);
@@ -359,6 +370,7 @@ static_assert(offsetof(ProducerSlot, pid) == 8);
 static_assert(offsetof(ProducerSlot, start_time) == 16);
 static_assert(offsetof(ProducerSlot, name) == 24);
 static_assert(offsetof(ProducerSlot, last_seq) == 88);
+static_assert(offsetof(ProducerSlot, pid_ns) == 96);
 static_assert(offsetof(ProducerSlot, claim_pos) == 128, "claim announcement on its own line");
 static_assert(offsetof(ProducerSlot, claim_seq) == 136);
 static_assert(offsetof(ProducerSlot, claim_prev_seq) == 144);
@@ -396,6 +408,7 @@ static_assert(offsetof(ConsumerSlot, in_flight) == 24);
 static_assert(offsetof(ConsumerSlot, reserved) == 28);
 static_assert(offsetof(ConsumerSlot, delivered) == 32);
 static_assert(offsetof(ConsumerSlot, acked) == 40);
+static_assert(offsetof(ConsumerSlot, pid_ns) == 48);
 static_assert(sizeof(ConsumerSlot) == 128);
 
 // Limits checked on create and on every open.
@@ -404,6 +417,15 @@ inline constexpr std::uint64_t kMaxCapacity = std::uint64_t{1} << 40;
 inline constexpr std::uint32_t kMaxProducers = 255;
 inline constexpr std::uint32_t kMaxGroups = 64;
 inline constexpr std::uint32_t kMaxConsumers = kOwnerMask + 1;
+
+// Lock bytes: each entry's byte in the segment file's lock space
+// (shm/liveness.hpp), far past any segment's end, so no lock ever covers
+// data (not that it would matter: these are advisory). The daemon's first,
+// then one per producer entry, then one per possible consumer entry.
+inline constexpr std::int64_t kLockBytesStart = std::int64_t{1} << 60;
+inline constexpr std::int64_t kDaemonLockByte = kLockBytesStart;
+inline constexpr std::int64_t kProducerLockBytes = kDaemonLockByte + 1;
+inline constexpr std::int64_t kConsumerLockBytes = kProducerLockBytes + kMaxProducers;
 
 // Where each table starts, computed from the creation parameters alone, so
 // an open can check the stored offsets against them.

@@ -29,6 +29,11 @@ struct Mapping {
   ~Mapping();
 
   int fd = -1;
+  // The descriptor this process holds its entry locks through
+  // (shm/liveness.hpp): opened at the first attach or join, -1 until then
+  // and in a forked child (liveness.cpp says how it is set).
+  mutable std::atomic<int> lock_fd{-1};
+  mutable int lock_holder = -1;  // its place in liveness.cpp's table of holders
   // flock excludes other open file descriptions, not other threads using
   // this one: SegmentLock takes this too.
   mutable std::mutex lock_mutex;

@@ -35,12 +35,6 @@ std::uint64_t process_start_time(pid_t pid) noexcept {
   return std::strtoull(p, nullptr, 10);
 }
 
-bool process_alive(std::int64_t pid, std::uint64_t start_time) noexcept {
-  if (pid <= 0 || pid > INT32_MAX) return false;
-  const std::uint64_t now = process_start_time(static_cast<pid_t>(pid));
-  return now != 0 && now == start_time;
-}
-
 pid_t self_pid() noexcept { return ::getpid(); }
 
 std::uint64_t self_start_time() noexcept {

@@ -1,6 +1,8 @@
-// Liveness from the kernel: a process is alive when /proc/<pid>/stat exists
-// and shows the start time recorded when it attached (so a reused pid never
-// passes for the original). A stopped (SIGSTOP) process is alive.
+// What the kernel says about processes: start times (a pid and its start
+// time name one process, never a later one that reuses the pid), our pid,
+// the clocks. Whether a client lives is not decided here: a pid means
+// nothing across pid namespaces, so liveness is an entry lock
+// (shm/liveness.hpp).
 #pragma once
 
 #include <sys/types.h>
@@ -12,8 +14,6 @@ namespace shmq::detail {
 // Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat),
 // or 0 when there is no such process (or it is a zombie: it will never act again).
 std::uint64_t process_start_time(pid_t pid) noexcept;
-
-bool process_alive(std::int64_t pid, std::uint64_t start_time) noexcept;
 
 pid_t self_pid() noexcept;
 std::uint64_t self_start_time() noexcept;

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "shm/liveness.hpp"
 #include "shm/prepared_create.hpp"
 #include "shm/process.hpp"
 
@@ -21,6 +22,7 @@ using namespace layout;
 
 Mapping::~Mapping() {
   unguard_mapping(guard);  // before the pages go (bus_guard.hpp)
+  close_entry_locks(*this);
   if (base != nullptr) ::munmap(base, size);
   if (fd >= 0) ::close(fd);
 }

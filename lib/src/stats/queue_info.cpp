@@ -3,6 +3,7 @@
 
 #include "durable/group_journal.hpp"
 #include "shm/layout.hpp"
+#include "shm/liveness.hpp"
 #include "shm/mapping.hpp"
 #include "shm/process.hpp"
 #include "recovery/repair.hpp"
@@ -41,7 +42,8 @@ std::vector<ProducerInfo> producer_infos(const Mapping& m, std::uint64_t& total)
     p.name = bounded(s.name);
     p.attached = state == SlotState::Attached;
     p.pid = p.attached ? s.pid.load(std::memory_order_relaxed) : 0;
-    p.alive = p.attached && detail::process_alive(p.pid, s.start_time.load(std::memory_order_relaxed));
+    p.pid_namespace = p.attached ? s.pid_ns.load(std::memory_order_relaxed) : 0;
+    p.alive = p.attached && detail::entry_held(m, detail::producer_lock_byte(i));
     p.last_sequence = s.last_seq.load(std::memory_order_relaxed);
     p.messages = s.messages.load(std::memory_order_relaxed);
     p.bytes = s.bytes.load(std::memory_order_relaxed);
@@ -70,7 +72,8 @@ GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std:
     ConsumerInfo ci;
     ci.index = c;
     ci.pid = cs.pid.load(std::memory_order_relaxed);
-    ci.alive = detail::process_alive(ci.pid, cs.start_time.load(std::memory_order_relaxed));
+    ci.pid_namespace = cs.pid_ns.load(std::memory_order_relaxed);
+    ci.alive = detail::entry_held(m, detail::consumer_lock_byte(g, c));
     ci.in_flight = cs.in_flight.load(std::memory_order_relaxed);
     ci.received = cs.delivered.load(std::memory_order_relaxed);
     ci.acked = cs.acked.load(std::memory_order_relaxed);
@@ -154,8 +157,8 @@ QueueInfo Queue::info() const {
   q.redelivered = h.redelivered.load(std::memory_order_relaxed);
   q.clients_reaped = h.clients_reaped.load(std::memory_order_relaxed);
   q.daemon_pid = h.daemon_pid.load(std::memory_order_relaxed);
-  q.daemon_alive = q.daemon_pid != 0 &&
-                   detail::process_alive(q.daemon_pid, h.daemon_start_time.load(std::memory_order_relaxed));
+  q.daemon_pid_namespace = h.daemon_pid_ns.load(std::memory_order_relaxed);
+  q.daemon_alive = detail::entry_held(m, detail::daemon_lock_byte());
   return q;
 }
 
