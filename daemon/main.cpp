@@ -30,7 +30,6 @@
 #include "logging.hpp"
 #include "metrics_server.hpp"
 #include "options.hpp"
-#include "parse.hpp"
 #include "shmq/queue.hpp"
 #include "shmq/version.hpp"
 #include "shmq/sigbus.hpp"
@@ -210,8 +209,8 @@ int main(int argc, char** argv) {
   }
   if (!group.empty()) {
     try {
-      o.group = shmq::tools::parse_group(group);
-    } catch (const shmq::tools::ParseError& e) {
+      o.group = resolve_group(group);
+    } catch (const std::exception& e) {
       std::fprintf(stderr, "shmqd: --group: %s\n", e.what());
       return kExitFailure;
     }

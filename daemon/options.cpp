@@ -1,6 +1,7 @@
 #include "options.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 namespace shmq::daemon {
 
@@ -75,6 +77,20 @@ void share_with_group(const fs::path& dir, gid_t group) {
 }
 
 }  // namespace
+
+gid_t resolve_group(const std::string& text) {
+  std::uint32_t gid = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), gid);
+  if (!text.empty() && ec == std::errc{} && end == text.data() + text.size() && gid != kNoGroup) return gid;
+  std::vector<char> buf(16384);
+  group entry{};
+  group* found = nullptr;
+  const bool clean = !text.empty() && text.find('\0') == std::string::npos;
+  if (!clean || ::getgrnam_r(text.c_str(), &entry, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    throw std::runtime_error("unknown group '" + text + "' (a group name from the group database, or a numeric gid)");
+  }
+  return found->gr_gid;
+}
 
 mode_t data_umask(gid_t group) noexcept { return group == kNoGroup ? 077 : 027; }
 

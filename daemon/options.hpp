@@ -49,6 +49,11 @@ struct Options {
 // may not give that group (neither root nor a member).
 void prepare_data_dir(const std::filesystem::path& dir, gid_t group = static_cast<gid_t>(-1));
 
+// --group's value: a group name (the group database) or a numeric gid.
+// Throws std::runtime_error naming an unknown one. (shmq create --group reads
+// it the same way, in tools/parse.cpp: the tools and shmqd share no code.)
+[[nodiscard]] gid_t resolve_group(const std::string& text);
+
 // The umask shmqd runs with: 077, or 027 when its files are shared with a
 // group (a journal file 0640, a directory 0750, in the group by setgid).
 [[nodiscard]] mode_t data_umask(gid_t group) noexcept;
