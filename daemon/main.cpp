@@ -123,15 +123,16 @@ std::optional<InstanceLock> take_lock(const Options& o) {
 }
 
 int serve(Options& o) {
-  // Journals, queue.json and the lock file are this user's alone (a rebuilt
-  // segment gets its recorded mode explicitly).
-  ::umask(077);
+  // Journals, queue.json and the lock file are this user's alone, or with
+  // --group readable by its members (a rebuilt segment gets its recorded mode
+  // explicitly).
+  ::umask(data_umask(o.group));
   // A peer's truncated segment abandons its queue, not shmqd (docs/security.md).
   shmq::install_sigbus_guard();
   o.ns = o.ns.empty() ? shmq::current_namespace() : o.ns;
   shmq::validate_namespace(o.ns);
   if (o.data_dir.empty()) o.data_dir = shmq::default_data_dir(o.ns);
-  prepare_data_dir(o.data_dir);
+  prepare_data_dir(o.data_dir, o.group);
   const auto lock = take_lock(o);
   if (!lock) return g_stop_requested != 0 ? 0 : kExitFailure;
   UniqueFd signals = block_stop_signals();
@@ -191,6 +192,12 @@ int main(int argc, char** argv) {
                  "durable queues: delete journal segments closed longer ago than this, never one a group has not "
                  "acked (0: keep all)")
       ->check(CLI::Validator([](std::string& text) { return check_whole_number(text, 10'000'000'000); }, "", "s"));
+  std::string group;
+  app.add_option("--group", group,
+                 "let this group's members (the queues' users: shmq create --group) read the data directory "
+                 "and the journals, which consumers of durable queues read themselves; only shmqd writes them. "
+                 "A name or a gid; shmqd must be root or a member")
+      ->type_name("GROUP");
   app.add_flag("--salvage", o.salvage,
                "rebuild a durable queue past damage in the middle of its journal, reporting what is lost (without "
                "it, such a queue is not rebuilt)");
@@ -199,6 +206,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
+  }
+  if (!group.empty()) {
+    try {
+      o.group = resolve_group(group);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "shmqd: --group: %s\n", e.what());
+      return kExitFailure;
+    }
   }
   try {
     set_up_logging(o);

@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include <fcntl.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <system_error>
+#include <vector>
 
 namespace shmq::daemon {
 
@@ -40,10 +43,66 @@ std::string check_metrics_address(const std::string& text) {
   return {};
 }
 
-void prepare_data_dir(const fs::path& dir) {
+namespace {
+
+constexpr gid_t kNoGroup = static_cast<gid_t>(-1);
+
+// Gives one entry of the data directory the group: a directory 02750, a file
+// g+r (never g+w). Only this user's own entries; links are left alone.
+void share_entry(const fs::path& path, gid_t group) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return;  // a link (ELOOP), or gone meanwhile
+  struct stat st {};
+  bool ok = true;
+  if (::fstat(fd, &st) == 0 && st.st_uid == ::geteuid() && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
+    const mode_t mode = S_ISDIR(st.st_mode) ? (02750 | (st.st_mode & 0700)) : ((st.st_mode & 0700) | 0040);
+    ok = (st.st_gid == group || ::fchown(fd, static_cast<uid_t>(-1), group) == 0) && ::fchmod(fd, mode) == 0;
+  }
+  const int error = errno;
+  ::close(fd);
+  if (!ok) {
+    throw std::runtime_error("cannot give " + path.string() + " group " + std::to_string(group) + ": " +
+                             std::strerror(error) +
+                             (error == EPERM ? " (shmqd must run as root or as a member of that group)" : ""));
+  }
+}
+
+void share_with_group(const fs::path& dir, gid_t group) {
+  share_entry(dir, group);  // first: it throws when the group cannot be given at all
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    share_entry(it->path(), group);
+  }
+}
+
+}  // namespace
+
+gid_t resolve_group(const std::string& text) {
+  std::uint32_t gid = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), gid);
+  if (!text.empty() && ec == std::errc{} && end == text.data() + text.size() && gid != kNoGroup) return gid;
+  std::vector<char> buf(16384);
+  group entry{};
+  group* found = nullptr;
+  const bool clean = !text.empty() && text.find('\0') == std::string::npos;
+  if (!clean || ::getgrnam_r(text.c_str(), &entry, buf.data(), buf.size(), &found) != 0 || found == nullptr) {
+    throw std::runtime_error("unknown group '" + text + "' (a group name from the group database, or a numeric gid)");
+  }
+  return found->gr_gid;
+}
+
+mode_t data_umask(gid_t group) noexcept { return group == kNoGroup ? 077 : 027; }
+
+void prepare_data_dir(const fs::path& dir, gid_t group) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) {
-    if (!dir.parent_path().empty()) fs::create_directories(dir.parent_path(), ec);
+    if (!dir.parent_path().empty()) {
+      // With a group, the directories above must let its members through.
+      const mode_t old = group == kNoGroup ? 0 : ::umask(022);
+      fs::create_directories(dir.parent_path(), ec);
+      if (group != kNoGroup) ::umask(old);
+    }
     // mkdir with 0700 itself, so the directory is never open to others, even briefly.
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
       throw std::runtime_error("cannot create data directory " + dir.string() + ": " + std::strerror(errno));
@@ -64,6 +123,7 @@ void prepare_data_dir(const fs::path& dir) {
     throw std::runtime_error("data directory " + dir.string() + " is writable by group or others (mode " + mode +
                              "); run: chmod go-w " + dir.string());
   }
+  if (group != kNoGroup) share_with_group(dir, group);
 }
 
 }  // namespace shmq::daemon

@@ -37,8 +37,19 @@ int run_create(const CreateArgs& args, const std::string& ns) {
   constexpr std::uint32_t kDefaultMaxMessage = 64 << 10;
   options.max_message = args.max_message.value_or(static_cast<std::uint32_t>(
       std::min<std::uint64_t>(kDefaultMaxMessage, options.capacity / 8)));
+  if (!args.group.empty()) {
+    try {
+      options.group = parse_group(args.group);
+    } catch (const ParseError& e) {
+      throw Failure(std::string("--group: ") + e.what());
+    }
+  }
   (void)Queue::create(args.queue, options, ns);
   std::cout << segment_size_line(args.queue, options);
+  if (options.group != kNoGroup && (options.mode & 0060) == 0) {
+    warn(fmt::format("mode {:o} gives group '{}' no access to queue '{}': add --mode 660 for its members to use it",
+                     options.mode, args.group, args.queue));
+  }
   if ((options.mode & S_IWOTH) != 0) {
     warn(fmt::format("mode {:o} lets every user of this host write to queue '{}', and so corrupt or delete what "
                      "it holds (docs/security.md); {:o} keeps other users out",

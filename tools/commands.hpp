@@ -26,6 +26,7 @@ struct CreateArgs {
   std::string queue;
   QueueOptions options;
   std::optional<std::uint32_t> max_message;  // default: 64K, or capacity/8 when smaller
+  std::string group;                         // name or gid; empty: the creator's
 };
 int run_create(const CreateArgs& args, const std::string& ns);
 // Also removes a durable queue's journal from shmqd's data directory (data_dir_or_daemons).

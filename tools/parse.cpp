@@ -1,7 +1,11 @@
 #include "parse.hpp"
 
+#include <grp.h>
+
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <vector>
 #include <utility>
 #include <limits>
 #include <string>
@@ -226,6 +230,26 @@ mode_t parse_mode(std::string_view text) {
                      ": expected octal permissions like 600 or 0660");
   }
   return static_cast<mode_t>(value);
+}
+
+gid_t parse_group(std::string_view text) {
+  if (text.empty() || text.find('\0') != std::string_view::npos) throw ParseError("invalid group name");
+  std::uint32_t gid = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), gid, 10);
+  if (ec == std::errc{} && ptr == text.data() + text.size()) {
+    if (static_cast<gid_t>(gid) == static_cast<gid_t>(-1)) throw ParseError("invalid group id " + quoted(text));
+    return static_cast<gid_t>(gid);
+  }
+  const std::string name(text);
+  std::vector<char> buf(16384);
+  group entry{};
+  group* found = nullptr;
+  const int rc = ::getgrnam_r(name.c_str(), &entry, buf.data(), buf.size(), &found);
+  if (rc != 0 || found == nullptr) {
+    throw ParseError("unknown group " + quoted(text) + (rc != 0 ? std::string(": ") + std::strerror(rc) : "") +
+                     " (a group name from the group database, or a numeric gid)");
+  }
+  return found->gr_gid;
 }
 
 mode_t parse_segment_mode(std::string_view text) {

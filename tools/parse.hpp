@@ -33,6 +33,10 @@ class ParseError : public std::invalid_argument {
 // on a segment, and refused by docs/security.md's rules).
 [[nodiscard]] mode_t parse_segment_mode(std::string_view text);
 
+// A group, by name (looked up in the group database) or as a numeric gid.
+// An unknown name or a gid out of range: ParseError naming it.
+[[nodiscard]] gid_t parse_group(std::string_view text);
+
 // A producer sequence: a decimal integer from 1 to 2^64-1.
 [[nodiscard]] std::uint64_t parse_sequence(std::string_view text);
 

@@ -49,6 +49,10 @@ CLI::App* add_create(CLI::App& app, CreateArgs& args) {
                     "Segment file mode in octal (default 600; 660 shares the queue with your group). No "
                     "execute bits; a world-writable mode gets a warning")
       ->type_name("OCTAL");
+  create->add_option("--group", args.group,
+                     "The segment file's group, a name or a gid (default: yours); with --mode 660 its members "
+                     "may send and receive. You must belong to it (or be root)")
+      ->type_name("GROUP");
   create->add_option("--max-producers", o.max_producers, "Producer table entries (default 64)")
       ->type_name("N")
       ->check(CLI::Range(1, 255));

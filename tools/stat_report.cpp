@@ -1,11 +1,14 @@
 #include "stat_report.hpp"
 
+#include <grp.h>
+#include <pwd.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -90,6 +93,23 @@ ordered_json rate_json(std::optional<double> rate) {
   return rate ? ordered_json(*rate) : ordered_json();
 }
 
+// A user's or group's name where the host's databases have one, else its number.
+std::string user_text(std::uint32_t uid) {
+  std::vector<char> buf(4096);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(uid, &entry, buf.data(), buf.size(), &found) == 0 && found != nullptr) return found->pw_name;
+  return std::to_string(uid);
+}
+
+std::string group_text(std::uint32_t gid) {
+  std::vector<char> buf(4096);
+  group entry{};
+  group* found = nullptr;
+  if (::getgrgid_r(gid, &entry, buf.data(), buf.size(), &found) == 0 && found != nullptr) return found->gr_name;
+  return std::to_string(gid);
+}
+
 std::string pid_text(std::int64_t pid) { return pid > 0 ? std::to_string(pid) : "-"; }
 
 // " in another pid namespace" when `pid_ns` is not ours: its pid names
@@ -112,8 +132,9 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
       q.capacity ? 100.0 * static_cast<double>(q.bytes_in_use) / static_cast<double>(q.capacity)
                  : 0;
   out +=
-      fmt::format("QUEUE {}  capacity {}  max message {}{}  daemon {}\n", q.name,
-                  human_bytes(q.capacity), human_bytes(q.max_message), q.durable ? "  durable" : "",
+      fmt::format("QUEUE {}  capacity {}  max message {}{}  mode {:04o} {}:{}  daemon {}\n", q.name,
+                  human_bytes(q.capacity), human_bytes(q.max_message), q.durable ? "  durable" : "", q.mode,
+                  user_text(q.uid), group_text(q.gid),
                   q.daemon_alive ? fmt::format("up (pid {}{})", q.daemon_pid, other_pid_namespace(q.daemon_pid_namespace))
                                  : "down");
   out += fmt::format(
@@ -158,6 +179,10 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
   out["max_message"] = q.max_message;
   out["durable"] = q.durable;
   out["mode"] = fmt::format("{:04o}", q.mode);
+  out["owner"] = user_text(q.uid);
+  out["uid"] = q.uid;
+  out["group"] = group_text(q.gid);
+  out["gid"] = q.gid;
   out["creator_pid"] = q.creator_pid;
   out["created"] = rfc3339(q.created_unix_ns);
   out["head_position"] = q.head_position;

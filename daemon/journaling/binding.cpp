@@ -64,7 +64,7 @@ JournalBinding bind_journal(const Queue& queue, const std::filesystem::path& dir
     journal = segment;
   }
   if (journal == 0) journal = new_journal_id();
-  write_queue_options(dir, queue.options(), journal);
+  write_queue_options(dir, queue, journal);
   h.journal_id.store(journal, std::memory_order_relaxed);
   return {true, {}};
 }

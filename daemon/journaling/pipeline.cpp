@@ -27,7 +27,7 @@ JournalPipeline::JournalPipeline(Queue queue, std::filesystem::path dir, const J
     : shared_(std::make_unique<Shared>(std::move(queue), std::move(dir), settings)) {
   Shared& s = *shared_;
   std::filesystem::create_directories(s.dir);
-  write_queue_options(s.dir, s.queue.options());
+  write_queue_options(s.dir, s.queue);
   s.writer.emplace(journal::Writer::open(s.dir, s.queue.name(), pipeline::writer_options(s)));
   const journal::Recovery& found = s.writer->recovery();
   if (found.tail_cut) {

@@ -251,7 +251,13 @@ RebuildReport rebuild_queue(const std::string& ns, const std::string& name, cons
   if (!options) throw std::runtime_error("no queue.json in " + dir.string());
   Rebuilder rebuilder(dir, name, *options, salvage);
   rebuilder.plan();
-  detail::QueueAccess::create_prepared(name, *options, ns, [&](const detail::Mapping& m) { rebuilder.fill(m); });
+  // The segment's owner and group as they were: a root shmqd gives back the
+  // owner (another is the owner itself, as before); the group, any shmqd that
+  // is root or a member. Not permitted: the rebuild fails (PermissionDenied,
+  // logged) rather than hand the queue to another group.
+  const uid_t owner = ::geteuid() == 0 ? read_queue_owner(dir) : kNoOwner;
+  detail::QueueAccess::create_prepared(
+      name, *options, ns, [&](const detail::Mapping& m) { rebuilder.fill(m); }, owner);
   return rebuilder.report();
 }
 

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "shm/prepared_create.hpp"
+#include "shm/segment.hpp"
 #include "unique_fd.hpp"
 
 namespace shmq::daemon {
@@ -51,7 +53,7 @@ void write_durably(const fs::path& file, const std::string& text) {
 
 }  // namespace
 
-void write_queue_options(const fs::path& dir, const QueueOptions& o, std::uint64_t journal_id) {
+void write_queue_options(const fs::path& dir, const QueueOptions& o, std::uint64_t journal_id, uid_t owner) {
   const fs::path file = dir / kOptionsFile;
   const nlohmann::json old = read_json(file);
   if (journal_id == 0 && old.is_object() && old.contains("journal_id")) journal_id = old["journal_id"];
@@ -59,6 +61,15 @@ void write_queue_options(const fs::path& dir, const QueueOptions& o, std::uint64
                       {"max_producers", o.max_producers}, {"max_groups", o.max_groups},
                       {"max_consumers", o.max_consumers}, {"mode", o.mode}};
   if (journal_id != 0) j["journal_id"] = journal_id;
+  // The segment file's owner and group, so that a rebuild gives the queue
+  // back to the users who could use it (docs/security.md).
+  if (owner == kNoOwner && old.is_object() && old.contains("uid")) owner = old["uid"].get<uid_t>();
+  if (owner != kNoOwner) j["uid"] = owner;
+  if (o.group != kNoGroup) {
+    j["gid"] = o.group;
+  } else if (old.is_object() && old.contains("gid")) {
+    j["gid"] = old["gid"];
+  }
   if (j == old) return;  // every start would otherwise pay two fsyncs per queue
   write_durably(file, j.dump(2) + "\n");
 }
@@ -75,11 +86,23 @@ std::optional<QueueOptions> read_queue_options(const fs::path& dir) {
     o.max_groups = j.at("max_groups").get<std::uint32_t>();
     o.max_consumers = j.at("max_consumers").get<std::uint32_t>();
     o.mode = j.at("mode").get<mode_t>();
+    // Absent in files written before shmq kept them: the creator's group.
+    if (j.contains("gid")) o.group = j["gid"].get<gid_t>();
     o.durable = true;
     return o;
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("unreadable " + file.string() + ": " + e.what());
   }
+}
+
+void write_queue_options(const fs::path& dir, const Queue& queue, std::uint64_t journal_id) {
+  write_queue_options(dir, queue.options(), journal_id, detail::file_owner(detail::QueueAccess::mapping(queue)->fd).uid);
+}
+
+uid_t read_queue_owner(const fs::path& dir) {
+  const nlohmann::json j = read_json(dir / kOptionsFile);
+  if (!j.is_object() || !j.contains("uid") || !j["uid"].is_number_unsigned()) return kNoOwner;
+  return j["uid"].get<uid_t>();
 }
 
 std::uint64_t read_journal_id(const fs::path& dir) {

@@ -20,8 +20,15 @@ namespace shmq::daemon {
 // Written when shmqd starts journaling a queue; read to recreate it. With
 // the journal's identity (journal_id 0: keep the one the file has). Written
 // durably, and only when it changes. Throws std::system_error.
+// owner: the segment file's owner (kNoOwner: keep the one the file has);
+// options.group: its group (kNoGroup: keep the file's).
+inline constexpr uid_t kNoOwner = static_cast<uid_t>(-1);
 void write_queue_options(const std::filesystem::path& dir, const QueueOptions& options,
-                         std::uint64_t journal_id = 0);
+                         std::uint64_t journal_id = 0, uid_t owner = kNoOwner);
+// The same for a queue, with its segment file's owner and group.
+void write_queue_options(const std::filesystem::path& dir, const Queue& queue, std::uint64_t journal_id = 0);
+// The owner queue.json records; kNoOwner when it has none (older files).
+[[nodiscard]] uid_t read_queue_owner(const std::filesystem::path& dir);
 // nullopt when the file is missing; throws std::runtime_error when unreadable.
 [[nodiscard]] std::optional<QueueOptions> read_queue_options(const std::filesystem::path& dir);
 // The journal's identity from queue.json; 0 when it has none (no file yet, or

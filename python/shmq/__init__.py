@@ -99,6 +99,7 @@ class QueueOptions(TypedDict):
     max_producers: int
     max_groups: int
     max_consumers: int
+    group: int  # the segment file's gid
 
 
 class ProducerInfo(TypedDict):
@@ -142,6 +143,8 @@ class QueueInfo(TypedDict):
     max_message: int
     durable: bool
     mode: int
+    uid: int  # the segment file's owner and group
+    gid: int
     creator_pid: int
     created_unix_ns: int
     head_position: int

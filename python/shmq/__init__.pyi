@@ -21,6 +21,7 @@ class QueueOptions(TypedDict):
     max_producers: int
     max_groups: int
     max_consumers: int
+    group: int  # the segment file's gid
 
 class ProducerInfo(TypedDict):
     id: int
@@ -60,6 +61,8 @@ class QueueInfo(TypedDict):
     max_message: int
     durable: bool
     mode: int
+    uid: int  # the segment file's owner and group
+    gid: int
     creator_pid: int
     created_unix_ns: int
     head_position: int
@@ -102,6 +105,7 @@ class Queue:
         max_producers: int = 64,
         max_groups: int = 16,
         max_consumers: int = 16,
+        group: str | int | None = None,
         namespace: str | None = None,
     ) -> Queue: ...
     @classmethod
@@ -120,6 +124,7 @@ class Queue:
         max_producers: int = 64,
         max_groups: int = 16,
         max_consumers: int = 16,
+        group: str | int | None = None,
         namespace: str | None = None,
         wait_for_rebuild: float | None = 10.0,
     ) -> Queue: ...
@@ -138,6 +143,7 @@ class Queue:
         max_producers: int = 64,
         max_groups: int = 16,
         max_consumers: int = 16,
+        group: str | int | None = None,
     ) -> int: ...
     def options(self) -> QueueOptions: ...
     def deleted(self) -> bool: ...

@@ -28,6 +28,7 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <grp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -541,7 +542,43 @@ static int queue_check_open(QueueObject* self) {
 
 /* The options create() and segment_bytes() take, as keywords. */
 #define QUEUE_OPTION_KEYWORDS "capacity", "max_message", "durable", "mode", "max_producers", "max_groups", \
-                              "max_consumers"
+                              "max_consumers", "group"
+#define QUEUE_OPTION_COUNT 8
+
+/* group=: None (the creator's), a gid, or a group name from the group database. */
+static int group_arg(PyObject* object, int64_t* out) {
+  if (object == NULL || object == Py_None) return 0;
+  if (PyUnicode_Check(object)) {
+    Py_ssize_t length = 0;
+    const char* name = PyUnicode_AsUTF8AndSize(object, &length);
+    if (name == NULL) return -1;
+    if (length == 0 || strlen(name) != (size_t)length) {
+      raise_invalid("group must be a group name or a gid");
+      return -1;
+    }
+    char buf[16384];
+    struct group entry;
+    struct group* found = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = getgrnam_r(name, &entry, buf, sizeof buf, &found);
+    Py_END_ALLOW_THREADS
+    if (rc != 0 || found == NULL) {
+      raise_invalid("unknown group '%s' (a group name from the group database, or a gid)", name);
+      return -1;
+    }
+    *out = (int64_t)found->gr_gid;
+    return 0;
+  }
+  uint32_t gid = 0;
+  if (u32_arg(object, "group", &gid) < 0) return -1;
+  if (gid == UINT32_MAX) {
+    raise_invalid("group %u is not a gid", gid);
+    return -1;
+  }
+  *out = (int64_t)gid;
+  return 0;
+}
 
 static int queue_options_from(PyObject* const* values, shmq_queue_options_t* options) {
   shmq_queue_options_init(options);
@@ -552,18 +589,20 @@ static int queue_options_from(PyObject* const* values, shmq_queue_options_t* opt
   if (u32_arg(values[4], "max_producers", &options->max_producers) < 0) return -1;
   if (u32_arg(values[5], "max_groups", &options->max_groups) < 0) return -1;
   if (u32_arg(values[6], "max_consumers", &options->max_consumers) < 0) return -1;
+  if (group_arg(values[7], &options->group) < 0) return -1;
   return 0;
 }
 
 static PyObject* Queue_create(PyObject* cls, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   (void)cls;
   static const char* const params[] = {"name", QUEUE_OPTION_KEYWORDS, "namespace"};
-  PyObject* values[9];
-  if (parse_args("create", args, nargs, kwnames, params, 9, 1, 1, values) < 0) return NULL;
+  PyObject* values[QUEUE_OPTION_COUNT + 2];
+  if (parse_args("create", args, nargs, kwnames, params, QUEUE_OPTION_COUNT + 2, 1, 1, values) < 0) return NULL;
   const char* name = name_arg(values[0], "name");
   const char* ns;
   shmq_queue_options_t options;
-  if (name == NULL || queue_options_from(values + 1, &options) < 0 || namespace_arg(values[8], &ns) < 0) {
+  if (name == NULL || queue_options_from(values + 1, &options) < 0 ||
+      namespace_arg(values[QUEUE_OPTION_COUNT + 1], &ns) < 0) {
     return NULL;
   }
   shmq_queue_t* handle = NULL;
@@ -608,16 +647,20 @@ static PyObject* Queue_open_read_only(PyObject* cls, PyObject* const* args, Py_s
 static PyObject* Queue_open_or_create(PyObject* cls, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   (void)cls;
   static const char* const params[] = {"name", QUEUE_OPTION_KEYWORDS, "namespace", "wait_for_rebuild"};
-  PyObject* values[10];
-  if (parse_args("open_or_create", args, nargs, kwnames, params, 10, 1, 1, values) < 0) return NULL;
+  PyObject* values[QUEUE_OPTION_COUNT + 3];
+  if (parse_args("open_or_create", args, nargs, kwnames, params, QUEUE_OPTION_COUNT + 3, 1, 1, values) < 0) {
+    return NULL;
+  }
   const char* name = name_arg(values[0], "name");
   const char* ns;
   shmq_queue_options_t options;
-  if (name == NULL || queue_options_from(values + 1, &options) < 0 || namespace_arg(values[8], &ns) < 0) {
+  if (name == NULL || queue_options_from(values + 1, &options) < 0 ||
+      namespace_arg(values[QUEUE_OPTION_COUNT + 1], &ns) < 0) {
     return NULL;
   }
   int64_t wait_ns = (int64_t)10 * 1000 * 1000 * 1000;
-  if (values[9] != NULL && timeout_arg(values[9], "wait_for_rebuild", &wait_ns) < 0) return NULL;
+  PyObject* wait = values[QUEUE_OPTION_COUNT + 2];
+  if (wait != NULL && timeout_arg(wait, "wait_for_rebuild", &wait_ns) < 0) return NULL;
   const int64_t deadline = deadline_after(wait_ns);
   /* The wait for shmqd's rebuild goes in slices too, so that Ctrl-C ends it. */
   for (;;) {
@@ -679,8 +722,8 @@ static PyObject* Queue_list(PyObject* cls, PyObject* const* args, Py_ssize_t nar
 static PyObject* Queue_segment_bytes(PyObject* cls, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   (void)cls;
   static const char* const params[] = {QUEUE_OPTION_KEYWORDS};
-  PyObject* values[7];
-  if (parse_args("segment_bytes", args, nargs, kwnames, params, 7, 0, 0, values) < 0) return NULL;
+  PyObject* values[QUEUE_OPTION_COUNT];
+  if (parse_args("segment_bytes", args, nargs, kwnames, params, QUEUE_OPTION_COUNT, 0, 0, values) < 0) return NULL;
   shmq_queue_options_t options;
   if (queue_options_from(values, &options) < 0) return NULL;
   uint64_t bytes = 0;
@@ -729,7 +772,8 @@ static PyObject* options_dict(const shmq_queue_options_t* o) {
       dict_put(d, "mode", PyLong_FromUnsignedLong(o->mode)) < 0 ||
       dict_put(d, "max_producers", PyLong_FromUnsignedLong(o->max_producers)) < 0 ||
       dict_put(d, "max_groups", PyLong_FromUnsignedLong(o->max_groups)) < 0 ||
-      dict_put(d, "max_consumers", PyLong_FromUnsignedLong(o->max_consumers)) < 0) {
+      dict_put(d, "max_consumers", PyLong_FromUnsignedLong(o->max_consumers)) < 0 ||
+      dict_put(d, "group", PyLong_FromLongLong(o->group)) < 0) {
     Py_DECREF(d);
     return NULL;
   }
@@ -838,6 +882,8 @@ static PyObject* info_dict(const shmq_queue_info_t* info) {
       dict_put(d, "max_message", PyLong_FromUnsignedLong(info->max_message)) < 0 ||
       dict_put(d, "durable", PyBool_FromLong(info->durable)) < 0 ||
       dict_put(d, "mode", PyLong_FromUnsignedLong(info->mode)) < 0 ||
+      dict_put(d, "uid", PyLong_FromUnsignedLong(info->uid)) < 0 ||
+      dict_put(d, "gid", PyLong_FromUnsignedLong(info->gid)) < 0 ||
       dict_put(d, "creator_pid", PyLong_FromLongLong(info->creator_pid)) < 0 ||
       dict_put(d, "created_unix_ns", PyLong_FromUnsignedLongLong(info->created_unix_ns)) < 0 ||
       dict_put(d, "head_position", PyLong_FromUnsignedLongLong(info->head_position)) < 0 ||
@@ -1980,8 +2026,9 @@ static PyObject* Consumer_repr(ConsumerObject* self) {
 static PyMethodDef Queue_methods[] = {
     {"create", (PyCFunction)(void (*)(void))Queue_create, FASTCALL_KW | METH_CLASS,
      "create(name, *, capacity=1<<20, max_message=65536, durable=False, mode=0o600, max_producers=64, "
-     "max_groups=16, max_consumers=16, namespace=None) -> Queue\n\nCreates the queue (AlreadyExists if it "
-     "does)."},
+     "max_groups=16, max_consumers=16, group=None, namespace=None) -> Queue\n\nCreates the queue "
+     "(AlreadyExists if it does). group: the segment file's group, a name or a gid (None: yours); with "
+     "mode=0o660 its members may use the queue."},
     {"open", (PyCFunction)(void (*)(void))Queue_open, FASTCALL_KW | METH_CLASS,
      "open(name, *, namespace=None) -> Queue\n\nOpens an existing queue (NotFound if none)."},
     {"open_read_only", (PyCFunction)(void (*)(void))Queue_open_read_only, FASTCALL_KW | METH_CLASS,

@@ -26,7 +26,7 @@ def test_create_open_and_options(namespace):
     assert q.name == "orders"
     assert q.namespace == namespace
     assert q.options() == {"capacity": 1 << 16, "max_message": 4096, "durable": False, "mode": 0o640,
-                           "max_producers": 8, "max_groups": 4, "max_consumers": 2}
+                           "max_producers": 8, "max_groups": 4, "max_consumers": 2, "group": os.getegid()}
     opened = shmq.Queue.open("orders")
     assert opened.options() == q.options()
     assert opened.namespace == namespace
@@ -37,7 +37,7 @@ def test_create_open_and_options(namespace):
 def test_defaults(namespace):
     q = shmq.Queue.create("d")
     assert q.options() == {"capacity": 1 << 20, "max_message": 65536, "durable": False, "mode": 0o600,
-                           "max_producers": 64, "max_groups": 16, "max_consumers": 16}
+                           "max_producers": 64, "max_groups": 16, "max_consumers": 16, "group": os.getegid()}
 
 
 def test_explicit_namespace(namespace):
@@ -147,6 +147,45 @@ def test_permission_denied(namespace):
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "1: opened; 2: another error; 3: not a PermissionError"
+
+
+def test_group(namespace):
+    import grp
+    own = grp.getgrgid(os.getegid()).gr_name
+    # By name and by gid: the file gets the group, before its mode opens it.
+    q = shmq.Queue.create("by-name", capacity=4096, max_message=512, mode=0o660, group=own)
+    st = os.stat(f"/dev/shm/shmq.{namespace}.by-name")
+    assert (st.st_gid, st.st_mode & 0o777) == (os.getegid(), 0o660)
+    assert q.options()["group"] == os.getegid()
+    assert (q.info()["uid"], q.info()["gid"]) == (os.geteuid(), os.getegid())
+    shmq.Queue.create("by-gid", capacity=4096, max_message=512, group=os.getegid())
+    assert os.stat(f"/dev/shm/shmq.{namespace}.by-gid").st_gid == os.getegid()
+    with pytest.raises(shmq.InvalidArgument, match="unknown group 'no-such-group-x'"):
+        shmq.Queue.create("unknown", capacity=4096, max_message=512, group="no-such-group-x")
+    with pytest.raises(shmq.InvalidArgument):
+        shmq.Queue.create("bad", capacity=4096, max_message=512, group=-1)
+    assert sorted(shmq.Queue.list()) == ["by-gid", "by-name"]
+    if os.geteuid() == 0:
+        # Root may give any group, one without a name included.
+        shmq.Queue.create("any", capacity=4096, max_message=512, mode=0o660, group=61000)
+        assert os.stat(f"/dev/shm/shmq.{namespace}.any").st_gid == 61000
+        # Another user, not in the group: PermissionDenied, and nothing left behind.
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+                shmq.Queue.create("foreign", capacity=4096, max_message=512, group=61000)
+            except shmq.PermissionDenied as e:
+                code = 0 if "group 61000" in str(e) else 3
+            except BaseException:
+                code = 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "1: created; 2: another error; 3: message"
+        assert not [f for f in os.listdir("/dev/shm") if namespace + ".foreign" in f]
 
 
 def test_queue_close_and_context(namespace):

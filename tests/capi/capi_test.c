@@ -209,7 +209,8 @@ static void test_options_init_fills_the_defaults(void) {
   CHECK(queue.max_producers == 64);
   CHECK(queue.max_groups == 16);
   CHECK(queue.max_consumers == 16);
-  for (int i = 0; i < 4; ++i) CHECK(queue.reserved[i] == 0);
+  CHECK(queue.group == SHMQ_NO_GROUP);
+  for (int i = 0; i < 3; ++i) CHECK(queue.reserved[i] == 0);
 
   shmq_producer_options_t producer;
   memset(&producer, 0xab, sizeof producer);
@@ -289,7 +290,24 @@ static void test_create_open_and_the_options_round_trip(void) {
   CHECK(got.max_producers == 8);
   CHECK(got.max_groups == 4);
   CHECK(got.max_consumers == 3);
-  for (int i = 0; i < 4; ++i) CHECK(got.reserved[i] == 0);
+  CHECK(got.group == (int64_t)getegid()); /* an opened queue reports its file's group */
+  for (int i = 0; i < 3; ++i) CHECK(got.reserved[i] == 0);
+
+  /* A group given: the file has it (our own group, which any user may give). */
+  shmq_queue_options_t grouped;
+  shmq_queue_options_init(&grouped);
+  grouped.group = (int64_t)getegid();
+  grouped.mode = 0660;
+  shmq_queue_t* grouped_queue = NULL;
+  CHECK_OK(shmq_queue_create("grouped", &grouped, NULL, &grouped_queue));
+  CHECK_OK(shmq_queue_get_options(grouped_queue, &got));
+  CHECK(got.group == (int64_t)getegid() && got.mode == 0660);
+  shmq_queue_info_t* grouped_info = NULL;
+  CHECK_OK(shmq_queue_info(grouped_queue, &grouped_info));
+  CHECK(grouped_info->uid == geteuid() && grouped_info->gid == getegid());
+  shmq_queue_info_free(grouped_info);
+  shmq_queue_close(grouped_queue);
+  CHECK_OK(shmq_queue_remove("grouped", NULL, NULL));
 
   /* The segment has the mode asked for, and the size shmq_segment_bytes says. */
   char path[256];
@@ -412,10 +430,18 @@ static void test_bad_names_are_refused_by_name(void) {
   remove_queue("names");
 }
 
+/* A new option takes a reserved word: the struct keeps its size. */
+_Static_assert(sizeof(shmq_queue_options_t) == 64, "shmq_queue_options_t keeps its size");
+
 static void test_out_of_range_options_are_invalid_arguments(void) {
   shmq_queue_t* queue = NULL;
   shmq_queue_options_t options;
   uint64_t bytes = 0;
+
+  shmq_queue_options_init(&options);
+  options.group = -2; /* neither a group id nor SHMQ_NO_GROUP */
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
 
   shmq_queue_options_init(&options);
   options.capacity = 3000; /* not a power of two */
@@ -472,7 +498,7 @@ static void test_out_of_range_options_are_invalid_arguments(void) {
   /* Reserved words other than zero (a caller that skipped *_init). */
   shmq_queue_options_t queue_options;
   shmq_queue_options_init(&queue_options);
-  queue_options.reserved[3] = 1;
+  queue_options.reserved[2] = 1;
   shmq_queue_t* never = NULL;
   CHECK_STATUS(shmq_queue_create("never", &queue_options, NULL, &never), SHMQ_INVALID_ARGUMENT);
   CHECK(never == NULL);

@@ -57,11 +57,20 @@ SHMQ_API void validate_name(std::string_view name, std::string_view what = "queu
 // Namespaces may not contain '.', so that shmq.<ns>.<queue> is unambiguous.
 SHMQ_API void validate_namespace(std::string_view ns);
 
+// QueueOptions::group's default: the segment keeps the creator's group.
+inline constexpr gid_t kNoGroup = static_cast<gid_t>(-1);
+
 struct QueueOptions {
   std::uint64_t capacity = 1u << 20;     // ring bytes; a power of two, 4 KiB .. 1 TiB
   std::uint32_t max_message = 64 << 10;  // largest payload; with its 32-byte header, at most capacity / 4
   bool durable = false;                  // journaled by shmqd
   mode_t mode = 0600;                    // segment file mode
+  // The segment file's group (with mode 0660: whose members may use the
+  // queue); kNoGroup: the creator's. Set before the mode, so no other group
+  // ever sees the file; the creator must belong to it (or be root), else
+  // Error(PermissionDenied). An opened queue's options() report its file's
+  // group.
+  gid_t group = kNoGroup;
   std::uint32_t max_producers = 64;      // producer table entries (1..255)
   std::uint32_t max_groups = 16;         // consumer group entries (1..64)
   std::uint32_t max_consumers = 16;      // consumers per group (1..64)
@@ -119,6 +128,8 @@ struct QueueInfo {
   std::uint32_t max_message = 0;
   bool durable = false;
   std::uint32_t mode = 0;
+  std::uint32_t uid = 0;  // the segment file's owner and group
+  std::uint32_t gid = 0;
   std::int64_t creator_pid = 0;
   std::uint64_t created_unix_ns = 0;
   std::uint64_t head_position = 0;  // oldest retained position

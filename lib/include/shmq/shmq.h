@@ -117,8 +117,14 @@ typedef struct shmq_queue_options {
   uint32_t max_producers; /* producer table entries, 1..255 (default 64) */
   uint32_t max_groups;    /* consumer group entries, 1..64 (default 16) */
   uint32_t max_consumers; /* consumers per group, 1..64 (default 16) */
-  uint64_t reserved[4];   /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
+  int64_t group;          /* the segment file's group id; SHMQ_NO_GROUP (default): the creator's.
+                           * The creator must belong to it (or be root): else SHMQ_PERMISSION_DENIED.
+                           * From shmq_queue_get_options: the file's group. */
+  uint64_t reserved[3];   /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
 } shmq_queue_options_t;
+
+/* shmq_queue_options_t.group: keep the creator's group. */
+#define SHMQ_NO_GROUP ((int64_t)-1)
 
 /* Fills the defaults above. */
 SHMQ_C_API void shmq_queue_options_init(shmq_queue_options_t* options);
@@ -241,6 +247,8 @@ typedef struct shmq_queue_info {
   const shmq_producer_info_t* producers;
   size_t group_count;
   const shmq_group_info_t* groups;
+  uint32_t uid;             /* the segment file's owner and group */
+  uint32_t gid;
 } shmq_queue_info_t;
 
 /* A snapshot; free with shmq_queue_info_free. */

@@ -42,6 +42,8 @@ shmq_queue_info_t queue_view(const InfoHolder::Storage& s) noexcept {
   v.max_message = i.max_message;
   v.durable = i.durable;
   v.mode = i.mode;
+  v.uid = i.uid;
+  v.gid = i.gid;
   v.creator_pid = i.creator_pid;
   v.created_unix_ns = i.created_unix_ns;
   v.head_position = i.head_position;

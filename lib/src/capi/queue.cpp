@@ -19,6 +19,13 @@ QueueOptions options_from(const shmq_queue_options_t* c) {
   o.max_producers = c->max_producers;
   o.max_groups = c->max_groups;
   o.max_consumers = c->max_consumers;
+  if (c->group != SHMQ_NO_GROUP) {
+    if (c->group < 0 || c->group >= static_cast<std::int64_t>(kNoGroup)) {
+      throw Error(Errc::InvalidArgument, "queue options: group " + std::to_string(c->group) +
+                                             " is not a group id (SHMQ_NO_GROUP: the creator's)");
+    }
+    o.group = static_cast<gid_t>(c->group);
+  }
   return o;
 }
 
@@ -31,6 +38,7 @@ void options_to(const QueueOptions& o, shmq_queue_options_t* c) noexcept {
   c->max_producers = o.max_producers;
   c->max_groups = o.max_groups;
   c->max_consumers = o.max_consumers;
+  c->group = o.group == kNoGroup ? SHMQ_NO_GROUP : static_cast<std::int64_t>(o.group);
 }
 
 // Opens (or creates) a queue into *out with `make`, which returns a shmq::Queue.

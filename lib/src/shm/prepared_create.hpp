@@ -19,8 +19,10 @@ using PrepareSegment = std::function<void(const Mapping&)>;
 struct QueueAccess {
   // Queue::create, calling `prepare` (if any) on the initialised segment
   // before publishing it. If `prepare` throws, the segment is removed.
+  // owner: the segment file's owner (-1: this process's; another needs root),
+  // as shmqd's rebuild gives back the one a queue had.
   static Queue create_prepared(std::string_view name, const QueueOptions& options, std::string_view ns,
-                               const PrepareSegment& prepare);
+                               const PrepareSegment& prepare, uid_t owner);
   static const std::shared_ptr<Mapping>& mapping(const Queue& queue) noexcept { return queue.map_; }
 };
 

@@ -33,4 +33,22 @@ void bind_tables(Mapping& m, const layout::Geometry& g);
 // mapping against truncation (bus_guard.hpp).
 void map_segment(Mapping& m, std::size_t bytes, const std::string& what);
 
+// The owner and group of an open segment file (0 and 0 if fstat fails,
+// which an open descriptor does not).
+struct FileOwner {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+[[nodiscard]] FileOwner file_owner(int fd) noexcept;
+
+// Gives the segment being built under a temporary name (`fd`) its owner (-1:
+// unchanged; only root may change it) and group (kNoGroup: the creator's),
+// before its mode opens it to them. Throws PermissionDenied when this process
+// may not (not a member of the group, not root).
+void apply_owner(int fd, uid_t owner, gid_t group, const std::string& what);
+
+// PermissionDenied for a segment this user may not open as asked: names the
+// file, its mode, owner and group, and who is asking.
+[[noreturn]] void throw_open_denied(const std::string& path, bool read_only, const std::string& what);
+
 }  // namespace shmq::detail

@@ -117,7 +117,7 @@ bool publish_segment(const std::string& from, const std::string& to) {
 }  // namespace
 
 Queue Queue::create(std::string_view name, const QueueOptions& options, std::string_view ns_arg) {
-  return detail::QueueAccess::create_prepared(name, options, ns_arg, {});
+  return detail::QueueAccess::create_prepared(name, options, ns_arg, {}, static_cast<uid_t>(-1));
 }
 
 Queue Queue::open_or_create(std::string_view name, const QueueOptions& options, std::string_view ns,
@@ -144,7 +144,8 @@ Queue Queue::open_or_create(std::string_view name, const QueueOptions& options, 
 // rebuild above all) killed half-way leaves only a temporary file, which the
 // next shmqd removes, and its work is simply redone.
 Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOptions& options,
-                                           std::string_view ns_arg, const PrepareSegment& prepare) {
+                                           std::string_view ns_arg, const PrepareSegment& prepare,
+                                           uid_t owner) {
   auto m = std::make_shared<Mapping>();
   m->ns = detail::resolve_namespace(ns_arg);
   validate_name(name);
@@ -166,7 +167,9 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
   if (!prepare) refuse_if_journaled(m->ns, name);
   check_room_in_dev_shm(g.segment_bytes);
   const std::string shm = detail::creating_segment_name(m->ns, name);
-  m->fd = ::shm_open(shm.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, options.mode);
+  // 0600 until the owner and group are set: only then does fchmod open it to
+  // the group (no window in which the creator's own group could open it).
+  m->fd = ::shm_open(shm.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (m->fd < 0) {
     if (errno == EACCES) throw_errno(Errc::PermissionDenied, "cannot create " + what);
     throw_errno(Errc::System, "cannot create " + what);
@@ -180,6 +183,12 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
     errno = saved;
     throw_errno(code, why);
   };
+  try {
+    detail::apply_owner(m->fd, owner, options.group, what);
+  } catch (...) {
+    ::shm_unlink(shm.c_str());
+    throw;
+  }
   if (::fchmod(m->fd, options.mode) != 0) fail(Errc::System, "cannot set the mode of " + what);
   if (::ftruncate(m->fd, static_cast<off_t>(g.segment_bytes)) != 0) {
     fail(Errc::NoSpace, "cannot size " + what);

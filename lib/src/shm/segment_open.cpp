@@ -84,7 +84,7 @@ std::shared_ptr<Mapping> open_mapping(std::string_view name, std::string_view ns
   m->fd = ::shm_open(shm.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
   if (m->fd < 0) {
     if (errno == ENOENT) throw Error(Errc::NotFound, what + " not found");
-    if (errno == EACCES) throw_errno(Errc::PermissionDenied, "cannot open " + what);
+    if (errno == EACCES) detail::throw_open_denied(detail::kShmDir + shm, read_only, what);
     throw_errno(Errc::System, "cannot open " + what);
   }
   // A creator between shm_open and its last store shows an empty or

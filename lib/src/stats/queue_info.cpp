@@ -6,6 +6,7 @@
 #include "shm/liveness.hpp"
 #include "shm/mapping.hpp"
 #include "shm/process.hpp"
+#include "shm/segment.hpp"
 #include "recovery/repair.hpp"
 #include "shmq/consumer.hpp"
 #include "shmq/queue.hpp"
@@ -110,6 +111,7 @@ QueueOptions Queue::options() const noexcept {
   o.max_consumers = m.max_consumers;
   // Written before the segment was published; masked as a peer may scribble on it.
   o.mode = static_cast<mode_t>(m.header->super.mode & 0777);
+  o.group = detail::file_owner(m.fd).gid;
   return o;
 }
 
@@ -124,6 +126,9 @@ QueueInfo Queue::info() const {
   q.max_message = m.max_message;
   q.durable = m.durable;
   q.mode = s.mode;
+  const auto owner = detail::file_owner(m.fd);
+  q.uid = owner.uid;
+  q.gid = owner.gid;
   q.creator_pid = s.creator_pid;
   q.created_unix_ns = s.created_unix_ns;
   q.tail_position = h.tail.load(std::memory_order_acquire);
