@@ -196,7 +196,7 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
   const std::string sized = what + " (" + std::to_string(file_bytes) + " bytes in " + dir + ")";
   if (::fchmod(m->fd, options.mode) != 0) fail(Errc::System, "cannot set the mode of " + what);
   if (::ftruncate(m->fd, static_cast<off_t>(file_bytes)) != 0) {
-    fail(errno == ENOSPC || errno == EFBIG ? Errc::NoSpace : Errc::System, "cannot size " + sized);
+    fail(Errc::NoSpace, "cannot size " + sized);
   }
   // Reserve the pages now: a full tmpfs (or too few huge pages) must fail
   // here, not SIGBUS a writer later.
