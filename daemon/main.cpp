@@ -138,7 +138,8 @@ int serve(Options& o) {
   if (!lock) return g_stop_requested != 0 ? 0 : kExitFailure;
   UniqueFd signals = block_stop_signals();
   if (g_stop_requested != 0) return 0;  // arrived before the block
-  spdlog::info("shmqd up: namespace '{}', data directory {}, segments in {}", o.ns, o.data_dir.string(), shm_dir);
+  spdlog::info("shmqd up: namespace '{}', data directory {}, segments in {}", o.ns, o.data_dir.string(),
+               shm_dir);
   {
     // After the signals are blocked: its thread inherits the mask.
     std::optional<MetricsServer> metrics;
