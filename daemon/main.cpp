@@ -133,11 +133,14 @@ int serve(Options& o) {
   shmq::validate_namespace(o.ns);
   if (o.data_dir.empty()) o.data_dir = shmq::default_data_dir(o.ns);
   prepare_data_dir(o.data_dir, o.group);
+  // Where the segments (and our lock) live: a bad SHMQ_SHM_DIR stops us here.
+  const std::string shm_dir = shmq::shm_dir().string();
   const auto lock = take_lock(o);
   if (!lock) return g_stop_requested != 0 ? 0 : kExitFailure;
   UniqueFd signals = block_stop_signals();
   if (g_stop_requested != 0) return 0;  // arrived before the block
-  spdlog::info("shmqd up: namespace '{}', data directory {}", o.ns, o.data_dir.string());
+  spdlog::info("shmqd up: namespace '{}', data directory {}, segments in {}", o.ns, o.data_dir.string(),
+               shm_dir);
   {
     // After the signals are blocked: its thread inherits the mask.
     std::optional<MetricsServer> metrics;
@@ -201,6 +204,8 @@ int main(int argc, char** argv) {
   app.add_flag("--salvage", o.salvage,
                "rebuild a durable queue past damage in the middle of its journal, reporting what is lost (without "
                "it, such a queue is not rebuilt)");
+  app.footer("Environment: SHMQ_NAMESPACE and SHMQ_DATA_DIR (see the options), SHMQ_SHM_DIR: the directory of the "
+             "segments it watches and of its lock (default /dev/shm; the same as its clients')");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

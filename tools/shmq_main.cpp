@@ -34,8 +34,9 @@ void add_queue_argument(CLI::App& command, std::string& queue) {
 CLI::App* add_create(CLI::App& app, CreateArgs& args) {
   auto* create = app.add_subcommand(
       "create",
-      "Create a queue; prints what it takes of /dev/shm: the ring, plus capacity/8 bytes of delivery state for "
-      "each of the --max-groups group entries (16 by default), used or not");
+      "Create a queue; prints what it takes of the shm directory ($SHMQ_SHM_DIR, default /dev/shm): the ring, "
+      "plus capacity/8 bytes of delivery state for each of the --max-groups group entries (16 by default), used "
+      "or not");
   add_queue_argument(*create, args.queue);
   auto& o = args.options;
   add_parsed_option(*create, "--capacity", o.capacity, parse_size,
@@ -192,6 +193,8 @@ int main(int argc, char** argv) {
   add_version_flag(app, SHMQ_VERSION_STRING);
   app.require_subcommand(1);
   app.fallthrough();
+  app.footer("Environment: SHMQ_NAMESPACE (the namespace), SHMQ_SHM_DIR (the directory of every segment, default "
+             "/dev/shm; shmqd must see the same), SHMQ_DATA_DIR (shmqd's data directory)");
   std::string ns;
   add_namespace_option(app, ns);
 

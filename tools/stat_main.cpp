@@ -101,6 +101,8 @@ int main(int argc, char** argv) {
       "shmq-stat"};
   StatArgs args;
   add_version_flag(app, SHMQ_VERSION_STRING);
+  app.footer("Environment: SHMQ_NAMESPACE (the namespace), SHMQ_SHM_DIR (the directory of every segment, default "
+             "/dev/shm)");
   add_namespace_option(app, args.ns);
   app.add_option("QUEUE", args.queues, "Show only this queue (--check: only these queues)");
   auto* json = app.add_flag("--json", args.json, "Print JSON for scripts");

@@ -249,7 +249,7 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
 }  // namespace
 
 Sample take_sample(const std::string& ns, const std::string& queue) {
-  Sample sample{ns, {}, std::chrono::steady_clock::now(), 0};
+  Sample sample{ns, {}, std::chrono::steady_clock::now(), 0, shm_dir().string()};
   sample.unix_ns = unix_now_ns();
   if (queue.empty()) {
     sample.queues = stats::snapshot_namespace(ns);
@@ -261,7 +261,7 @@ Sample take_sample(const std::string& ns, const std::string& queue) {
 
 std::string render_table(const Sample& current, const Sample* previous) {
   const Rates rates(current, previous);
-  std::string out = fmt::format("shmq-stat  namespace '{}'  {}  {} queue{}\n", current.ns,
+  std::string out = fmt::format("shmq-stat  namespace '{}'  in {}  {}  {} queue{}\n", current.ns, current.shm_dir,
                                 rfc3339(current.unix_ns).substr(0, 19) + "Z", current.queues.size(),
                                 current.queues.size() == 1 ? "" : "s");
   if (current.queues.empty()) out += "(no queues)\n";
@@ -280,6 +280,7 @@ ordered_json render_json(const Sample& current, const Sample* previous) {
   const Rates rates(current, previous);
   ordered_json out;
   out["namespace"] = current.ns;
+  out["shm_dir"] = current.shm_dir;
   out["time"] = rfc3339(current.unix_ns);
   out["rate_interval_s"] =
       previous

@@ -17,6 +17,7 @@ struct Sample {
   std::vector<stats::QueueSnapshot> queues;
   std::chrono::steady_clock::time_point taken;
   std::uint64_t unix_ns = 0;  // CLOCK_REALTIME when taken
+  std::string shm_dir;        // where the segments were read (shm_dir())
 };
 
 // Reads the namespace's queues, or only `queue` when it is not empty.

@@ -23,7 +23,7 @@ bool has_records(const std::filesystem::path& dir, const Queue& queue, bool salv
 std::string created_anew(const Queue& queue, const std::filesystem::path& dir) {
   return "its segment was created anew while its journal in " + dir.string() +
          " holds messages, so it is not journaled (durable sends are not confirmed). To get the journaled messages "
-         "back, remove the new segment (rm /dev/shm/shmq." + queue.ns() + "." + queue.name() +
+         "back, remove the new segment (rm " + (shm_dir() / ("shmq." + queue.ns() + "." + queue.name())).string() +
          "): shmqd then rebuilds the queue from its journal. To drop them, remove both: shmq delete --force " +
          queue.name();
 }

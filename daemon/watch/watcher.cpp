@@ -62,9 +62,9 @@ Watcher::Watcher(std::string ns, UniqueFd stop_signals, JournalConfig journal)
       timer_(check(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC), "timerfd_create")),
       clients_(epoll_.get(), detail::self_pid_namespace()) {
   // Watch before the first scan, so no queue or client falls between the two.
-  check(::inotify_add_watch(inotify_.get(), kShmDir,
+  check(::inotify_add_watch(inotify_.get(), shm_dir_.c_str(),
                             IN_CREATE | IN_DELETE | IN_ATTRIB | IN_MOVED_TO | IN_MOVED_FROM | IN_ONLYDIR),
-        "inotify_add_watch /dev/shm");
+        ("inotify_add_watch " + shm_dir_).c_str());
   add_to_epoll(epoll_.get(), inotify_.get());
   add_to_epoll(epoll_.get(), signals_.get());
   add_to_epoll(epoll_.get(), timer_.get());
@@ -142,7 +142,7 @@ void Watcher::on_inotify() {
     }
   }
   if (overflow) {
-    spdlog::warn("inotify queue overflowed: rescanning {}", kShmDir);
+    spdlog::warn("inotify queue overflowed: rescanning {}", shm_dir_);
     rescan_directory();
     return;
   }

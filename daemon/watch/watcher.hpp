@@ -1,5 +1,5 @@
 // shmqd's event loop: one epoll set over
-//   - an inotify watch on /dev/shm: queues created, deleted, and touched by
+//   - an inotify watch on shm_dir(): queues created, deleted, and touched by
 //     every attach and join (IN_ATTRIB: "a new client, read my tables");
 //   - a pidfd per client process of our pid namespace: readable when it
 //     dies (clients of other namespaces have their entry locks polled);
@@ -64,7 +64,7 @@ class Watcher {
     bool conflict = false;  // the segment does not continue the journal (not ours to set aside)
   };
 
-  static constexpr const char* kShmDir = "/dev/shm";
+  const std::string shm_dir_ = shmq::shm_dir().string();  // $SHMQ_SHM_DIR, else /dev/shm
 
   // The event loop (watcher.cpp).
   void dispatch(int fd);
@@ -77,7 +77,7 @@ class Watcher {
   void rescan_directory();
   void refresh(const std::string& name);
   void forget(const std::string& name);
-  [[nodiscard]] std::string path_of(const std::string& name) const;  // /dev/shm/shmq.<ns>.<name>
+  [[nodiscard]] std::string path_of(const std::string& name) const;  // <shm_dir>/shmq.<ns>.<name>
   void service(Watched& queue);
   void service_all();
   void poll_entries();

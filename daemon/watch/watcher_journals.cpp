@@ -80,11 +80,15 @@ void Watcher::rebuild_missing_queues() {
 // Said once per queue and error: the rescan retries every second.
 void Watcher::not_rebuilt(const std::string& name, const std::filesystem::path& dir, const std::exception& e) {
   Unrebuildable& failed = unrebuildable_[name];
-  failed.next = Clock::now() + kRebuildRetry;
+  // No room in the shm directory is no damage: tried again at every rescan.
+  const auto* error = dynamic_cast<const Error*>(&e);
+  const bool no_space = error != nullptr && error->code() == Errc::NoSpace;
+  failed.next = Clock::now() + (no_space ? std::chrono::seconds(1) : kRebuildRetry);
   if (failed.error == e.what()) return;
   failed.error = e.what();
   spdlog::error("queue '{}' not rebuilt from its journal {}: {}{}", name, dir.string(), e.what(),
-                journal_.settings.salvage ? "" : " (shmqd --salvage skips damage, reporting what it loses)");
+                no_space ? " (retried every second)"
+                : journal_.settings.salvage ? "" : " (shmqd --salvage skips damage, reporting what it loses)");
 }
 void Watcher::start_next_journal() {
   if (journals_to_start_.empty()) return;

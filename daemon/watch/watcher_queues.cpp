@@ -140,7 +140,7 @@ void Watcher::refresh(const std::string& name) {
   }
 }
 
-std::string Watcher::path_of(const std::string& name) const { return std::string(kShmDir) + "/" + prefix_ + name; }
+std::string Watcher::path_of(const std::string& name) const { return shm_dir_ + "/" + prefix_ + name; }
 
 void Watcher::forget(const std::string& name) {
   pending_.erase(name);
@@ -186,7 +186,7 @@ void Watcher::service_all() {
 void Watcher::remove_abandoned_creations() {
   const std::string prefix = std::string(detail::kCreatingPrefix) + ns_ + ".";
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(kShmDir, ec)) {
+  for (const auto& entry : std::filesystem::directory_iterator(shm_dir_, ec)) {
     if (!entry.path().filename().string().starts_with(prefix)) continue;
     const UniqueFd fd(::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
     struct stat st {};

@@ -68,6 +68,7 @@ __all__ = [
     "Internal",
     "library_version",
     "daemon_pid",
+    "shm_dir",
     "QueueOptions",
     "QueueInfo",
     "ProducerInfo",
@@ -83,8 +84,14 @@ def library_version() -> str:
     return _shmq.version()
 
 
+def shm_dir() -> str:
+    """The directory every segment lives in: $SHMQ_SHM_DIR, else /dev/shm. Raises InvalidArgument
+    when it is not an absolute path, does not exist or is not a directory."""
+    return _shmq.shm_dir()
+
+
 def daemon_pid(namespace: str | None = None) -> int | None:
-    """The pid of the namespace's running shmqd (its record, /dev/shm/shmqd.<ns>, names a live
+    """The pid of the namespace's running shmqd (its record, <shm_dir()>/shmqd.<ns>, names a live
     process), or None when none runs. namespace: $SHMQ_NAMESPACE, else "default", when None."""
     return _shmq.daemon_pid(namespace)
 
@@ -317,7 +324,7 @@ class NameInUse(Error):
 
 
 class NoSpace(Error):
-    """/dev/shm cannot hold the segment."""
+    """The shm directory (/dev/shm, or $SHMQ_SHM_DIR) cannot hold the segment."""
 
     status = _shmq.NO_SPACE
 

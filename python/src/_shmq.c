@@ -2043,7 +2043,7 @@ static PyMethodDef Queue_methods[] = {
     {"list", (PyCFunction)(void (*)(void))Queue_list, FASTCALL_KW | METH_CLASS,
      "list(namespace=None) -> list[str]\n\nNames of the queues in the namespace."},
     {"segment_bytes", (PyCFunction)(void (*)(void))Queue_segment_bytes, FASTCALL_KW | METH_CLASS,
-     "segment_bytes(**options) -> int\n\nWhat a queue of these (create's) options takes of /dev/shm."},
+     "segment_bytes(**options) -> int\n\nWhat a queue of these (create's) options takes of the shm directory."},
     {"options", (PyCFunction)Queue_options, METH_NOARGS,
      "options() -> dict\n\nThe options the queue was created with."},
     {"deleted", (PyCFunction)Queue_deleted, METH_NOARGS,
@@ -2231,11 +2231,27 @@ static PyObject* module_daemon_pid(PyObject* module, PyObject* const* args, Py_s
   return PyLong_FromLongLong(pid);
 }
 
+static PyObject* module_shm_dir(PyObject* module, PyObject* unused) {
+  (void)module;
+  (void)unused;
+  size_t length = 0;
+  shmq_status_t status = shmq_shm_dir(NULL, 0, &length);
+  if (status != SHMQ_OK) return raise_setup(status);
+  char* buf = PyMem_Malloc(length + 1);
+  if (buf == NULL) return PyErr_NoMemory();
+  status = shmq_shm_dir(buf, length + 1, &length);
+  PyObject* result = status == SHMQ_OK ? PyUnicode_DecodeFSDefault(buf) : raise_setup(status);
+  PyMem_Free(buf);
+  return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"_set_errors", (PyCFunction)(void (*)(void))module_set_errors, METH_FASTCALL,
      "_set_errors(base, {code: class}): the exception classes, from shmq/__init__.py."},
     {"status_str", (PyCFunction)module_status_str, METH_O, "status_str(code) -> str: a status code's short name."},
     {"version", (PyCFunction)module_version, METH_NOARGS, "version() -> str: libshmq's version."},
+    {"shm_dir", (PyCFunction)module_shm_dir, METH_NOARGS,
+     "shm_dir() -> str: the directory every segment lives in ($SHMQ_SHM_DIR, else /dev/shm)."},
     {"daemon_pid", (PyCFunction)(void (*)(void))module_daemon_pid, METH_FASTCALL | METH_KEYWORDS,
      "daemon_pid(namespace=None) -> int | None: the pid of the namespace's running shmqd, None when none runs."},
     {NULL},

@@ -901,3 +901,43 @@ def test_python_producer_to_cpp_consumer(queue, tool):
     assert [r["payload"] for r in records] == [f"hello {i}" for i in range(20)]
     assert all(r["producer"] == "py" for r in records)
     assert [r["seq"] for r in records] == list(range(1, 21))
+
+
+# ---------------------------------------------------------------- SHMQ_SHM_DIR
+
+
+def test_shm_dir_follows_the_environment_and_a_queue_works_there(monkeypatch, namespace):
+    import shutil
+    import sys
+    import tempfile
+
+    monkeypatch.delenv("SHMQ_SHM_DIR", raising=False)
+    assert shmq.shm_dir() == "/dev/shm"
+    directory = tempfile.mkdtemp(prefix="shmq-pytest-", dir="/dev/shm")
+    try:
+        monkeypatch.setenv("SHMQ_SHM_DIR", directory + "/")
+        assert shmq.shm_dir() == directory
+        q = shmq.Queue.create("q", capacity=1 << 16, max_message=256)
+        assert os.path.exists(f"{directory}/shmq.{namespace}.q")
+        assert not os.path.exists(f"/dev/shm/shmq.{namespace}.q")
+        assert shmq.Queue.list() == ["q"]
+        c = q.consumer("g")
+        # Another process finds it there through the same variable.
+        sender = "import shmq\np = shmq.Queue.open('q').producer('p')\nfor i in range(1000): p.send(b'%d' % i)\n"
+        subprocess.run([sys.executable, "-c", sender], check=True, timeout=60, env=dict(os.environ))
+        for i in range(1000):
+            m = c.receive(timeout=10)
+            assert bytes(m.payload) == b"%d" % i
+            c.ack(m)
+        c.close()
+        q.close()
+        assert shmq.Queue.remove("q")
+        for bad, why in (("relative", "not an absolute path"), (directory + "/missing", "does not exist")):
+            monkeypatch.setenv("SHMQ_SHM_DIR", bad)
+            with pytest.raises(shmq.InvalidArgument, match=why):
+                shmq.shm_dir()
+            with pytest.raises(shmq.InvalidArgument, match="SHMQ_SHM_DIR"):
+                shmq.Queue.open("q")
+    finally:
+        monkeypatch.delenv("SHMQ_SHM_DIR", raising=False)
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1479,6 +1479,36 @@ typedef struct named_test {
 
 #define TEST(function) {#function, function}
 
+/* shmq_shm_dir: $SHMQ_SHM_DIR, else /dev/shm; a queue lives there. */
+static void test_shm_dir(void) {
+  char buf[256];
+  size_t length = 0;
+  unsetenv("SHMQ_SHM_DIR");
+  CHECK_OK(shmq_shm_dir(buf, sizeof buf, &length));
+  CHECK(strcmp(buf, "/dev/shm") == 0 && length == 8);
+  CHECK_OK(shmq_shm_dir(NULL, 0, &length));
+  CHECK(length == 8);
+  char dir[] = "/dev/shm/shmq-capi-XXXXXX";
+  CHECK(mkdtemp(dir) != NULL);
+  setenv("SHMQ_SHM_DIR", dir, 1);
+  CHECK_OK(shmq_shm_dir(buf, sizeof buf, &length));
+  CHECK(strcmp(buf, dir) == 0 && length == strlen(dir));
+  shmq_queue_t* queue = create_small_queue("here");
+  char path[300];
+  snprintf(path, sizeof path, "%s/shmq.%s.here", dir, current_ns);
+  struct stat st;
+  CHECK(stat(path, &st) == 0);
+  shmq_queue_close(queue);
+  bool existed = false;
+  CHECK_OK(shmq_queue_remove("here", NULL, &existed));
+  CHECK(existed);
+  setenv("SHMQ_SHM_DIR", "relative", 1);
+  CHECK_STATUS(shmq_shm_dir(buf, sizeof buf, &length), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_NAMES("not an absolute path");
+  unsetenv("SHMQ_SHM_DIR");
+  CHECK(rmdir(dir) == 0);
+}
+
 static const named_test_t tests[] = {
     TEST(test_last_error_is_empty_before_any_failure), /* first: nothing has failed yet */
     TEST(test_status_str_names_every_code),
@@ -1509,6 +1539,7 @@ static const named_test_t tests[] = {
     TEST(test_deleted_queue),
     TEST(test_handles_outlive_their_queue_handle),
     TEST(test_child_process_sends_parent_receives),
+    TEST(test_shm_dir),
 };
 
 /* Runs every test, or those whose name contains argv[1]. */

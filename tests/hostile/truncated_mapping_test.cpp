@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -111,6 +112,78 @@ TEST_F(TruncatedMappingTest, BlockedCallsReturnSoonAfterTheTruncation) {
               return took < 2s ? 0 : 3;
             }),
             0);
+}
+
+// Another process cuts each segment to half its size under clients in their
+// own processes: a producer blocked on a full ring, a consumer blocked on an
+// empty one, and a producer and a consumer busy in a loop on a third queue.
+// Each gets Corrupt (exit 0), none dies of SIGBUS (128 + 7).
+TEST_F(TruncatedMappingTest, HalvedUnderBlockedAndBusyClientsInOtherProcesses) {
+  const QueueOptions o = options(false);
+  for (const char* queue : {"full", "empty", "busy"}) (void)Consumer::join(Queue::create(queue, o), "g");
+  {
+    auto p = Producer::attach(Queue::open("full"), "filler");
+    while (p.try_send(bytes_of(std::string(200, 'f'))) == Status::Ok) {
+    }
+  }
+  const auto corrupt_within = [](auto&& call) {  // exit 0: Corrupt came, before the deadline
+    const auto deadline = std::chrono::steady_clock::now() + 15s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const Status s = call();
+      if (s == Status::Corrupt) return 0;
+      const bool going_on = s == Status::Ok || s == Status::Timeout || s == Status::Empty || s == Status::Full;
+      if (!going_on) return 10 + static_cast<int>(s);  // another failure
+    }
+    return 9;
+  };
+  Pipe ready;
+  std::vector<pid_t> clients;
+  const auto client = [&](const std::function<int()>& body) {
+    clients.push_back(spawn([&] {
+      install_sigbus_guard();
+      return body();
+    }));
+  };
+  client([&] {  // blocked: the ring is full
+    auto p = Producer::attach(Queue::open("full"), "blocked");
+    ready.signal();
+    return corrupt_within([&] { return p.send(bytes_of("m"), 20s); });
+  });
+  client([&] {  // blocked: the ring is empty
+    auto c = Consumer::join(Queue::open("empty"), "g");
+    ready.signal();
+    Message m;
+    return corrupt_within([&] { return c.receive(m, 20s); });
+  });
+  client([&] {  // busy sending
+    auto p = Producer::attach(Queue::open("busy"), "busy");
+    ready.signal();
+    return corrupt_within([&] { return p.send(bytes_of(std::string(100, 'b')), 100ms); });
+  });
+  client([&] {  // busy receiving
+    auto c = Consumer::join(Queue::open("busy"), "g");
+    ready.signal();
+    Message m;
+    return corrupt_within([&] {
+      const Status s = c.receive(m, 100ms);
+      return s == Status::Ok ? c.ack(m) : s;
+    });
+  });
+  for (std::size_t i = 0; i < clients.size(); ++i) ASSERT_TRUE(ready.wait());
+  std::this_thread::sleep_for(200ms);  // the blocked ones wait, the busy ones run
+  const pid_t truncator = spawn([&] {
+    for (const char* queue : {"full", "empty", "busy"}) {
+      const std::string path = segment_path(queue);
+      struct stat st {};
+      if (::stat(path.c_str(), &st) != 0 || ::truncate(path.c_str(), st.st_size / 2) != 0) return 1;
+    }
+    return 0;
+  });
+  EXPECT_EQ(wait_exit(truncator), 0);
+  const char* const roles[] = {"blocked producer", "blocked consumer", "busy producer", "busy consumer"};
+  for (std::size_t i = 0; i < clients.size(); ++i) {
+    EXPECT_EQ(wait_exit(clients[i]), 0) << roles[i] << " (128+" << SIGBUS << ": killed by SIGBUS)";
+  }
 }
 
 TEST_F(TruncatedMappingTest, OtherSigbusStillKills) {

@@ -29,7 +29,12 @@ inline std::string unique_namespace() {
 
 inline void remove_namespace_segments(const std::string& ns) {
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/dev/shm", ec)) {
+  std::filesystem::path dir = "/dev/shm";
+  try {
+    dir = shm_dir();  // $SHMQ_SHM_DIR when the test set it
+  } catch (const Error&) {
+  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
     // Its queues, segments being built, and its shmqd's record.
     const std::string file = entry.path().filename().string();
     if (file.starts_with("shmq." + ns + ".") || file.starts_with("shmq-creating." + ns + ".") ||

@@ -44,15 +44,20 @@ SHMQ_API void validate_name(std::string_view name, std::string_view what = "queu
 [[nodiscard]] SHMQ_API std::filesystem::path default_data_dir(std::string_view ns = {});
 
 // Where the namespace's shmqd keeps its data: the data directory a running
-// shmqd recorded in /dev/shm/shmqd.<ns>; else $SHMQ_DATA_DIR; else the one the
+// shmqd recorded in <shm_dir()>/shmqd.<ns>; else $SHMQ_DATA_DIR; else the one the
 // last shmqd since boot recorded; else default_data_dir(ns). A durable queue's
 // journal is <that>/journal/<queue>.
 [[nodiscard]] SHMQ_API std::filesystem::path daemon_data_dir(std::string_view ns = {});
 
 // The pid of the namespace's running shmqd (the process its record,
-// /dev/shm/shmqd.<ns>, names, checked against its start time), or 0 when
+// <shm_dir()>/shmqd.<ns>, names, checked against its start time), or 0 when
 // none runs. ns: empty means current_namespace(). Throws Error(InvalidName).
 [[nodiscard]] SHMQ_API std::int64_t daemon_pid(std::string_view ns = {});
+
+// The directory every segment lives in (and shmqd's record): $SHMQ_SHM_DIR,
+// else /dev/shm. Throws Error(InvalidArgument) when it is not an absolute
+// path, does not exist or is not a directory.
+[[nodiscard]] SHMQ_API std::filesystem::path shm_dir();
 
 // Namespaces may not contain '.', so that shmq.<ns>.<queue> is unambiguous.
 SHMQ_API void validate_namespace(std::string_view ns);

@@ -85,7 +85,7 @@ typedef SHMQ_ENUM(shmq_status) {
   SHMQ_WRONG_NAMESPACE = 108,  /* the segment was created for another namespace or name */
   SHMQ_TABLE_FULL = 109,       /* no free producer, group or consumer entry */
   SHMQ_NAME_IN_USE = 110,      /* a live producer already attached under this name */
-  SHMQ_NO_SPACE = 111,         /* /dev/shm cannot hold the segment */
+  SHMQ_NO_SPACE = 111,         /* the shm directory cannot hold the segment */
   SHMQ_NEEDS_REBUILD = 112,    /* a durable queue whose journal exists: shmqd rebuilds it */
   SHMQ_SYSTEM = 113,           /* any other failing system call (errno in shmq_last_error) */
 
@@ -161,8 +161,14 @@ SHMQ_C_API shmq_status_t shmq_queue_delete_group(shmq_queue_t* queue, const char
  * table (max_producers): SHMQ_INVALID_ARGUMENT. */
 SHMQ_C_API shmq_status_t shmq_queue_producer_name(const shmq_queue_t* queue, uint32_t producer_id, char* buf,
                                                   size_t size, size_t* length);
-/* What a queue of `options` takes of /dev/shm, in bytes. */
+/* What a queue of `options` takes of the shm directory, in bytes. */
 SHMQ_C_API shmq_status_t shmq_segment_bytes(const shmq_queue_options_t* options, uint64_t* out);
+
+/* The directory every segment lives in ($SHMQ_SHM_DIR, else /dev/shm) into
+ * buf (NUL-terminated, cut to size - 1; buf may be NULL when size is 0, to ask
+ * the length); *length (may be NULL): its full length. SHMQ_INVALID_ARGUMENT
+ * when it is not an absolute path, does not exist or is not a directory. */
+SHMQ_C_API shmq_status_t shmq_shm_dir(char* buf, size_t size, size_t* length);
 
 /* The pid of the namespace's running shmqd into *pid, 0 when none runs. */
 SHMQ_C_API shmq_status_t shmq_daemon_pid(const char* ns, int64_t* pid);

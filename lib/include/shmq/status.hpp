@@ -43,7 +43,7 @@ enum class Errc : std::uint8_t {
   WrongNamespace,    // the segment was created for another namespace or name
   TableFull,         // no free producer, group or consumer entry
   NameInUse,         // a live producer already attached under this name
-  NoSpace,           // /dev/shm cannot hold the segment
+  NoSpace,           // the shm directory (/dev/shm) cannot hold the segment
   NeedsRebuild,      // create of a durable queue whose journal exists: shmqd rebuilds it from there
   System,            // any other failing system call (errno in the message)
 };

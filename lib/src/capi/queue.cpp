@@ -151,6 +151,10 @@ shmq_status_t shmq_segment_bytes(const shmq_queue_options_t* options, uint64_t* 
   });
 }
 
+shmq_status_t shmq_shm_dir(char* buf, size_t size, size_t* length) {
+  return guarded([&] { return copy_out(shmq::shm_dir().string(), buf, size, length); });
+}
+
 shmq_status_t shmq_daemon_pid(const char* ns, int64_t* pid) {
   if (pid == nullptr) return null_argument("pid is NULL");
   *pid = 0;

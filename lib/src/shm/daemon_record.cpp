@@ -35,7 +35,7 @@ bool parse_number(std::string_view text, T& out) {
 
 }  // namespace
 
-std::string daemon_record_path(std::string_view ns) { return "/dev/shm/shmqd." + std::string(ns); }
+std::string daemon_record_path(std::string_view ns) { return (shm_dir() / ("shmqd." + std::string(ns))).string(); }
 
 std::string format_daemon_record(const DaemonRecord& r) {
   return "pid " + std::to_string(r.pid) + "\nstart_time " + std::to_string(r.start_time) + "\npid_ns " +

@@ -44,6 +44,7 @@ struct Mapping {
   int guard = kNoGuard;
   std::string name;
   std::string ns;
+  std::string path;  // where it was opened or created (shm_dir() then)
 
   std::uint64_t capacity = 0;
   std::uint64_t mask = 0;
@@ -150,7 +151,7 @@ std::string segment_name(std::string_view ns, std::string_view queue);  // "/shm
 inline constexpr std::string_view kCreatingPrefix = "shmq-creating.";
 std::string creating_segment_name(std::string_view ns, std::string_view queue);
 
-// Tells watchers (shmqd's inotify on /dev/shm: IN_ATTRIB) that the client
+// Tells watchers (shmqd's inotify on shm_dir(): IN_ATTRIB) that the client
 // tables changed: a new process to watch. Called on attach and join.
 void announce_table_change(const Mapping& map) noexcept;
 

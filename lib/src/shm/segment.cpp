@@ -107,14 +107,13 @@ void map_segment(Mapping& m, std::size_t bytes, const std::string& what) {
 }  // namespace detail
 
 using detail::describe_queue;
-using detail::kShmDir;
 using detail::resolve_namespace;
 using detail::throw_errno;
 
 bool Queue::remove(std::string_view name, std::string_view ns_arg) {
   const std::string ns = resolve_namespace(ns_arg);
   validate_name(name);
-  if (::shm_unlink(detail::segment_name(ns, name).c_str()) == 0) return true;
+  if (::unlink(detail::segment_path(ns, name).c_str()) == 0) return true;
   if (errno == ENOENT) return false;
   throw_errno(errno == EACCES ? Errc::PermissionDenied : Errc::System,
               "cannot delete " + describe_queue(ns, name));
@@ -123,8 +122,9 @@ bool Queue::remove(std::string_view name, std::string_view ns_arg) {
 std::vector<std::string> Queue::list(std::string_view ns_arg) {
   const std::string prefix = "shmq." + resolve_namespace(ns_arg) + ".";
   std::vector<std::string> names;
-  DIR* dir = ::opendir(kShmDir);
-  if (dir == nullptr) throw_errno(Errc::System, std::string("cannot list ") + kShmDir);
+  const std::string shm = shm_dir().string();
+  DIR* dir = ::opendir(shm.c_str());
+  if (dir == nullptr) throw_errno(Errc::System, "cannot list " + shm);
   while (const dirent* entry = ::readdir(dir)) {
     const std::string_view file = entry->d_name;
     if (!file.starts_with(prefix)) continue;
@@ -155,8 +155,7 @@ bool Queue::deleted() const noexcept {
   struct stat open {}, named {};
   if (::fstat(map_->fd, &open) != 0) return false;
   if (open.st_nlink == 0) return true;
-  const std::string path = kShmDir + detail::segment_name(map_->ns, map_->name);
-  return ::stat(path.c_str(), &named) != 0 || named.st_ino != open.st_ino || named.st_dev != open.st_dev;
+  return ::stat(map_->path.c_str(), &named) != 0 || named.st_ino != open.st_ino || named.st_dev != open.st_dev;
 }
 
 }  // namespace shmq

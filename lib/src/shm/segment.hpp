@@ -12,7 +12,13 @@
 
 namespace shmq::detail {
 
-inline constexpr const char* kShmDir = "/dev/shm";
+// shm_dir() + segment_name(ns, queue): where the queue's segment lives.
+std::string segment_path(std::string_view ns, std::string_view queue);
+
+// What a segment of `segment_bytes` takes as a file on fd's file system: the
+// same, but on hugetlbfs rounded up to whole huge pages (its file size and
+// mapping must be). Opening accepts exactly this size.
+std::uint64_t segment_file_bytes(int fd, std::uint64_t segment_bytes);
 
 // The namespace to use: `ns`, validated, or the current one when empty.
 std::string resolve_namespace(std::string_view ns);

@@ -25,18 +25,20 @@ namespace shmq {
 namespace {
 
 using detail::describe_queue;
-using detail::kShmDir;
 using detail::Mapping;
 using detail::throw_errno;
 using namespace layout;
 
-void check_room_in_dev_shm(std::uint64_t bytes) {
+// Refuses a segment that the file system under `fd` cannot hold, before
+// fallocate would (with a message that says how much is missing).
+void check_room(int fd, const std::string& dir, std::uint64_t bytes, const std::string& what) {
   struct statvfs vfs {};
-  if (::statvfs(kShmDir, &vfs) != 0) return;  // let ftruncate/fallocate decide
+  // f_blocks 0: no size known (hugetlbfs without size=): fallocate decides.
+  if (::fstatvfs(fd, &vfs) != 0 || vfs.f_blocks == 0) return;
   const std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
   if (bytes > free_bytes) {
-    throw Error(Errc::NoSpace, "the segment needs " + std::to_string(bytes) + " bytes but " +
-                                   kShmDir + " has " + std::to_string(free_bytes) + " free");
+    throw Error(Errc::NoSpace, "cannot create " + what + ": its segment needs " + std::to_string(bytes) +
+                                   " bytes but " + dir + " has " + std::to_string(free_bytes) + " free");
   }
 }
 
@@ -160,52 +162,60 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
   const Geometry g = geometry(options.capacity, options.max_producers, options.max_groups,
                               options.max_consumers);
   const std::string what = describe_queue(m->ns, name);
-  const std::string final_path = kShmDir + detail::segment_name(m->ns, name);
+  const std::string dir = shm_dir().string();
+  const std::string final_path = dir + detail::segment_name(m->ns, name);
+  m->path = final_path;
   if (::access(final_path.c_str(), F_OK) == 0) throw Error(Errc::AlreadyExists, what + " already exists");
   // Only the rebuild (which prepares the segment from the journal) may
   // create a queue whose journal exists.
   if (!prepare) refuse_if_journaled(m->ns, name);
-  check_room_in_dev_shm(g.segment_bytes);
-  const std::string shm = detail::creating_segment_name(m->ns, name);
-  // 0600 until the owner and group are set: only then does fchmod open it to
-  // the group (no window in which the creator's own group could open it).
-  m->fd = ::shm_open(shm.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  const std::string building = dir + detail::creating_segment_name(m->ns, name);
+  // What shm_open does, in any directory: O_NOFOLLOW, O_CLOEXEC. 0600 until
+  // the owner and group are set: only then does fchmod open it to the group
+  // (no window in which the creator's own group could open it).
+  m->fd = ::open(building.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (m->fd < 0) {
-    if (errno == EACCES) throw_errno(Errc::PermissionDenied, "cannot create " + what);
-    throw_errno(Errc::System, "cannot create " + what);
+    if (errno == EACCES) throw_errno(Errc::PermissionDenied, "cannot create " + what + " in " + dir);
+    if (errno == ENOSPC) throw_errno(Errc::NoSpace, "cannot create " + what + " in " + dir);
+    throw_errno(Errc::System, "cannot create " + what + " in " + dir);
   }
   // Held while building: the kernel drops it if we die, which is how shmqd
   // tells an abandoned build from one in progress (in any pid namespace).
   (void)::flock(m->fd, LOCK_EX);
+  // Every failure from here removes the file: nothing is left behind.
   const auto fail = [&](Errc code, const std::string& why) {
     const int saved = errno;
-    ::shm_unlink(shm.c_str());
+    ::unlink(building.c_str());
     errno = saved;
     throw_errno(code, why);
   };
+  const std::uint64_t file_bytes = detail::segment_file_bytes(m->fd, g.segment_bytes);
   try {
     detail::apply_owner(m->fd, owner, options.group, what);
+    check_room(m->fd, dir, file_bytes, what);
   } catch (...) {
-    ::shm_unlink(shm.c_str());
+    ::unlink(building.c_str());
     throw;
   }
+  const std::string sized = what + " (" + std::to_string(file_bytes) + " bytes in " + dir + ")";
   if (::fchmod(m->fd, options.mode) != 0) fail(Errc::System, "cannot set the mode of " + what);
-  if (::ftruncate(m->fd, static_cast<off_t>(g.segment_bytes)) != 0) {
-    fail(Errc::NoSpace, "cannot size " + what);
+  if (::ftruncate(m->fd, static_cast<off_t>(file_bytes)) != 0) {
+    fail(Errc::NoSpace, "cannot size " + sized);
   }
-  // Reserve the pages now: a full tmpfs must fail here, not SIGBUS a writer later.
-  if (const int rc = ::posix_fallocate(m->fd, 0, static_cast<off_t>(g.segment_bytes)); rc != 0) {
+  // Reserve the pages now: a full tmpfs (or too few huge pages) must fail
+  // here, not SIGBUS a writer later.
+  if (const int rc = ::posix_fallocate(m->fd, 0, static_cast<off_t>(file_bytes)); rc != 0) {
     errno = rc;
-    fail(rc == ENOSPC ? Errc::NoSpace : Errc::System, "cannot allocate " + what);
+    fail(rc == ENOSPC ? Errc::NoSpace : Errc::System, "cannot allocate " + sized);
   }
-  detail::map_segment(*m, g.segment_bytes, what);
   try {
+    detail::map_segment(*m, file_bytes, what);
     initialise(*m, options, g, prepare);
   } catch (...) {
-    ::shm_unlink(shm.c_str());
+    ::unlink(building.c_str());
     throw;
   }
-  if (!publish_segment(kShmDir + shm, final_path)) {
+  if (!publish_segment(building, final_path)) {
     if (errno == EEXIST) fail(Errc::AlreadyExists, what + " was created by another process meanwhile");
     fail(Errc::System, "cannot name " + what);
   }

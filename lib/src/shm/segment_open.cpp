@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -52,8 +53,10 @@ void validate(Mapping& m, std::uint64_t file_bytes, const std::string& what) {
     corrupt(e.what());
   }
   const Geometry g = geometry(o.capacity, o.max_producers, o.max_groups, o.max_consumers);
-  if (s.segment_bytes != g.segment_bytes || file_bytes != g.segment_bytes) {
-    corrupt("size " + std::to_string(file_bytes) + " bytes, expected " + std::to_string(g.segment_bytes));
+  // On hugetlbfs the file is the segment rounded up to whole huge pages.
+  const std::uint64_t expected_file_bytes = detail::segment_file_bytes(m.fd, g.segment_bytes);
+  if (s.segment_bytes != g.segment_bytes || file_bytes != expected_file_bytes) {
+    corrupt("size " + std::to_string(file_bytes) + " bytes, expected " + std::to_string(expected_file_bytes));
   }
   if (s.producers_offset != g.producers_offset || s.groups_offset != g.groups_offset ||
       s.consumers_offset != g.consumers_offset || s.commit_offset != g.commit_offset ||
@@ -80,11 +83,13 @@ std::shared_ptr<Mapping> open_mapping(std::string_view name, std::string_view ns
   m->name = std::string(name);
   m->read_only = read_only;
   const std::string what = describe_queue(m->ns, name);
-  const std::string shm = detail::segment_name(m->ns, name);
-  m->fd = ::shm_open(shm.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC, 0);
+  m->path = detail::segment_path(m->ns, name);
+  // What shm_open does (O_NOFOLLOW, O_CLOEXEC), and O_NONBLOCK: a FIFO under
+  // a queue's name must not hang the open (it is refused below).
+  m->fd = ::open(m->path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (m->fd < 0) {
     if (errno == ENOENT) throw Error(Errc::NotFound, what + " not found");
-    if (errno == EACCES) detail::throw_open_denied(detail::kShmDir + shm, read_only, what);
+    if (errno == EACCES) detail::throw_open_denied(m->path, read_only, what);
     throw_errno(Errc::System, "cannot open " + what);
   }
   // A creator between shm_open and its last store shows an empty or
@@ -92,6 +97,7 @@ std::shared_ptr<Mapping> open_mapping(std::string_view name, std::string_view ns
   for (int attempt = 0;; ++attempt) {
     struct stat st {};
     if (::fstat(m->fd, &st) != 0) throw_errno(Errc::System, "cannot stat " + what);
+    if (!S_ISREG(st.st_mode)) throw Error(Errc::Incompatible, what + " is not an shmq segment (not a regular file)");
     const auto file_bytes = static_cast<std::uint64_t>(st.st_size);
     try {
       if (file_bytes < sizeof(QueueHeader)) {
@@ -99,7 +105,8 @@ std::shared_ptr<Mapping> open_mapping(std::string_view name, std::string_view ns
                     what + (file_bytes == 0 ? " is still being created (or its creator died)"
                                             : " is truncated (" + std::to_string(file_bytes) + " bytes)"));
       }
-      detail::map_segment(*m, sizeof(QueueHeader), what);
+      // Whole huge pages on hugetlbfs (munmap cannot split one).
+      detail::map_segment(*m, std::min(file_bytes, detail::segment_file_bytes(m->fd, sizeof(QueueHeader))), what);
       validate(*m, file_bytes, what);
       detail::unguard_mapping(m->guard);
       ::munmap(m->base, m->size);
