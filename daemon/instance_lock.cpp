@@ -118,7 +118,7 @@ std::optional<InstanceLock> InstanceLock::try_acquire(const std::string& ns, con
   UniqueFd fd = open_record(ns);
   if (!try_lock(fd.get(), ns)) return std::nullopt;
   InstanceLock lock(std::move(fd));
-  lock.record(data_dir);
+  lock.record(ns, data_dir);
   return lock;
 }
 
@@ -153,7 +153,7 @@ std::optional<InstanceLock> InstanceLock::wait(const std::string& ns, const std:
     }
   }
   InstanceLock lock(std::move(fd));
-  lock.record(data_dir);
+  lock.record(ns, data_dir);
   return lock;
 }
 
@@ -167,7 +167,7 @@ InstanceLock::~InstanceLock() {
   }
 }
 
-void InstanceLock::record(const std::filesystem::path& data_dir) {
+void InstanceLock::record(const std::string& ns, const std::filesystem::path& data_dir) {
   const std::string text = detail::format_daemon_record({.pid = detail::self_pid(),
                                                          .start_time = detail::self_start_time(),
                                                          .pid_ns = detail::self_pid_namespace(),
@@ -183,7 +183,9 @@ void InstanceLock::record(const std::filesystem::path& data_dir) {
   }
   if (::fchmod(fd_.get(), 0644) != 0 || ::ftruncate(fd_.get(), 0) != 0 ||
       ::pwrite(fd_.get(), text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
-    throw std::runtime_error(std::string("cannot write the daemon record: ") + std::strerror(errno));
+    const int error = errno;
+    throw std::runtime_error("cannot write the daemon record " + detail::daemon_record_path(ns) + ": " + std::strerror(error) +
+                             (error == ENOSPC ? " (its directory is full: free some room there)" : ""));
   }
   // relaxed: the descriptor is only ever used by this process's own threads,
   // and beat_heartbeat() tolerates any stale value (a skipped beat).

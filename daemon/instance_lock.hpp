@@ -43,7 +43,7 @@ class InstanceLock {
 
  private:
   explicit InstanceLock(UniqueFd fd) : fd_(std::move(fd)) {}
-  void record(const std::filesystem::path& data_dir);
+  void record(const std::string& ns, const std::filesystem::path& data_dir);
   UniqueFd fd_;
 };
 

@@ -319,6 +319,31 @@ TEST_F(SmallShmTest, ShmqdRebuildsOnceThereIsRoom) {
   EXPECT_EQ(receive_in_order("d", "g", 100), 0) << "every journaled message back";
 }
 
+// A full directory: a first shmqd, which needs a page for its record, says
+// so and exits 1; one restarted there reuses its record's page and serves.
+TEST_F(SmallShmTest, ShmqdOnAFullDirectory) {
+  Queue q = Queue::create("q", small_queue());
+  ASSERT_TRUE(fill_until_enospc(dir() + "/filler"));
+  const std::string log = dir_ + "/shmqd.log";
+  Daemon first = start_daemon({}, log);
+  EXPECT_EQ(first.exit_code(), 1);
+  EXPECT_NE(slurp(log).find("cannot write the daemon record " + dir() + "/shmqd." + ns_ +
+                            ": No space left on device (its directory is full"),
+            std::string::npos)
+      << slurp(log);
+
+  fs::remove(dir() + "/filler");
+  {
+    Daemon d = start_daemon();
+    ASSERT_TRUE(d.serves(q));
+    EXPECT_EQ(d.terminate(), 0);
+  }
+  ASSERT_TRUE(fill_until_enospc(dir() + "/filler"));
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q)) << "shmqd did not come back on a full directory";
+  EXPECT_EQ(daemon_pid(), d.pid());
+}
+
 // --- hugetlbfs: whole huge pages. ---
 
 std::uint64_t meminfo(const std::string& key) {
