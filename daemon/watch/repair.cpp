@@ -70,10 +70,12 @@ bool has_dead_entry(const detail::Mapping& m) noexcept {
 }
 
 void publish_identity(const detail::Mapping& m) {
-  detail::hold_entry(m, detail::daemon_lock_byte());
   m.header->daemon_start_time.store(detail::self_start_time(), std::memory_order_relaxed);
   m.header->daemon_pid_ns.store(detail::self_pid_namespace(), std::memory_order_relaxed);
+  // release: pairs with queue_info's acquire load, made after it saw the lock
+  // below held (the kernel's lock orders the two processes' steps).
   m.header->daemon_pid.store(detail::self_pid(), std::memory_order_release);
+  detail::hold_entry(m, detail::daemon_lock_byte());
 }
 
 void withdraw_identity(const detail::Mapping& m) noexcept {

@@ -26,10 +26,11 @@ std::optional<RepairOutcome> repair_queue(const detail::Mapping& map);
 // a cheap look, without the segment lock, for the queues shmqd polls.
 [[nodiscard]] bool has_dead_entry(const detail::Mapping& map) noexcept;
 
-// Takes the daemon's entry lock (how clients tell shmqd serves the queue,
-// from any pid namespace), then writes this process's start time and pid
-// namespace, then its pid, into the header (a reader that sees the pid sees
-// the rest). Throws Error when the entry cannot be taken.
+// Writes this process's start time and pid namespace, then its pid, into
+// the header (a reader that sees the pid sees the rest), then takes the
+// daemon's entry lock: how clients tell shmqd serves the queue, from any pid
+// namespace (a reader that sees it held sees the pid). Throws Error when the
+// entry cannot be taken.
 void publish_identity(const detail::Mapping& map);
 // Clears the pid, if it is still ours (a standby may have taken over).
 void withdraw_identity(const detail::Mapping& map) noexcept;

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "shm/layout.hpp"
+#include "shm/liveness.hpp"
 #include "shm/mapping.hpp"
 #include "test_support.hpp"
 
@@ -99,7 +100,9 @@ class Daemon {
   [[nodiscard]] pid_t pid() const { return pid_; }
   // Waits until `q`'s header names this daemon: it has repaired and watches the queue.
   [[nodiscard]] bool serves(const Queue& q, std::chrono::milliseconds timeout = 5000ms) const {
-    return eventually([&] { return daemon_pid_of(q) == pid_; }, timeout);
+    return eventually([&] {
+      return daemon_pid_of(q) == pid_ && detail::entry_held(*detail::mapping_of(q), detail::daemon_lock_byte());
+    }, timeout);
   }
   int kill9() { return signal_and_wait(SIGKILL); }
   int terminate(int sig = SIGTERM) { return signal_and_wait(sig); }

@@ -4,6 +4,7 @@
 // tests put a consumer, or shmqd itself, in a new pid namespace
 // (unshare(CLONE_NEWPID), as `unshare --pid --fork` does), and write
 // misleading pids into the tables.
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -218,6 +219,29 @@ TEST_F(PidNamespaceTest, ALiveConsumerWhoseEntryNamesADeadProcessIsKept) {
   ::kill(holder, SIGKILL);
   wait_exit(holder);
   ASSERT_TRUE(eventually([&] { return no_members(q, "g"); }));
+  expect_redelivery(q, "g", 3, 5);
+}
+
+// A process that may only read the segment can take a read lock on a dead
+// member's byte, never a write lock: liveness is probed for reading, so its
+// lock passes for no holder, and shmqd reaps the member. (Until it lets go,
+// the entry cannot be taken again, as a reader's flock on the segment would
+// block every join: docs/security.md.)
+TEST_F(PidNamespaceTest, AReadersLockKeepsNoDeadMemberAlive) {
+  Queue q = make_queue_with(5);
+  kill_a_consumer_holding("crash", "g", 3);
+  const int reader = ::open(detail::mapping_of(q)->path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  struct flock lock {};
+  lock.l_type = F_RDLCK;
+  lock.l_whence = SEEK_SET;
+  lock.l_start = detail::consumer_lock_byte(0, 0);
+  lock.l_len = 1;
+  ASSERT_EQ(::fcntl(reader, F_OFD_SETLK, &lock), 0);
+  EXPECT_FALSE(q.info().groups.at(0).consumers.at(0).alive);
+  Daemon d = start_daemon();
+  ASSERT_TRUE(eventually([&] { return no_members(q, "g"); }));
+  ::close(reader);
   expect_redelivery(q, "g", 3, 5);
 }
 

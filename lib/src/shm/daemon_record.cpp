@@ -61,7 +61,7 @@ std::optional<DaemonRecord> read_daemon_record(std::string_view ns) {
   char buf[4096 + 128];
   const ssize_t n = ::pread(fd, buf, sizeof buf, 0);
   struct flock live {};
-  live.l_type = F_WRLCK;
+  live.l_type = F_RDLCK;  // only shmqd's write lock conflicts: a reader's read lock fakes nothing
   live.l_whence = SEEK_SET;
   live.l_start = kDaemonRecordLiveByte;
   live.l_len = 1;

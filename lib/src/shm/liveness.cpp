@@ -125,7 +125,10 @@ void let_go_entry(const Mapping& map, off_t byte) noexcept {
 }
 
 bool entry_held(const Mapping& map, off_t byte) noexcept {
-  struct flock lock = byte_lock(F_WRLCK, byte);
+  // Probed for reading: only a write lock conflicts, and only a process that
+  // may write the segment can take one. A reader's read lock never passes
+  // for a holder (it could keep a dead client's entry from repair).
+  struct flock lock = byte_lock(F_RDLCK, byte);
   if (::fcntl(map.fd, F_OFD_GETLK, &lock) != 0) return true;
   return lock.l_type != F_UNLCK;
 }

@@ -161,9 +161,11 @@ QueueInfo Queue::info() const {
   q.holes_skipped = h.holes_skipped.load(std::memory_order_relaxed);
   q.redelivered = h.redelivered.load(std::memory_order_relaxed);
   q.clients_reaped = h.clients_reaped.load(std::memory_order_relaxed);
-  q.daemon_pid = h.daemon_pid.load(std::memory_order_relaxed);
-  q.daemon_pid_namespace = h.daemon_pid_ns.load(std::memory_order_relaxed);
+  // The lock first: shmqd publishes its pid before it takes the lock, so a
+  // lock seen held comes with its pid (acquire: pairs with that release store).
   q.daemon_alive = detail::entry_held(m, detail::daemon_lock_byte());
+  q.daemon_pid = h.daemon_pid.load(std::memory_order_acquire);
+  q.daemon_pid_namespace = h.daemon_pid_ns.load(std::memory_order_relaxed);
   return q;
 }
 
