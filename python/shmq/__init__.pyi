@@ -64,6 +64,7 @@ class QueueInfo(TypedDict):
     mode: int
     uid: int  # the segment file's owner and group
     gid: int
+    daemon_pid_namespace: int  # inode of daemon_pid's pid namespace (os.stat('/proc/self/ns/pid').st_ino)
     creator_pid: int
     created_unix_ns: int
     head_position: int
@@ -79,8 +80,8 @@ class QueueInfo(TypedDict):
     holes_skipped: int
     redelivered: int
     clients_reaped: int
-    daemon_pid: int
-    daemon_alive: bool
+    daemon_pid: int  # in the pid namespace daemon_pid_namespace names
+    daemon_alive: bool  # shmqd holds its entry lock: true from any pid namespace
     producers: list[ProducerInfo]
     groups: list[GroupInfo]
 

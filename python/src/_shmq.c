@@ -884,6 +884,7 @@ static PyObject* info_dict(const shmq_queue_info_t* info) {
       dict_put(d, "mode", PyLong_FromUnsignedLong(info->mode)) < 0 ||
       dict_put(d, "uid", PyLong_FromUnsignedLong(info->uid)) < 0 ||
       dict_put(d, "gid", PyLong_FromUnsignedLong(info->gid)) < 0 ||
+      dict_put(d, "daemon_pid_namespace", PyLong_FromUnsignedLongLong(info->daemon_pid_namespace)) < 0 ||
       dict_put(d, "creator_pid", PyLong_FromLongLong(info->creator_pid)) < 0 ||
       dict_put(d, "created_unix_ns", PyLong_FromUnsignedLongLong(info->created_unix_ns)) < 0 ||
       dict_put(d, "head_position", PyLong_FromUnsignedLongLong(info->head_position)) < 0 ||

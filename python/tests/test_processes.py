@@ -13,6 +13,7 @@
 
 import base64
 import json
+import os
 import signal
 import subprocess
 import time
@@ -121,6 +122,9 @@ def test_daemon_pid_names_the_running_shmqd(processes, namespace):
     daemon = processes.shmqd(q)
     assert shmq.daemon_pid() == daemon.pid
     assert shmq.daemon_pid(namespace=namespace) == daemon.pid
+    info = q.info()
+    assert (info["daemon_pid"], info["daemon_alive"]) == (daemon.pid, True)
+    assert info["daemon_pid_namespace"] == os.stat("/proc/self/ns/pid").st_ino
     assert shmq.daemon_pid(namespace=namespace + "-other") is None
     with pytest.raises(shmq.InvalidName):
         shmq.daemon_pid(namespace="no.dots")

@@ -255,6 +255,7 @@ typedef struct shmq_queue_info {
   const shmq_group_info_t* groups;
   uint32_t uid;             /* the segment file's owner and group */
   uint32_t gid;
+  uint64_t daemon_pid_namespace; /* inode of daemon_pid's pid namespace (/proc/<pid>/ns/pid) */
 } shmq_queue_info_t;
 
 /* A snapshot; free with shmq_queue_info_free. */

@@ -44,6 +44,7 @@ shmq_queue_info_t queue_view(const InfoHolder::Storage& s) noexcept {
   v.mode = i.mode;
   v.uid = i.uid;
   v.gid = i.gid;
+  v.daemon_pid_namespace = i.daemon_pid_namespace;
   v.creator_pid = i.creator_pid;
   v.created_unix_ns = i.created_unix_ns;
   v.head_position = i.head_position;
