@@ -9,6 +9,7 @@
 
 #include "compare.hpp"
 #include "cpu.hpp"
+#include "latency.hpp"
 #include "report.hpp"
 #include "runs.hpp"
 #include "stats.hpp"
@@ -172,6 +173,21 @@ int run(int argc, char** argv) {
   auto* cp = app.add_subcommand("compare", "shmq against every baseline, in one run");
   add_compare(*cp, cmp);
 
+  LatencyOptions lat;
+  auto* lp = app.add_subcommand("latency", "One-way latency at fixed rates: waiting modes and baselines, one run");
+  lp->add_option("--rate", lat.rates, "Messages a second (repeat, or a comma list)")
+      ->delimiter(',')
+      ->capture_default_str();
+  lp->add_option("--seconds", lat.seconds, "Measured seconds per row (at least 1000 messages)")
+      ->check(CLI::Range(0.1, 600.0))
+      ->capture_default_str();
+  lp->add_option("--payload", lat.payload, "Bytes per message (at least 16)")
+      ->check(CLI::Range(16, 1 << 20))
+      ->capture_default_str();
+  lp->add_option("--cpus", lat.cpus, "The two CPUs to pin the sides to")->delimiter(',')->capture_default_str();
+  lp->add_option("--timeout", lat.timeout, "Seconds before a stuck row is killed and fails")->capture_default_str();
+  lp->add_flag("--json", lat.json, "Print one JSON object");
+
   CLI11_PARSE(app, argc, argv);
   ping.channel.wait = tput.channel.wait = wait == "block" ? Wait::Block : Wait::Spin;
   try {
@@ -185,6 +201,7 @@ int run(int argc, char** argv) {
       throughput(tput, json);
     }
     if (cp->parsed()) return run_compare(cmp);
+    if (lp->parsed()) return run_latency(lat);
   } catch (const std::exception& e) {
     std::cerr << "shmq-bench: " << e.what() << '\n';
     return 1;

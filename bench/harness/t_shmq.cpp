@@ -1,7 +1,8 @@
 // shmq: one queue per channel, created in the parent with its consumer groups
 // (g0, g1, ...) so that nothing sent before a consumer joins is released.
 // Spin mode polls try_send/try_receive; block mode calls send/receive with a
-// spin budget of 0, so a side that must wait sleeps on the futex at once.
+// spin budget of ChannelConfig::block_spin (0 unless asked: a side that must
+// wait sleeps on the futex at once).
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -26,9 +27,9 @@ void check(shmq::Status status, std::string_view what) {
     throw std::runtime_error(fmt::format("shmq {}: {}", what, shmq::to_string(status)));
 }
 
-shmq::WaitOptions wait_options(Wait wait) {
+shmq::WaitOptions wait_options(const ChannelConfig& c) {
   shmq::WaitOptions w;
-  if (wait == Wait::Block) w.spin = 0;
+  if (c.wait == Wait::Block) w.spin = c.block_spin;
   return w;
 }
 
@@ -90,11 +91,11 @@ class ConfirmWatch {
 
 class ShmqSender final : public Sender {
  public:
-  ShmqSender(const shmq::Queue& q, int producer, Wait wait, bool confirm_each)
-      : producer_(shmq::Producer::attach(q, fmt::format("p{}", producer), {wait_options(wait)})),
-        wait_(wait),
-        confirm_each_(confirm_each) {
-    if (q.durable() && !confirm_each) confirms_ = std::make_unique<ConfirmWatch>(q);
+  ShmqSender(const shmq::Queue& q, int producer, const ChannelConfig& c)
+      : producer_(shmq::Producer::attach(q, fmt::format("p{}", producer), {wait_options(c)})),
+        wait_(c.wait),
+        confirm_each_(c.confirm_each) {
+    if (q.durable() && !confirm_each_) confirms_ = std::make_unique<ConfirmWatch>(q);
   }
 
   void send(std::span<const std::byte> message) override {
@@ -129,8 +130,8 @@ class ShmqSender final : public Sender {
 
 class ShmqReceiver final : public Receiver {
  public:
-  ShmqReceiver(const shmq::Queue& q, int group, Wait wait)
-      : consumer_(shmq::Consumer::join(q, group_name(group), {.wait = wait_options(wait)})), wait_(wait) {}
+  ShmqReceiver(const shmq::Queue& q, int group, const ChannelConfig& c)
+      : consumer_(shmq::Consumer::join(q, group_name(group), {.wait = wait_options(c)})), wait_(c.wait) {}
 
   std::span<const std::byte> receive() override {
     shmq::Status st = consumer_.try_receive(message_);
@@ -205,11 +206,10 @@ class Shmq final : public Transport {
   Shmq& operator=(const Shmq&) = delete;
 
   std::unique_ptr<Sender> sender(int channel, int producer) override {
-    return std::make_unique<ShmqSender>(shmq::Queue::open(names_.at(channel)), producer, config_.wait,
-                                        config_.confirm_each);
+    return std::make_unique<ShmqSender>(shmq::Queue::open(names_.at(channel)), producer, config_);
   }
   std::unique_ptr<Receiver> receiver(int channel, int group) override {
-    return std::make_unique<ShmqReceiver>(shmq::Queue::open(names_.at(channel)), group, config_.wait);
+    return std::make_unique<ShmqReceiver>(shmq::Queue::open(names_.at(channel)), group, config_);
   }
 
  private:

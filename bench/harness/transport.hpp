@@ -22,6 +22,9 @@ enum class Wait { Spin, Block };
 struct ChannelConfig {
   std::size_t payload = 64;  // bytes of every message
   Wait wait = Wait::Spin;
+  // Block mode: polls before a blocked call sleeps, where the transport has
+  // that option (shmq's WaitOptions::spin, whose own default is 4000).
+  std::uint32_t block_spin = 0;
   std::size_t ring_bytes = 1 << 20;  // what a channel buffers, where the transport lets us choose
   int groups = 1;                    // consumer groups (shmq only)
   bool durable = false;              // durable queue (shmq only)
