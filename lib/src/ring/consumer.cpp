@@ -226,13 +226,46 @@ Duration on_idle(const Consumer::State& s) {
 
 }  // namespace
 
+namespace {
+
+// The adaptive wait: the fewest polls a budget shrinks to (a few microseconds,
+// enough to time a poll by).
+constexpr std::uint32_t kMinSpin = 64;
+
+// Adapts the spin budget to the wait that just ended. A message that came
+// while polling, or so soon after the sleep began that the largest budget
+// would have caught it, doubles the budget (up to options.wait.spin); one
+// that came later halves it. So a consumer fed every 100 us polls through
+// the gaps and gets a saturated queue's latency, one fed every few
+// milliseconds soon sleeps at once and frees its CPU, and an idle one
+// costs nothing.
+void adapt_spin(Consumer::State& s, Clock::time_point started, Clock::time_point spin_ended, bool slept) {
+  const std::uint32_t most = s.options.wait.spin;
+  if (!slept) {
+    s.spin = std::min(most, s.spin * 2);
+    return;
+  }
+  const std::chrono::duration<double, std::nano> polled = spin_ended - started;
+  const auto largest_spin = polled * (static_cast<double>(most) / std::max(s.spin, 1u));
+  const bool soon = Clock::now() - spin_ended < largest_spin;
+  s.spin = soon ? std::min(most, s.spin * 2) : std::max(std::min(most, kMinSpin), s.spin / 2);
+}
+
+}  // namespace
+
 Status Consumer::receive(Message& out, Duration timeout) noexcept {
   Status status = try_receive(out);
   if (status != Status::Empty) return status;
+  State& s = *s_;
+  if (s.spin == 0 || s.spin > s.options.wait.spin) s.spin = s.options.wait.spin;  // the first wait, or spin 0
+  const auto started = Clock::now();
+  Clock::time_point spin_ended{};
   const bool ok = detail::wait_until(
-      s_->map->header->data, detail::deadline_after(timeout), s_->options.wait.spin,
-      [&] { return (status = try_receive(out)) != Status::Empty; }, [&] { return on_idle(*s_); });
-  return ok ? status : detail::wait_failure(s_->map->header->data);
+      s.map->header->data, detail::deadline_after(timeout), s.spin,
+      [&] { return (status = try_receive(out)) != Status::Empty; }, [&] { return on_idle(s); }, &spin_ended);
+  if (!ok) return detail::wait_failure(s.map->header->data);
+  if (s.options.wait.spin != 0) adapt_spin(s, started, spin_ended, spin_ended != Clock::time_point{});
+  return status;
 }
 
 std::size_t Consumer::try_receive_batch(std::span<Message> out) noexcept {

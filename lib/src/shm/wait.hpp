@@ -93,13 +93,16 @@ inline bool segment_deleted_under(const layout::EventCount& ev) noexcept {
 // a sleep nobody woke, it checks the segment's file (one fstat per idle slice,
 // never on the data path), so a waiter finds the truncation even when the
 // pages it watches are still there, and the deletion of its queue.
+// `spin_ended` (if given) receives the time the polling ended and the first
+// sleep began; it stays untouched when a poll succeeded.
 template <class Attempt, class OnIdle>
 bool wait_until(layout::EventCount& ev, Clock::time_point deadline, std::uint32_t spin, Attempt&& attempt,
-                OnIdle&& on_idle) noexcept {
+                OnIdle&& on_idle, Clock::time_point* spin_ended = nullptr) noexcept {
   for (std::uint32_t i = 0; i < spin; ++i) {
     if (attempt()) return true;
     cpu_relax();
   }
+  if (spin_ended != nullptr) *spin_ended = Clock::now();
   for (;;) {
     ev.waiters.fetch_add(1, std::memory_order_relaxed);
     const std::uint32_t snapshot = ev.seq.load(std::memory_order_relaxed);
