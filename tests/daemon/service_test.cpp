@@ -50,7 +50,8 @@ class NotifySocket {
   std::string await(const std::string& line, std::chrono::milliseconds timeout = 10s) const {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) return {};
       const std::string got = next(left);
       if (got.empty()) return {};

@@ -5,12 +5,14 @@
 # shmqd. Usage: verify_unit.sh UNIT_FILE
 set -euo pipefail
 unit="$1"
-if grep -En '^(PrivateIPC|PrivateDevices|PrivatePIDs|PrivateUsers|ProtectProc=invisible|ProcSubset=pid|InaccessiblePaths=.*/dev/shm)' "$unit"; then
+hiding='^(PrivateIPC|PrivateDevices|PrivatePIDs|PrivateUsers|ProtectProc=invisible|ProcSubset=pid|InaccessiblePaths=.*/dev/shm)'
+if grep -En "$hiding" "$unit"; then
   echo "FAIL: an option above would hide /dev/shm or the client processes from shmqd" >&2
   exit 1
 fi
 grep -q '^Type=notify$' "$unit" || { echo "FAIL: not Type=notify" >&2; exit 1; }
-grep -q '^ReadWritePaths=.*/dev/shm' "$unit" || { echo "FAIL: /dev/shm is not writable under ProtectSystem=strict" >&2; exit 1; }
+grep -q '^ReadWritePaths=.*/dev/shm' "$unit" ||
+  { echo "FAIL: /dev/shm is not writable under ProtectSystem=strict" >&2; exit 1; }
 if ! command -v systemd-analyze >/dev/null; then
   echo "SKIP: systemd-analyze not installed (Debian package systemd); the unit was not verified" >&2
   exit 77
