@@ -34,9 +34,11 @@ endif()
 set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE ${SHMQ_DEB_ARCH})
 set(CPACK_DEBIAN_FILE_NAME "shmq_${PROJECT_VERSION}_${SHMQ_DEB_ARCH}.deb")
 set(CPACK_PACKAGE_DIRECTORY ${PROJECT_BINARY_DIR})
-# One package from several install components. Hook for more programs (e.g.
-# shmq-bridge): install them with COMPONENT Unspecified (the default) or
-# daemon, or add their component here.
+# One package from several install components. More programs (shmq-bridge)
+# join it by their install() rule: COMPONENT Unspecified (the default, as
+# bridge/ does) or daemon, or add their component here; their man page comes
+# from packaging/CMakeLists.txt (shmq_man_page), and tests/CMakeLists.txt
+# tells the package test to expect them.
 set(CPACK_DEB_COMPONENT_INSTALL ON)
 set(CPACK_COMPONENTS_GROUPING ALL_COMPONENTS_IN_ONE)
 set(CPACK_COMPONENTS_ALL Unspecified daemon)

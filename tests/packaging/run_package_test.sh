@@ -6,9 +6,12 @@
 # create/send/recv, shmq-stat (and --check), shmqd --version; its man pages
 # and its unit are there; and a C++ program builds and runs with the flags of
 # `pkg-config --cflags --libs shmq` from the unpacked shmq.pc.
-# Usage: run_package_test.sh BUILD_DIR SOURCE_DIR CXX. Exit 77: skipped (no dpkg-deb).
+# Usage: run_package_test.sh BUILD_DIR SOURCE_DIR CXX [MORE_PROGRAMS]
+#   MORE_PROGRAMS  programs the build has besides the three (shmq-bridge), each
+#                  expected in /usr/bin with its man page in section 1
+# Exit 77: skipped (no dpkg-deb).
 set -euo pipefail
-build="$1" source="$2" cxx="$3"
+build="$1" source="$2" cxx="$3" more_programs="${4:-}"
 for tool in dpkg-deb dpkg pkg-config; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool is not installed: the package was not tested" >&2; exit 77; }
 done
@@ -40,6 +43,10 @@ expected=(
   /usr/share/bash-completion/completions/shmq /usr/share/bash-completion/completions/shmq-stat
   /usr/share/doc/shmq/examples/shmqd.conf.example
 )
+for program in $more_programs; do
+  expected+=("/usr/bin/$program")
+  command -v help2man >/dev/null && expected+=("/usr/share/man/man1/$program.1.gz")
+done
 if command -v help2man >/dev/null; then
   expected+=(/usr/share/man/man1/shmq.1.gz /usr/share/man/man1/shmq-stat.1.gz /usr/share/man/man8/shmqd.8.gz)
 else
