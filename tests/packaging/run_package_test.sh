@@ -83,7 +83,15 @@ if command -v help2man >/dev/null; then
 fi
 grep -q '^ExecStart=.*/usr/bin/shmqd' "$root/usr/lib/systemd/system/shmqd@.service" ||
   fail "the unit runs no /usr/bin/shmqd"
-bash -n "$root/usr/share/bash-completion/completions/shmq" || fail "shmq's bash completion"
+# Bash completion: a subcommand, and a queue name from the installed `shmq list`.
+"$root/usr/bin/shmq" create orders --capacity 64K >/dev/null
+completed="$(PATH="$root/usr/bin:$PATH" bash -c '
+  source "$1/usr/share/bash-completion/completions/shmq"
+  source "$1/usr/share/bash-completion/completions/shmq-stat"
+  COMP_WORDS=(shmq se); COMP_CWORD=1; _shmq; echo "${COMPREPLY[*]}"
+  COMP_WORDS=(shmq-stat or); COMP_CWORD=1; _shmq_stat; echo "${COMPREPLY[*]}"' completion "$root")"
+[ "$completed" = "$(printf 'send\norders')" ] || fail "bash completion gave '$completed'"
+"$root/usr/bin/shmq" delete orders >/dev/null
 
 # pkg-config from the unpacked tree (its prefix from the .pc file's folder).
 export PKG_CONFIG_PATH="$root/usr/lib/pkgconfig"
