@@ -1,7 +1,7 @@
 // shmqd: one per namespace. Watches every process attached to the
 // namespace's queues and repairs after the ones that die (docs/recovery.md).
 //
-//   shmqd [--namespace NS] [--data-dir DIR] [--standby] [--foreground]
+//   shmqd [--config FILE] [--namespace NS] [--data-dir DIR] [--standby] [--foreground]
 //         [--standby-deadline MS] [--log-level debug|info|warn|error] [--log-file FILE] [--metrics HOST:PORT]
 //         [--journal-segment-mib N] [--retention-mib N] [--retention-seconds N] [--salvage]
 //
@@ -30,6 +30,7 @@
 #include "logging.hpp"
 #include "metrics_server.hpp"
 #include "options.hpp"
+#include "service_notify.hpp"
 #include "shmq/queue.hpp"
 #include "shmq/version.hpp"
 #include "shmq/sigbus.hpp"
@@ -152,7 +153,12 @@ int serve(Options& o) {
     journal.settings.retention_age_ns = o.retention_seconds * 1'000'000'000;
     Watcher watcher(o.ns, std::move(signals), std::move(journal));
     watcher.on_hangup([&o] { set_up_logging(o); });  // the file anew, after logrotate moved it
+    // systemd's Type=notify and WatchdogSec= (nothing without $NOTIFY_SOCKET).
+    ServiceNotifier notifier;
+    watcher.on_ready([&notifier](const std::string& summary) { notifier.ready(summary); });
+    watcher.on_turn([&notifier] { notifier.watchdog_tick(); });
     watcher.run();
+    notifier.stopping();  // run() returns on a stop signal only
   }
   spdlog::info("shmqd stopped");
   return 0;
@@ -204,6 +210,12 @@ int main(int argc, char** argv) {
   app.add_flag("--salvage", o.salvage,
                "rebuild a durable queue past damage in the middle of its journal, reporting what is lost (without "
                "it, such a queue is not rebuilt)");
+  // Every option above is also a key of the config file; the command line wins.
+  app.set_config("--config", "",
+                 "read options from this file (TOML or INI: `data-dir = \"/srv/shmq\"`, `salvage = true`, one "
+                 "long option a line); the command line overrides it")
+      ->type_name("FILE");
+  app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key stops shmqd
   app.footer("Environment: SHMQ_NAMESPACE and SHMQ_DATA_DIR (see the options), SHMQ_SHM_DIR: the directory of the "
              "segments it watches and of its lock (default /dev/shm; the same as its clients')");
   try {

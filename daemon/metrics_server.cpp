@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "shmq/stats/metrics.hpp"
+#include "health.hpp"
 
 namespace shmq::daemon {
 
@@ -99,7 +100,7 @@ void MetricsServer::answer(int fd) const {
     send_all(fd, response("404 Not Found", "text/plain", "try /metrics\n"));
   } else {
     try {
-      const std::string body = stats::render_prometheus(stats::snapshot_namespace(ns_));
+      const std::string body = stats::render_prometheus(stats::snapshot_namespace(ns_), ns_) + render_health(ns_);
       send_all(fd, response("200 OK", "text/plain; version=0.0.4; charset=utf-8", body));
     } catch (const std::exception& e) {
       send_all(fd, response("500 Internal Server Error", "text/plain", std::string(e.what()) + "\n"));

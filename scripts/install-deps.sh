@@ -8,6 +8,7 @@ packages=(
   libboost-dev libconcurrentqueue-dev libbenchmark-dev libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   python3 python3-dev python3-pytest tmux util-linux gnuplot-nox
+  help2man  # the man pages (packaging/): from the programs' --help and --version
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: clang's libFuzzer and sanitizer runtimes
 )
 

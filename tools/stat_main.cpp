@@ -70,7 +70,7 @@ int run_stat(StatArgs& args, bool watching, bool checking) {
   Sample first = take_sample(ns, queue);
   if (!queue.empty() && !first.queues.front().info) throw Failure(first.queues.front().error);
   if (args.prometheus) {
-    std::cout << shmq::stats::render_prometheus(first.queues);
+    std::cout << shmq::stats::render_prometheus(first.queues, ns);
     return kExitOk;
   }
   std::optional<Sample> second;

@@ -23,6 +23,7 @@
 #include "shm/mapping.hpp"
 #include "shm/process.hpp"
 #include "shm/wait.hpp"
+#include "health.hpp"
 
 namespace shmq::daemon::pipeline {
 
@@ -219,7 +220,10 @@ class JournalWriterLoop {
       // meanwhile, some copies may be zeros: none of it is synced or
       // published (bus_guard.hpp, "Ordering"); run() then abandons.
       if (s_.map.broken()) return false;
-      s_.writer->sync();  // one fdatasync for every batch taken: the group commit
+      {
+        const ScopedTimer timed(health().journal_sync);
+        s_.writer->sync();  // one fdatasync for every batch taken: the group commit
+      }
       last_good_sync_ = s_.writer->synced();
       // release: pairs with the seq_cst loads (acquire and more) of the
       // producers in release_floor and of start_position (ring/group.cpp). Only

@@ -8,6 +8,7 @@
 #include "journal/segment_files.hpp"
 #include "journaling/recover.hpp"
 #include "journaling/writer_state.hpp"
+#include "health.hpp"
 
 namespace shmq::journal {
 namespace {
@@ -107,6 +108,7 @@ void Writer::State::flush(std::uint64_t end) {
   if (buffer.empty()) return;
   guarded([this] { current->write_all(buffer); });
   segments.back().bytes += buffer.size();
+  daemon::health().journal_written_bytes.fetch_add(buffer.size(), std::memory_order_relaxed);  // a statistic
   written = end;
   buffer.clear();
 }

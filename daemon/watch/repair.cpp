@@ -6,6 +6,7 @@
 #include "shm/layout.hpp"
 #include "shm/liveness.hpp"
 #include "shm/process.hpp"
+#include "health.hpp"
 
 namespace shmq::daemon {
 
@@ -29,7 +30,12 @@ namespace {
 
 RepairOutcome repair_locked(const detail::Mapping& m) {
   RepairOutcome out;
+  const auto start = std::chrono::steady_clock::now();
   out.counts = detail::recover_dead_clients(m);
+  const auto& c = out.counts;
+  if (c.producers_reaped + c.consumers_reaped + c.redelivered + c.holes_repaired != 0) {
+    health().repair.observe(std::chrono::steady_clock::now() - start);  // a repair, not a look
+  }
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     if (attached(m.producers[i].state)) out.attached.insert(id_of(m.producers[i]));
   }

@@ -17,6 +17,7 @@
 #include <system_error>
 #include <vector>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "instance_lock.hpp"
@@ -81,12 +82,15 @@ Watcher::~Watcher() {
 void Watcher::run() {
   remove_abandoned_creations();
   rescan_directory();
-  spdlog::info("watching namespace '{}': {} queue(s), {} client process(es)", ns_, queues_.size(),
-               clients_.size());
+  const std::string summary = fmt::format("watching namespace '{}': {} queue(s), {} client process(es)", ns_,
+                                          queues_.size(), clients_.size());
+  spdlog::info("{}", summary);
+  if (on_ready_) on_ready_(summary);
   arm_timer();
   epoll_event events[32];
   while (!stop_) {
     beat_heartbeat();
+    if (on_turn_) on_turn_();
     const int n = ::epoll_wait(epoll_.get(), events, 32, journals_to_start_.empty() ? -1 : 0);
     if (n < 0 && errno == EINTR) continue;
     check(n, "epoll_wait");

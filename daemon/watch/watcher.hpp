@@ -47,6 +47,12 @@ class Watcher {
   void run();
   // What SIGHUP does (reopen the log file); it is logged, and shmqd goes on.
   void on_hangup(std::function<void()> reopen) { on_hangup_ = std::move(reopen); }
+  // Called once, when the first rescan has repaired every queue and rebuilt
+  // the durable ones that were gone (shmqd serves), with a one-line summary;
+  // and at every turn of the event loop, which wakes at least every 100 ms
+  // (kDaemonHeartbeat). service_notify.hpp: READY=1 and WATCHDOG=1.
+  void on_ready(std::function<void(const std::string&)> ready) { on_ready_ = std::move(ready); }
+  void on_turn(std::function<void()> turn) { on_turn_ = std::move(turn); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -115,6 +121,8 @@ class Watcher {
   Clock::time_point next_poll_{};
   bool stop_ = false;
   std::function<void()> on_hangup_;
+  std::function<void(const std::string&)> on_ready_;
+  std::function<void()> on_turn_;
 };
 
 }  // namespace shmq::daemon

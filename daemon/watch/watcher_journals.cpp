@@ -19,6 +19,7 @@
 #include "journaling/store.hpp"
 #include "shm/layout.hpp"
 #include "shm/mapping.hpp"
+#include "health.hpp"
 
 namespace shmq::daemon {
 
@@ -63,6 +64,7 @@ void Watcher::rebuild_missing_queues() {
       const auto start = Clock::now();
       const RebuildReport r = rebuild_queue(ns_, name, entry.path(), journal_.settings.salvage);
       unrebuildable_.erase(name);
+      health().rebuild.observe(Clock::now() - start);
       spdlog::info("queue '{}': rebuilt from its journal in {} ms: {} record(s) back in the ring for {} group(s), "
                    "{} producer(s), continuing at position {}",
                    name, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count(),

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <exception>
+#include <cstring>
 #include <utility>
 
 #include <fmt/format.h>
+
+#include "shmq/version.hpp"
 
 namespace shmq::stats {
 namespace {
@@ -66,29 +69,51 @@ class Exposition {
   std::vector<Family> families_;
 };
 
-void add_queue(Exposition& out, const QueueInfo& q) {
-  const Labels l{{"queue", q.name}};
+// The errno's symbolic name ("ENOSPC"), a bounded label value.
+std::string errno_label(int error) {
+  if (error == 0) return {};
+  const char* name = ::strerrorname_np(error);
+  return name != nullptr ? name : fmt::format("E{}", error);
+}
+
+void add_queue(Exposition& out, std::string_view ns, const QueueInfo& q) {
+  const Labels l{{"namespace", ns}, {"queue", q.name}};
   out.gauge("shmq_queue_readable", "1 when the segment could be read, 0 when not", l, 1);
   out.gauge("shmq_queue_capacity_bytes", "Ring size in bytes", l, q.capacity);
   out.gauge("shmq_queue_max_message_bytes", "Largest payload the queue takes", l, q.max_message);
   out.gauge("shmq_queue_durable", "1 for a durable (journaled) queue", l, q.durable ? 1 : 0);
-  out.gauge("shmq_queue_bytes_in_use", "Ring bytes between head and tail", l, q.bytes_in_use);
+  out.gauge("shmq_queue_in_use_bytes", "Ring bytes between head and tail", l, q.bytes_in_use);
   out.gauge("shmq_queue_messages_in_use", "Messages retained in the ring", l, q.messages_in_use);
   out.counter("shmq_queue_messages_total", "Messages ever committed", l, q.messages_total);
-  out.gauge("shmq_queue_head_position", "Oldest retained log position", l, q.head_position);
-  out.gauge("shmq_queue_tail_position", "Next log position a producer claims", l, q.tail_position);
+  out.gauge("shmq_queue_head_position_bytes", "Oldest retained log position (a byte offset)", l, q.head_position);
+  out.gauge("shmq_queue_tail_position_bytes", "Next log position a producer claims (a byte offset)", l,
+              q.tail_position);
   if (q.durable) {
     out.gauge("shmq_journal_written_lag_bytes",
               "Bytes committed but not yet written to the journal", l,
               bytes_behind(q.tail_position, q.journal_written));
     out.gauge("shmq_journal_synced_lag_bytes", "Bytes committed but not yet synced to disk", l,
               bytes_behind(q.tail_position, q.journal_synced));
-    out.gauge("shmq_journal_error", "errno of the journal's failing write or sync (28: disk full), 0 when fine", l,
-              q.journal_error);
-    out.gauge("shmq_journal_trouble",
-              "0 when shmqd journals the queue; 1 while it cannot set the journal up (retrying); 2 when the segment "
-              "does not continue the journal in shmqd's data directory (not journaled)",
-              l, static_cast<int>(q.journal_trouble));
+    // No errno as a value: 1 with the errno's name as a label while failing.
+    const std::string error = errno_label(q.journal_error);
+    Labels failing = l;
+    failing.emplace_back("errno", error);
+    out.gauge("shmq_journal_failing",
+              "1 while the journal's writes or syncs fail, errno naming why (ENOSPC: disk full); 0 when fine", failing,
+              q.journal_error != 0 ? 1 : 0);
+    // A state set: one series per state, 1 for the current one.
+    constexpr std::pair<JournalTrouble, std::string_view> kStates[] = {
+        {JournalTrouble::None, "ok"}, {JournalTrouble::SetupFailing, "setup_failing"},
+        {JournalTrouble::Conflict, "conflict"}};
+    for (const auto& [trouble, state] : kStates) {
+      Labels stated = l;
+      stated.emplace_back("state", state);
+      out.gauge("shmq_journal_state",
+                "1 for the journal's state: ok (no trouble; shmqd journals it when it runs); setup_failing (shmqd "
+                "cannot set it up, retrying); conflict (the segment does not continue the journal in shmqd's data "
+                "directory: not journaled)",
+                stated, q.journal_trouble == trouble ? 1 : 0);
+    }
     out.counter("shmq_journal_group_switches_total",
                 "Times a group fell a ring behind and switched to reading the journal", l, q.groups_to_journal);
   }
@@ -101,7 +126,7 @@ void add_queue(Exposition& out, const QueueInfo& q) {
   out.gauge("shmq_daemon_up", "1 when the queue's shmqd is alive", l, q.daemon_alive ? 1 : 0);
 
   for (const ProducerInfo& p : q.producers) {
-    const Labels pl{{"queue", q.name}, {"producer", p.name}};
+    const Labels pl{{"namespace", ns}, {"queue", q.name}, {"producer", p.name}};
     out.gauge("shmq_producer_attached", "1 while a process holds the producer entry", pl,
               p.attached ? 1 : 0);
     out.gauge("shmq_producer_alive", "1 while the producer's process runs", pl, p.alive ? 1 : 0);
@@ -113,19 +138,19 @@ void add_queue(Exposition& out, const QueueInfo& q) {
                 p.bytes);
   }
   for (const GroupInfo& g : q.groups) {
-    const Labels gl{{"queue", q.name}, {"group", g.name}};
+    const Labels gl{{"namespace", ns}, {"queue", q.name}, {"group", g.name}};
     out.gauge("shmq_group_members", "Consumers in the group", gl, g.consumers.size());
-    out.gauge("shmq_group_read_position", "Next log position handed out to the group", gl,
+    out.gauge("shmq_group_read_position_bytes", "Next log position handed out to the group (a byte offset)", gl,
               g.read_position);
     out.gauge("shmq_group_reading_journal",
               "1 while the group, a ring behind or replaying, reads the durable queue's journal", gl,
               g.reading_journal ? 1 : 0);
-    out.gauge("shmq_group_acked_position", "Log position below which the group acked everything",
-              gl, g.acked_position);
+    out.gauge("shmq_group_acked_position_bytes",
+              "Log position below which the group acked everything (a byte offset)", gl, g.acked_position);
     out.gauge("shmq_group_lag_messages", "Committed messages the group has not acked", gl,
               g.lag_messages);
     out.gauge("shmq_group_lag_bytes", "Ring bytes the group has not acked", gl, g.lag_bytes);
-    out.gauge("shmq_group_in_flight", "Messages received but not yet acked", gl, g.in_flight);
+    out.gauge("shmq_group_in_flight_messages", "Messages received but not yet acked", gl, g.in_flight);
     out.counter("shmq_group_delivered_total", "Messages delivered to the group", gl, g.delivered);
     out.counter("shmq_group_acked_total", "Messages the group acked", gl, g.acked);
     out.counter("shmq_group_redelivered_total", "Messages redelivered to the group", gl,
@@ -153,14 +178,17 @@ std::vector<QueueSnapshot> snapshot_namespace(std::string_view ns) {
   return snapshots;
 }
 
-std::string render_prometheus(const std::vector<QueueSnapshot>& queues) {
+std::string render_prometheus(const std::vector<QueueSnapshot>& queues, std::string_view ns) {
+  const std::string name_space = ns.empty() ? current_namespace() : std::string(ns);
   Exposition out;
+  out.gauge("shmq_build_info", "Always 1; the version of shmq that renders these metrics",
+            {{"namespace", name_space}, {"version", SHMQ_VERSION_STRING}}, 1);
   for (const QueueSnapshot& queue : queues) {
     if (queue.info) {
-      add_queue(out, *queue.info);
+      add_queue(out, name_space, *queue.info);
     } else {
       out.gauge("shmq_queue_readable", "1 when the segment could be read, 0 when not",
-                {{"queue", queue.name}}, 0);
+                {{"namespace", name_space}, {"queue", queue.name}}, 0);
     }
   }
   return out.text();

@@ -88,6 +88,12 @@ class Daemon {
     }
     return d;
   }
+  // Takes over a shmqd process started some other way.
+  static Daemon adopt(pid_t pid) {
+    Daemon d;
+    d.pid_ = pid;
+    return d;
+  }
   Daemon(Daemon&& o) noexcept : pid_(std::exchange(o.pid_, 0)) {}
   Daemon& operator=(Daemon&& o) noexcept {
     std::swap(pid_, o.pid_);

@@ -765,7 +765,8 @@ class StatTest(ToolTest):
         self.assertTrue(queues["junk"]["error"])
         self.assertTrue(queues["q"]["readable"])
         self.assertIn("QUEUE junk  UNREADABLE: ", self.stat("--sample", "0").stdout.decode())
-        self.assertIn('shmq_queue_readable{queue="junk"} 0', self.stat("--prometheus").stdout.decode())
+        self.assertIn(f'shmq_queue_readable{{namespace="{self.ns}",queue="junk"}} 0',
+                      self.stat("--prometheus").stdout.decode())
         self.assert_error(self.stat("junk", expect=FAILURE), "junk")
         self.assert_error(self.stat("missing", expect=FAILURE), "not found")
 
@@ -794,10 +795,11 @@ class StatTest(ToolTest):
                 continue
             if line.startswith("# HELP "):
                 continue
-            match = re.fullmatch(r'(shmq_[a-z_]+)\{([^}]*)\} (\d+)', line)
+            match = re.fullmatch(r'(shmq_[a-z_]+)\{namespace="([^"]*)",?([^}]*)\} (\d+)', line)
             self.assertIsNotNone(match, line)
             self.assertIn(match.group(1), declared)
-            samples[(match.group(1), match.group(2))] = int(match.group(3))
+            self.assertEqual(match.group(2), self.ns, line)
+            samples[(match.group(1), match.group(3))] = int(match.group(4))
         self.assertEqual(samples[("shmq_queue_messages_total", 'queue="q"')], 3)
         self.assertEqual(samples[("shmq_producer_last_sequence", 'queue="q",producer="p1"')], 3)
         self.assertEqual(samples[("shmq_group_lag_messages", 'queue="q",group="g1"')], 2)

@@ -34,7 +34,9 @@ struct QueueSnapshot {
 [[nodiscard]] std::vector<QueueSnapshot> snapshot_namespace(std::string_view ns = {});
 
 // The Prometheus text format (version 0.0.4): gauges and counters named
-// shmq_*, labelled queue, group and producer.
-[[nodiscard]] std::string render_prometheus(const std::vector<QueueSnapshot>& queues);
+// shmq_* (docs/metrics.md), every series labelled with the namespace `ns`
+// (empty: current_namespace()), and queue, group and producer where they
+// apply; shmq_build_info{version} 1 first.
+[[nodiscard]] std::string render_prometheus(const std::vector<QueueSnapshot>& queues, std::string_view ns = {});
 
 }  // namespace shmq::stats
