@@ -211,7 +211,8 @@ TEST_F(PidNamespaceTest, ALiveConsumerWhoseEntryNamesADeadProcessIsKept) {
   {
     auto peer = Consumer::join(q, "g");  // a join reaps dead members first
     std::this_thread::sleep_for(300ms);
-    const auto& g = group(q.info(), "g");
+    const QueueInfo info = q.info();
+    const GroupInfo& g = group(info, "g");
     ASSERT_EQ(g.consumers.size(), 2u) << "a live consumer was reaped";
     EXPECT_EQ(g.in_flight, 3u);
     EXPECT_TRUE(g.consumers[0].alive);
