@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   python3 python3-dev python3-pytest tmux util-linux gnuplot-nox
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: clang's libFuzzer and sanitizer runtimes
+  nats-server libnats-dev  # shmq-bridge (bridge/) and its tests, which start nats-server themselves
 )
 
 missing=()
