@@ -31,7 +31,18 @@ NatsClient::NatsClient(const ConnectOptions& options, Counters& counters, jsOpti
   natsOptions* raw = nullptr;
   check(natsOptions_Create(&raw), "nats options");
   std::unique_ptr<natsOptions, OptionsDeleter> opts(raw);
-  check(natsOptions_SetURL(raw, options.url.c_str()), ("NATS URL '" + options.url + "'").c_str());
+  // Several servers (a cluster): comma-separated, tried in turn.
+  std::vector<std::string> urls;
+  for (std::size_t from = 0; from <= options.url.size();) {
+    const std::size_t comma = std::min(options.url.find(',', from), options.url.size());
+    if (comma > from) urls.push_back(options.url.substr(from, comma - from));
+    from = comma + 1;
+  }
+  std::vector<const char*> servers;
+  for (const auto& u : urls) servers.push_back(u.c_str());
+  if (servers.empty()) throw SetupError("no NATS URL given");
+  check(natsOptions_SetServers(raw, servers.data(), static_cast<int>(servers.size())),
+        ("NATS URL '" + options.url + "'").c_str());
   check(natsOptions_SetName(raw, options.name.c_str()), "nats options");
   check(natsOptions_SetTimeout(raw, options.connect_timeout.count()), "nats options");
   // Once connected, reconnect forever: a route holds (backpressure) while

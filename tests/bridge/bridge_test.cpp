@@ -216,6 +216,50 @@ TEST_F(BridgeTest, RoundTripSurvivesNatsServerRestart) {
   EXPECT_NE(read_file(log()).find("reconnected"), std::string::npos);
 }
 
+// A JetStream cluster of three nats-servers on loopback, an R3 stream: the
+// round trip A -> stream -> B goes on when a server is killed mid-stream.
+TEST_F(BridgeTest, RoundTripOverAnR3ClusterSurvivesAServerKill) {
+  server_.reset();  // the fixture's single server is not part of the cluster
+  std::vector<int> route_ports{free_port(), free_port(), free_port()};
+  std::string routes;
+  for (int p : route_ports) routes += (routes.empty() ? "" : ",") + std::string("nats://127.0.0.1:") + std::to_string(p);
+  std::vector<std::unique_ptr<NatsServer>> cluster;
+  std::string urls;
+  for (int i = 0; i < 3; ++i) {
+    const std::string name = "n" + std::to_string(i);
+    cluster.push_back(std::make_unique<NatsServer>(dir_ + "/js-" + name, dir_ + "/nats-" + name + ".log"));
+    ASSERT_TRUE(cluster.back()->start({"--server_name", name, "--cluster_name", "shmqtest", "--cluster",
+                                       "nats://127.0.0.1:" + std::to_string(route_ports[i]), "--routes", routes}))
+        << read_file(dir_ + "/nats-" + name + ".log");
+    urls += (urls.empty() ? "" : ",") + cluster.back()->url();
+  }
+  // The R3 stream, once the cluster has elected a meta leader.
+  JsClient js(cluster[2]->url());
+  ASSERT_TRUE(js.ok());
+  ASSERT_TRUE(eventually([&] { return js.add_stream("R3", "r3.a", 3) == NATS_OK; }, 30s))
+      << read_file(dir_ + "/nats-n0.log");
+  const std::uint64_t total = total_messages() / 5;
+  const Queue a = Queue::create("a", big_queue());
+  const Queue b = Queue::create("b", big_queue());
+  Collector collector(b, "check");
+  const pid_t out = start_bridge({"out", "a", "--group", "js", "--subject", "r3.a"}, urls);
+  ASSERT_TRUE(eventually([&] { return group_exists(a, "js"); }, 10s)) << read_file(log());
+  const pid_t in = start_bridge({"in", "R3", "--queue", "b"}, urls);
+  std::thread producer = producer_thread(a, "sender", total);
+  ASSERT_TRUE(eventually([&] { return collector.size() >= total / 3; }, 60s)) << read_file(log());
+  cluster[0]->kill9();  // the bridges' first URL: both were connected to it
+  producer.join();
+  ASSERT_TRUE(eventually([&] { return collector.size() >= total; }, 120s)) << read_file(log());
+  EXPECT_EQ(terminate(out), 0) << read_file(log());
+  EXPECT_EQ(terminate(in), 0) << read_file(log());
+  collector.stop();
+  const auto got = collector.received();
+  ASSERT_EQ(got.size(), total);
+  std::set<std::string> payloads;
+  for (const auto& r : got) EXPECT_TRUE(payloads.insert(r.payload).second) << "twice: " << r.payload;
+  EXPECT_EQ(payloads.size(), total);
+}
+
 TEST_F(BridgeTest, BadInputEndsWithAMessageAndExit1) {
   const Queue q = Queue::create("here");
   JsClient js(server_->url());
