@@ -70,10 +70,11 @@ void load_config_file(const std::string& path, Config& config) {
   if (!in) throw SetupError("cannot read config file " + path);
   const json doc = json::parse(in, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) throw SetupError(path + ": not a JSON object");
-  check_keys(doc, {"nats", "metrics", "log_level", "connect_timeout", "drain_timeout", "routes"}, path);
+  check_keys(doc, {"nats", "metrics", "log_level", "log_file", "connect_timeout", "drain_timeout", "routes"}, path);
   config.nats.url = optional_string(doc, "nats", path, config.nats.url);
   config.metrics = optional_string(doc, "metrics", path, config.metrics);
   config.log_level = optional_string(doc, "log_level", path, config.log_level);
+  config.log_file = optional_string(doc, "log_file", path, config.log_file);
   config.nats.connect_timeout = optional_duration(doc, "connect_timeout", path, config.nats.connect_timeout);
   config.drain = optional_duration(doc, "drain_timeout", path, config.drain);
   if (!doc.contains("routes") || !doc["routes"].is_array()) throw SetupError(path + ": \"routes\" (an array) is required");

@@ -15,6 +15,7 @@ struct Config {
   ConnectOptions nats;
   std::string metrics;  // HOST:PORT, empty for none
   std::string log_level = "info";
+  std::string log_file;
   std::chrono::milliseconds drain{5000};  // SIGTERM: how long out routes wait for acks
   std::vector<OutRoute> out;
   std::vector<InRoute> in;

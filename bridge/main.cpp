@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -15,6 +16,8 @@
 #include <spdlog/spdlog.h>
 
 #include "config.hpp"
+#include "logging.hpp"         // shmqd's (daemon/, library shmq_service)
+#include "metrics_server.hpp"  // shmqd's
 #include "shmq/shmq.hpp"
 
 namespace shmq::bridge {
@@ -40,39 +43,54 @@ sigset_t termination_signals() {
 }
 
 // Runs every route on its own thread until SIGTERM/SIGINT or until one fails
-// (then the others stop too). Returns the exit status.
+// (then the others stop too). Routes are set up one after the other, in the
+// order given, out routes first: an in route may read a stream an out route
+// creates. Returns the exit status.
 int run_routes(const Config& config, CounterRegistry& registry) {
   std::atomic<bool> stopping{false};
   std::atomic<bool> failed{false};
   std::atomic<int> running{0};
   std::vector<std::thread> threads;
+  const sigset_t signals = termination_signals();
+  const timespec tick{0, 100'000'000};
+  // Waits for a signal (or a route's end) up to a tick; false once stopping.
+  auto watch_signals = [&] {
+    const int sig = ::sigtimedwait(&signals, nullptr, &tick);
+    if (sig > 0 && !stopping.exchange(true)) spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    return !stopping.load();
+  };
   auto start = [&](auto body, Counters& counters) {
+    auto set_up = std::make_shared<std::atomic<bool>>(false);
     running.fetch_add(1);
-    threads.emplace_back([&, body, c = &counters] {
+    threads.emplace_back([&, body, set_up, c = &counters] {
       try {
-        body(*c);
+        body(*c, [&set_up] { set_up->store(true); });
       } catch (const std::exception& e) {
         spdlog::error("{}: {}", c->route, e.what());
         failed = true;
         stopping = true;
       }
+      set_up->store(true);
       running.fetch_sub(1);
     });
+    while (!set_up->load() && watch_signals()) {
+    }
   };
   for (const OutRoute& r : config.out) {
+    if (stopping) break;
     Counters& c = registry.add("out:" + r.queue + ":" + r.subject, "out");
-    start([&config, &r, &stopping](Counters& counters) { run_out(config.nats, r, counters, stopping, config.drain); }, c);
+    start([&config, &r, &stopping](Counters& counters, const std::function<void()>& ready) {
+      run_out(config.nats, r, counters, stopping, config.drain, ready);
+    }, c);
   }
   for (const InRoute& r : config.in) {
+    if (stopping) break;
     Counters& c = registry.add("in:" + r.stream + ":" + r.queue, "in");
-    start([&config, &r, &stopping](Counters& counters) { run_in(config.nats, r, counters, stopping); }, c);
+    start([&config, &r, &stopping](Counters& counters, const std::function<void()>& ready) {
+      run_in(config.nats, r, counters, stopping, ready);
+    }, c);
   }
-  const sigset_t signals = termination_signals();
-  const timespec tick{0, 100'000'000};
-  while (running.load() > 0) {
-    const int sig = ::sigtimedwait(&signals, nullptr, &tick);
-    if (sig > 0 && !stopping.exchange(true)) spdlog::info("{}: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  }
+  while (running.load() > 0) watch_signals();
   for (auto& t : threads) t.join();
   return failed ? 1 : 0;
 }
@@ -95,6 +113,7 @@ int main(int argc, char** argv) {
   app.add_option("--config", cl.config_file, "JSON file of routes and settings (schema: docs/bridge.md)");
   app.add_option("--metrics", config.metrics, "serve the bridge's counters on http://HOST:PORT/metrics");
   app.add_option("--log-level", config.log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--log-file", config.log_file, "also log to this file (stderr is journald-aware, as shmqd's)");
   app.add_option("--connect-timeout", cl.connect_timeout, "give up connecting at start after this (default 2s)");
   app.add_option("--drain-timeout", cl.drain_timeout,
                  "SIGTERM: wait this long for JetStream's acks of what is in flight (default 5s)");
@@ -141,9 +160,17 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "shmq-bridge: %s\n", e.what());
     return 1;
   }
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
   CounterRegistry registry;
+  std::optional<shmq::daemon::MetricsServer> metrics;
+  try {
+    shmq::daemon::set_up_logging("shmq-bridge", config.log_level, config.log_file);
+    if (!config.metrics.empty()) metrics.emplace(config.metrics, [&registry] { return registry.prometheus_text(); });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shmq-bridge: %s\n", e.what());
+    return 1;
+  }
   const int rc = run_routes(config, registry);
+  metrics.reset();
   nats_Close();
   return rc;
 }

@@ -177,8 +177,9 @@ class InBridge {
 }  // namespace
 
 void run_in(const ConnectOptions& nats, const InRoute& route, Counters& counters,
-            const std::atomic<bool>& stopping) {
+            const std::atomic<bool>& stopping, const std::function<void()>& ready) {
   InBridge bridge(nats, route, counters);
+  ready();
   bridge.run(stopping);
 }
 

@@ -266,8 +266,9 @@ class OutBridge {
 }  // namespace
 
 void run_out(const ConnectOptions& nats, const OutRoute& route, Counters& counters,
-             const std::atomic<bool>& stopping, std::chrono::milliseconds drain) {
+             const std::atomic<bool>& stopping, std::chrono::milliseconds drain, const std::function<void()>& ready) {
   OutBridge bridge(nats, route, counters);
+  ready();
   bridge.run(stopping, drain);
 }
 

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -44,9 +45,11 @@ struct InRoute {
 // `drain` for the acks of what it published, acks those in shmq and gives
 // the rest back to the group (redelivered to the next member); in finishes
 // the send under way.
+// `ready` is called once the route is set up (connected, stream checked or
+// created, group joined or producer attached).
 void run_out(const ConnectOptions& nats, const OutRoute& route, Counters& counters,
-             const std::atomic<bool>& stopping, std::chrono::milliseconds drain);
+             const std::atomic<bool>& stopping, std::chrono::milliseconds drain, const std::function<void()>& ready);
 void run_in(const ConnectOptions& nats, const InRoute& route, Counters& counters,
-            const std::atomic<bool>& stopping);
+            const std::atomic<bool>& stopping, const std::function<void()>& ready);
 
 }  // namespace shmq::bridge

@@ -260,6 +260,60 @@ TEST_F(BridgeTest, RoundTripOverAnR3ClusterSurvivesAServerKill) {
   EXPECT_EQ(payloads.size(), total);
 }
 
+std::string http_get(int port, const std::string& path) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string request = "GET " + path + " HTTP/1.0\r\n\r\n";
+    (void)::write(fd, request.data(), request.size());
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return answer;
+}
+
+// Two routes from one --config file in one process; its counters on --metrics.
+TEST_F(BridgeTest, ConfigFileRunsSeveralRoutesAndServesMetrics) {
+  const Queue a = Queue::create("a");
+  const Queue b = Queue::create("b");
+  Collector collector(b, "check");
+  const std::string config = dir_ + "/bridge.json";
+  std::ofstream(config) << R"({
+    "log_level": "info",
+    "routes": [
+      {"direction": "out", "queue": "a", "group": "js", "subject": "cf.a", "stream": "CF", "duplicate_window": "5m"},
+      {"direction": "in", "stream": "CF", "queue": "b"}
+    ]
+  })";
+  const int metrics_port = free_port();
+  const pid_t bridge = start_bridge({"--config", config, "--metrics", "127.0.0.1:" + std::to_string(metrics_port)});
+  ASSERT_TRUE(eventually([&] { return group_exists(a, "js"); }, 10s)) << read_file(log());
+  producer_thread(a, "sender", 100).join();
+  ASSERT_TRUE(eventually([&] { return collector.size() >= 100; }, 30s)) << read_file(log());
+  std::string page;
+  ASSERT_TRUE(eventually([&] {
+    page = http_get(metrics_port, "/metrics");
+    return page.find("direction=\"in\"} 100") != std::string::npos;
+  }, 10s)) << page;
+  EXPECT_NE(page.find("shmq_bridge_forwarded_total{route=\"out:a:cf.a\",direction=\"out\"} 100"), std::string::npos)
+      << page;
+  EXPECT_NE(page.find("shmq_bridge_forwarded_total{route=\"in:CF:b\",direction=\"in\"} 100"), std::string::npos)
+      << page;
+  EXPECT_NE(page.find("# TYPE shmq_bridge_in_flight gauge"), std::string::npos) << page;
+  // The created stream's duplicate window is the configured one.
+  JsClient js(server_->url());
+  jsStreamInfo* si = nullptr;
+  ASSERT_EQ(js_GetStreamInfo(&si, js.js(), "CF", nullptr, nullptr), NATS_OK);
+  EXPECT_EQ(si->Config->Duplicates, std::chrono::nanoseconds(5min).count());
+  jsStreamInfo_Destroy(si);
+  EXPECT_EQ(terminate(bridge), 0) << read_file(log());
+}
+
 TEST_F(BridgeTest, BadInputEndsWithAMessageAndExit1) {
   const Queue q = Queue::create("here");
   JsClient js(server_->url());
@@ -282,6 +336,7 @@ TEST_F(BridgeTest, BadInputEndsWithAMessageAndExit1) {
       {"filter not captured", {"in", "ONLY", "--filter", "other.x", "--queue", "here"}, {}, "filter"},
       {"missing queue (out)", {"out", "nope", "--group", "g", "--subject", "only.x"}, {}, "not found"},
       {"missing queue (in)", {"in", "ONLY", "--queue", "nope"}, {}, "not found"},
+      {"bad config file", {"--config", dir_ + "/none.json"}, {}, "cannot read config file"},
   };
   for (const Case& c : cases) {
     const auto [rc, output] = run_bridge(c.args, 20s, c.url);
