@@ -182,6 +182,43 @@ TEST_F(BridgeTest, InIsExactlyOnceInOrderAcrossKills) {
   }
 }
 
+// Into a durable queue each send is confirmed durable (shmqd's journal
+// synced it) before the next: across kills, still each once, in order.
+TEST_F(BridgeTest, InToADurableQueueIsExactlyOnceAcrossKills) {
+  const std::string shmqd_dir = dir_ + "/shmqd";
+  std::filesystem::create_directories(shmqd_dir);
+  const pid_t shmqd = start_process({SHMQD_PATH, "--data-dir", shmqd_dir, "--foreground"}, dir_ + "/shmqd.log");
+  ASSERT_TRUE(eventually([&] { return daemon_pid() == shmqd; }, 10s)) << read_file(dir_ + "/shmqd.log");
+  const std::uint64_t total = 2000;
+  JsClient js(server_->url());
+  ASSERT_TRUE(js.ok());
+  ASSERT_EQ(js.add_stream("DUR", "dur"), NATS_OK);
+  ASSERT_EQ(js.publish("dur", "d", static_cast<int>(total)), NATS_OK);
+  QueueOptions options;
+  options.durable = true;
+  const Queue q = Queue::create("durable", options);
+  Collector collector(q, "check");
+  pid_t bridge = start_bridge({"in", "DUR", "--queue", "durable"});
+  for (int kill = 1; kill <= 2; ++kill) {
+    ASSERT_TRUE(eventually([&] { return producer_last(q, "bridge.DUR") >= total * kill / 3; }, 60s))
+        << read_file(log());
+    kill9(bridge);
+    bridge = start_bridge({"in", "DUR", "--queue", "durable"});
+  }
+  ASSERT_TRUE(eventually([&] { return collector.size() >= total; }, 120s)) << read_file(log());
+  EXPECT_EQ(terminate(bridge), 0) << read_file(log());
+  collector.stop();
+  EXPECT_GE(q.info().journal_synced, q.info().tail_position) << "every record synced before the next was sent";
+  const auto got = collector.received();
+  ASSERT_EQ(got.size(), total);
+  for (std::uint64_t i = 0; i < total; ++i) {
+    ASSERT_EQ(got[i].seq, i + 1);
+    ASSERT_EQ(got[i].payload, "d" + std::to_string(i));
+  }
+  ::kill(shmqd, SIGKILL);
+  ::waitpid(shmqd, nullptr, 0);
+}
+
 // A -> stream -> B, nats-server killed (store on disk) and restarted
 // mid-stream: both routes reconnect by themselves; B gets each of A's
 // messages once.
