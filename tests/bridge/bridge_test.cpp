@@ -273,8 +273,11 @@ TEST_F(BridgeTest, RoundTripOverAnR3ClusterSurvivesAServerKill) {
   // The R3 stream, once the cluster has elected a meta leader.
   JsClient js(cluster[2]->url());
   ASSERT_TRUE(js.ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   ASSERT_TRUE(eventually([&] { return js.add_stream("R3", "r3.a", 3) == NATS_OK; }, 30s))
       << read_file(dir_ + "/nats-n0.log");
+  std::printf("R3 stream created after %.1f s\n", elapsed());
   const std::uint64_t total = total_messages() / 5;
   const Queue a = Queue::create("a", big_queue());
   const Queue b = Queue::create("b", big_queue());
@@ -284,9 +287,11 @@ TEST_F(BridgeTest, RoundTripOverAnR3ClusterSurvivesAServerKill) {
   const pid_t in = start_bridge({"in", "R3", "--queue", "b"}, urls);
   std::thread producer = producer_thread(a, "sender", total);
   ASSERT_TRUE(eventually([&] { return collector.size() >= total / 3; }, 60s)) << read_file(log());
+  std::printf("n0 killed at %.1f s\n", elapsed());
   cluster[0]->kill9();  // the bridges' first URL: both were connected to it
   producer.join();
   ASSERT_TRUE(eventually([&] { return collector.size() >= total; }, 120s)) << read_file(log());
+  std::printf("all through at %.1f s\n", elapsed());
   EXPECT_EQ(terminate(out), 0) << read_file(log());
   EXPECT_EQ(terminate(in), 0) << read_file(log());
   collector.stop();

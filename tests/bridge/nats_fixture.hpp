@@ -152,7 +152,7 @@ class JsClient {
       jsOptions jo;
       jsOptions_Init(&jo);
       jo.PublishAsync.MaxPending = 4096;
-      jo.Wait = 10000;
+      jo.Wait = 2000;  // a request to a cluster still electing its leader is retried sooner
       status_ = natsConnection_JetStream(&js_, nc_, &jo);
     }
   }
