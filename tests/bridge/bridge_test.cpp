@@ -347,6 +347,14 @@ TEST_F(BridgeTest, ConfigFileRunsSeveralRoutesAndServesMetrics) {
   EXPECT_NE(page.find("shmq_bridge_forwarded_total{route=\"in:CF:b\",direction=\"in\"} 100"), std::string::npos)
       << page;
   EXPECT_NE(page.find("# TYPE shmq_bridge_in_flight gauge"), std::string::npos) << page;
+  // A normal shmq client: shmq-stat (Queue::info) shows it as a group member and as a producer.
+  bool member = false;
+  for (const auto& g : a.info().groups)
+    for (const auto& c : g.consumers) member = member || (g.name == "js" && c.pid == bridge && c.alive);
+  EXPECT_TRUE(member);
+  bool producer = false;
+  for (const auto& p : b.info().producers) producer = producer || (p.name == "bridge.CF" && p.pid == bridge && p.alive);
+  EXPECT_TRUE(producer);
   // The created stream's duplicate window is the configured one.
   JsClient js(server_->url());
   jsStreamInfo* si = nullptr;
