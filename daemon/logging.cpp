@@ -19,7 +19,9 @@ namespace {
 
 // Time with microseconds and UTC offset (ISO 8601), level, who: the lines of
 // a terminal or a file.
-constexpr const char* kTimestamped = "%Y-%m-%dT%H:%M:%S.%f%z %^%l%$ shmqd[%P]: %v";
+std::string timestamped_pattern(const std::string& program) {
+  return "%Y-%m-%dT%H:%M:%S.%f%z %^%l%$ " + program + "[%P]: %v";
+}
 
 // %* in a pattern: the syslog priority of the line's level, as "<N>".
 class PriorityFlag : public spdlog::custom_flag_formatter {
@@ -72,7 +74,9 @@ bool stderr_is_journal(std::string_view journal_stream) {
   return st.st_dev == device && st.st_ino == inode;
 }
 
-void set_up_logging(const Options& o) {
+void set_up_logging(const Options& o) { set_up_logging("shmqd", o.log_level, o.log_file); }
+
+void set_up_logging(const std::string& program, const std::string& level, const std::string& log_file) {
   const char* stream = std::getenv("JOURNAL_STREAM");
   const bool journal = stream != nullptr && stderr_is_journal(stream);
   spdlog::sink_ptr err;
@@ -81,15 +85,15 @@ void set_up_logging(const Options& o) {
     err->set_formatter(journal_formatter());
   } else {
     err = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    err->set_pattern(kTimestamped);
+    err->set_pattern(timestamped_pattern(program));
   }
   std::vector<spdlog::sink_ptr> sinks{err};
-  if (!o.log_file.empty()) {
-    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(o.log_file));
-    sinks.back()->set_pattern(kTimestamped);
+  if (!log_file.empty()) {
+    sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file));
+    sinks.back()->set_pattern(timestamped_pattern(program));
   }
-  auto logger = std::make_shared<spdlog::logger>("shmqd", sinks.begin(), sinks.end());
-  logger->set_level(spdlog::level::from_str(o.log_level));
+  auto logger = std::make_shared<spdlog::logger>(program, sinks.begin(), sinks.end());
+  logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::debug);  // rare lines; a reader of the file sees them at once
   spdlog::set_default_logger(std::move(logger));
 }

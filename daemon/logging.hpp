@@ -7,6 +7,7 @@
 // starts with an ISO-8601 time with its UTC offset.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include "options.hpp"
@@ -21,5 +22,9 @@ namespace shmq::daemon {
 // The default logger: stderr (journal-fit or timestamped, as above) and the
 // --log-file (timestamped), at --log-level. Called again on SIGHUP.
 void set_up_logging(const Options& o);
+
+// The same for another program of ours (shmq-bridge): `program` names it in
+// timestamped lines; `log_file` empty for none.
+void set_up_logging(const std::string& program, const std::string& level, const std::string& log_file);
 
 }  // namespace shmq::daemon

@@ -26,11 +26,13 @@
 #include <spdlog/spdlog.h>
 #include <fmt/format.h>
 
+#include "health.hpp"
 #include "instance_lock.hpp"
 #include "logging.hpp"
 #include "metrics_server.hpp"
 #include "options.hpp"
 #include "service_notify.hpp"
+#include "shmq/stats/metrics.hpp"
 #include "shmq/queue.hpp"
 #include "shmq/version.hpp"
 #include "shmq/sigbus.hpp"
@@ -145,7 +147,11 @@ int serve(Options& o) {
   {
     // After the signals are blocked: its thread inherits the mask.
     std::optional<MetricsServer> metrics;
-    if (!o.metrics.empty()) metrics.emplace(o.metrics, o.ns);
+    if (!o.metrics.empty()) {
+      metrics.emplace(o.metrics, [ns = o.ns] {
+        return shmq::stats::render_prometheus(shmq::stats::snapshot_namespace(ns), ns) + render_health(ns);
+      });
+    }
     JournalConfig journal{o.data_dir, {}};
     journal.settings.salvage = o.salvage;
     journal.settings.segment_bytes = o.journal_segment_mib << 20;

@@ -10,9 +10,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "shmq/stats/metrics.hpp"
-#include "health.hpp"
-
 namespace shmq::daemon {
 
 namespace {
@@ -58,8 +55,8 @@ std::string response(const char* status, const std::string& content_type, const 
 
 }  // namespace
 
-MetricsServer::MetricsServer(const std::string& address, std::string ns)
-    : listen_(listen_on(address)), ns_(std::move(ns)), thread_([this] { serve(); }) {
+MetricsServer::MetricsServer(const std::string& address, std::function<std::string()> render)
+    : listen_(listen_on(address)), render_(std::move(render)), thread_([this] { serve(); }) {
   spdlog::info("serving metrics on http://{}/metrics", address);
 }
 
@@ -100,7 +97,7 @@ void MetricsServer::answer(int fd) const {
     send_all(fd, response("404 Not Found", "text/plain", "try /metrics\n"));
   } else {
     try {
-      const std::string body = stats::render_prometheus(stats::snapshot_namespace(ns_), ns_) + render_health(ns_);
+      const std::string body = render_();
       send_all(fd, response("200 OK", "text/plain; version=0.0.4; charset=utf-8", body));
     } catch (const std::exception& e) {
       send_all(fd, response("500 Internal Server Error", "text/plain", std::string(e.what()) + "\n"));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -14,8 +15,11 @@ namespace shmq::daemon {
 
 class MetricsServer {
  public:
-  // Listens on `address` ("HOST:PORT", "[V6]:PORT"); throws std::runtime_error.
-  MetricsServer(const std::string& address, std::string ns);
+  // Listens on `address` ("HOST:PORT", "[V6]:PORT") and serves what
+  // `render` returns (Prometheus text; an exception is a 500): shmqd's
+  // namespace and health, shmq-bridge's counters. `render` runs on the
+  // server's thread. Throws std::runtime_error.
+  MetricsServer(const std::string& address, std::function<std::string()> render);
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
   ~MetricsServer();  // stops listening and joins the thread
@@ -25,7 +29,7 @@ class MetricsServer {
   void answer(int fd) const;
 
   UniqueFd listen_;
-  std::string ns_;
+  std::function<std::string()> render_;
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };

@@ -10,6 +10,7 @@ packages=(
   python3 python3-dev python3-pytest tmux util-linux gnuplot-nox
   help2man  # the man pages (packaging/): from the programs' --help and --version
   clang-14 libclang-rt-14-dev  # scripts/fuzz.sh: clang's libFuzzer and sanitizer runtimes
+  nats-server libnats-dev  # shmq-bridge (bridge/) and its tests, which start nats-server themselves
 )
 
 missing=()

@@ -1,0 +1,212 @@
+// shmq-bridge-bench: the bridge's forwarding rate, out (shmq -> JetStream)
+// and in (JetStream -> shmq), next to JetStream alone measured in the same
+// run against the same nats-server (publishing the same messages, with the
+// same Nats-Msg-Id headers; reading a stream with an ordered consumer), so
+// the bridge's own cost is visible. Results and the command: docs/benchmarks.md.
+//
+//   nats-server -js -sd /tmp/bench-js &
+//   shmq-bridge-bench --nats nats://127.0.0.1:4222 --messages 100000 --size 64 --size 1024
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "routes.hpp"
+#include "shmq/shmq.hpp"
+
+namespace shmq::bridge {
+namespace {
+
+using BenchClock = std::chrono::steady_clock;
+
+double seconds_since(BenchClock::time_point start) {
+  return std::chrono::duration<double>(BenchClock::now() - start).count();
+}
+
+struct Js {
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  explicit Js(const std::string& url) {
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = 1024;  // the bridge's default max in flight
+    if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK || natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
+      throw SetupError("cannot reach JetStream at " + url);
+  }
+  ~Js() {
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+  }
+  void add_stream(const std::string& name, const std::string& subject) {
+    js_DeleteStream(js, name.c_str(), nullptr, nullptr);
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name.c_str();
+    const char* subjects[] = {subject.c_str()};
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Duplicates = std::chrono::nanoseconds(std::chrono::minutes(2)).count();
+    jsStreamInfo* si = nullptr;
+    if (js_AddStream(&si, js, &cfg, nullptr, nullptr) != NATS_OK) throw SetupError("cannot create stream " + name);
+    jsStreamInfo_Destroy(si);
+  }
+  std::uint64_t messages(const std::string& stream) {
+    jsStreamInfo* si = nullptr;
+    if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, nullptr) != NATS_OK) return 0;
+    const std::uint64_t n = si->State.Msgs;
+    jsStreamInfo_Destroy(si);
+    return n;
+  }
+  void drop(const std::string& stream) { js_DeleteStream(js, stream.c_str(), nullptr, nullptr); }
+};
+
+// JetStream alone: async publishes with the bridge's headers, max 1024 in flight.
+double jetstream_publish(Js& js, const std::string& subject, std::uint64_t count, std::size_t size) {
+  const std::string payload(size, 'x');
+  const auto start = BenchClock::now();
+  for (std::uint64_t i = 1; i <= count; ++i) {
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size()));
+    const std::string seq = std::to_string(i);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", ("bench.q.p." + seq).c_str());
+    natsMsgHeader_Set(m, "Shmq-Producer", "p");
+    natsMsgHeader_Set(m, "Shmq-Seq", seq.c_str());
+    natsMsgHeader_Set(m, "Shmq-Timestamp", "1764424800000000000");
+    if (js_PublishMsgAsync(js.js, &m, nullptr) != NATS_OK) throw SetupError("publish failed");
+    natsMsg_Destroy(m);
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = 60000;
+  if (js_PublishAsyncComplete(js.js, &po) != NATS_OK) throw SetupError("publish acks missing");
+  return static_cast<double>(count) / seconds_since(start);
+}
+
+// JetStream alone: an ordered consumer reading the whole stream.
+double jetstream_read(Js& js, const std::string& stream, std::uint64_t count) {
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream.c_str();
+  so.Ordered = true;
+  natsSubscription* sub = nullptr;
+  const auto start = BenchClock::now();
+  if (js_SubscribeSync(&sub, js.js, ">", nullptr, &so, nullptr) != NATS_OK) throw SetupError("subscribe failed");
+  for (std::uint64_t got = 0; got < count; ++got) {
+    natsMsg* m = nullptr;
+    if (natsSubscription_NextMsg(&m, sub, 10000) != NATS_OK) throw SetupError("read stalled");
+    natsMsg_Destroy(m);
+  }
+  const double rate = static_cast<double>(count) / seconds_since(start);
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+  return rate;
+}
+
+// The out route: a producer thread sends `count` messages into a queue while
+// the route forwards them; timed until the stream holds them all.
+double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t size) {
+  QueueOptions qo;
+  qo.capacity = 16u << 20;
+  Queue::remove("bench-out");
+  const Queue q = Queue::create("bench-out", qo);
+  OutRoute route{"bench-out", "js", "bench.out", "BENCH_OUT"};
+  CounterRegistry registry;
+  Counters& counters = registry.add("out", "out");
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> ready{false};
+  std::thread bridge([&] { run_out(nats, route, counters, stopping, std::chrono::seconds(5), [&] { ready = true; }); });
+  while (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const auto start = BenchClock::now();
+  std::thread producer([&] {
+    Producer p = Producer::attach(q, "p");
+    const std::string payload(size, 'x');
+    for (std::uint64_t i = 0; i < count; ++i) (void)p.send(as_bytes(payload));
+  });
+  while (counters.forwarded.load() + counters.duplicates.load() < count)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const double rate = static_cast<double>(count) / seconds_since(start);
+  stopping = true;
+  producer.join();
+  bridge.join();
+  Queue::remove("bench-out");
+  return rate;
+}
+
+// The in route: a stream of `count` messages into a queue a consumer drains;
+// timed until the queue has them all.
+double bridge_in(const ConnectOptions& nats, const std::string& stream, std::uint64_t count) {
+  QueueOptions qo;
+  qo.capacity = 16u << 20;
+  Queue::remove("bench-in");
+  const Queue q = Queue::create("bench-in", qo);
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> received{0};
+  Consumer c = Consumer::join(q, "drain");
+  std::thread drain([&] {
+    Message m;
+    while (!done) {
+      if (c.receive(m, std::chrono::milliseconds(10)) != Status::Ok) continue;
+      received.fetch_add(1);
+      (void)c.ack(m);
+    }
+  });
+  InRoute route{stream, "", "bench-in", "bridge." + stream};
+  CounterRegistry registry;
+  Counters& counters = registry.add("in", "in");
+  std::atomic<bool> stopping{false};
+  const auto start = BenchClock::now();
+  std::thread bridge([&] { run_in(nats, route, counters, stopping, [] {}); });
+  while (received.load() < count) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const double rate = static_cast<double>(count) / seconds_since(start);
+  stopping = true;
+  bridge.join();
+  done = true;
+  drain.join();
+  Queue::remove("bench-in");
+  return rate;
+}
+
+}  // namespace
+}  // namespace shmq::bridge
+
+int main(int argc, char** argv) {
+  using namespace shmq::bridge;
+  ConnectOptions nats;
+  nats.url = "nats://127.0.0.1:4222";
+  std::uint64_t count = 100'000;
+  std::vector<std::size_t> sizes;
+  CLI::App app{"shmq-bridge-bench: the bridge's forwarding rate next to JetStream alone (docs/benchmarks.md)"};
+  app.add_option("--nats", nats.url, "nats-server with JetStream")->capture_default_str();
+  app.add_option("--messages", count, "messages per measurement")->capture_default_str();
+  app.add_option("--size", sizes, "payload bytes (repeatable; default 64 and 1024)");
+  CLI11_PARSE(app, argc, argv);
+  if (sizes.empty()) sizes = {64, 1024};
+  spdlog::set_level(spdlog::level::warn);
+  try {
+    Js js(nats.url);
+    std::printf("%-6s %-4s %14s %14s %8s\n", "size", "dir", "JetStream/s", "bridge/s", "bridge%");
+    for (std::size_t size : sizes) {
+      js.add_stream("BENCH_JS", "bench.js");
+      const double js_pub = jetstream_publish(js, "bench.js", count, size);
+      js.add_stream("BENCH_OUT", "bench.out");
+      const double out = bridge_out(nats, count, size);
+      std::printf("%-6zu %-4s %14.0f %14.0f %7.0f%%\n", size, "out", js_pub, out, 100.0 * out / js_pub);
+      const double js_read = jetstream_read(js, "BENCH_JS", count);
+      const double in = bridge_in(nats, "BENCH_JS", count);
+      std::printf("%-6zu %-4s %14.0f %14.0f %7.0f%%\n", size, "in", js_read, in, 100.0 * in / js_read);
+      js.drop("BENCH_JS");
+      js.drop("BENCH_OUT");
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "shmq-bridge-bench: %s\n", e.what());
+    return 1;
+  }
+  nats_Close();
+  return 0;
+}
