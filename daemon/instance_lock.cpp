@@ -172,11 +172,7 @@ void InstanceLock::record(const std::string& ns, const std::filesystem::path& da
                                                          .start_time = detail::self_start_time(),
                                                          .pid_ns = detail::self_pid_namespace(),
                                                          .data_dir = std::filesystem::absolute(data_dir)});
-  struct flock live {};
-  live.l_type = F_WRLCK;
-  live.l_whence = SEEK_SET;
-  live.l_start = detail::kDaemonRecordLiveByte;
-  live.l_len = 1;
+  struct flock live = detail::byte_lock(F_WRLCK, detail::kDaemonRecordLiveByte);
   // Ours alone: the flock keeps any other shmqd from getting this far.
   if (::fcntl(fd_.get(), F_OFD_SETLK, &live) != 0) {
     throw std::runtime_error(std::string("cannot lock the daemon record's liveness byte: ") + std::strerror(errno));

@@ -6,7 +6,7 @@
 #include <charconv>
 #include <cstdlib>
 
-#include "shm/process.hpp"
+#include "shm/liveness.hpp"
 #include "shmq/queue.hpp"
 
 namespace shmq {
@@ -60,11 +60,8 @@ std::optional<DaemonRecord> read_daemon_record(std::string_view ns) {
   if (fd < 0) return std::nullopt;
   char buf[4096 + 128];
   const ssize_t n = ::pread(fd, buf, sizeof buf, 0);
-  struct flock live {};
-  live.l_type = F_RDLCK;  // only shmqd's write lock conflicts: a reader's read lock fakes nothing
-  live.l_whence = SEEK_SET;
-  live.l_start = kDaemonRecordLiveByte;
-  live.l_len = 1;
+  // Probed for reading: only shmqd's write lock conflicts, a reader's read lock fakes nothing.
+  struct flock live = byte_lock(F_RDLCK, kDaemonRecordLiveByte);
   const bool serving = ::fcntl(fd, F_OFD_GETLK, &live) == 0 && live.l_type != F_UNLCK;
   ::close(fd);
   if (n <= 0) return std::nullopt;

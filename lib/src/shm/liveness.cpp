@@ -86,7 +86,9 @@ int lock_descriptor(const Mapping& map) {
   return fd;
 }
 
-struct flock byte_lock(short type, off_t byte) {
+}  // namespace
+
+struct flock byte_lock(short type, off_t byte) noexcept {
   struct flock lock {};
   lock.l_type = type;
   lock.l_whence = SEEK_SET;
@@ -95,8 +97,6 @@ struct flock byte_lock(short type, off_t byte) {
   lock.l_pid = 0;  // OFD locks require it
   return lock;
 }
-
-}  // namespace
 
 off_t daemon_lock_byte() noexcept { return layout::kDaemonLockByte; }
 off_t producer_lock_byte(std::uint32_t index) noexcept { return layout::kProducerLockBytes + index; }

@@ -18,6 +18,7 @@
 // or a dead parent would look alive for as long as the child lives.
 #pragma once
 
+#include <fcntl.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -25,6 +26,9 @@
 namespace shmq::detail {
 
 struct Mapping;
+
+// An OFD lock request of `type` (F_RDLCK, F_WRLCK, F_UNLCK) on one byte.
+[[nodiscard]] struct flock byte_lock(short type, off_t byte) noexcept;
 
 [[nodiscard]] off_t daemon_lock_byte() noexcept;
 [[nodiscard]] off_t producer_lock_byte(std::uint32_t index) noexcept;
