@@ -241,14 +241,15 @@ constexpr std::uint32_t kMinSpin = 64;
 // costs nothing.
 void adapt_spin(Consumer::State& s, Clock::time_point started, Clock::time_point spin_ended, bool slept) {
   const std::uint32_t most = s.options.wait.spin;
+  const std::uint32_t doubled = s.spin > most / 2 ? most : s.spin * 2;  // never wraps
   if (!slept) {
-    s.spin = std::min(most, s.spin * 2);
+    s.spin = doubled;
     return;
   }
   const std::chrono::duration<double, std::nano> polled = spin_ended - started;
   const auto largest_spin = polled * (static_cast<double>(most) / std::max(s.spin, 1u));
   const bool soon = Clock::now() - spin_ended < largest_spin;
-  s.spin = soon ? std::min(most, s.spin * 2) : std::max(std::min(most, kMinSpin), s.spin / 2);
+  s.spin = soon ? doubled : std::max(std::min(most, kMinSpin), s.spin / 2);
 }
 
 }  // namespace
@@ -257,7 +258,6 @@ Status Consumer::receive(Message& out, Duration timeout) noexcept {
   Status status = try_receive(out);
   if (status != Status::Empty) return status;
   State& s = *s_;
-  if (s.spin == 0 || s.spin > s.options.wait.spin) s.spin = s.options.wait.spin;  // the first wait, or spin 0
   const auto started = Clock::now();
   Clock::time_point spin_ended{};
   const bool ok = detail::wait_until(

@@ -33,8 +33,8 @@ struct Consumer::State {
   std::deque<detail::JournalRecord> journal_held;
   std::optional<detail::JournalReader> journal;
   std::string journal_error;
-  // Polls before receive() sleeps: adapted between kMinSpin and
-  // options.wait.spin to how long the last waits lasted (consumer.cpp).
+  // Polls before receive() sleeps: options.wait.spin at join, then adapted
+  // between kMinSpin and it to how long the last waits lasted (consumer.cpp).
   std::uint32_t spin = 0;
 
   [[nodiscard]] std::size_t in_flight() const noexcept { return held.size() + journal_held.size(); }

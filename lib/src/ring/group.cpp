@@ -264,6 +264,7 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   auto st = std::make_unique<State>();
   st->map = map;
   st->options = std::move(options);
+  st->spin = st->options.wait.spin;  // adapted by receive() (consumer.cpp)
   if (m.durable && st->options.journal_dir.empty()) {
     try {
       st->options.journal_dir = journal_dir(daemon_data_dir(m.ns), m.name).string();
