@@ -28,18 +28,12 @@ constexpr std::uint64_t kMaxBatchBytes = 4u << 20;
 constexpr auto kBusyNap = std::chrono::microseconds(50);
 constexpr auto kBusySpell = std::chrono::milliseconds(20);
 
-bool committed(const detail::Mapping& m, std::uint64_t position) {
-  // acquire: pairs with the producer's release store of the commit word,
-  // making the header and payload visible.
-  return m.commit_word(position).load(std::memory_order_acquire) == position;
-}
-
 Batch collect(const detail::Mapping& m, std::uint64_t from, std::uint64_t journaled_end) {
   Batch b;
   b.end = from;
   std::uint64_t bytes = 0;
-  while (b.records.size() < kMaxBatchRecords && bytes < kMaxBatchBytes && committed(m, b.end)) {
-    RecordHeader h;
+  while (b.records.size() < kMaxBatchRecords && bytes < kMaxBatchBytes && m.committed(b.end)) {
+    RecordFields h;
     const std::uint64_t span = detail::record_span(m, b.end, &h);
     if (span == 0) {
       b.stuck = true;
@@ -66,7 +60,7 @@ void wait_for_commit(const JournalPipeline::Shared& s, std::uint64_t cursor, Clo
   }
   detail::wait_until(
       m.header->data, Clock::now() + kIdleWake, 64,
-      [&] { return committed(m, cursor) || s.stopping.load(std::memory_order_acquire); },
+      [&] { return m.committed(cursor) || s.stopping.load(std::memory_order_acquire); },
       [] { return detail::kMaxSleep; });
 }
 

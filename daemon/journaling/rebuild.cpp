@@ -156,11 +156,9 @@ class Rebuilder {
     while (from < to) {
       const std::uint64_t room = m.capacity - (from & m.mask);
       const std::uint64_t bytes = std::min(to - from, room);
-      RecordHeader h{};
-      h.length = static_cast<std::uint32_t>(bytes);
-      h.type = static_cast<std::uint16_t>(RecordType::Skipped);
-      std::memcpy(m.record(from), &h, sizeof h);
-      m.commit_word(from).store(from, std::memory_order_relaxed);
+      m.write_info(from, RecordFields{static_cast<std::uint32_t>(bytes), static_cast<std::uint16_t>(RecordType::Skipped),
+                                      0, 0, 0});
+      m.commit_record(from);
       from += bytes;
     }
   }
@@ -170,15 +168,11 @@ class Rebuilder {
       throw std::runtime_error("journal record at position " + std::to_string(r.position) +
                                " does not fit the queue's ring (were its options changed?)");
     }
-    RecordHeader h{};
-    h.length = static_cast<std::uint32_t>(r.payload.size());
-    h.type = static_cast<std::uint16_t>(RecordType::Data);
-    h.producer_id = r.producer_id;
-    h.sequence = r.sequence;
-    h.timestamp_ns = r.timestamp_ns;
-    std::memcpy(m.record(r.position), &h, sizeof h);
-    if (!r.payload.empty()) std::memcpy(m.at(r.position) + sizeof h, r.payload.data(), r.payload.size());
-    m.commit_word(r.position).store(r.position, std::memory_order_relaxed);
+    m.write_info(r.position, RecordFields{static_cast<std::uint32_t>(r.payload.size()),
+                                          static_cast<std::uint16_t>(RecordType::Data),
+                                          static_cast<std::uint16_t>(r.producer_id), r.sequence, r.timestamp_ns});
+    if (!r.payload.empty()) std::memcpy(m.at(r.position) + sizeof(RecordHeader), r.payload.data(), r.payload.size());
+    m.commit_record(r.position);
   }
 
   // Every record a group is owed waits as a pending redelivery: the group's
@@ -200,7 +194,7 @@ class Rebuilder {
       }
       std::uint64_t owed = 0;
       for (std::uint64_t p = resume.from; p < end_;) {
-        RecordHeader h;
+        RecordFields h;
         const std::uint64_t span = detail::record_span(m, p, &h);
         if (span == 0) throw std::runtime_error("rebuilt ring is inconsistent at position " + std::to_string(p));
         const bool data = h.type == static_cast<std::uint16_t>(RecordType::Data);

@@ -151,11 +151,11 @@ int main(int argc, char** argv) {
     auto c = Consumer::join(q, "g", co);
     const detail::Mapping& m = *detail::mapping_of(q);
     const std::uint64_t at = cap + cap - kRecordAlign;  // second lap, last chunk
-    RecordHeader h{};
+    RecordFields h{};
     h.length = m.max_message;  // fits max_message, but not the 64 bytes left in the ring
     h.type = static_cast<std::uint16_t>(RecordType::Data);
-    std::memcpy(m.record(at), &h, sizeof h);
-    m.commit_word(at).store(at);
+    m.write_info(at, h);
+    m.commit_record(at);
     m.header->head.store(at);
     m.header->tail.store(at + record_bytes(h.length));
     m.groups[0].read.store(at);
@@ -165,7 +165,7 @@ int main(int argc, char** argv) {
     auto c = Consumer::join(q, "g", co);
     const detail::Mapping& m = *detail::mapping_of(q);
     const std::uint64_t at = cap + cap - 8;  // header would straddle the ring's end
-    m.commit_word(at).store(at);
+    m.record(at)->tag.store(m.tag_of(at));
     m.header->head.store(at);
     m.header->tail.store(at + 64);
     m.groups[0].read.store(at);

@@ -61,11 +61,11 @@ bool inside_ring(const detail::Mapping& m, const Message& msg) {
 TEST_F(AttackTest, DataRecordCrossingTheRingEndIsNotFollowed) {
   auto c = Consumer::join(*queue_, "g");
   const std::uint64_t at = 2 * kCapacity - kRecordAlign;
-  RecordHeader h{};
+  RecordFields h{};
   h.length = 200;
   h.type = static_cast<std::uint16_t>(RecordType::Data);
-  std::memcpy(map().record(at), &h, sizeof h);
-  map().commit_word(at).store(at);
+  map().write_info(at, h);
+  map().commit_record(at);
   place(at, at + record_bytes(h.length), at);
 
   const std::string records_copy = in_child([&] { return static_cast<int>(queue_->records().size() > 1); });
@@ -79,11 +79,11 @@ TEST_F(AttackTest, DataRecordCrossingTheRingEndIsNotFollowed) {
 }
 
 // head and a group's read cursor 8 bytes before the ring's end, with a
-// matching commit word: a record header read there straddles the end.
+// matching tag: a record header read there straddles the end.
 TEST_F(AttackTest, MisalignedPositionsAreNotFollowed) {
   auto c = Consumer::join(*queue_, "g");
   const std::uint64_t at = 2 * kCapacity - 8;
-  map().commit_word(at).store(at);
+  map().record(at)->tag.store(map().tag_of(at));
   place(at, at + kRecordAlign, at);
   const std::string records_misaligned = in_child([&] {
               (void)queue_->records();

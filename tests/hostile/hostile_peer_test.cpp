@@ -200,7 +200,6 @@ int scribbler_main(Clock::time_point until, std::uint64_t seed) {
       {offset_of(m.producers), sizeof(layout::ProducerSlot) * m.max_producers},
       {offset_of(m.groups), sizeof(layout::GroupSlot) * m.max_groups},
       {offset_of(m.consumers), sizeof(layout::ConsumerSlot) * m.max_groups * m.max_consumers},
-      {offset_of(m.commits), 8 * m.chunks},
       {offset_of(m.states), 8 * m.chunks * m.max_groups},
       {offset_of(m.ring), m.capacity},
   };

@@ -52,7 +52,6 @@ class Guard {
     shift(m.producers);
     shift(m.groups);
     shift(m.consumers);
-    shift(m.commits);
     shift(m.states);
     shift(m.ring);
     m.base = moved;

@@ -40,7 +40,7 @@ TEST_F(LayoutTest, SuperblockBytesOfARealSegment) {
   const auto u64 = [&](std::size_t at) { std::uint64_t v; std::memcpy(&v, bytes + at, 8); return v; };
   const auto u32 = [&](std::size_t at) { std::uint32_t v; std::memcpy(&v, bytes + at, 4); return v; };
   EXPECT_EQ(std::memcmp(bytes, "SHMQLOG1", 8), 0);
-  EXPECT_EQ(u32(8), 2u) << "layout version";
+  EXPECT_EQ(u32(8), 3u) << "layout version";
   EXPECT_EQ(u32(12), 1024u) << "header bytes";
   EXPECT_EQ(u64(16), g.segment_bytes);
   EXPECT_EQ(u64(24), 65536u);
@@ -69,19 +69,22 @@ TEST_F(LayoutTest, RecordFormatInTheRing) {
   ASSERT_EQ(p.try_send(7, bytes_of("abc")), Status::Ok);
   const auto& m = *detail::mapping_of(q);
   const auto* raw = reinterpret_cast<const unsigned char*>(m.at(kFirstPosition));
-  std::uint32_t length, producer;
-  std::uint16_t type;
+  std::uint32_t length;
+  std::uint16_t type, producer;
   std::uint64_t seq;
-  std::memcpy(&length, raw, 4);
-  std::memcpy(&type, raw + 4, 2);
-  std::memcpy(&producer, raw + 8, 4);
+  std::memcpy(&length, raw + 8, 4);
+  std::memcpy(&type, raw + 12, 2);
+  std::memcpy(&producer, raw + 14, 2);
   std::memcpy(&seq, raw + 16, 8);
   EXPECT_EQ(length, 3u);
   EXPECT_EQ(type, 1u);
   EXPECT_EQ(producer, p.id());
   EXPECT_EQ(seq, 7u);
   EXPECT_EQ(std::memcmp(raw + 32, "abc", 3), 0);
-  EXPECT_EQ(m.commit_word(kFirstPosition).load(), kFirstPosition);
+  std::uint64_t tag = 0;
+  std::memcpy(&tag, raw, 8);
+  EXPECT_EQ(tag, kFirstPosition ^ m.record_key) << "the tag: the position mixed with the segment's key";
+  EXPECT_NE(m.record_key & kRecordKeyBit, 0u);
   EXPECT_EQ(p.last_position(), kFirstPosition);
 }
 

@@ -159,7 +159,8 @@ TEST_F(ValidationTest, FlippedHeaderBytesNeverCrash) {
     ASSERT_EQ(::pwrite(fd, &original, 1, at), 1);
   }
   ::close(fd);
-  EXPECT_GT(failures, 100) << "most header bytes are checked";
+  // Not all: any record key with its top bit set is as good as another.
+  EXPECT_GT(failures, 90) << "most header bytes are checked";
   EXPECT_NO_THROW(Queue::open("flip"));
 }
 

@@ -151,7 +151,7 @@ struct Seen {
 };
 
 Seen look(const Mapping& m, std::uint32_t group, std::uint64_t p) {
-  RecordHeader h;
+  RecordFields h;
   Seen seen;
   seen.span = record_span(m, p, &h);
   seen.data = h.type == static_cast<std::uint16_t>(RecordType::Data);

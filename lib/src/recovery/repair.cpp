@@ -19,11 +19,11 @@ namespace shmq::detail {
 
 using namespace layout;
 
-std::uint64_t record_span(const Mapping& m, std::uint64_t position, RecordHeader* copy) noexcept {
+std::uint64_t record_span(const Mapping& m, std::uint64_t position, RecordFields* copy) noexcept {
   if (position % kRecordAlign != 0) return 0;  // a header there would straddle the ring's end
   // Read once: a hostile peer may change the header under us.
-  RecordHeader h;
-  std::memcpy(&h, m.record(position), sizeof h);
+  RecordFields h;
+  std::memcpy(&h, &m.record(position)->info, sizeof h);
   if (copy != nullptr) *copy = h;
   switch (static_cast<RecordType>(h.type)) {
     case RecordType::Data:
@@ -61,13 +61,23 @@ Claim announced_claim(const Mapping& m, const ProducerSlot& s) {
   return {position, position + padding_for(m, position, bytes) + bytes};
 }
 
+// Whether every group has released `at` (head passed it): then a record was
+// committed there, and the ring may have been written over since, so its
+// bytes say nothing any more. Read after the tag (a seqlock's second load:
+// the fence orders the tag's load before it); relaxed: through the fence, it
+// pairs with the producers' seq_cst CAS of head. While head stays at or below
+// `at`, nobody writes there but the record's own producer.
+bool released_by_all(const Mapping& m, std::uint64_t at) {
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return at_or_after(m.header->head.load(std::memory_order_relaxed), at + 1);
+}
+
 // A record boundary: the tail, a committed record, or another claim's start.
 bool is_boundary(const Mapping& m, std::uint64_t at, std::uint64_t tail) {
   if (at == tail) return true;
   if (!at_or_after(tail, at)) return false;
-  // acquire: pairs with commit's release store of the commit word; claim_pos:
-  // as in announced_claim.
-  if (m.commit_word(at).load(std::memory_order_acquire) == at) return true;
+  // claim_pos: as in announced_claim.
+  if (m.committed(at)) return true;
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     if (m.producers[i].claim_pos.load(std::memory_order_acquire) == at) return true;
   }
@@ -81,8 +91,7 @@ RepairResult repair_hole(const Mapping& m, std::uint64_t at) {
   if (at % kRecordAlign != 0) return RepairResult::Unprovable;  // never write a header there
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
   if (!at_or_after(tail, at + 1)) return RepairResult::NotAHole;
-  // acquire: pairs with commit's release store of the commit word.
-  if (at_or_after(m.commit_word(at).load(std::memory_order_acquire), at)) return RepairResult::NotAHole;
+  if (m.committed(at) || released_by_all(m, at)) return RepairResult::NotAHole;
   // The owner is among the producers whose announced claim covers `at`. A live
   // one may be the owner (or about to retry): wait. Of the dead ones, only the
   // winner's claim ends on a record boundary; any with the same extent will do.
@@ -106,11 +115,9 @@ RepairResult repair_hole(const Mapping& m, std::uint64_t at) {
       s.last_seq.store(s.claim_prev_seq.load(std::memory_order_relaxed), std::memory_order_release);
     }
   }
-  RecordHeader skip{};
-  skip.length = static_cast<std::uint32_t>(end - at);
-  skip.type = static_cast<std::uint16_t>(RecordType::Skipped);
-  std::memcpy(m.record(at), &skip, sizeof skip);
-  m.commit_word(at).store(at, std::memory_order_release);  // pairs with take's acquire
+  m.write_info(at, RecordFields{static_cast<std::uint32_t>(end - at), static_cast<std::uint16_t>(RecordType::Skipped),
+                              0, 0, 0});
+  m.commit_record(at);
   m.header->holes_skipped.fetch_add(1, std::memory_order_relaxed);
   notify(m.header->data);
   return RepairResult::Repaired;
@@ -152,7 +159,7 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
   for (std::uint64_t steps = 0; p != tail && p != kNoPosition && steps < m.chunks; ++steps) {
     p = past_journal_part(g, p);  // its records are copies, read again below
     if (p == kNoPosition || p == tail) break;
-    if (m.commit_word(p).load(std::memory_order_acquire) != p) break;  // pairs with commit's release store
+    if (!m.committed(p)) break;
     std::atomic<std::uint64_t>& state = m.state_word(group, p);
     // acquire: pairs with the member's take CAS and its ack's release store.
     std::uint64_t word = state.load(std::memory_order_acquire);

@@ -46,7 +46,7 @@ RecoveryCounts recover_dead_clients(const Mapping& map);
 // Also 0 for a misaligned position, and for a data record that would cross the
 // ring's end. `copy` (if given) receives the one header read that was checked:
 // use it, never re-read the header from shared memory.
-std::uint64_t record_span(const Mapping& map, std::uint64_t position, layout::RecordHeader* copy = nullptr) noexcept;
+std::uint64_t record_span(const Mapping& map, std::uint64_t position, layout::RecordFields* copy = nullptr) noexcept;
 
 // Padding a claim of `bytes` at `position` needs to reach the ring's start.
 inline std::uint64_t padding_for(const Mapping& map, std::uint64_t position, std::uint64_t bytes) noexcept {

@@ -60,7 +60,7 @@ void detail::release_acked(const Mapping& m, std::uint32_t group) {
 namespace {
 
 // `h`: the header copy record_span() checked (never re-read: a peer may change it).
-void fill(const Mapping& m, std::uint64_t position, const RecordHeader& h, bool redelivered, Message& out) {
+void fill(const Mapping& m, std::uint64_t position, const RecordFields& h, bool redelivered, Message& out) {
   out.payload = {m.at(position) + sizeof(RecordHeader), h.length};
   out.position = position;
   out.sequence = h.sequence;
@@ -82,7 +82,7 @@ bool take_redelivery(const Consumer::State& s, Message& out) {
     // acquire: pairs with the release CAS or store that made it pending
     // (release_consumer, reopen_below).
     std::uint64_t word = m.state_word(s.group, p).load(std::memory_order_acquire);
-    RecordHeader h;
+    RecordFields h;
     const std::uint64_t span = detail::record_span(m, p, &h);
     if (span != 0 && h.type == static_cast<std::uint16_t>(RecordType::Data) && state_is_for(word, p) &&
         state_code(word) == kPendingRedelivery &&
@@ -104,7 +104,7 @@ bool take_redelivery(const Consumer::State& s, Message& out) {
   return false;
 }
 
-enum class Take { Taken, Empty, Stalled, Corrupt };
+enum class Take { Taken, Empty, Corrupt };
 
 // After reading a record's header: was the record still unreleased, so the
 // bytes read were really its own? (A seqlock-style re-check: if `read` has
@@ -134,12 +134,10 @@ Take take_next(const Consumer::State& s, Message& out) {
     std::uint64_t read = g.read.load(std::memory_order_acquire);
     if (detail::read_closed(read)) return Take::Empty;  // the group reads the journal
     if (!detail::synced_past(m, read)) return Take::Empty;
-    // acquire: pairs with the producer's release store of the commit word,
-    // making the header and payload visible.
-    if (m.commit_word(read).load(std::memory_order_acquire) != read) {
-      return m.header->tail.load(std::memory_order_relaxed) == read ? Take::Empty : Take::Stalled;
-    }
-    RecordHeader h;
+    // Not tail: a poll that looked at tail would pull its line away from
+    // the producers at every claim. on_idle tells a stalled group from an empty one.
+    if (!m.committed(read)) return Take::Empty;
+    RecordFields h;
     const std::uint64_t span = detail::record_span(m, read, &h);
     const bool data = h.type == static_cast<std::uint16_t>(RecordType::Data);
     if (span == 0 && !still_unreleased(g, read)) continue;  // a later lap's bytes, not corruption
@@ -197,10 +195,11 @@ Status Consumer::try_receive(Message& out) noexcept {
     case Take::Corrupt:
       return Status::Corrupt;
     case Take::Empty:
-    case Take::Stalled:
       break;
   }
-  return Status::Empty;
+  // A truncated segment reads as zeros (shm/bus_guard.hpp), which hold no
+  // record: say why nothing comes. One relaxed load while nothing is broken.
+  return detail::segment_lost_under(s.map->header->data) ? Status::Corrupt : Status::Empty;
 }
 
 namespace {
@@ -214,8 +213,7 @@ Duration on_idle(const Consumer::State& s) {
   // producers' release CAS of tail and release store of the commit word.
   const std::uint64_t read = s.g->read.load(std::memory_order_acquire);
   if (detail::read_closed(read)) return detail::kMaxSleep;
-  const bool stalled = m.header->tail.load(std::memory_order_acquire) != read &&
-                       m.commit_word(read).load(std::memory_order_acquire) != read;
+  const bool stalled = m.header->tail.load(std::memory_order_acquire) != read && !m.committed(read);
   if (!stalled) return detail::kMaxSleep;
   // Try only: a stopped process holding the lock must not stall this wait.
   const detail::SegmentLock lock(m, detail::SegmentLock::TryTag{});

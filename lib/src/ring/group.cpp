@@ -52,10 +52,8 @@ std::uint64_t walk_to(const Mapping& m, std::uint64_t start, std::uint64_t safe,
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
   std::uint64_t p = start;
   while (p != tail) {
-    // acquire: pairs with the producer's release store of the commit word,
-    // making the header visible.
-    const bool committed = m.commit_word(p).load(std::memory_order_acquire) == p;
-    RecordHeader h;
+    const bool committed = m.committed(p);
+    RecordFields h;
     const std::uint64_t span = committed ? detail::record_span(m, p, &h) : 0;
     if (!at_or_after(p, safe)) {
       // A seqlock's second load (as still_unreleased, durable/group_journal.cpp):
@@ -135,7 +133,7 @@ Start start_position(const Mapping& m, std::uint32_t self, const ConsumerOptions
     messages = total;
     return {h.tail.load(std::memory_order_seq_cst), false};  // seq_cst: as head above
   }
-  const auto accept = [&](std::uint64_t p, const RecordHeader& r) {
+  const auto accept = [&](std::uint64_t p, const RecordFields& r) {
     return o.start == StartAt::Time ? r.timestamp_ns >= o.start_time_ns : at_or_after(p, o.start_position);
   };
   bool lost = false;

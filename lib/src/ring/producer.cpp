@@ -1,4 +1,4 @@
-// The producer: claim (CAS on tail), write, commit (store the commit word).
+// The producer: claim (CAS on tail), write, commit (store the record's tag).
 //
 // A claim is announced in the producer's own entry before the CAS, so the
 // owner of any uncommitted record is provable after a crash (recovery/repair.cpp).
@@ -169,15 +169,12 @@ std::uint64_t Producer::last_position() const noexcept { return s_->last_positio
 
 namespace {
 
-void write_header(const Mapping& m, std::uint64_t position, RecordType type, std::uint32_t length,
+// Writes a record's header and commits it: the tag last (commit_record).
+void write_record(const Mapping& m, std::uint64_t position, RecordType type, std::uint32_t length,
                   std::uint32_t producer, std::uint64_t seq, std::uint64_t timestamp_ns = 0) {
-  RecordHeader header{};
-  header.length = length;
-  header.type = static_cast<std::uint16_t>(type);
-  header.producer_id = producer;
-  header.sequence = seq;
-  header.timestamp_ns = timestamp_ns;
-  std::memcpy(m.record(position), &header, sizeof header);
+  m.write_info(position, RecordFields{length, static_cast<std::uint16_t>(type), static_cast<std::uint16_t>(producer),
+                                    seq, timestamp_ns});
+  m.commit_record(position);
 }
 
 // A durable queue's ring is full: groups that hold it read on from the
@@ -221,10 +218,7 @@ Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
     s.slot->claim_pos.store(position, std::memory_order_relaxed);
     if (tail.compare_exchange_weak(position, end, std::memory_order_release, std::memory_order_relaxed)) break;
   }
-  if (pad != 0) {
-    write_header(m, position, RecordType::Padding, static_cast<std::uint32_t>(pad), s.index, 0);
-    m.commit_word(position).store(position, std::memory_order_release);  // pairs with take's acquire
-  }
+  if (pad != 0) write_record(m, position, RecordType::Padding, static_cast<std::uint32_t>(pad), s.index, 0);
   s.claiming = true;
   s.claim_seq = seq;
   s.data_position = position + pad;
@@ -253,11 +247,10 @@ std::uint64_t Producer::commit() noexcept {
   if (!s.claiming) return 0;
   const Mapping& m = *s.map;
   const std::uint64_t now = s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
-  write_header(m, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq, now);
-  // last_seq before the commit word: a crash between the two leaves a hole
+  // last_seq before the tag: a crash between the two leaves a hole
   // whose repair rolls last_seq back to claim_prev_seq (recovery/repair.cpp).
   s.slot->last_seq.store(s.claim_seq, std::memory_order_relaxed);
-  // With last_seq, before the commit word, so that a re-attach that sees the
+  // With last_seq, before the tag, so that a re-attach that sees the
   // sequence also waits for its record (relaxed: read only by attach, under
   // the segment lock, see there). If we die before the commit word, the
   // repair skips the record and rolls last_seq back, but leaves this pointing
@@ -265,7 +258,7 @@ std::uint64_t Producer::commit() noexcept {
   // like any other (shmqd's drain walks over them), so a confirm that waits
   // for it only waits for what precedes it.
   s.slot->last_position.store(s.data_position, std::memory_order_relaxed);
-  m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);  // pairs with take's acquire
+  write_record(m, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq, now);
   s.last_seq = s.claim_seq;
   s.last_position = s.data_position;
   s.confirm_position = s.data_position;
@@ -281,9 +274,8 @@ void Producer::abort() noexcept {
   State& s = *s_;
   if (!s.claiming) return;
   const Mapping& m = *s.map;
-  write_header(m, s.data_position, RecordType::Skipped, static_cast<std::uint32_t>(record_bytes(s.claim_size)),
+  write_record(m, s.data_position, RecordType::Skipped, static_cast<std::uint32_t>(record_bytes(s.claim_size)),
                s.index, 0);
-  m.commit_word(s.data_position).store(s.data_position, std::memory_order_release);  // pairs with take's acquire
   s.claiming = false;
   detail::notify(m.header->data);
 }

@@ -9,15 +9,22 @@
 //   [ProducerSlot x max_producers]
 //   [GroupSlot    x max_groups]
 //   [ConsumerSlot x max_groups x max_consumers]
-//   [commit words: u64 x chunks]       position of the record committed at each chunk
 //   [state words:  u64 x chunks x max_groups]  per group: who holds each record
 //   [ring: capacity bytes]             records, 64-byte aligned
 //
 // A "chunk" is kRecordAlign bytes of the ring; records start on chunk
-// boundaries, so a record at position p owns commit word and state word
-// (p % capacity) / kRecordAlign. Those words live outside the ring, where
-// payload never goes, and hold the full position, so stale bytes of an earlier
-// lap can never pass for a committed or taken record.
+// boundaries, so a record at position p owns state word
+// (p % capacity) / kRecordAlign, outside the ring, holding the full position.
+//
+// A record commits itself: the first word of its header is its tag, the
+// record's position mixed with the segment's random record key (record_tag),
+// stored last with release. A reader finds a record and its header in the
+// same cache line. Stale bytes never pass for a record: an earlier lap's
+// header carries an earlier position's tag, and payload bytes (which an
+// earlier lap may have left where this lap's header goes) would have to hold
+// the tag of a future position, i.e. be computed from the key, which no
+// payload is unless a peer forges it on purpose (a hostile peer, which can
+// write anything anyway; docs/design.md "Record tags").
 #pragma once
 
 #include <atomic>
@@ -35,7 +42,8 @@ inline constexpr std::size_t kRecordAlign = 64;
 inline constexpr std::size_t kNameBytes = 64;  // 63 characters and a NUL
 inline constexpr std::uint64_t kMagic = 0x31474f4c514d4853ULL;  // "SHMQLOG1" little-endian
 // 2: liveness by entry locks (lock bytes below) and pid namespaces in the tables.
-inline constexpr std::uint32_t kLayoutVersion = 2;
+// 3: records commit by their tag (no commit words); exclusive groups.
+inline constexpr std::uint32_t kLayoutVersion = 3;
 // The log starts here, not at 0, so that all-zero words (never written) read
 // as "an older position" and never as a record at position 0.
 inline constexpr std::uint64_t kFirstPosition = kRecordAlign;
@@ -53,23 +61,37 @@ enum class RecordType : std::uint16_t {
   Skipped = 3,  // a claim whose producer died (or aborted) before committing
 };
 
-struct RecordHeader {
+// What a record's header says after its tag: written before the tag, read
+// (copied once, see record_span) after an acquire load of it.
+struct RecordFields {
   std::uint32_t length;  // Data: payload bytes; Padding/Skipped: bytes covered, header included
   std::uint16_t type;    // RecordType
-  std::uint16_t reserved;
-  std::uint32_t producer_id;
-  std::uint32_t reserved2;
+  std::uint16_t producer_id;
   std::uint64_t sequence;
   std::uint64_t timestamp_ns;
 };
+
+struct RecordHeader {
+  // record_tag(position, key) once the record is committed: stored last,
+  // with release, by its producer (or a repairer writing a Skipped record);
+  // the acquire loads of readers pair with it, making info and payload visible.
+  std::atomic<std::uint64_t> tag;
+  RecordFields info;
+};
+static_assert(sizeof(RecordFields) == 24);
+static_assert(offsetof(RecordFields, length) == 0);
+static_assert(offsetof(RecordFields, type) == 4);
+static_assert(offsetof(RecordFields, producer_id) == 6);
+static_assert(offsetof(RecordFields, sequence) == 8);
+static_assert(offsetof(RecordFields, timestamp_ns) == 16);
 static_assert(sizeof(RecordHeader) == 32, "record header is part of the ring format");
-static_assert(offsetof(RecordHeader, length) == 0);
-static_assert(offsetof(RecordHeader, type) == 4);
-static_assert(offsetof(RecordHeader, reserved) == 6);
-static_assert(offsetof(RecordHeader, producer_id) == 8);
-static_assert(offsetof(RecordHeader, reserved2) == 12);
-static_assert(offsetof(RecordHeader, sequence) == 16);
-static_assert(offsetof(RecordHeader, timestamp_ns) == 24);
+static_assert(offsetof(RecordHeader, tag) == 0);
+static_assert(offsetof(RecordHeader, info) == 8);
+
+// Record keys always have this bit set: positions stay below 2^62, so a tag
+// always has it too, and never-written (zero) memory is never a tag.
+inline constexpr std::uint64_t kRecordKeyBit = std::uint64_t{1} << 63;
+constexpr std::uint64_t record_tag(std::uint64_t position, std::uint64_t key) { return position ^ key; }
 
 constexpr std::uint64_t align_up(std::uint64_t n, std::uint64_t a) { return (n + a - 1) & ~(a - 1); }
 // Ring bytes taken by a data record of `payload` bytes.
@@ -143,7 +165,7 @@ struct Superblock {
   std::uint64_t producers_offset;
   std::uint64_t groups_offset;
   std::uint64_t consumers_offset;
-  std::uint64_t commit_offset;
+  std::uint64_t record_key;  // random, kRecordKeyBit set: see record_tag
   std::uint64_t states_offset;
   std::uint64_t ring_offset;
   char ns[kNameBytes];
@@ -225,7 +247,7 @@ struct alignas(kCacheLine) ProducerSlot {
   std::atomic<std::int64_t> pid;
   std::atomic<std::uint64_t> start_time;  // of pid, from /proc/<pid>/stat, against pid reuse
   char name[kNameBytes];
-  // Last sequence committed. Written before the record's commit word, and
+  // Last sequence committed. Written before the record's tag, and
   // rolled back to claim_prev_seq by the repair of a claim that never
   // committed (a release store, paired with attach's acquire load, both
   // under the segment lock).
@@ -244,17 +266,29 @@ struct alignas(kCacheLine) ProducerSlot {
   // Position of the last record committed under this name, all incarnations:
   // a re-attached producer's durable confirm waits for it, so a resend that
   // finds its sequences Duplicate confirms them too. Stored by the owner with
-  // last_seq, before the commit word; read by attach under the segment lock.
+  // last_seq, before the record's tag; read by attach under the segment lock.
   // 0 after a rebuild (journal_synced covers every record the journal holds).
   std::atomic<std::uint64_t> last_position;
 };
 
+enum class GroupMode : std::uint32_t {
+  Competing = 0,  // members share the records, each taken by a CAS on its state word
+  Exclusive = 1,  // one active member reads at a time, the others stand by
+};
+
 struct alignas(kCacheLine) GroupSlot {
   std::atomic<std::uint32_t> state;  // SlotState: Free or Attached (= exists)
-  std::uint32_t reserved;
+  std::uint32_t mode;                // GroupMode, set at creation (under the segment lock)
   char name[kNameBytes];
   std::atomic<std::uint64_t> retired_delivered;  // counters of members that left
   std::atomic<std::uint64_t> retired_acked;
+  // Exclusive groups: the member that reads, index + 1, or 0 when none.
+  // Set (CAS from 0, acq_rel) by a member becoming active, cleared by the
+  // release_consumer of the active member (release store); a member's
+  // acquire load pairs with both. On this line, not the read cursor's, so
+  // that standbys looking at it never disturb the active member's line.
+  std::atomic<std::uint32_t> active;
+  std::uint32_t reserved3;
   // Next position handed out: members CAS it (acq_rel) past each record they
   // take; the acquire loads of the other members pair with it. With
   // kReadClosed set, the group reads from the journal (durable queues only,
@@ -331,7 +365,7 @@ static_assert(offsetof(Superblock, created_unix_ns) == 72);
 static_assert(offsetof(Superblock, producers_offset) == 80);
 static_assert(offsetof(Superblock, groups_offset) == 88);
 static_assert(offsetof(Superblock, consumers_offset) == 96);
-static_assert(offsetof(Superblock, commit_offset) == 104);
+static_assert(offsetof(Superblock, record_key) == 104);
 static_assert(offsetof(Superblock, states_offset) == 112);
 static_assert(offsetof(Superblock, ring_offset) == 120);
 static_assert(offsetof(Superblock, ns) == 128);
@@ -382,10 +416,12 @@ static_assert(offsetof(ProducerSlot, last_position) == 176, "on the line commit 
 static_assert(sizeof(ProducerSlot) == 256);
 
 static_assert(offsetof(GroupSlot, state) == 0);
-static_assert(offsetof(GroupSlot, reserved) == 4);
+static_assert(offsetof(GroupSlot, mode) == 4);
 static_assert(offsetof(GroupSlot, name) == 8);
 static_assert(offsetof(GroupSlot, retired_delivered) == 72);
 static_assert(offsetof(GroupSlot, retired_acked) == 80);
+static_assert(offsetof(GroupSlot, active) == 88);
+static_assert(offsetof(GroupSlot, reserved3) == 92);
 static_assert(offsetof(GroupSlot, read) == 128, "read cursor on its own line");
 static_assert(offsetof(GroupSlot, journal_from) == 136);
 static_assert(offsetof(GroupSlot, journal_to) == 144);
@@ -430,8 +466,8 @@ inline constexpr std::int64_t kConsumerLockBytes = kProducerLockBytes + kMaxProd
 // Where each table starts, computed from the creation parameters alone, so
 // an open can check the stored offsets against them.
 struct Geometry {
-  std::uint64_t producers_offset, groups_offset, consumers_offset, commit_offset, states_offset,
-      ring_offset, segment_bytes, chunks;
+  std::uint64_t producers_offset, groups_offset, consumers_offset, states_offset, ring_offset, segment_bytes,
+      chunks;
 };
 
 constexpr Geometry geometry(std::uint64_t capacity, std::uint32_t producers, std::uint32_t groups,
@@ -441,8 +477,7 @@ constexpr Geometry geometry(std::uint64_t capacity, std::uint32_t producers, std
   g.producers_offset = sizeof(QueueHeader);
   g.groups_offset = g.producers_offset + sizeof(ProducerSlot) * producers;
   g.consumers_offset = g.groups_offset + sizeof(GroupSlot) * groups;
-  g.commit_offset = align_up(g.consumers_offset + sizeof(ConsumerSlot) * groups * consumers, 4096);
-  g.states_offset = g.commit_offset + 8 * g.chunks;
+  g.states_offset = align_up(g.consumers_offset + sizeof(ConsumerSlot) * groups * consumers, 4096);
   g.ring_offset = align_up(g.states_offset + 8 * g.chunks * groups, 4096);
   g.segment_bytes = g.ring_offset + capacity;
   return g;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -54,20 +55,17 @@ struct Mapping {
   std::uint32_t max_groups = 0;
   std::uint32_t max_consumers = 0;
   bool durable = false;
+  std::uint64_t record_key = 0;  // the segment's, copied once (see record_tag)
 
   layout::QueueHeader* header = nullptr;
   layout::ProducerSlot* producers = nullptr;
   layout::GroupSlot* groups = nullptr;
   layout::ConsumerSlot* consumers = nullptr;
-  std::atomic<std::uint64_t>* commits = nullptr;
   std::atomic<std::uint64_t>* states = nullptr;
   std::byte* ring = nullptr;
 
   std::uint64_t chunk(std::uint64_t position) const noexcept {
     return (position & mask) / layout::kRecordAlign;
-  }
-  std::atomic<std::uint64_t>& commit_word(std::uint64_t position) const noexcept {
-    return commits[chunk(position)];
   }
   std::atomic<std::uint64_t>& state_word(std::uint32_t group, std::uint64_t position) const noexcept {
     return states[group * chunks + chunk(position)];
@@ -75,6 +73,24 @@ struct Mapping {
   std::byte* at(std::uint64_t position) const noexcept { return ring + (position & mask); }
   layout::RecordHeader* record(std::uint64_t position) const noexcept {
     return reinterpret_cast<layout::RecordHeader*>(at(position));
+  }
+  std::uint64_t tag_of(std::uint64_t position) const noexcept { return layout::record_tag(position, record_key); }
+  // Whether the record at `position` is committed. acquire: pairs with the
+  // release store of its tag (commit_record), making its info and payload
+  // visible. Never at a misaligned position (a hostile peer's): its tag
+  // could lie across the ring's end, past the mapping.
+  bool committed(std::uint64_t position) const noexcept {
+    return position % layout::kRecordAlign == 0 &&
+           record(position)->tag.load(std::memory_order_acquire) == tag_of(position);
+  }
+  // Writes a record's info (before the tag: see commit_record).
+  void write_info(std::uint64_t position, const layout::RecordFields& info) const noexcept {
+    std::memcpy(&record(position)->info, &info, sizeof info);
+  }
+  // Commits the record at `position`, its info and payload written.
+  // release: pairs with committed()'s acquire load.
+  void commit_record(std::uint64_t position) const noexcept {
+    record(position)->tag.store(tag_of(position), std::memory_order_release);
   }
   // Producer entry `id` (a record's producer_id), or nullptr past the table
   // (only a hostile peer writes such an id).

@@ -1,6 +1,9 @@
 #include "shm/process.hpp"
 
+#include "shm/layout.hpp"
+
 #include <fcntl.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -52,6 +55,16 @@ std::uint64_t coarse_unix_time_ns() noexcept {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+std::uint64_t new_record_key() noexcept {
+  std::uint64_t key = 0;
+  if (::getrandom(&key, sizeof key, 0) != static_cast<ssize_t>(sizeof key)) {
+    // No entropy source (a very early boot, a seccomp filter): still unlike
+    // any payload a program writes without reading the key.
+    key = unix_time_ns() * 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(self_pid()) << 32;
+  }
+  return key | layout::kRecordKeyBit;
 }
 
 }  // namespace shmq::detail

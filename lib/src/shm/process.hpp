@@ -21,4 +21,7 @@ std::uint64_t self_start_time() noexcept;
 std::uint64_t unix_time_ns() noexcept;
 std::uint64_t coarse_unix_time_ns() noexcept;  // the kernel tick's resolution, cheaper
 
+// A new segment's record key (layout::record_tag): random, kRecordKeyBit set.
+std::uint64_t new_record_key() noexcept;
+
 }  // namespace shmq::detail

@@ -88,7 +88,6 @@ void bind_tables(Mapping& m, const Geometry& g) {
   m.producers = reinterpret_cast<ProducerSlot*>(base + g.producers_offset);
   m.groups = reinterpret_cast<GroupSlot*>(base + g.groups_offset);
   m.consumers = reinterpret_cast<ConsumerSlot*>(base + g.consumers_offset);
-  m.commits = reinterpret_cast<std::atomic<std::uint64_t>*>(base + g.commit_offset);
   m.states = reinterpret_cast<std::atomic<std::uint64_t>*>(base + g.states_offset);
   m.ring = base + g.ring_offset;
   m.chunks = g.chunks;

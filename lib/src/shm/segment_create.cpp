@@ -67,7 +67,7 @@ void initialise(Mapping& m, const QueueOptions& o, const Geometry& g, const deta
   s.producers_offset = g.producers_offset;
   s.groups_offset = g.groups_offset;
   s.consumers_offset = g.consumers_offset;
-  s.commit_offset = g.commit_offset;
+  s.record_key = m.record_key;
   s.states_offset = g.states_offset;
   s.ring_offset = g.ring_offset;
   copy_name(s.ns, m.ns);
@@ -159,6 +159,7 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
   m->max_groups = options.max_groups;
   m->max_consumers = options.max_consumers;
   m->durable = options.durable;
+  m->record_key = detail::new_record_key();
   const Geometry g = geometry(options.capacity, options.max_producers, options.max_groups,
                               options.max_consumers);
   const std::string what = describe_queue(m->ns, name);

@@ -59,10 +59,10 @@ void validate(Mapping& m, std::uint64_t file_bytes, const std::string& what) {
     corrupt("size " + std::to_string(file_bytes) + " bytes, expected " + std::to_string(expected_file_bytes));
   }
   if (s.producers_offset != g.producers_offset || s.groups_offset != g.groups_offset ||
-      s.consumers_offset != g.consumers_offset || s.commit_offset != g.commit_offset ||
-      s.states_offset != g.states_offset || s.ring_offset != g.ring_offset) {
+      s.consumers_offset != g.consumers_offset || s.states_offset != g.states_offset || s.ring_offset != g.ring_offset) {
     corrupt("table offsets do not match its sizes");
   }
+  if ((s.record_key & kRecordKeyBit) == 0) corrupt("its record key is not one shmq makes");
   if (bounded(s.ns) != m.ns || bounded(s.name) != m.name) {
     throw Error(Errc::WrongNamespace, what + " was created as queue '" + std::string(bounded(s.name)) +
                                           "' in namespace '" + std::string(bounded(s.ns)) + "'");
@@ -73,6 +73,7 @@ void validate(Mapping& m, std::uint64_t file_bytes, const std::string& what) {
   m.max_groups = o.max_groups;
   m.max_consumers = o.max_consumers;
   m.durable = (s.flags & kFlagDurable) != 0;
+  m.record_key = s.record_key;
   detail::bind_tables(m, g);
 }
 

@@ -179,12 +179,12 @@ std::vector<RecordInfo> Queue::records(std::uint64_t from, std::size_t max_recor
   while (p != tail && out.size() < max_records) {
     RecordInfo r;
     r.position = p;
-    if (m.commit_word(p).load(std::memory_order_acquire) != p) {
+    if (!m.committed(p)) {
       r.kind = RecordKind::Uncommitted;
       out.push_back(std::move(r));
       break;
     }
-    RecordHeader h;
+    RecordFields h;
     const std::uint64_t span = detail::record_span(m, p, &h);
     if (span == 0) break;  // corrupt: stop rather than guess
     r.length = h.length;
