@@ -74,9 +74,12 @@ bool stderr_is_journal(std::string_view journal_stream) {
   return st.st_dev == device && st.st_ino == inode;
 }
 
-void set_up_logging(const Options& o) { set_up_logging("shmqd", o.log_level, o.log_file); }
+void set_up_logging(const Options& o, spdlog::sink_ptr also) {
+  set_up_logging("shmqd", o.log_level, o.log_file, std::move(also));
+}
 
-void set_up_logging(const std::string& program, const std::string& level, const std::string& log_file) {
+void set_up_logging(const std::string& program, const std::string& level, const std::string& log_file,
+                    spdlog::sink_ptr also) {
   const char* stream = std::getenv("JOURNAL_STREAM");
   const bool journal = stream != nullptr && stderr_is_journal(stream);
   spdlog::sink_ptr err;
@@ -92,6 +95,7 @@ void set_up_logging(const std::string& program, const std::string& level, const 
     sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file));
     sinks.back()->set_pattern(timestamped_pattern(program));
   }
+  if (also) sinks.push_back(std::move(also));
   auto logger = std::make_shared<spdlog::logger>(program, sinks.begin(), sinks.end());
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::debug);  // rare lines; a reader of the file sees them at once

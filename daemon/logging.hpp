@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include <spdlog/common.h>
+
 #include "options.hpp"
 
 namespace shmq::daemon {
@@ -20,11 +22,14 @@ namespace shmq::daemon {
 [[nodiscard]] bool stderr_is_journal(std::string_view journal_stream);
 
 // The default logger: stderr (journal-fit or timestamped, as above) and the
-// --log-file (timestamped), at --log-level. Called again on SIGHUP.
-void set_up_logging(const Options& o);
+// --log-file (timestamped), at --log-level, and `also` when given (shmqd's
+// errors.log, once it holds its namespace's lock: error_log_sink.hpp).
+// Called again on SIGHUP.
+void set_up_logging(const Options& o, spdlog::sink_ptr also = nullptr);
 
 // The same for another program of ours (shmq-bridge): `program` names it in
 // timestamped lines; `log_file` empty for none.
-void set_up_logging(const std::string& program, const std::string& level, const std::string& log_file);
+void set_up_logging(const std::string& program, const std::string& level, const std::string& log_file,
+                    spdlog::sink_ptr also = nullptr);
 
 }  // namespace shmq::daemon

@@ -26,6 +26,7 @@
 #include <spdlog/spdlog.h>
 #include <fmt/format.h>
 
+#include "error_log_sink.hpp"
 #include "health.hpp"
 #include "instance_lock.hpp"
 #include "logging.hpp"
@@ -140,6 +141,11 @@ int serve(Options& o) {
   const std::string shm_dir = shmq::shm_dir().string();
   const auto lock = take_lock(o);
   if (!lock) return g_stop_requested != 0 ? 0 : kExitFailure;
+  // The warnings and errors from here on are kept in errors.log too
+  // (shmq-stat --errors), by the shmqd holding the lock only: a standby's,
+  // which shares the data directory, would overwrite the serving one's.
+  const auto errors = std::make_shared<ErrorLogSink>(shmq::stats::error_log_path(o.data_dir));
+  set_up_logging(o, errors);
   UniqueFd signals = block_stop_signals();
   if (g_stop_requested != 0) return 0;  // arrived before the block
   spdlog::info("shmqd up: namespace '{}', data directory {}, segments in {}", o.ns, o.data_dir.string(),
@@ -158,11 +164,14 @@ int serve(Options& o) {
     journal.settings.retention_bytes = o.retention_mib << 20;
     journal.settings.retention_age_ns = o.retention_seconds * 1'000'000'000;
     Watcher watcher(o.ns, std::move(signals), std::move(journal));
-    watcher.on_hangup([&o] { set_up_logging(o); });  // the file anew, after logrotate moved it
+    watcher.on_hangup([&o, errors] { set_up_logging(o, errors); });  // the file anew, after logrotate moved it
     // systemd's Type=notify and WatchdogSec= (nothing without $NOTIFY_SOCKET).
     ServiceNotifier notifier;
     watcher.on_ready([&notifier](const std::string& summary) { notifier.ready(summary); });
-    watcher.on_turn([&notifier] { notifier.watchdog_tick(); });
+    watcher.on_turn([&notifier, &errors] {
+      notifier.watchdog_tick();
+      errors->write_pending();  // a repeat's count, a second late at most
+    });
     watcher.run();
     notifier.stopping();  // run() returns on a stop signal only
   }

@@ -12,6 +12,7 @@
 #include "shmq/stats/metrics.hpp"
 #include "shmq/version.hpp"
 #include "stat_check.hpp"
+#include "stat_errors.hpp"
 #include "stat_report.hpp"
 #include "stat_watch.hpp"
 
@@ -23,6 +24,7 @@ struct StatArgs {
   std::string ns;
   std::vector<std::string> queues;  // one at most, but with --check
   bool check = false;
+  bool errors = false;
   bool json = false;
   bool prometheus = false;
   std::string watch_interval;  // empty with --watch: one second
@@ -62,6 +64,10 @@ int run_stat(StatArgs& args, bool watching, bool checking) {
   shmq::validate_namespace(ns);
   for (const std::string& queue : args.queues) shmq::validate_name(queue);
   if (checking) return run_check(ns, args);
+  if (args.errors) {
+    if (!args.queues.empty()) throw Failure("--errors takes no QUEUE: it shows shmqd's, for the namespace", kExitUsage);
+    return print_daemon_errors(ns, args.json);
+  }
   if (args.queues.size() > 1) {
     throw Failure("one QUEUE at most (several only with --check)", kExitUsage);
   }
@@ -97,12 +103,14 @@ int main(int argc, char** argv) {
       "--check: a health check (cron, systemd, Kubernetes, Nagios): exit 0 and no output when\n"
       "healthy; else exit 1 and one line per problem: a queue missing or unreadable, shmqd down\n"
       "(for a durable queue always; for any with --require-daemon), a journal failing, a dead\n"
-      "producer or consumer not reaped, a group lagging past --max-lag/--max-lag-seconds.",
+      "producer or consumer not reaped, a group lagging past --max-lag/--max-lag-seconds.\n"
+      "--errors: the last 100 distinct warnings and errors shmqd logged (its data directory's\n"
+      "errors.log), each with a count and when first and last seen; exit 0, also when none.",
       "shmq-stat"};
   StatArgs args;
   add_version_flag(app, SHMQ_VERSION_STRING);
   app.footer("Environment: SHMQ_NAMESPACE (the namespace), SHMQ_SHM_DIR (the directory of every segment, default "
-             "/dev/shm)");
+             "/dev/shm), SHMQ_DATA_DIR (--errors: shmqd's data directory when no shmqd runs)");
   add_namespace_option(app, args.ns);
   app.add_option("QUEUE", args.queues, "Show only this queue (--check: only these queues)");
   auto* json = app.add_flag("--json", args.json, "Print JSON for scripts");
@@ -136,7 +144,11 @@ int main(int argc, char** argv) {
   auto* require_daemon =
       app.add_flag("--require-daemon", args.bounds.require_daemon,
                    "--check: shmqd down is a problem for every queue (always for a durable one)");
+  auto* errors = app.add_flag("--errors", args.errors,
+                              "Print the warnings and errors shmqd kept (errors.log in its data directory: the "
+                              "last 100 distinct, with counts), the latest last; with --json, a JSON array");
   json->excludes(prometheus);
+  errors->excludes(prometheus)->excludes(watch_option)->excludes(check);
   watch_option->excludes(json)->excludes(prometheus);
   check->excludes(json)->excludes(prometheus)->excludes(watch_option);
   max_lag->needs(check);

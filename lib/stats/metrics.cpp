@@ -126,9 +126,16 @@ void add_queue(Exposition& out, std::string_view ns, const QueueInfo& q) {
   out.gauge("shmq_daemon_up", "1 when the queue's shmqd is alive", l, q.daemon_alive ? 1 : 0);
 
   for (const ProducerInfo& p : q.producers) {
+    // Only entries a process holds (alive, or dead and not yet reaped): a
+    // detached entry, left by a producer that detached or was reaped, has
+    // no series, so a namespace's producer label values are bounded by the
+    // producers attached now, not by every name ever used. Its counters
+    // continue from where they were if the name attaches again
+    // (docs/metrics.md).
+    if (!p.attached) continue;
     const Labels pl{{"namespace", ns}, {"queue", q.name}, {"producer", p.name}};
-    out.gauge("shmq_producer_attached", "1 while a process holds the producer entry", pl,
-              p.attached ? 1 : 0);
+    out.gauge("shmq_producer_attached",
+              "Always 1: a producer has series only while a process holds its entry", pl, 1);
     out.gauge("shmq_producer_alive", "1 while the producer's process runs", pl, p.alive ? 1 : 0);
     out.gauge("shmq_producer_last_sequence", "Last sequence committed by the producer", pl,
               p.last_sequence);

@@ -29,6 +29,8 @@ collected.
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Literal, TypedDict
 
 from . import _shmq
@@ -68,6 +70,9 @@ __all__ = [
     "Internal",
     "library_version",
     "daemon_pid",
+    "daemon_data_dir",
+    "daemon_errors",
+    "DaemonError",
     "shm_dir",
     "QueueOptions",
     "QueueInfo",
@@ -94,6 +99,43 @@ def daemon_pid(namespace: str | None = None) -> int | None:
     """The pid of the namespace's running shmqd (its record, <shm_dir()>/shmqd.<ns>, names a live
     process), or None when none runs. namespace: $SHMQ_NAMESPACE, else "default", when None."""
     return _shmq.daemon_pid(namespace)
+
+
+def daemon_data_dir(namespace: str | None = None) -> str:
+    """Where the namespace's shmqd keeps its data (journals, errors.log): the directory a running
+    shmqd recorded, else $SHMQ_DATA_DIR, else the last shmqd's, else the default."""
+    return _shmq.daemon_data_dir(namespace)
+
+
+class DaemonError(TypedDict):
+    first: str  # when first seen: ISO 8601 with microseconds and the UTC offset
+    last: str  # when last seen
+    level: Literal["warning", "error", "critical"]
+    count: int  # times seen (identical messages are one entry)
+    message: str
+
+
+def daemon_errors(namespace: str | None = None) -> list[DaemonError]:
+    """The warnings and errors the namespace's shmqd kept (``errors.log`` in its data directory:
+    the last 100 distinct), the one seen last at the end, as ``shmq-stat --errors --json`` prints
+    them. An empty list when there are none or no shmqd ever ran; a line that is not an entry is
+    skipped. Raises OSError when the file exists but cannot be read."""
+    path = os.path.join(daemon_data_dir(namespace), "errors.log")
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+    entries: list[DaemonError] = []
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue
+        keys = ("first", "last", "level", "count", "message")
+        if isinstance(e, dict) and all(k in e for k in keys) and isinstance(e["count"], int):
+            entries.append(DaemonError(**{k: e[k] for k in keys}))  # type: ignore[typeddict-item]
+    return entries
 
 
 # The shapes of Queue.options() and Queue.info(): the fields of the C API's

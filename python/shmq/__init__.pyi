@@ -13,6 +13,16 @@ __all__: list[str]
 def library_version() -> str: ...
 def shm_dir() -> str: ...
 def daemon_pid(namespace: str | None = None) -> int | None: ...
+def daemon_data_dir(namespace: str | None = None) -> str: ...
+
+class DaemonError(TypedDict):
+    first: str  # ISO 8601, microseconds and UTC offset
+    last: str
+    level: Literal["warning", "error", "critical"]
+    count: int
+    message: str
+
+def daemon_errors(namespace: str | None = None) -> list[DaemonError]: ...
 
 class QueueOptions(TypedDict):
     capacity: int

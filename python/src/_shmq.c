@@ -2246,6 +2246,32 @@ static PyObject* module_shm_dir(PyObject* module, PyObject* unused) {
   return result;
 }
 
+static PyObject* module_daemon_data_dir(PyObject* module, PyObject* const* args, Py_ssize_t nargs,
+                                        PyObject* kwnames) {
+  (void)module;
+  static const char* const params[] = {"namespace"};
+  PyObject* values[1];
+  if (parse_args("daemon_data_dir", args, nargs, kwnames, params, 1, 1, 0, values) < 0) return NULL;
+  const char* ns = NULL;
+  if (namespace_arg(values[0], &ns) < 0) return NULL;
+  size_t length = 0;
+  shmq_status_t status = shmq_daemon_data_dir(ns, NULL, 0, &length);
+  /* Asked twice, the answer may grow meanwhile (a shmqd starting): again until it fits. */
+  for (;;) {
+    if (status != SHMQ_OK) return raise_setup(status);
+    const size_t size = length + 1;
+    char* buf = PyMem_Malloc(size);
+    if (buf == NULL) return PyErr_NoMemory();
+    status = shmq_daemon_data_dir(ns, buf, size, &length);
+    if (status == SHMQ_OK && length < size) {
+      PyObject* result = PyUnicode_DecodeFSDefault(buf);
+      PyMem_Free(buf);
+      return result;
+    }
+    PyMem_Free(buf);
+  }
+}
+
 static PyMethodDef module_methods[] = {
     {"_set_errors", (PyCFunction)(void (*)(void))module_set_errors, METH_FASTCALL,
      "_set_errors(base, {code: class}): the exception classes, from shmq/__init__.py."},
@@ -2255,6 +2281,8 @@ static PyMethodDef module_methods[] = {
      "shm_dir() -> str: the directory every segment lives in ($SHMQ_SHM_DIR, else /dev/shm)."},
     {"daemon_pid", (PyCFunction)(void (*)(void))module_daemon_pid, METH_FASTCALL | METH_KEYWORDS,
      "daemon_pid(namespace=None) -> int | None: the pid of the namespace's running shmqd, None when none runs."},
+    {"daemon_data_dir", (PyCFunction)(void (*)(void))module_daemon_data_dir, METH_FASTCALL | METH_KEYWORDS,
+     "daemon_data_dir(namespace=None) -> str: where the namespace's shmqd keeps its data."},
     {NULL},
 };
 

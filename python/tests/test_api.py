@@ -20,6 +20,17 @@ import shmq
 # ---------------------------------------------------------------- queues
 
 
+def test_daemon_data_dir_and_errors_read_errors_log(data_dir):
+    assert shmq.daemon_data_dir() == str(data_dir)  # no shmqd runs: $SHMQ_DATA_DIR
+    assert shmq.daemon_errors() == []  # no errors.log
+    entry = {"first": "2026-12-02T03:57:03.123456+01:00", "last": "2026-12-02T03:58:00.000001+01:00",
+             "level": "warning", "count": 3, "message": "inotify queue overflowed: rescanning /dev/shm"}
+    (data_dir / "errors.log").write_text(json.dumps(entry) + "\n" + "{cut by a power loss\n")
+    assert shmq.daemon_errors() == [entry]
+    with pytest.raises(shmq.InvalidName):
+        shmq.daemon_data_dir("bad/ns")
+
+
 def test_create_open_and_options(namespace):
     q = shmq.Queue.create("orders", capacity=1 << 16, max_message=4096, mode=0o640, max_producers=8,
                           max_groups=4, max_consumers=2)

@@ -10,6 +10,8 @@
   gets every message, in order.
 """
 
+import time
+
 import pytest
 
 pytest.register_assert_rewrite("process_helpers")  # its asserts report as the tests' do
@@ -113,3 +115,25 @@ def test_a_group_reads_the_journal_beyond_the_ring(processes, data_dir):
     # Told the journal's directory explicitly, another group gets the same.
     other = q.consumer("explicit", start="oldest", journal_dir=str(data_dir / "journal" / "r"))
     assert [m[2] for m in receive_all(other, count)] == [b"line %d" % i for i in range(1, count + 1)]
+
+
+def test_daemon_errors_shows_what_shmqd_logged_with_a_count(processes, data_dir):
+    q = shmq.Queue.create("d", durable=True, capacity=1 << 16, max_message=256)
+    assert shmq.daemon_errors() == [], "no shmqd ever ran here"
+    (data_dir / "journal").mkdir(mode=0o700)
+    (data_dir / "journal" / "d").write_bytes(b"")  # a file where its journal directory goes
+    for run in (1, 2):  # the same error from a restarted shmqd: one entry, counted on
+        daemon = processes.shmqd(q)
+        deadline = time.monotonic() + 10
+        while not shmq.daemon_errors() or shmq.daemon_errors()[-1]["count"] < run:
+            assert time.monotonic() < deadline, f"no errors.log entry: {processes.stderr_of(daemon)}"
+            time.sleep(0.02)
+        daemon.terminate()
+        assert processes.wait(daemon) == 0
+    assert shmq.daemon_data_dir() == str(data_dir)
+    (entry,) = shmq.daemon_errors()
+    assert entry["level"] == "error"
+    assert entry["count"] == 2
+    assert "queue 'd': cannot journal it" in entry["message"]
+    assert entry["first"] < entry["last"]
+    assert entry["first"][:4].isdigit() and entry["first"][-6] in "+-", entry["first"]

@@ -1509,6 +1509,17 @@ static void test_shm_dir(void) {
   CHECK(rmdir(dir) == 0);
 }
 
+/* shmq_daemon_data_dir: with no shmqd running, $SHMQ_DATA_DIR (the test's). */
+static void test_daemon_data_dir(void) {
+  char buf[256];
+  size_t length = 0;
+  CHECK_OK(shmq_daemon_data_dir(NULL, buf, sizeof buf, &length));
+  CHECK(strcmp(buf, data_dir) == 0 && length == strlen(data_dir));
+  CHECK_OK(shmq_daemon_data_dir(NULL, NULL, 0, &length));
+  CHECK(length == strlen(data_dir));
+  CHECK_STATUS(shmq_daemon_data_dir("bad/ns", buf, sizeof buf, &length), SHMQ_INVALID_NAME);
+}
+
 static const named_test_t tests[] = {
     TEST(test_last_error_is_empty_before_any_failure), /* first: nothing has failed yet */
     TEST(test_status_str_names_every_code),
@@ -1540,6 +1551,7 @@ static const named_test_t tests[] = {
     TEST(test_handles_outlive_their_queue_handle),
     TEST(test_child_process_sends_parent_receives),
     TEST(test_shm_dir),
+    TEST(test_daemon_data_dir),
 };
 
 /* Runs every test, or those whose name contains argv[1]. */

@@ -74,8 +74,10 @@ class Daemon {
     std::vector<std::string> argv{SHMQD_PATH, "--data-dir", data_dir, "--foreground"};
     argv.insert(argv.end(), args.begin(), args.end());
     Daemon d;
+    const pid_t parent = ::getpid();
     d.pid_ = ::fork();
     if (d.pid_ == 0) {
+      die_with_parent(parent);  // no orphaned shmqd when the test aborts
       if (!log.empty()) {
         const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
         ::dup2(fd, 2);

@@ -139,8 +139,10 @@ TEST_F(NotifyTest, NoWatchdogPingsUnlessAsked) {
 Daemon start_plain(const std::vector<std::string>& args, const std::string& log) {
   std::vector<std::string> argv{SHMQD_PATH};
   argv.insert(argv.end(), args.begin(), args.end());
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    die_with_parent(parent);
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     ::dup2(fd, 2);
     ::dup2(fd, 1);

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,11 +77,29 @@ class DataDirTest : public NamespaceTest {
   std::string dir_;
 };
 
+// Called in a forked child, before anything else: the kernel kills it
+// (SIGKILL) when the thread that forked it ends, so a test process that
+// aborts (a sanitizer's report, a crash) leaves no shmqd or helper behind,
+// orphaned and holding ctest's pipes open. It survives exec. `parent` is the
+// forker's pid, read before fork(): when it already died before the prctl,
+// the signal would never come, so the child leaves at once. getppid() is 0
+// for the first child after unshare(CLONE_NEWPID) (its parent is outside its
+// namespace): there the check cannot tell, and is skipped. (Fork only from a
+// thread that outlives the child: the signal follows the thread.)
+inline void die_with_parent(pid_t parent) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  const pid_t now = ::getppid();
+  if (now != parent && now != 0) ::_exit(127);
+}
+
 // Runs `body` in a forked child; the child exits with body's return value
-// (or 99 on an exception). Returns the pid.
+// (or 99 on an exception), and dies with the test (die_with_parent). Returns
+// the pid.
 inline pid_t spawn(const std::function<int()>& body) {
+  const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
+    die_with_parent(parent);
     int rc = 99;
     try {
       rc = body();

@@ -216,6 +216,37 @@ class MetricsTest(unittest.TestCase):
         states = {l["state"]: v for _, l, v in families["shmq_journal_state"].samples}
         self.assertEqual(sum(states.values()), 1, states)
 
+    def test_producer_series_only_while_a_process_holds_the_entry(self):
+        """Bounded label sets: a detached producer's series go; an attached one's, dead or alive, stay."""
+        self.run_ok(SHMQ, "create", "plain", "--capacity", "64K")
+        self.run_ok(SHMQ, "send", "plain", "--producer", "gone", input=b"a\n")  # sent, detached
+        live = subprocess.Popen([SHMQ, "send", "plain", "--producer", "live"], stdin=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=self.env)
+        self.addCleanup(live.wait)
+        self.addCleanup(live.kill)
+        live.stdin.write(b"b\n")
+        live.stdin.flush()
+
+        def producers():
+            families = parse(self.run_ok(SHMQ_STAT, "--prometheus"))
+            check_conventions(self, families, self.ns)
+            return {l["producer"]: {f: v for f, fam in families.items() if f.startswith("shmq_producer_")
+                                    for _, fl, v in fam.samples if fl["producer"] == l["producer"]}
+                    for _, l, _ in families.get("shmq_producer_attached", Family("")).samples}
+
+        deadline = time.monotonic() + 10
+        while producers().get("live", {}).get("shmq_producer_messages_total") != 1:
+            self.assertLess(time.monotonic(), deadline, f"live never showed its message: {producers()}")
+            time.sleep(0.05)
+        seen = producers()
+        self.assertNotIn("gone", seen, "a detached entry has no series")
+        self.assertEqual(seen["live"]["shmq_producer_alive"], 1)
+        live.kill()  # kill -9: no shmqd reaps it, so its entry stays attached, its process dead
+        live.wait()
+        seen = producers()
+        self.assertEqual((seen["live"]["shmq_producer_attached"], seen["live"]["shmq_producer_alive"]), (1, 0))
+        self.assertEqual(seen["live"]["shmq_producer_messages_total"], 1)
+
     def test_shmqd_metrics(self):
         self.populate()
         with socket.socket() as s:  # a free port (another process could take it: then the test says so)

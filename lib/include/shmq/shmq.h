@@ -173,6 +173,12 @@ SHMQ_C_API shmq_status_t shmq_shm_dir(char* buf, size_t size, size_t* length);
 /* The pid of the namespace's running shmqd into *pid, 0 when none runs. */
 SHMQ_C_API shmq_status_t shmq_daemon_pid(const char* ns, int64_t* pid);
 
+/* Where the namespace's shmqd keeps its data (durable queues' journals, its
+ * errors.log): the directory a running shmqd recorded, else $SHMQ_DATA_DIR,
+ * else the last shmqd's since boot, else the default (daemon_data_dir in
+ * shmq/queue.hpp). Into buf as shmq_shm_dir does. */
+SHMQ_C_API shmq_status_t shmq_daemon_data_dir(const char* ns, char* buf, size_t size, size_t* length);
+
 /* Names of the queues in a namespace; free with shmq_name_list_free. */
 typedef struct shmq_name_list {
   size_t count;

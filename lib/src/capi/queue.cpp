@@ -164,6 +164,10 @@ shmq_status_t shmq_daemon_pid(const char* ns, int64_t* pid) {
   });
 }
 
+shmq_status_t shmq_daemon_data_dir(const char* ns, char* buf, size_t size, size_t* length) {
+  return guarded([&] { return copy_out(shmq::daemon_data_dir(ns_of(ns)).string(), buf, size, length); });
+}
+
 shmq_status_t shmq_queue_list(const char* ns, shmq_name_list_t** out) {
   if (out == nullptr) return null_argument("out is NULL");
   *out = nullptr;
