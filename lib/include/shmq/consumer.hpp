@@ -65,6 +65,12 @@ struct ConsumerOptions {
   // behind or replays. Empty: daemon_data_dir(namespace)/journal/<queue>,
   // which is shmqd's when it runs without --data-dir.
   std::string journal_dir{};
+  // An exclusive group (set when join creates the group; joining an existing
+  // group must say the same): one member at a time reads it, in order, and
+  // takes records without a CAS each; the others stand by and take over when
+  // it leaves or dies (like RabbitMQ's single active consumer, or a Kafka
+  // partition's owner). docs/design.md, "Exclusive groups".
+  bool exclusive = false;
 };
 
 class SHMQ_API Consumer {
@@ -78,13 +84,20 @@ class SHMQ_API Consumer {
   [[nodiscard]] bool created_group() const noexcept;
   [[nodiscard]] std::uint32_t index() const noexcept;
   [[nodiscard]] std::uint32_t in_flight() const noexcept;
+  // Whether this member reads: always in a competing group; in an exclusive
+  // group, once it is the active member (a standby's receive waits for that).
+  [[nodiscard]] bool active() const noexcept;
   // Why the last receive returned Status::JournalUnreadable.
   [[nodiscard]] const std::string& journal_error() const noexcept;
 
   [[nodiscard]] Status try_receive(Message& out) noexcept;
   [[nodiscard]] Status receive(Message& out, Duration timeout = kForever) noexcept;
-  // Fills up to out.size() messages without waiting; returns how many.
+  // Fills up to out.size() messages without waiting; returns how many. In an
+  // exclusive group, the ring's records come with one cursor update.
   [[nodiscard]] std::size_t try_receive_batch(std::span<Message> out) noexcept;
+  // Waits up to `timeout` for the first message, then fills the rest as
+  // try_receive_batch does. Returns how many (0: see `status`, as receive's).
+  [[nodiscard]] std::size_t receive_batch(std::span<Message> out, Duration timeout, Status& status) noexcept;
 
   [[nodiscard]] Status ack(const Message& message) noexcept;
   // Acks every message this consumer holds at a position <= `position`.

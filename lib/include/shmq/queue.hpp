@@ -104,6 +104,7 @@ struct ConsumerInfo {
   std::uint32_t in_flight = 0;
   std::uint64_t received = 0;
   std::uint64_t acked = 0;
+  bool active = true;  // an exclusive group's member: the one that reads (the others stand by)
 };
 
 struct GroupInfo {
@@ -117,6 +118,7 @@ struct GroupInfo {
   std::uint64_t delivered = 0;
   std::uint64_t acked = 0;
   std::uint64_t redelivered = 0;
+  bool exclusive = false;  // one active member reads at a time (ConsumerOptions::exclusive)
   std::vector<ConsumerInfo> consumers;
 };
 

@@ -146,10 +146,67 @@ bool reap_producer(const Mapping& m, std::uint32_t index) {
   return true;
 }
 
+namespace {
+
+// Makes the record at `p`, held by a member that leaves, a pending
+// redelivery. `word`: its state word as last read.
+bool return_to_group(const Mapping& m, GroupSlot& g, std::atomic<std::uint64_t>& state, std::uint64_t word,
+                     std::uint64_t p) {
+  // Count first, so a member that takes it at once never sees the count below zero.
+  // acq_rel (the CAS below): pairs with take_redelivery's acquire load and CAS.
+  g.pending_redelivery.fetch_add(1, std::memory_order_relaxed);
+  if (!state.compare_exchange_strong(word, make_state(p, kPendingRedelivery), std::memory_order_acq_rel)) {
+    g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  // Counted at once, not after the walk: a repairer killed half-way (shmqd)
+  // must not leave records returned but uncounted, which the redone walk,
+  // finding them pending already, would not count again.
+  g.redelivered.fetch_add(1, std::memory_order_relaxed);
+  m.header->redelivered.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+// The active member of an exclusive group marks nothing when it takes a
+// record: it holds every data record in [released, read) that it has not
+// acked (and none is pending or closed: those it never took). Only it moves
+// read, so once it is dead or leaving, read is final.
+std::uint64_t return_exclusive_holdings(const Mapping& m, std::uint32_t group) {
+  GroupSlot& g = m.groups[group];
+  std::uint64_t returned = 0;
+  // acquire: pairs with the member's release store (or CAS) of read, and with
+  // the members' seq_cst CAS of released.
+  const std::uint64_t read = read_position(g.read.load(std::memory_order_acquire));
+  std::uint64_t p = past_journal_part(g, g.released.load(std::memory_order_acquire));
+  for (std::uint64_t steps = 0; p != read && p != kNoPosition && steps < m.chunks; ++steps) {
+    RecordFields h;
+    const std::uint64_t span = m.committed(p) ? record_span(m, p, &h) : 0;
+    if (span == 0) break;  // corrupt (read never passes an uncommitted record)
+    std::atomic<std::uint64_t>& state = m.state_word(group, p);
+    // acquire: pairs with the holder's release store of its ack.
+    const std::uint64_t word = state.load(std::memory_order_acquire);
+    const bool settled = state_is_for(word, p) && !state_in_flight(state_code(word));  // acked, pending, closed
+    if (!settled && h.type == static_cast<std::uint16_t>(RecordType::Data)) {
+      returned += return_to_group(m, g, state, word, p) ? 1 : 0;
+    } else if (!settled) {
+      // release: pairs with release_acked's acquire load.
+      state.store(make_state(p, kAcked), std::memory_order_release);  // padding or skipped: nothing to deliver
+    }
+    p = past_journal_part(g, p + span);
+  }
+  return returned;
+}
+
+}  // namespace
+
 std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint32_t index) {
   GroupSlot& g = m.groups[group];
   ConsumerSlot& slot = m.consumer(group, index);
   std::uint64_t returned = 0;
+  // acquire: pairs with the release stores of active (ring/group.cpp).
+  const bool exclusive_active = g.mode == static_cast<std::uint32_t>(GroupMode::Exclusive) &&
+                                g.active.load(std::memory_order_acquire) == index + 1;
+  if (exclusive_active) returned += return_exclusive_holdings(m, group);
   // Walk every record the group has handed out but not released, and the
   // ones just past `read` that a member took before moving the cursor.
   // acquire: tail pairs with the claims' release CAS, released with the
@@ -165,19 +222,7 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (!state_is_for(word, p)) break;  // not taken yet: nothing beyond is held
     if (state_in_flight(state_code(word)) && (state_code(word) & kOwnerMask) == index) {
-      // Count first, so a member that takes it at once never sees the count below zero.
-      // acq_rel (the CAS below): pairs with take_redelivery's acquire load and CAS.
-      g.pending_redelivery.fetch_add(1, std::memory_order_relaxed);
-      if (state.compare_exchange_strong(word, make_state(p, kPendingRedelivery), std::memory_order_acq_rel)) {
-        // Counted at once, not after the walk: a repairer killed half-way
-        // (shmqd) must not leave records returned but uncounted, which the
-        // redone walk, finding them pending already, would not count again.
-        g.redelivered.fetch_add(1, std::memory_order_relaxed);
-        m.header->redelivered.fetch_add(1, std::memory_order_relaxed);
-        ++returned;
-      } else {
-        g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
-      }
+      returned += return_to_group(m, g, state, word, p) ? 1 : 0;
     }
     const std::uint64_t span = record_span(m, p);
     // Seqlock-style check, as in take_redelivery: the header read above was
@@ -194,6 +239,9 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
   slot.acked.store(0, std::memory_order_relaxed);
   slot.in_flight.store(0, std::memory_order_relaxed);
   slot.pid.store(0, std::memory_order_relaxed);
+  // After what it held went back: a standby that sees no active member takes
+  // over (release: pairs with try_become_active's acquire load).
+  if (exclusive_active) g.active.store(0, std::memory_order_release);
   // release: pairs with join's acquire load of the state (attached()).
   slot.state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_release);
   if (returned != 0) notify(m.header->data);

@@ -4,9 +4,12 @@
 //
 // Ownership of a record is the state word CAS: atomic, visible in shared
 // memory, so a dead member's records are found and redelivered
-// (recovery/repair.cpp). Joining and leaving: ring/group.cpp; a durable
-// group's journal part: durable/journal_part.cpp.
+// (recovery/repair.cpp). An exclusive group's active member needs no CAS:
+// it alone reads, and what it holds is [released, read) less its acks.
+// Joining and leaving: ring/group.cpp; a durable group's journal part:
+// durable/journal_part.cpp.
 #include <algorithm>
+#include <thread>
 
 #include "durable/group_journal.hpp"
 #include "durable/journal_part.hpp"
@@ -20,6 +23,7 @@ using namespace layout;
 using detail::Mapping;
 
 bool Consumer::created_group() const noexcept { return s_->created_group; }
+bool Consumer::active() const noexcept { return s_->active; }
 std::uint32_t Consumer::index() const noexcept { return s_->index; }
 std::uint32_t Consumer::in_flight() const noexcept { return static_cast<std::uint32_t>(s_->in_flight()); }
 const std::string& Consumer::journal_error() const noexcept { return s_->journal_error; }
@@ -168,6 +172,59 @@ Take take_next(const Consumer::State& s, Message& out) {
   return Take::Empty;
 }
 
+// The active member of an exclusive group moves read on by itself. In a
+// durable queue a journal switch may close read under it (close_ring's
+// CAS): a CAS then, which fails if it did. Otherwise a plain store. release
+// (both): pairs with the acquire loads of read by repairers
+// (return_exclusive_holdings), close_ring and the group's statistics.
+bool advance_exclusive_read(const Mapping& m, GroupSlot& g, std::uint64_t from, std::uint64_t span) {
+  if (m.durable) return g.read.compare_exchange_strong(from, from + span, std::memory_order_acq_rel);
+  g.read.store(from + span, std::memory_order_release);
+  return true;
+}
+
+// Up to out.size() records of an exclusive group's ring from `read`, with
+// one move of the cursor at the end. Padding and skipped records are acked
+// as they are passed (before read moves past them: a repairer then finds
+// them acked). Records are the group's alone until it releases them, so
+// nobody else writes them while we read.
+struct ExclusiveTake {
+  std::size_t messages = 0;
+  bool passed_padding = false;  // acked some padding or skipped record: the front may be free
+  bool corrupt = false;
+};
+
+ExclusiveTake take_exclusive(const Consumer::State& s, std::span<Message> out) {
+  const Mapping& m = *s.map;
+  GroupSlot& g = *s.g;
+  // acquire: our own stores need none; pairs with close_ring's and
+  // finish_journal_part's CAS in a durable queue.
+  const std::uint64_t from = g.read.load(std::memory_order_acquire);
+  ExclusiveTake took;
+  if (detail::read_closed(from)) return took;
+  std::uint64_t read = from;
+  // Bounded: a hostile peer's records must not keep us here for ever.
+  for (std::uint64_t steps = 0; took.messages < out.size() && steps < m.chunks; ++steps) {
+    if (!detail::synced_past(m, read) || !m.committed(read)) break;
+    RecordFields h;
+    const std::uint64_t span = detail::record_span(m, read, &h);
+    if (span == 0) {
+      took.corrupt = true;
+      break;
+    }
+    if (h.type == static_cast<std::uint16_t>(RecordType::Data)) {
+      fill(m, read, h, false, out[took.messages++]);
+    } else {
+      // release: pairs with release_acked's acquire load.
+      m.state_word(s.group, read).store(make_state(read, kAcked), std::memory_order_release);
+      took.passed_padding = true;
+    }
+    read += span;
+  }
+  if (read != from && !advance_exclusive_read(m, g, from, read - from)) took.messages = 0;  // closed meanwhile
+  return took;
+}
+
 void count_ring_delivery(Consumer::State& s, const Message& out) {
   s.held.push_back(out.position);
   detail::count_delivery(s);
@@ -175,9 +232,41 @@ void count_ring_delivery(Consumer::State& s, const Message& out) {
 
 }  // namespace
 
+namespace {
+
+// How often a standby looks whether the active member still lives.
+constexpr auto kStandbyLook = std::chrono::milliseconds(1);
+
+// Exclusive groups: whether this member reads now (a standby looks at the
+// active member at most every kStandbyLook).
+bool reads_now(Consumer::State& s) {
+  if (s.active) return true;
+  const auto now = Clock::now();
+  if (now < s.next_standby_look) return false;
+  s.next_standby_look = now + kStandbyLook;
+  return detail::try_become_active(s);
+}
+
+// The ring part of an exclusive member's receive: up to out.size() records.
+std::size_t receive_exclusive(Consumer::State& s, std::span<Message> out, Status& status) {
+  const ExclusiveTake took = take_exclusive(s, out);
+  const std::size_t n = took.messages;
+  for (std::size_t i = 0; i < n; ++i) s.held.push_back(out[i].position);
+  if (n != 0) {
+    s.slot->in_flight.store(static_cast<std::uint32_t>(s.in_flight()), std::memory_order_relaxed);
+    s.slot->delivered.store(s.slot->delivered.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  if (took.passed_padding) detail::release_acked(*s.map, s.group);
+  status = n != 0 ? Status::Ok : took.corrupt ? Status::Corrupt : Status::Empty;
+  return n;
+}
+
+}  // namespace
+
 Status Consumer::try_receive(Message& out) noexcept {
   State& s = *s_;
   if (s.in_flight() >= s.options.prefetch) return Status::InFlightLimit;
+  if (s.exclusive && !reads_now(s)) return Status::Empty;
   // A hint only (counted relaxed): take_redelivery's acquire loads of the
   // state words pair with the CAS that made a record pending.
   if (s.g->pending_redelivery.load(std::memory_order_acquire) != 0 && take_redelivery(s, out)) {
@@ -187,6 +276,11 @@ Status Consumer::try_receive(Message& out) noexcept {
   if (s.map->durable && detail::journal_work(*s.g)) {
     const Status status = detail::receive_from_journal(s, out);
     if (status != Status::Empty) return status;
+  }
+  if (s.exclusive) {
+    Status status = Status::Empty;
+    if (receive_exclusive(s, {&out, 1}, status) != 0 || status == Status::Corrupt) return status;
+    return detail::segment_lost_under(s.map->header->data) ? Status::Corrupt : Status::Empty;
   }
   switch (take_next(s, out)) {
     case Take::Taken:
@@ -250,16 +344,37 @@ void adapt_spin(Consumer::State& s, Clock::time_point started, Clock::time_point
   s.spin = soon ? doubled : std::max(std::min(most, kMinSpin), s.spin / 2);
 }
 
+// A standby's wait to become the active member: it looks every
+// kStandbyLook, asleep in between (not on the data futex: a waiter there
+// would make every commit pay a wake-up call). False at the deadline, or
+// when the segment was truncated or deleted meanwhile.
+bool wait_until_active(Consumer::State& s, Clock::time_point deadline) {
+  const layout::EventCount& ev = s.map->header->data;
+  while (!reads_now(s)) {
+    const auto now = Clock::now();
+    if (now >= deadline) return false;
+    (void)detail::check_segment_size(detail::guard_entry_of(&ev));
+    if (detail::segment_lost_under(ev) || detail::segment_deleted_under(ev)) return false;
+    std::this_thread::sleep_for(std::min<Duration>(kStandbyLook, deadline - now));
+  }
+  return true;
+}
+
 }  // namespace
 
 Status Consumer::receive(Message& out, Duration timeout) noexcept {
   Status status = try_receive(out);
   if (status != Status::Empty) return status;
   State& s = *s_;
+  const auto deadline = detail::deadline_after(timeout);
+  if (!s.active) {
+    if (!wait_until_active(s, deadline)) return detail::wait_failure(s.map->header->data);
+    if ((status = try_receive(out)) != Status::Empty) return status;
+  }
   const auto started = Clock::now();
   Clock::time_point spin_ended{};
   const bool ok = detail::wait_until(
-      s.map->header->data, detail::deadline_after(timeout), s.spin,
+      s.map->header->data, deadline, s.spin,
       [&] { return (status = try_receive(out)) != Status::Empty; }, [&] { return on_idle(s); }, &spin_ended);
   if (!ok) return detail::wait_failure(s.map->header->data);
   if (s.options.wait.spin != 0) adapt_spin(s, started, spin_ended, spin_ended != Clock::time_point{});
@@ -267,9 +382,29 @@ Status Consumer::receive(Message& out, Duration timeout) noexcept {
 }
 
 std::size_t Consumer::try_receive_batch(std::span<Message> out) noexcept {
+  State& s = *s_;
   std::size_t n = 0;
-  while (n < out.size() && try_receive(out[n]) == Status::Ok) ++n;
-  return n;
+  // One at a time: a competing group, a standby, and before a run of the
+  // ring, the redeliveries and a journal part, which come first.
+  const auto ring_run = [&] {
+    // A hint, relaxed: take_redelivery's own loads are acquire.
+    return s.exclusive && s.active && s.g->pending_redelivery.load(std::memory_order_relaxed) == 0 &&
+           !(s.map->durable && detail::journal_work(*s.g));
+  };
+  while (n < out.size() && !ring_run()) {
+    if (try_receive(out[n]) != Status::Ok) return n;
+    ++n;
+  }
+  const std::size_t limit = s.options.prefetch - std::min<std::size_t>(s.in_flight(), s.options.prefetch);
+  Status status = Status::Ok;
+  return n + receive_exclusive(s, out.subspan(n, std::min(out.size() - n, limit)), status);
+}
+
+std::size_t Consumer::receive_batch(std::span<Message> out, Duration timeout, Status& status) noexcept {
+  status = Status::Ok;
+  if (out.empty()) return 0;
+  if ((status = receive(out[0], timeout)) != Status::Ok) return 0;
+  return 1 + try_receive_batch(out.subspan(1));
 }
 
 namespace {

@@ -36,6 +36,11 @@ struct Consumer::State {
   // Polls before receive() sleeps: options.wait.spin at join, then adapted
   // between kMinSpin and it to how long the last waits lasted (consumer.cpp).
   std::uint32_t spin = 0;
+  // Exclusive groups: whether this member is the active one (it stays so
+  // until it leaves), and when a standby looks at the active member next.
+  bool exclusive = false;
+  bool active = true;
+  Clock::time_point next_standby_look{};
 
   [[nodiscard]] std::size_t in_flight() const noexcept { return held.size() + journal_held.size(); }
 };
@@ -46,6 +51,11 @@ namespace detail {
 // (through its journal part too), and wakes producers waiting for the space.
 // Lock-free; any member may call it (ring/consumer.cpp).
 void release_acked(const Mapping& map, std::uint32_t group);
+
+// A standby member of an exclusive group becomes the active one if the group
+// has none, or if the active member's holder is dead (repaired first, as
+// shmqd would). Never waits for the segment lock. ring/group.cpp.
+bool try_become_active(Consumer::State& s);
 
 // A durable queue delivers a record only once the journal has synced it, so
 // nothing a consumer saw can vanish in a power loss (and come again, unflagged,

@@ -195,6 +195,7 @@ GroupSlot& claim_free_group(const Mapping& m, std::string_view name, std::uint32
   group.retired_acked.store(0, std::memory_order_relaxed);
   group.pending_redelivery.store(0, std::memory_order_relaxed);
   group.redelivered.store(0, std::memory_order_relaxed);
+  group.active.store(0, std::memory_order_relaxed);
   for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
     m.consumer(g, c).state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_relaxed);
   }
@@ -224,10 +225,21 @@ std::uint32_t create_group(const Mapping& m, std::string_view name, const Consum
     group.journal_reader.store(0, std::memory_order_relaxed);
   }
   group.start_messages.store(messages, std::memory_order_relaxed);
+  group.mode = static_cast<std::uint32_t>(o.exclusive ? GroupMode::Exclusive : GroupMode::Competing);
   // seq_cst (a release): pairs with the producers' seq_cst loads of the
   // state in release_floor, and with attached()'s acquire.
   group.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_seq_cst);
   return g;
+}
+
+// A group's mode is its creator's: joining it must ask for the same.
+void check_mode(const Mapping& m, std::uint32_t g, std::string_view group_name, const ConsumerOptions& o) {
+  const bool exclusive = m.groups[g].mode == static_cast<std::uint32_t>(GroupMode::Exclusive);
+  if (exclusive == o.exclusive) return;
+  throw Error(Errc::InvalidArgument,
+              "group '" + std::string(group_name) + "' of queue '" + m.name + "' is " +
+                  (exclusive ? "exclusive: join it as exclusive (ConsumerOptions::exclusive, shmq recv --exclusive)"
+                             : "competing: it cannot be joined as exclusive (a group's mode is set when it is created)"));
 }
 
 // Dead members first: what they held goes back to the group. Returns a free
@@ -282,6 +294,8 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   if (g == m.max_groups) {
     g = create_group(m, group_name, st->options, from_journal);
     st->created_group = true;
+  } else {
+    check_mode(m, g, group_name, st->options);
   }
   detail::settle_journal_switch(m, g);
   const std::uint32_t free_index = free_member_entry(m, g, group_name);
@@ -302,8 +316,40 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   st->index = free_index;
   st->g = &m.groups[g];
   st->slot = &slot;
+  st->exclusive = st->options.exclusive;
+  // A dead active member was reaped above (free_member_entry): no active
+  // member, or a live one. release: pairs with members' acquire loads.
+  if (st->exclusive && m.groups[g].active.load(std::memory_order_acquire) == 0) {
+    m.groups[g].active.store(free_index + 1, std::memory_order_release);
+  }
+  st->active = !st->exclusive || m.groups[g].active.load(std::memory_order_relaxed) == free_index + 1;
   detail::announce_table_change(m);
   return Consumer(std::move(st));
+}
+
+bool detail::try_become_active(Consumer::State& s) {
+  const Mapping& m = *s.map;
+  GroupSlot& g = *s.g;
+  // acquire: pairs with the release stores of active (join, here, release_consumer).
+  const std::uint32_t active = g.active.load(std::memory_order_acquire);
+  const std::uint32_t holder = active - 1;
+  const bool holder_lives = active != 0 && holder < m.max_consumers && attached(m.consumer(s.group, holder).state) &&
+                            entry_held(m, consumer_lock_byte(s.group, holder));
+  if (holder_lives) return false;
+  // Try only: a stopped process holding the lock must not stall a receive.
+  const SegmentLock lock(m, SegmentLock::TryTag{});
+  if (!lock.owned()) return false;
+  const std::uint32_t now_active = g.active.load(std::memory_order_relaxed);  // the lock orders it
+  if (now_active != active) return false;  // changed before we locked: look again later
+  if (active != 0 && holder < m.max_consumers && attached(m.consumer(s.group, holder).state)) {
+    release_consumer(m, s.group, holder);  // returns what it held, clears active
+    m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
+    announce_table_change(m);
+  }
+  // release: pairs with the acquire loads above and in other standbys.
+  g.active.store(s.index + 1, std::memory_order_release);
+  s.active = true;
+  return true;
 }
 
 Consumer::Consumer(std::unique_ptr<State> state) : s_(std::move(state)) {}

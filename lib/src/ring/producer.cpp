@@ -242,11 +242,10 @@ std::span<std::byte> Producer::claimed() noexcept {
   return {s_->map->at(s_->data_position) + sizeof(RecordHeader), s_->claim_size};
 }
 
-std::uint64_t Producer::commit() noexcept {
-  State& s = *s_;
-  if (!s.claiming) return 0;
-  const Mapping& m = *s.map;
-  const std::uint64_t now = s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
+namespace {
+
+// What a commit records in the producer's own entry, before the record's tag.
+void record_commit_in_entry(Producer::State& s) {
   // last_seq before the tag: a crash between the two leaves a hole
   // whose repair rolls last_seq back to claim_prev_seq (recovery/repair.cpp).
   s.slot->last_seq.store(s.claim_seq, std::memory_order_relaxed);
@@ -258,7 +257,17 @@ std::uint64_t Producer::commit() noexcept {
   // like any other (shmqd's drain walks over them), so a confirm that waits
   // for it only waits for what precedes it.
   s.slot->last_position.store(s.data_position, std::memory_order_relaxed);
-  write_record(m, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq, now);
+}
+
+// Writes the claimed record's header and tag: the commit.
+void publish_claim(Producer::State& s) {
+  const std::uint64_t now = s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
+  write_record(*s.map, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq, now);
+}
+
+// After the commit: the handle's own state, counters, and a wake-up.
+std::uint64_t finish_commit(Producer::State& s) {
+  const Mapping& m = *s.map;
   s.last_seq = s.claim_seq;
   s.last_position = s.data_position;
   s.confirm_position = s.data_position;
@@ -268,6 +277,16 @@ std::uint64_t Producer::commit() noexcept {
   s.slot->bytes.store(s.slot->bytes.load(std::memory_order_relaxed) + s.claim_size, std::memory_order_relaxed);
   detail::notify(m.header->data);
   return s.last_position;
+}
+
+}  // namespace
+
+std::uint64_t Producer::commit() noexcept {
+  State& s = *s_;
+  if (!s.claiming) return 0;
+  record_commit_in_entry(s);
+  publish_claim(s);
+  return finish_commit(s);
 }
 
 void Producer::abort() noexcept {
@@ -283,8 +302,17 @@ void Producer::abort() noexcept {
 Status Producer::try_send(std::uint64_t seq, std::span<const std::byte> payload) noexcept {
   const Status status = try_claim(seq, payload.size());
   if (status != Status::Ok) return status;
-  if (!payload.empty()) std::memcpy(claimed().data(), payload.data(), payload.size());
-  commit();
+  State& s = *s_;
+  record_commit_in_entry(s);
+  // The record's first line last, in one burst with its header and tag: a
+  // consumer polling the tag there takes the line from us once, not between
+  // our writes (the rest of the payload lies on lines nobody polls).
+  std::byte* const dst = claimed().data();
+  const std::size_t first_line = std::min(payload.size(), kRecordAlign - sizeof(RecordHeader));
+  if (payload.size() > first_line) std::memcpy(dst + first_line, payload.data() + first_line, payload.size() - first_line);
+  if (first_line != 0) std::memcpy(dst, payload.data(), first_line);
+  publish_claim(s);
+  finish_commit(s);
   return Status::Ok;
 }
 

@@ -67,6 +67,8 @@ GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std:
   info.delivered = slot.retired_delivered.load(std::memory_order_relaxed);
   info.acked = slot.retired_acked.load(std::memory_order_relaxed);
   info.redelivered = slot.redelivered.load(std::memory_order_relaxed);
+  info.exclusive = slot.mode == static_cast<std::uint32_t>(GroupMode::Exclusive);
+  const std::uint32_t active = slot.active.load(std::memory_order_relaxed);  // a report
   for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
     const ConsumerSlot& cs = m.consumer(g, c);
     if (!attached(cs.state)) continue;
@@ -78,6 +80,7 @@ GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std:
     ci.in_flight = cs.in_flight.load(std::memory_order_relaxed);
     ci.received = cs.delivered.load(std::memory_order_relaxed);
     ci.acked = cs.acked.load(std::memory_order_relaxed);
+    ci.active = !info.exclusive || active == c + 1;
     info.delivered += ci.received;
     info.acked += ci.acked;
     info.in_flight += ci.in_flight;
