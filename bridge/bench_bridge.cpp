@@ -7,6 +7,8 @@
 //   nats-server -js -sd /tmp/bench-js &
 //   shmq-bridge-bench --nats nats://127.0.0.1:4222 --messages 100000 --size 64 --size 1024
 //   (--durable: also into a durable queue, with shmqd running in SHMQ_NAMESPACE)
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -25,9 +27,33 @@ namespace {
 
 using BenchClock = std::chrono::steady_clock;
 
-double seconds_since(BenchClock::time_point start) {
-  return std::chrono::duration<double>(BenchClock::now() - start).count();
-}
+// A measurement: messages per second, and this process's CPU time (all its
+// threads: ours and libnats') per message, which shows the client side's
+// cost even when the wall-clock rate is bound by nats-server or a busy host.
+struct Measure {
+  double rate = 0;
+  double cpu_us_per_message = 0;
+};
+
+class Stopwatch {
+ public:
+  Stopwatch() : wall_(BenchClock::now()), cpu_(process_cpu_seconds()) {}
+  [[nodiscard]] Measure stop(std::uint64_t count) const {
+    const double wall = std::chrono::duration<double>(BenchClock::now() - wall_).count();
+    const double cpu = process_cpu_seconds() - cpu_;
+    const auto n = static_cast<double>(count);
+    return {n / wall, 1e6 * cpu / n};
+  }
+
+ private:
+  static double process_cpu_seconds() {
+    timespec t{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+  }
+  BenchClock::time_point wall_;
+  double cpu_;
+};
 
 // The bench's own JetStream connection: a NatsClient (the routes' client),
 // with the out route's default publish window.
@@ -55,9 +81,9 @@ class Js {
 };
 
 // JetStream alone: async publishes with the bridge's headers, max 1024 in flight.
-double jetstream_publish(Js& js, const std::string& subject, std::uint64_t count, std::size_t size) {
+Measure jetstream_publish(Js& js, const std::string& subject, std::uint64_t count, std::size_t size) {
   const std::string payload(size, 'x');
-  const auto start = BenchClock::now();
+  const Stopwatch watch;
   for (std::uint64_t i = 1; i <= count; ++i) {
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size()));
@@ -73,24 +99,24 @@ double jetstream_publish(Js& js, const std::string& subject, std::uint64_t count
   jsPubOptions_Init(&po);
   po.MaxWait = 60000;
   if (js_PublishAsyncComplete(js.js(), &po) != NATS_OK) throw SetupError("publish acks missing");
-  return static_cast<double>(count) / seconds_since(start);
+  return watch.stop(count);
 }
 
 // JetStream alone: an ordered consumer reading the whole stream.
-double jetstream_read(Js& js, const std::string& stream, std::uint64_t count) {
+Measure jetstream_read(Js& js, const std::string& stream, std::uint64_t count) {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream.c_str();
   so.Ordered = true;
   natsSubscription* sub = nullptr;
-  const auto start = BenchClock::now();
+  const Stopwatch watch;
   if (js_SubscribeSync(&sub, js.js(), ">", nullptr, &so, nullptr) != NATS_OK) throw SetupError("subscribe failed");
   for (std::uint64_t got = 0; got < count; ++got) {
     natsMsg* m = nullptr;
     if (natsSubscription_NextMsg(&m, sub, 10000) != NATS_OK) throw SetupError("read stalled");
     natsMsg_Destroy(m);
   }
-  const double rate = static_cast<double>(count) / seconds_since(start);
+  const Measure rate = watch.stop(count);
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
   return rate;
@@ -98,7 +124,7 @@ double jetstream_read(Js& js, const std::string& stream, std::uint64_t count) {
 
 // The out route: a producer thread sends `count` messages into a queue while
 // the route forwards them; timed until the stream holds them all.
-double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t size) {
+Measure bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t size) {
   QueueOptions qo;
   qo.capacity = 16u << 20;
   Queue::remove("bench-out");
@@ -110,7 +136,7 @@ double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t s
   std::atomic<bool> ready{false};
   std::thread bridge([&] { run_out(nats, route, counters, stopping, std::chrono::seconds(5), [&] { ready = true; }); });
   while (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  const auto start = BenchClock::now();
+  const Stopwatch watch;
   std::thread producer([&] {
     Producer p = Producer::attach(q, "p");
     const std::string payload(size, 'x');
@@ -118,7 +144,7 @@ double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t s
   });
   while (counters.forwarded.load() + counters.duplicates.load() < count)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  const double rate = static_cast<double>(count) / seconds_since(start);
+  const Measure rate = watch.stop(count);
   stopping = true;
   producer.join();
   bridge.join();
@@ -129,7 +155,7 @@ double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t s
 // The in route: a stream of `count` messages into a queue a consumer drains;
 // timed until the queue has them all. A durable queue needs a shmqd running
 // in the namespace (its consumers see only what the journal synced).
-double bridge_in(const ConnectOptions& nats, const std::string& stream, std::uint64_t count, bool durable) {
+Measure bridge_in(const ConnectOptions& nats, const std::string& stream, std::uint64_t count, bool durable) {
   QueueOptions qo;
   qo.capacity = 16u << 20;
   qo.durable = durable;
@@ -150,10 +176,10 @@ double bridge_in(const ConnectOptions& nats, const std::string& stream, std::uin
   CounterRegistry registry;
   Counters& counters = registry.add("in", "in");
   std::atomic<bool> stopping{false};
-  const auto start = BenchClock::now();
+  const Stopwatch watch;
   std::thread bridge([&] { run_in(nats, route, counters, stopping, [] {}); });
   while (received.load() < count) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  const double rate = static_cast<double>(count) / seconds_since(start);
+  const Measure rate = watch.stop(count);
   stopping = true;
   bridge.join();
   done = true;
@@ -183,21 +209,21 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::warn);
   try {
     Js js(nats);
-    std::printf("%-6s %-4s %14s %14s %8s\n", "size", "dir", "JetStream/s", "bridge/s", "bridge%");
+    std::printf("%-6s %-4s %12s %12s %8s %10s %10s\n", "size", "dir", "JetStream/s", "bridge/s", "bridge%",
+                "JS cpu/msg", "br cpu/msg");
+    const auto row = [](std::size_t size, const char* dir, const Measure& js_alone, const Measure& bridge) {
+      std::printf("%-6zu %-4s %12.0f %12.0f %7.0f%% %8.2fus %8.2fus\n", size, dir, js_alone.rate, bridge.rate,
+                  100.0 * bridge.rate / js_alone.rate, js_alone.cpu_us_per_message, bridge.cpu_us_per_message);
+      std::fflush(stdout);
+    };
     for (std::size_t size : sizes) {
       js.add_stream("BENCH_JS", "bench.js");
-      const double js_pub = jetstream_publish(js, "bench.js", count, size);
+      const Measure js_pub = jetstream_publish(js, "bench.js", count, size);
       js.add_stream("BENCH_OUT", "bench.out");
-      const double out = bridge_out(nats, count, size);
-      std::printf("%-6zu %-4s %14.0f %14.0f %7.0f%%\n", size, "out", js_pub, out, 100.0 * out / js_pub);
-      const double js_read = jetstream_read(js, "BENCH_JS", count);
-      const double in = bridge_in(nats, "BENCH_JS", count, false);
-      std::printf("%-6zu %-4s %14.0f %14.0f %7.0f%%\n", size, "in", js_read, in, 100.0 * in / js_read);
-      if (durable) {
-        const double in_durable = bridge_in(nats, "BENCH_JS", count, true);
-        std::printf("%-6zu %-4s %14.0f %14.0f %7.0f%%\n", size, "in-d", js_read, in_durable,
-                    100.0 * in_durable / js_read);
-      }
+      row(size, "out", js_pub, bridge_out(nats, count, size));
+      const Measure js_read = jetstream_read(js, "BENCH_JS", count);
+      row(size, "in", js_read, bridge_in(nats, "BENCH_JS", count, false));
+      if (durable) row(size, "in-d", js_read, bridge_in(nats, "BENCH_JS", count, true));
       js.drop("BENCH_JS");
       js.drop("BENCH_OUT");
     }
