@@ -72,9 +72,11 @@ class OutBridge {
       settle();
       if (take_more()) continue;
       // At the in-flight limit, sleep until an eighth of it is answered
-      // (then publish that many at once) rather than waking per ack.
+      // (then publish that many at once) rather than waking per ack; no
+      // more than can come (what is still unconfirmed).
       const bool full = pending_.size() >= route_.max_in_flight;
-      wait_for_results(std::chrono::milliseconds(20), full ? std::max<std::size_t>(1, route_.max_in_flight / 8) : 1);
+      const std::size_t batch = std::min<std::size_t>(route_.max_in_flight / 8, unconfirmed_);
+      wait_for_results(std::chrono::milliseconds(20), full ? std::max<std::size_t>(1, batch) : 1);
     }
     // SIGTERM: take nothing more; what JetStream acks in time is acked in
     // shmq, the rest goes back to the group when the Consumer leaves.
