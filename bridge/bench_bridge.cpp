@@ -6,6 +6,9 @@
 //
 //   nats-server -js -sd /tmp/bench-js &
 //   shmq-bridge-bench --nats nats://127.0.0.1:4222 --messages 100000 --size 64 --size 1024
+//   (--durable: also into a durable queue, with shmqd running in SHMQ_NAMESPACE)
+#include <time.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -24,52 +27,63 @@ namespace {
 
 using BenchClock = std::chrono::steady_clock;
 
-double seconds_since(BenchClock::time_point start) {
-  return std::chrono::duration<double>(BenchClock::now() - start).count();
-}
+// A measurement: messages per second, and this process's CPU time (all its
+// threads: ours and libnats') per message, which shows the client side's
+// cost even when the wall-clock rate is bound by nats-server or a busy host.
+struct Measure {
+  double rate = 0;
+  double cpu_us_per_message = 0;
+};
 
-struct Js {
-  natsConnection* nc = nullptr;
-  jsCtx* js = nullptr;
-  explicit Js(const std::string& url) {
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.PublishAsync.MaxPending = 1024;  // the bridge's default max in flight
-    if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK || natsConnection_JetStream(&js, nc, &jo) != NATS_OK)
-      throw SetupError("cannot reach JetStream at " + url);
+class Stopwatch {
+ public:
+  Stopwatch() : wall_(BenchClock::now()), cpu_(process_cpu_seconds()) {}
+  [[nodiscard]] Measure stop(std::uint64_t count) const {
+    const double wall = std::chrono::duration<double>(BenchClock::now() - wall_).count();
+    const double cpu = process_cpu_seconds() - cpu_;
+    const auto n = static_cast<double>(count);
+    return {n / wall, 1e6 * cpu / n};
   }
-  ~Js() {
-    jsCtx_Destroy(js);
-    natsConnection_Destroy(nc);
+
+ private:
+  static double process_cpu_seconds() {
+    timespec t{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
   }
+  BenchClock::time_point wall_;
+  double cpu_;
+};
+
+// The bench's own JetStream connection: a NatsClient (the routes' client),
+// with the out route's default publish window.
+class Js {
+ public:
+  explicit Js(const ConnectOptions& nats) : client_(nats, counters_, publish_window()) {}
+  [[nodiscard]] jsCtx* js() const noexcept { return client_.jetstream(); }
+  // A fresh stream (an earlier run's deleted first).
   void add_stream(const std::string& name, const std::string& subject) {
-    js_DeleteStream(js, name.c_str(), nullptr, nullptr);
-    jsStreamConfig cfg;
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = name.c_str();
-    const char* subjects[] = {subject.c_str()};
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    cfg.Storage = js_FileStorage;
-    cfg.Duplicates = std::chrono::nanoseconds(std::chrono::minutes(2)).count();
-    jsStreamInfo* si = nullptr;
-    if (js_AddStream(&si, js, &cfg, nullptr, nullptr) != NATS_OK) throw SetupError("cannot create stream " + name);
-    jsStreamInfo_Destroy(si);
+    drop(name);
+    client_.create_stream(name, subject, std::chrono::minutes(2), 1);
   }
-  std::uint64_t messages(const std::string& stream) {
-    jsStreamInfo* si = nullptr;
-    if (js_GetStreamInfo(&si, js, stream.c_str(), nullptr, nullptr) != NATS_OK) return 0;
-    const std::uint64_t n = si->State.Msgs;
-    jsStreamInfo_Destroy(si);
-    return n;
+  void drop(const std::string& stream) { js_DeleteStream(js(), stream.c_str(), nullptr, nullptr); }
+
+ private:
+  jsOptions* publish_window() {
+    jsOptions_Init(&options_);
+    options_.PublishAsync.MaxPending = OutRoute{}.max_in_flight;  // the bridge's default max in flight
+    return &options_;
   }
-  void drop(const std::string& stream) { js_DeleteStream(js, stream.c_str(), nullptr, nullptr); }
+  CounterRegistry registry_;
+  Counters& counters_ = registry_.add("bench", "bench");
+  jsOptions options_{};
+  NatsClient client_;
 };
 
 // JetStream alone: async publishes with the bridge's headers, max 1024 in flight.
-double jetstream_publish(Js& js, const std::string& subject, std::uint64_t count, std::size_t size) {
+Measure jetstream_publish(Js& js, const std::string& subject, std::uint64_t count, std::size_t size) {
   const std::string payload(size, 'x');
-  const auto start = BenchClock::now();
+  const Stopwatch watch;
   for (std::uint64_t i = 1; i <= count; ++i) {
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size()));
@@ -78,31 +92,31 @@ double jetstream_publish(Js& js, const std::string& subject, std::uint64_t count
     natsMsgHeader_Set(m, "Shmq-Producer", "p");
     natsMsgHeader_Set(m, "Shmq-Seq", seq.c_str());
     natsMsgHeader_Set(m, "Shmq-Timestamp", "1764424800000000000");
-    if (js_PublishMsgAsync(js.js, &m, nullptr) != NATS_OK) throw SetupError("publish failed");
+    if (js_PublishMsgAsync(js.js(), &m, nullptr) != NATS_OK) throw SetupError("publish failed");
     natsMsg_Destroy(m);
   }
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = 60000;
-  if (js_PublishAsyncComplete(js.js, &po) != NATS_OK) throw SetupError("publish acks missing");
-  return static_cast<double>(count) / seconds_since(start);
+  if (js_PublishAsyncComplete(js.js(), &po) != NATS_OK) throw SetupError("publish acks missing");
+  return watch.stop(count);
 }
 
 // JetStream alone: an ordered consumer reading the whole stream.
-double jetstream_read(Js& js, const std::string& stream, std::uint64_t count) {
+Measure jetstream_read(Js& js, const std::string& stream, std::uint64_t count) {
   jsSubOptions so;
   jsSubOptions_Init(&so);
   so.Stream = stream.c_str();
   so.Ordered = true;
   natsSubscription* sub = nullptr;
-  const auto start = BenchClock::now();
-  if (js_SubscribeSync(&sub, js.js, ">", nullptr, &so, nullptr) != NATS_OK) throw SetupError("subscribe failed");
+  const Stopwatch watch;
+  if (js_SubscribeSync(&sub, js.js(), ">", nullptr, &so, nullptr) != NATS_OK) throw SetupError("subscribe failed");
   for (std::uint64_t got = 0; got < count; ++got) {
     natsMsg* m = nullptr;
     if (natsSubscription_NextMsg(&m, sub, 10000) != NATS_OK) throw SetupError("read stalled");
     natsMsg_Destroy(m);
   }
-  const double rate = static_cast<double>(count) / seconds_since(start);
+  const Measure rate = watch.stop(count);
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
   return rate;
@@ -110,7 +124,7 @@ double jetstream_read(Js& js, const std::string& stream, std::uint64_t count) {
 
 // The out route: a producer thread sends `count` messages into a queue while
 // the route forwards them; timed until the stream holds them all.
-double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t size) {
+Measure bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t size) {
   QueueOptions qo;
   qo.capacity = 16u << 20;
   Queue::remove("bench-out");
@@ -122,7 +136,7 @@ double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t s
   std::atomic<bool> ready{false};
   std::thread bridge([&] { run_out(nats, route, counters, stopping, std::chrono::seconds(5), [&] { ready = true; }); });
   while (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  const auto start = BenchClock::now();
+  const Stopwatch watch;
   std::thread producer([&] {
     Producer p = Producer::attach(q, "p");
     const std::string payload(size, 'x');
@@ -130,7 +144,7 @@ double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t s
   });
   while (counters.forwarded.load() + counters.duplicates.load() < count)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  const double rate = static_cast<double>(count) / seconds_since(start);
+  const Measure rate = watch.stop(count);
   stopping = true;
   producer.join();
   bridge.join();
@@ -139,10 +153,12 @@ double bridge_out(const ConnectOptions& nats, std::uint64_t count, std::size_t s
 }
 
 // The in route: a stream of `count` messages into a queue a consumer drains;
-// timed until the queue has them all.
-double bridge_in(const ConnectOptions& nats, const std::string& stream, std::uint64_t count) {
+// timed until the queue has them all. A durable queue needs a shmqd running
+// in the namespace (its consumers see only what the journal synced).
+Measure bridge_in(const ConnectOptions& nats, const std::string& stream, std::uint64_t count, bool durable) {
   QueueOptions qo;
   qo.capacity = 16u << 20;
+  qo.durable = durable;
   Queue::remove("bench-in");
   const Queue q = Queue::create("bench-in", qo);
   std::atomic<bool> done{false};
@@ -160,10 +176,10 @@ double bridge_in(const ConnectOptions& nats, const std::string& stream, std::uin
   CounterRegistry registry;
   Counters& counters = registry.add("in", "in");
   std::atomic<bool> stopping{false};
-  const auto start = BenchClock::now();
+  const Stopwatch watch;
   std::thread bridge([&] { run_in(nats, route, counters, stopping, [] {}); });
   while (received.load() < count) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  const double rate = static_cast<double>(count) / seconds_since(start);
+  const Measure rate = watch.stop(count);
   stopping = true;
   bridge.join();
   done = true;
@@ -181,25 +197,33 @@ int main(int argc, char** argv) {
   nats.url = "nats://127.0.0.1:4222";
   std::uint64_t count = 100'000;
   std::vector<std::size_t> sizes;
+  bool durable = false;
   CLI::App app{"shmq-bridge-bench: the bridge's forwarding rate next to JetStream alone (docs/benchmarks.md)"};
   app.add_option("--nats", nats.url, "nats-server with JetStream")->capture_default_str();
   app.add_option("--messages", count, "messages per measurement")->capture_default_str();
   app.add_option("--size", sizes, "payload bytes (repeatable; default 64 and 1024)");
+  app.add_flag("--durable", durable,
+               "also the in route into a durable queue (row in-d; needs shmqd running in SHMQ_NAMESPACE)");
   CLI11_PARSE(app, argc, argv);
   if (sizes.empty()) sizes = {64, 1024};
   spdlog::set_level(spdlog::level::warn);
   try {
-    Js js(nats.url);
-    std::printf("%-6s %-4s %14s %14s %8s\n", "size", "dir", "JetStream/s", "bridge/s", "bridge%");
+    Js js(nats);
+    std::printf("%-6s %-4s %12s %12s %8s %10s %10s\n", "size", "dir", "JetStream/s", "bridge/s", "bridge%",
+                "JS cpu/msg", "br cpu/msg");
+    const auto row = [](std::size_t size, const char* dir, const Measure& js_alone, const Measure& bridge) {
+      std::printf("%-6zu %-4s %12.0f %12.0f %7.0f%% %8.2fus %8.2fus\n", size, dir, js_alone.rate, bridge.rate,
+                  100.0 * bridge.rate / js_alone.rate, js_alone.cpu_us_per_message, bridge.cpu_us_per_message);
+      std::fflush(stdout);
+    };
     for (std::size_t size : sizes) {
       js.add_stream("BENCH_JS", "bench.js");
-      const double js_pub = jetstream_publish(js, "bench.js", count, size);
+      const Measure js_pub = jetstream_publish(js, "bench.js", count, size);
       js.add_stream("BENCH_OUT", "bench.out");
-      const double out = bridge_out(nats, count, size);
-      std::printf("%-6zu %-4s %14.0f %14.0f %7.0f%%\n", size, "out", js_pub, out, 100.0 * out / js_pub);
-      const double js_read = jetstream_read(js, "BENCH_JS", count);
-      const double in = bridge_in(nats, "BENCH_JS", count);
-      std::printf("%-6zu %-4s %14.0f %14.0f %7.0f%%\n", size, "in", js_read, in, 100.0 * in / js_read);
+      row(size, "out", js_pub, bridge_out(nats, count, size));
+      const Measure js_read = jetstream_read(js, "BENCH_JS", count);
+      row(size, "in", js_read, bridge_in(nats, "BENCH_JS", count, false));
+      if (durable) row(size, "in-d", js_read, bridge_in(nats, "BENCH_JS", count, true));
       js.drop("BENCH_JS");
       js.drop("BENCH_OUT");
     }

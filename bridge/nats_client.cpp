@@ -146,16 +146,15 @@ bool NatsClient::stream_exists(const std::string& name) const {
   throw SetupError(nats_error("stream '" + name + "'", s));
 }
 
-std::vector<std::string> NatsClient::stream_subjects(const std::string& name) const {
+jsRetentionPolicy NatsClient::stream_retention(const std::string& name) const {
   jsStreamInfo* info = nullptr;
   jsErrCode code{};
   const natsStatus s = js_GetStreamInfo(&info, js_, name.c_str(), nullptr, &code);
   if (s == NATS_NOT_FOUND || code == JSStreamNotFoundErr) throw SetupError("stream '" + name + "' does not exist");
   check(s, ("stream '" + name + "'").c_str());
-  std::vector<std::string> subjects;
-  for (int i = 0; i < info->Config->SubjectsLen; ++i) subjects.emplace_back(info->Config->Subjects[i]);
+  const jsRetentionPolicy retention = info->Config->Retention;
   jsStreamInfo_Destroy(info);
-  return subjects;
+  return retention;
 }
 
 void NatsClient::create_stream(const std::string& name, const std::string& subject,

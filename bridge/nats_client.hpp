@@ -67,8 +67,8 @@ class NatsClient {
   [[nodiscard]] std::vector<std::string> streams_capturing(const std::string& subject) const;
   // Whether stream `name` exists; throws SetupError on any other failure.
   [[nodiscard]] bool stream_exists(const std::string& name) const;
-  // Its subjects; throws SetupError when it does not exist.
-  [[nodiscard]] std::vector<std::string> stream_subjects(const std::string& name) const;
+  // Its retention policy; throws SetupError when it does not exist.
+  [[nodiscard]] jsRetentionPolicy stream_retention(const std::string& name) const;
   // Creates a file-stored stream capturing `subject`. Throws SetupError.
   void create_stream(const std::string& name, const std::string& subject,
                      std::chrono::seconds duplicate_window, int replicas) const;

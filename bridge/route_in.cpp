@@ -1,10 +1,15 @@
 // in: JetStream -> shmq. See routes.hpp and docs/bridge.md.
 //
-// The cursor is the shmq producer's last_sequence(): every message sent is
-// confirmed (durably on a durable queue) before the next is sent, so what
-// shmq holds of this producer is always a prefix of the stream (gaps being
-// stream sequences that are deleted or filtered out), and a restart reads
-// the stream from last_sequence() + 1. JetStream keeps no state for us.
+// The cursor is the shmq producer's last_sequence(): messages are sent one
+// at a time in stream order with explicit sequence = stream sequence, each
+// committed in shared memory before the next is sent, so what shmq holds of
+// this producer is always a prefix of the stream (gaps being stream
+// sequences that are deleted or filtered out), and a restart reads the
+// stream from last_sequence() + 1. On a durable queue a batch of such sends
+// is confirmed durable by one wait_durable(): shmqd journals in ring order
+// and a power loss cuts the journal's tail, so what survives of this
+// producer is a prefix again (docs/bridge.md). JetStream keeps no state for
+// us.
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -16,6 +21,12 @@ namespace shmq::bridge {
 namespace {
 
 constexpr auto kPoll = std::chrono::milliseconds(200);
+// Durable queues: sends committed in shared memory that one wait_durable()
+// confirms; fewer when the stream has nothing more buffered right now.
+constexpr std::uint32_t kMaxUnconfirmed = 1024;
+// On SIGTERM, how long to wait for the last batch's durable confirm (only
+// the counters depend on it: the batch is in shmq either way).
+constexpr auto kStopConfirmWait = std::chrono::seconds(2);
 
 struct SubscriptionDeleter {
   void operator()(natsSubscription* s) const noexcept {
@@ -53,7 +64,13 @@ class InBridge {
         queue_(open_queue(route.queue)),
         producer_(attach_producer(queue_, route.producer)),
         client_(nats, counters) {
-    (void)client_.stream_subjects(route.stream);  // throws when it does not exist
+    // Only a limits stream keeps a message once our consumer (no acks) was
+    // handed it: interest and work-queue streams drop it, before shmq (or
+    // its journal) has it.
+    if (client_.stream_retention(route.stream) != js_LimitsPolicy)  // throws when it does not exist
+      throw SetupError("stream '" + route.stream +
+                       "' has interest or work-queue retention: it may drop a message the bridge read before "
+                       "shmq holds it (the in route needs limits retention)");
     // A subscription needs a subject: the filter, else ">" (bound to the
     // stream, the whole stream).
     subject_ = route.filter.empty() ? ">" : route.filter;
@@ -67,6 +84,9 @@ class InBridge {
   void run(const std::atomic<bool>& stopping) {
     std::uint64_t seen_reconnections = client_.reconnections();
     while (!stopping.load(std::memory_order_relaxed)) {
+      if (unconfirmed_ > 0 && (unconfirmed_ >= kMaxUnconfirmed || !more_buffered())) {
+        if (!confirm_durable(stopping)) break;
+      }
       if (client_.reconnections() != seen_reconnections || subscription_ == nullptr) {
         // The server may have lost our ephemeral consumer: start a new one
         // where shmq says we are.
@@ -87,6 +107,11 @@ class InBridge {
       }
       NatsMsgPtr msg(raw);
       if (!deliver(msg.get(), stopping)) break;  // stopping while shmq was full: the stream keeps it
+    }
+    if (unconfirmed_ > 0 && !confirm_durable_within(kStopConfirmWait)) {
+      spdlog::info("{}: stopping; {} message(s) are in queue '{}' (shared memory), their journal sync not yet "
+                   "confirmed",
+                   counters_.route, unconfirmed_, route_.queue);
     }
   }
 
@@ -137,31 +162,68 @@ class InBridge {
     }
     const std::span<const std::byte> payload(reinterpret_cast<const std::byte*>(natsMsg_GetData(msg)),
                                              static_cast<std::size_t>(natsMsg_GetDataLength(msg)));
-    const Confirm confirm = queue_.durable() ? Confirm::Durable : Confirm::Shared;
     bool committed_before = false;
     for (;;) {
-      const Status s = producer_.send(seq, payload, confirm, kPoll);
+      // Shared: committed in shared memory before the next send; a durable
+      // queue's batch is confirmed durable by one wait_durable (run()).
+      const Status s = producer_.send(seq, payload, Confirm::Shared, kPoll);
       if (s == Status::Ok) break;
-      if (s == Status::Duplicate) {  // committed before (a durable confirm timed out, or an earlier run)
+      if (s == Status::Duplicate) {  // committed by an earlier run (the cursor lagged behind shmq)
         committed_before = true;
-        if (!queue_.durable()) break;
-        const Status d = producer_.wait_durable(kPoll);
-        if (d == Status::Ok) break;
-      } else if (s == Status::TooLarge) {
+        break;
+      }
+      if (s == Status::TooLarge) {
         throw SetupError("stream sequence " + std::to_string(seq) + " (" + std::to_string(payload.size()) +
                          " bytes) is larger than queue '" + route_.queue + "' accepts (" +
                          std::to_string(queue_.max_message()) + ")");
-      } else if (s == Status::Deleted) {
-        throw SetupError("queue '" + route_.queue + "' was deleted");
-      } else if (s != Status::Timeout) {
-        throw SetupError("send to queue '" + route_.queue + "': " + std::string(to_string(s)));
       }
-      // Full (Timeout), or shmqd has not synced yet: hold, the stream keeps it.
+      if (s != Status::Timeout) throw_send_error(s);
+      // Full: hold, the stream keeps it.
       if (stopping.load(std::memory_order_relaxed)) return false;
     }
     cursor_ = seq;
-    (committed_before ? counters_.duplicates : counters_.forwarded).fetch_add(1, std::memory_order_relaxed);
+    ++(committed_before ? unconfirmed_duplicates_ : unconfirmed_forwarded_);
+    if (queue_.durable()) {
+      ++unconfirmed_;
+    } else {
+      count_confirmed();
+    }
     return true;
+  }
+
+  // Whether the subscription holds more messages already received.
+  [[nodiscard]] bool more_buffered() const {
+    int messages = 0;
+    int bytes = 0;
+    return natsSubscription_GetPending(subscription_.get(), &messages, &bytes) == NATS_OK && messages > 0;
+  }
+
+  // Waits until shmqd's journal synced every send so far (it holds meanwhile:
+  // shmqd absent or its disk full); false when stopping first.
+  bool confirm_durable(const std::atomic<bool>& stopping) {
+    while (!confirm_durable_within(kPoll)) {
+      if (stopping.load(std::memory_order_relaxed)) return false;
+    }
+    return true;
+  }
+
+  bool confirm_durable_within(std::chrono::milliseconds timeout) {
+    const Status s = producer_.wait_durable(timeout);
+    if (s == Status::Timeout) return false;
+    if (s != Status::Ok) throw_send_error(s);
+    count_confirmed();
+    return true;
+  }
+
+  void count_confirmed() {
+    counters_.forwarded.fetch_add(unconfirmed_forwarded_, std::memory_order_relaxed);
+    counters_.duplicates.fetch_add(unconfirmed_duplicates_, std::memory_order_relaxed);
+    unconfirmed_ = unconfirmed_forwarded_ = unconfirmed_duplicates_ = 0;
+  }
+
+  [[noreturn]] void throw_send_error(Status s) const {
+    if (s == Status::Deleted) throw SetupError("queue '" + route_.queue + "' was deleted");
+    throw SetupError("send to queue '" + route_.queue + "': " + std::string(to_string(s)));
   }
 
   const InRoute& route_;
@@ -170,7 +232,12 @@ class InBridge {
   Producer producer_;
   NatsClient client_;
   std::string subject_;
-  std::uint64_t cursor_ = 0;  // the last stream sequence shmq holds (confirmed)
+  std::uint64_t cursor_ = 0;  // the last stream sequence shmq holds (committed in shared memory)
+  // Durable queues: sends committed since the last wait_durable, and how
+  // the counters will count them once it confirms them.
+  std::uint32_t unconfirmed_ = 0;
+  std::uint64_t unconfirmed_forwarded_ = 0;
+  std::uint64_t unconfirmed_duplicates_ = 0;
   SubscriptionPtr subscription_;  // after client_: gone before the connection
 };
 

@@ -182,14 +182,25 @@ TEST_F(BridgeTest, InIsExactlyOnceInOrderAcrossKills) {
   }
 }
 
-// Into a durable queue each send is confirmed durable (shmqd's journal
-// synced it) before the next: across kills, still each once, in order.
+// A shmqd of the test's own (its data in the test's directory); killed with
+// kill -9 by the caller.
+pid_t start_shmqd(const std::string& dir) {
+  std::filesystem::create_directories(dir + "/shmqd");
+  const pid_t shmqd = start_process({SHMQD_PATH, "--data-dir", dir + "/shmqd", "--foreground"}, dir + "/shmqd.log");
+  EXPECT_TRUE(eventually([&] { return daemon_pid() == shmqd; }, 10s)) << read_file(dir + "/shmqd.log");
+  return shmqd;
+}
+
+void kill9_shmqd(pid_t shmqd) {
+  ::kill(shmqd, SIGKILL);
+  ::waitpid(shmqd, nullptr, 0);
+}
+
+// Into a durable queue the sends are confirmed durable (shmqd's journal
+// synced them) a batch at a time: across kills, still each once, in order.
 TEST_F(BridgeTest, InToADurableQueueIsExactlyOnceAcrossKills) {
-  const std::string shmqd_dir = dir_ + "/shmqd";
-  std::filesystem::create_directories(shmqd_dir);
-  const pid_t shmqd = start_process({SHMQD_PATH, "--data-dir", shmqd_dir, "--foreground"}, dir_ + "/shmqd.log");
-  ASSERT_TRUE(eventually([&] { return daemon_pid() == shmqd; }, 10s)) << read_file(dir_ + "/shmqd.log");
-  const std::uint64_t total = 2000;
+  const pid_t shmqd = start_shmqd(dir_);
+  const std::uint64_t total = 20000;
   JsClient js(server_->url());
   ASSERT_TRUE(js.ok());
   ASSERT_EQ(js.add_stream("DUR", "dur"), NATS_OK);
@@ -208,15 +219,64 @@ TEST_F(BridgeTest, InToADurableQueueIsExactlyOnceAcrossKills) {
   ASSERT_TRUE(eventually([&] { return collector.size() >= total; }, 120s)) << read_file(log());
   EXPECT_EQ(terminate(bridge), 0) << read_file(log());
   collector.stop();
-  EXPECT_GE(q.info().journal_synced, q.info().tail_position) << "every record synced before the next was sent";
+  EXPECT_GE(q.info().journal_synced, q.info().tail_position) << "the last batch confirmed durable before exit";
   const auto got = collector.received();
   ASSERT_EQ(got.size(), total);
   for (std::uint64_t i = 0; i < total; ++i) {
     ASSERT_EQ(got[i].seq, i + 1);
     ASSERT_EQ(got[i].payload, "d" + std::to_string(i));
   }
-  ::kill(shmqd, SIGKILL);
-  ::waitpid(shmqd, nullptr, 0);
+  kill9_shmqd(shmqd);
+}
+
+// A simulated power loss mid-stream: once shmqd journaled what the bridge
+// sent so far, shmqd is stopped (SIGSTOP) and a new bridge's next batch is
+// committed in shared memory but never journaled; then the bridge and shmqd
+// are killed and shared memory removed, and the queue is rebuilt from its
+// journal without that batch. The restarted bridge resumes after what the
+// journal kept: still each stream sequence once, in order.
+TEST_F(BridgeTest, InToADurableQueueIsExactlyOnceAcrossAPowerLoss) {
+  pid_t shmqd = start_shmqd(dir_);
+  const std::uint64_t total = 20000;
+  JsClient js(server_->url());
+  ASSERT_TRUE(js.ok());
+  ASSERT_EQ(js.add_stream("DUR", "dur"), NATS_OK);
+  ASSERT_EQ(js.publish("dur", "d", static_cast<int>(total)), NATS_OK);
+  QueueOptions options = big_queue();
+  options.durable = true;
+  std::uint64_t journaled = 0;
+  {
+    const Queue q = Queue::create("durable", options);
+    (void)Consumer::join(q, "check");  // the group exists before anything is sent
+    pid_t bridge = start_bridge({"in", "DUR", "--queue", "durable"});
+    ASSERT_TRUE(eventually([&] { return producer_last(q, "bridge.DUR") >= total / 2; }, 60s)) << read_file(log());
+    kill9(bridge);
+    ASSERT_TRUE(eventually([&] { return q.info().journal_synced >= q.info().tail_position; }, 30s));
+    journaled = producer_last(q, "bridge.DUR");
+    ::kill(shmqd, SIGSTOP);
+    bridge = start_bridge({"in", "DUR", "--queue", "durable"});
+    ASSERT_TRUE(eventually([&] { return producer_last(q, "bridge.DUR") > journaled; }, 30s))
+        << "the bridge sends on, unconfirmed, while shmqd is stopped\n" << read_file(log());
+    kill9(bridge);
+    kill9_shmqd(shmqd);
+  }
+  ASSERT_TRUE(Queue::remove("durable"));  // shared memory gone; the journal stays
+  shmqd = start_shmqd(dir_);
+  ASSERT_TRUE(eventually([] { return Queue::list().size() == 1; }, 30s)) << read_file(dir_ + "/shmqd.log");
+  const Queue q = Queue::open("durable");
+  EXPECT_EQ(producer_last(q, "bridge.DUR"), journaled) << "the sends shmqd never journaled are lost";
+  Collector collector(q, "check");
+  const pid_t bridge = start_bridge({"in", "DUR", "--queue", "durable"});
+  ASSERT_TRUE(eventually([&] { return collector.size() >= total; }, 120s)) << read_file(log());
+  EXPECT_EQ(terminate(bridge), 0) << read_file(log());
+  collector.stop();
+  const auto got = collector.received();
+  ASSERT_EQ(got.size(), total);
+  for (std::uint64_t i = 0; i < total; ++i) {
+    ASSERT_EQ(got[i].seq, i + 1) << "each stream sequence once, in order";
+    ASSERT_EQ(got[i].payload, "d" + std::to_string(i));
+  }
+  kill9_shmqd(shmqd);
 }
 
 // A -> stream -> B, nats-server killed (store on disk) and restarted
@@ -369,6 +429,7 @@ TEST_F(BridgeTest, BadInputEndsWithAMessageAndExit1) {
   JsClient js(server_->url());
   ASSERT_TRUE(js.ok());
   ASSERT_EQ(js.add_stream("ONLY", "only.>"), NATS_OK);
+  ASSERT_EQ(js.add_stream("WORK", "work.>", 1, "workqueue"), NATS_OK);
   struct Case {
     const char* what;
     std::vector<std::string> args;
@@ -384,6 +445,7 @@ TEST_F(BridgeTest, BadInputEndsWithAMessageAndExit1) {
       {"stream not capturing the subject", {"out", "here", "--group", "g", "--subject", "other.x", "--stream", "ONLY"}, {},
        "does not capture"},
       {"filter not captured", {"in", "ONLY", "--filter", "other.x", "--queue", "here"}, {}, "filter"},
+      {"a work-queue stream (in)", {"in", "WORK", "--queue", "here"}, {}, "needs limits retention"},
       {"missing queue (out)", {"out", "nope", "--group", "g", "--subject", "only.x"}, {}, "not found"},
       {"missing queue (in)", {"in", "ONLY", "--queue", "nope"}, {}, "not found"},
       {"bad config file", {"--config", dir_ + "/none.json"}, {}, "cannot read config file"},

@@ -163,19 +163,22 @@ class JsClient {
   [[nodiscard]] bool ok() const { return status_ == NATS_OK; }
   jsCtx* js() { return js_; }
 
-  natsStatus add_stream(const std::string& name, const std::string& subject, int replicas = 1) {
-    jsStreamConfig cfg;
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = name.c_str();
-    const char* subjects[] = {subject.c_str()};
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    cfg.Storage = js_FileStorage;
-    cfg.Replicas = replicas;
-    jsStreamInfo* si = nullptr;
-    const natsStatus s = js_AddStream(&si, js_, &cfg, nullptr, nullptr);
-    jsStreamInfo_Destroy(si);
-    return s;
+  // Creates a file-stored stream by a request to JetStream's API, not by
+  // the bridge's NatsClient::create_stream: the tests stay independent of
+  // the code they test. `retention`: "limits", "interest" or "workqueue".
+  natsStatus add_stream(const std::string& name, const std::string& subject, int replicas = 1,
+                        const std::string& retention = "limits") {
+    const std::string config = R"({"name":")" + name + R"(","subjects":[")" + subject +
+                               R"("],"storage":"file","retention":")" + retention +
+                               R"(","num_replicas":)" + std::to_string(replicas) + "}";
+    natsMsg* reply = nullptr;
+    const natsStatus s = natsConnection_Request(&reply, nc_, ("$JS.API.STREAM.CREATE." + name).c_str(),
+                                                config.data(), static_cast<int>(config.size()), 2000);
+    if (s != NATS_OK) return s;
+    const std::string_view answer(natsMsg_GetData(reply), static_cast<std::size_t>(natsMsg_GetDataLength(reply)));
+    const bool refused = answer.find(R"("error")") != std::string_view::npos;  // e.g. a cluster still electing
+    natsMsg_Destroy(reply);
+    return refused ? NATS_ERR : NATS_OK;
   }
   // Messages in the stream; 0 when it cannot be asked.
   std::uint64_t stream_messages(const std::string& name) {
