@@ -14,8 +14,16 @@
 namespace bench {
 namespace {
 
+// shmq's extra rows: an exclusive group, and one read and written in batches.
+constexpr std::size_t kCompareBatch = 32;
+constexpr std::string_view kExclusiveRow = "shmq-x";
+constexpr std::string_view kExclusiveBatchRow = "shmq-x-b32";
+
 struct Row {
-  std::string transport;
+  std::string label;      // the table's name for the row
+  std::string transport;  // what runs it
+  bool exclusive = false;
+  std::size_t batch = 1;
   Wait wait = Wait::Spin;
   std::vector<std::uint64_t> one_way;  // sorted once complete
   Percentiles latency;                 // one way
@@ -27,14 +35,27 @@ struct Row {
   }
 };
 
+Row make_row(std::string_view label, const std::string& transport, Wait wait, bool exclusive = false,
+             std::size_t batch = 1) {
+  Row row;
+  row.label = label;
+  row.transport = transport;
+  row.wait = wait;
+  row.exclusive = exclusive;
+  row.batch = batch;
+  return row;
+}
+
 Wait parse_wait(const std::string& w) { return w == "block" ? Wait::Block : Wait::Spin; }
 
-RunOptions base(const CompareOptions& o, const std::string& transport, Wait wait) {
+RunOptions base(const CompareOptions& o, const Row& row) {
   RunOptions r;
-  r.transport = transport;
+  r.transport = row.transport;
   r.channel.payload = o.payload;
   r.channel.ring_bytes = o.ring_bytes;
-  r.channel.wait = wait;
+  r.channel.wait = row.wait;
+  r.channel.exclusive = row.exclusive;
+  r.channel.batch = row.batch;
   r.cpus = o.cpus;
   r.timeout = o.timeout;
   return r;
@@ -48,14 +69,14 @@ void attempt(Row& row, F what) {
     what();
   } catch (const std::exception& e) {
     row.error = e.what();
-    std::cerr << fmt::format("shmq-bench compare: {} ({}): {}\n", row.transport, to_string(row.wait),
+    std::cerr << fmt::format("shmq-bench compare: {} ({}): {}\n", row.label, to_string(row.wait),
                              e.what());
   }
 }
 
 void pingpong_round(const CompareOptions& o, Row& row) {
   PingPongOptions p;
-  static_cast<RunOptions&>(p) = base(o, row.transport, row.wait);
+  static_cast<RunOptions&>(p) = base(o, row);
   const std::size_t total = row.wait == Wait::Spin ? o.spin_iterations : o.block_iterations;
   p.iterations = std::max<std::size_t>(total / static_cast<std::size_t>(o.rounds), 1);
   p.warmup = o.warmup;
@@ -66,7 +87,7 @@ void pingpong_round(const CompareOptions& o, Row& row) {
 
 void throughput_round(const CompareOptions& o, Row& row) {
   ThroughputOptions t;
-  static_cast<RunOptions&>(t) = base(o, row.transport, row.wait);
+  static_cast<RunOptions&>(t) = base(o, row);
   const std::size_t total = row.wait == Wait::Spin ? o.spin_messages : o.block_messages;
   t.messages = std::max<std::size_t>(total / static_cast<std::size_t>(o.rounds), 1);
   attempt(row, [&] {
@@ -81,9 +102,10 @@ std::vector<Row> measure(const CompareOptions& o, const std::vector<std::string>
   for (const auto& w : o.waits) {
     const std::size_t first = rows.size();
     for (const auto& n : names) {
-      rows.emplace_back();
-      rows.back().transport = n;
-      rows.back().wait = parse_wait(w);
+      rows.push_back(make_row(n, n, parse_wait(w)));
+      if (n != "shmq") continue;
+      rows.push_back(make_row(kExclusiveRow, n, parse_wait(w), true));
+      rows.push_back(make_row(kExclusiveBatchRow, n, parse_wait(w), true, kCompareBatch));
     }
     for (int round = 0; round < o.rounds; ++round) {
       for (std::size_t i = first; i < rows.size(); ++i) pingpong_round(o, rows[i]);
@@ -97,7 +119,7 @@ std::vector<Row> measure(const CompareOptions& o, const std::vector<std::string>
 
 const Row* shmq_row(const std::vector<Row>& rows, Wait wait) {
   for (const auto& r : rows)
-    if (r.transport == "shmq" && r.wait == wait && r.error.empty()) return &r;
+    if (r.label == "shmq" && r.wait == wait && r.error.empty()) return &r;
   return nullptr;
 }
 
@@ -110,13 +132,13 @@ std::string table(const std::vector<Row>& rows, std::size_t payload) {
                                 "p50 ns", "p99 ns", "p99.9 ns", "msgs/s", "MB/s", "p50/shmq", "tput/shmq");
   for (const auto& r : rows) {
     if (!r.error.empty()) {
-      out += fmt::format("{:<12}{:<6}failed: {}\n", r.transport, to_string(r.wait), r.error);
+      out += fmt::format("{:<12}{:<6}failed: {}\n", r.label, to_string(r.wait), r.error);
       continue;
     }
     const Row* s = shmq_row(rows, r.wait);
     const double mps = r.msgs_per_s();
     out += fmt::format(
-        "{:<12}{:<6}{:>10}{:>10}{:>10}{:>13.0f}{:>9.1f}{:>10}{:>10}\n", r.transport, to_string(r.wait),
+        "{:<12}{:<6}{:>10}{:>10}{:>10}{:>13.0f}{:>9.1f}{:>10}{:>10}\n", r.label, to_string(r.wait),
         r.latency.p50, r.latency.p99, r.latency.p999, mps, mps * static_cast<double>(payload) / 1e6,
         s ? ratio(static_cast<double>(r.latency.p50), static_cast<double>(s->latency.p50)) : "-",
         s ? ratio(mps, s->msgs_per_s()) : "-");
@@ -126,7 +148,7 @@ std::string table(const std::vector<Row>& rows, std::size_t payload) {
 
 const Row* find(const std::vector<Row>& rows, std::string_view name) {
   for (const auto& r : rows)
-    if (r.transport == name && r.wait == Wait::Spin && r.error.empty()) return &r;
+    if (r.label == name && r.wait == Wait::Spin && r.error.empty()) return &r;
   return nullptr;
 }
 
@@ -139,25 +161,40 @@ std::string targets(const std::vector<Row>& rows) {
     out += fmt::format("  {:<34}{:>8.2f}  want {:<8}{}\n", what, value, want, ok ? "met" : "MISSED");
   };
   const auto p50 = [](const Row* r) { return static_cast<double>(r->latency.p50); };
+  const auto at_most = [&](std::string_view what, double value, double bound) {
+    line(what, value, value <= bound, fmt::format("<= {}", bound));
+  };
+  const auto at_least = [&](std::string_view what, double value, double bound) {
+    line(what, value, value >= bound, fmt::format(">= {}", bound));
+  };
   if (const Row* bare = find(rows, "bare-ring")) {
-    line("one-way p50 shmq / bare-ring", p50(shmq) / p50(bare), p50(shmq) <= 1.3 * p50(bare), "<= 1.3");
-    const double p999 = static_cast<double>(shmq->latency.p999) / static_cast<double>(bare->latency.p999);
-    line("one-way p99.9 shmq / bare-ring", p999, p999 <= 3, "<= 3");
-    const double tput = shmq->msgs_per_s() / bare->msgs_per_s();
-    line("msgs/s shmq / bare-ring", tput, tput >= 0.7, ">= 0.7");
+    const auto p999 = [](const Row* r) { return static_cast<double>(r->latency.p999); };
+    const auto tput = [&](const Row* r) { return r->msgs_per_s() / bare->msgs_per_s(); };
+    at_most("one-way p50 shmq / bare-ring", p50(shmq) / p50(bare), 1.3);
+    at_most("one-way p99.9 shmq / bare-ring", p999(shmq) / p999(bare), 1.0);
+    if (const Row* x = find(rows, kExclusiveRow)) {
+      at_most("one-way p50 shmq-x / bare-ring", p50(x) / p50(bare), 1.15);
+      at_most("one-way p99.9 shmq-x / bare-ring", p999(x) / p999(bare), 1.0);
+      at_least("msgs/s shmq-x / bare-ring", tput(x), 1.0);
+    }
+    if (const Row* xb = find(rows, kExclusiveBatchRow)) at_least("msgs/s shmq-x-b32 / bare-ring", tput(xb), 1.5);
   }
   for (const char* name : {"boost-mq", "posix-mq", "unix-socket"})
     if (const Row* r = find(rows, name))
       line(fmt::format("one-way p50 {} / shmq", name), p50(r) / p50(shmq), p50(r) >= 10 * p50(shmq), ">= 10");
   const double mmps = shmq->msgs_per_s() / 1e6;
-  line("shmq M msgs/s", mmps, mmps >= 15, ">= 15");
+  at_least("shmq M msgs/s", mmps, 15);
   return out;
 }
 
 nlohmann::json compare_json(const std::vector<Row>& rows, const Probe& probe, const CompareOptions& o) {
   nlohmann::json list = nlohmann::json::array();
   for (const auto& r : rows) {
-    nlohmann::json j{{"transport", r.transport}, {"wait", to_string(r.wait)}};
+    nlohmann::json j{{"transport", r.label}, {"wait", to_string(r.wait)}};
+    if (r.transport == "shmq") {
+      j["exclusive"] = r.exclusive;
+      j["batch"] = r.batch;
+    }
     if (!r.error.empty()) {
       j["error"] = r.error;
     } else {
@@ -179,7 +216,7 @@ void write_dat(const std::vector<Row>& rows, const std::string& prefix) {
     if (cols.empty()) continue;
     std::ofstream f(fmt::format("{}-{}.dat", prefix, to_string(wait)));
     f << "percentile nines";
-    for (const Row* r : cols) f << ' ' << r->transport;
+    for (const Row* r : cols) f << ' ' << r->label;
     f << '\n';
     for (const double p : kPlotPercentiles) {
       // x = 1 / (1 - p): 2 at p50, 10 at p90, ...; the max is drawn at 10^5.

@@ -96,6 +96,7 @@ void send_paced(Transport& t, double rate, std::size_t total, std::size_t payloa
     std::memcpy(message.data(), &i, 8);
     std::memcpy(message.data() + 8, &sent, 8);
     out->send(message);
+    out->flush();
   }
 }
 

@@ -41,6 +41,10 @@ void add_common(CLI::App& cmd, RunOptions& o, std::string& wait) {
       ->capture_default_str();
   cmd.add_option("--timeout", o.timeout, "Seconds before a stuck run is killed and fails")
       ->capture_default_str();
+  cmd.add_flag("--exclusive", o.channel.exclusive, "shmq: the consumers' groups are exclusive");
+  cmd.add_option("--batch", o.channel.batch, "shmq: receive and send up to N per call (1: single calls)")
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
 }
 
 void pingpong(const PingPongOptions& o, bool json) {
@@ -83,6 +87,8 @@ void throughput(const ThroughputOptions& o, bool json) {
                      {"consumers", o.consumers},
                      {"groups", o.channel.groups},
                      {"durable", o.channel.durable},
+                     {"exclusive", o.channel.exclusive},
+                     {"batch", o.channel.batch},
                      {"seconds", r.seconds},
                      {"msgs_per_s", r.msgs_per_s()},
                      {"mb_per_s", mb},
@@ -191,6 +197,12 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   ping.channel.wait = tput.channel.wait = wait == "block" ? Wait::Block : Wait::Spin;
   try {
+    for (const RunOptions* o : {static_cast<const RunOptions*>(&ping), static_cast<const RunOptions*>(&tput)}) {
+      if (o->transport != "shmq" && (o->channel.exclusive || o->channel.batch != 1))
+        throw std::invalid_argument("--exclusive and --batch are shmq's: not for " + o->transport);
+    }
+    if (tput.channel.exclusive && tput.consumers != 1)
+      throw std::invalid_argument("--exclusive: one consumer per group (the others would only stand by)");
     if (pp->parsed()) pingpong(ping, json);
     if (tp->parsed()) {
       const auto& info = find_transport(tput.transport);

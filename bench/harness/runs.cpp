@@ -37,6 +37,7 @@ void ping(Transport& t, const PingPongOptions& o, std::uint64_t* samples) {
     stamp(message, {0, i + 1});
     const auto start = std::chrono::steady_clock::now();
     out->send(message);
+    out->flush();
     const auto echo = in->receive();
     const auto end = std::chrono::steady_clock::now();
     const auto s = verify(echo, o.channel.payload);
@@ -51,6 +52,7 @@ void pong(Transport& t, const PingPongOptions& o) {
   const auto out = t.sender(1, 0);
   for (std::size_t i = 0; i < o.warmup + o.iterations; ++i) {
     out->send(in->receive());
+    out->flush();
     in->release();
   }
 }
@@ -110,6 +112,7 @@ void produce(Transport& t, const ThroughputOptions& o, const Board& b, int k) {
     stamp(message, {kMarkerProducer, 0});
     for (int c = 0; c < o.consumers; ++c) out->send(message);  // one end marker per consumer
   }
+  out->flush();
   const auto confirms = out->drain_confirms();
   std::size_t offset = 0;
   for (int i = 0; i < k; ++i) offset += share(o.messages, o.producers, i);

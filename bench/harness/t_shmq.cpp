@@ -94,11 +94,17 @@ class ShmqSender final : public Sender {
   ShmqSender(const shmq::Queue& q, int producer, const ChannelConfig& c)
       : producer_(shmq::Producer::attach(q, fmt::format("p{}", producer), {wait_options(c)})),
         wait_(c.wait),
-        confirm_each_(c.confirm_each) {
+        confirm_each_(c.confirm_each),
+        batch_(c.confirm_each ? 1 : c.batch) {
     if (q.durable() && !confirm_each_) confirms_ = std::make_unique<ConfirmWatch>(q);
   }
 
   void send(std::span<const std::byte> message) override {
+    if (batch_ > 1) {
+      buffer(message);
+      if (pending_ == batch_) flush();
+      return;
+    }
     if (confirm_each_) {
       const auto start = SteadyClock::now();
       check(producer_.send(message, shmq::Confirm::Durable), "durable send");
@@ -115,15 +121,49 @@ class ShmqSender final : public Sender {
     if (confirms_) confirms_->sent(producer_.last_position());
   }
 
+  // One try_send_batch (or send_batch) for what send() buffered.
+  void flush() override {
+    std::size_t sent = 0;
+    while (sent < pending_) {
+      const auto rest = std::span(spans_).subspan(sent, pending_ - sent);
+      shmq::Status st = shmq::Status::Ok;
+      if (wait_ == Wait::Block) {
+        sent += producer_.send_batch(rest, shmq::kForever, st);
+      } else {
+        std::size_t n = 0;
+        while ((n = producer_.try_send_batch(rest, st)) == 0 && st == shmq::Status::Full) cpu_relax();
+        sent += n;
+      }
+      if (st != shmq::Status::Ok && st != shmq::Status::Full) check(st, "send batch");
+    }
+    if (confirms_ && pending_ != 0) confirms_->sent(producer_.last_position());
+    pending_ = 0;
+  }
+
   std::vector<std::uint64_t> drain_confirms() override {
     if (confirm_each_) return std::move(latencies_);
     return confirms_ ? confirms_->drain() : std::vector<std::uint64_t>{};
   }
 
  private:
+  // Copies a message into the batch (the harness reuses its buffer).
+  void buffer(std::span<const std::byte> message) {
+    if (copies_.size() < batch_) {
+      copies_.resize(batch_);
+      spans_.resize(batch_);
+    }
+    copies_[pending_].assign(message.begin(), message.end());
+    spans_[pending_] = copies_[pending_];
+    ++pending_;
+  }
+
   shmq::Producer producer_;
   Wait wait_;
   bool confirm_each_;
+  std::size_t batch_;
+  std::size_t pending_ = 0;
+  std::vector<std::vector<std::byte>> copies_;
+  std::vector<std::span<const std::byte>> spans_;
   std::vector<std::uint64_t> latencies_;  // confirm_each: each send's own wait
   std::unique_ptr<ConfirmWatch> confirms_;  // durable queues only
 };
@@ -131,9 +171,12 @@ class ShmqSender final : public Sender {
 class ShmqReceiver final : public Receiver {
  public:
   ShmqReceiver(const shmq::Queue& q, int group, const ChannelConfig& c)
-      : consumer_(shmq::Consumer::join(q, group_name(group), {.wait = wait_options(c)})), wait_(c.wait) {}
+      : consumer_(shmq::Consumer::join(q, group_name(group), {.wait = wait_options(c), .exclusive = c.exclusive})),
+        wait_(c.wait),
+        batch_(c.batch) {}
 
   std::span<const std::byte> receive() override {
+    if (batch_ > 1) return next_of_batch();
     shmq::Status st = consumer_.try_receive(message_);
     if (st == shmq::Status::Empty) {
       flush_acks();  // never wait while holding messages: producers may wait for that space
@@ -159,6 +202,27 @@ class ShmqReceiver final : public Receiver {
   }
 
  private:
+  // Hands out the messages of one batch receive in turn.
+  std::span<const std::byte> next_of_batch() {
+    if (next_ == received_) {
+      if (batch_messages_.size() < batch_) batch_messages_.resize(batch_);
+      next_ = 0;
+      received_ = consumer_.try_receive_batch(batch_messages_);
+      if (received_ == 0) {
+        flush_acks();  // never wait while holding messages: producers may wait for that space
+        shmq::Status st = shmq::Status::Ok;
+        if (wait_ == Wait::Block) {
+          received_ = consumer_.receive_batch(batch_messages_, shmq::kForever, st);
+        } else {
+          while ((received_ = consumer_.try_receive_batch(batch_messages_)) == 0) cpu_relax();
+        }
+        check(st, "receive batch");
+      }
+    }
+    message_ = batch_messages_[next_++];
+    return message_.payload;
+  }
+
   void flush_acks() {
     if (unacked_ == 0) return;
     consumer_.ack_up_to(last_position_);
@@ -169,6 +233,9 @@ class ShmqReceiver final : public Receiver {
   shmq::Consumer consumer_;
   shmq::Message message_;
   Wait wait_;
+  std::size_t batch_;
+  std::vector<shmq::Message> batch_messages_;
+  std::size_t next_ = 0, received_ = 0;
   int unacked_ = 0;
   std::uint64_t last_position_ = 0;
 };
@@ -220,7 +287,8 @@ class Shmq final : public Transport {
     options.durable = config_.durable;
     const auto queue = shmq::Queue::create(name, options);
     names_.push_back(name);
-    for (int g = 0; g < config_.groups; ++g) (void)shmq::Consumer::join(queue, group_name(g));
+    for (int g = 0; g < config_.groups; ++g)
+      (void)shmq::Consumer::join(queue, group_name(g), {.exclusive = config_.exclusive});
   }
 
   void remove_all() noexcept {

@@ -31,6 +31,10 @@ struct ChannelConfig {
   // Durable only: every send waits for its own confirm (Confirm::Durable),
   // instead of streaming while a watcher times the confirms.
   bool confirm_each = false;
+  bool exclusive = false;  // shmq only: the consumers' groups are exclusive
+  // shmq only: receive up to this many per call, and send up to this many per
+  // call (buffered until then, or until flush()); 1 = single calls.
+  std::size_t batch = 1;
 };
 
 class Sender {
@@ -38,6 +42,8 @@ class Sender {
   virtual ~Sender() = default;
   // Sends one message, waiting while the channel is full. Throws on failure.
   virtual void send(std::span<const std::byte> message) = 0;
+  // Sends what send() buffered (a batching sender); a no-op for the others.
+  virtual void flush() {}
   // Waits until everything sent is confirmed durable and returns each send's
   // confirm latency in ns. Empty unless the channel is durable.
   virtual std::vector<std::uint64_t> drain_confirms() { return {}; }

@@ -78,6 +78,16 @@ class SHMQ_API Producer {
                             Duration timeout = kForever) noexcept;
   [[nodiscard]] Status send(std::uint64_t seq, std::span<const std::byte> payload, Confirm confirm,
                             Duration timeout = kForever) noexcept;
+  // A batch: sends the first messages of `payloads`, with the next sequences,
+  // claiming ring space for all of them with one move of the tail: as many
+  // as fit before the ring's end and in the room left. Returns how many were
+  // sent; `status` is Ok when all were, else why the next was not (Full: no
+  // room now, TooLarge: it exceeds max_message). send_batch waits up to
+  // `timeout` for room for the first (Timeout then, 0 sent).
+  [[nodiscard]] std::size_t try_send_batch(std::span<const std::span<const std::byte>> payloads,
+                                           Status& status) noexcept;
+  [[nodiscard]] std::size_t send_batch(std::span<const std::span<const std::byte>> payloads, Duration timeout,
+                                       Status& status) noexcept;
   // Durable queues: waits until every record committed under this producer's
   // name is synced to disk: this handle's, and those of the handles before it
   // (an earlier run, a crashed one), whose sequences a resend finds Duplicate.

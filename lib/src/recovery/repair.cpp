@@ -72,6 +72,34 @@ bool released_by_all(const Mapping& m, std::uint64_t at) {
   return at_or_after(m.header->head.load(std::memory_order_relaxed), at + 1);
 }
 
+// Data records committed in [from, to): a dead claim's, before its hole.
+std::uint64_t data_records_between(const Mapping& m, std::uint64_t from, std::uint64_t to) {
+  std::uint64_t n = 0;
+  for (std::uint64_t p = from, steps = 0; p != to && steps < m.chunks; ++steps) {
+    RecordFields h;
+    const std::uint64_t span = m.committed(p) ? record_span(m, p, &h) : 0;
+    if (span == 0) break;
+    n += h.type == static_cast<std::uint16_t>(RecordType::Data) ? 1 : 0;
+    p += span;
+  }
+  return n;
+}
+
+// The first record of a dead producer's claim it never committed, or
+// kNoPosition when it committed them all (or every group has passed them:
+// the claim is an old one, the ring has moved on).
+std::uint64_t first_uncommitted(const Mapping& m, const Claim& c) {
+  for (std::uint64_t p = c.position, steps = 0; p != c.end && steps < m.chunks; ++steps) {
+    const bool committed = m.committed(p);
+    if (released_by_all(m, p)) return kNoPosition;
+    if (!committed) return p;
+    const std::uint64_t span = record_span(m, p);
+    if (span == 0 || !at_or_after(c.end, p + span)) return kNoPosition;  // not what the claim laid out
+    p += span;
+  }
+  return kNoPosition;
+}
+
 // A record boundary: the tail, a committed record, or another claim's start.
 bool is_boundary(const Mapping& m, std::uint64_t at, std::uint64_t tail) {
   if (at == tail) return true;
@@ -104,15 +132,21 @@ RepairResult repair_hole(const Mapping& m, std::uint64_t at) {
     if (is_boundary(m, c.end, tail)) end = c.end;
   }
   if (end == kNoPosition) return RepairResult::Unprovable;
-  // The owner never committed: if it already counted the sequence as sent,
-  // take that back before the skip is visible, so its resend is accepted.
+  // The owner never committed the records from `at` on: if it already
+  // counted one as sent, take that back before the skip is visible, so its
+  // resend is accepted. A claim's records carry consecutive sequences from
+  // claim_prev_seq + 1 (a batch; a single record: claim_seq), committed in
+  // order, so the last one committed is claim_prev_seq + those before `at`.
   for (std::uint32_t i = 0; i < m.max_producers; ++i) {
     ProducerSlot& s = m.producers[i];
     const Claim c = announced_claim(m, s);
     if (c.position == kNoPosition || c.end != end || !at_or_after(at, c.position)) continue;
-    if (s.last_seq.load(std::memory_order_relaxed) == s.claim_seq.load(std::memory_order_relaxed)) {
+    const std::uint64_t prev = s.claim_prev_seq.load(std::memory_order_relaxed);
+    const std::uint64_t committed_seq = prev + data_records_between(m, c.position, at);
+    if (s.last_seq.load(std::memory_order_relaxed) > committed_seq &&
+        s.last_seq.load(std::memory_order_relaxed) <= s.claim_seq.load(std::memory_order_relaxed)) {
       // release: pairs with attach's acquire load of last_seq.
-      s.last_seq.store(s.claim_prev_seq.load(std::memory_order_relaxed), std::memory_order_release);
+      s.last_seq.store(committed_seq, std::memory_order_release);
     }
   }
   m.write_info(at, RecordFields{static_cast<std::uint32_t>(end - at), static_cast<std::uint16_t>(RecordType::Skipped),
@@ -127,12 +161,9 @@ bool reap_producer(const Mapping& m, std::uint32_t index) {
   ProducerSlot& s = m.producers[index];
   const Claim c = announced_claim(m, s);
   if (c.position != kNoPosition) {
-    const std::uint64_t bytes = s.claim_bytes.load(std::memory_order_relaxed);
-    const std::uint64_t data_position = c.end - bytes;
     for (int attempt = 0;; ++attempt) {
-      RepairResult first = repair_hole(m, c.position);
-      RepairResult second = data_position != c.position ? repair_hole(m, data_position) : RepairResult::NotAHole;
-      if (first != RepairResult::OwnerAlive && second != RepairResult::OwnerAlive) break;
+      const std::uint64_t hole = first_uncommitted(m, c);
+      if (hole == kNoPosition || repair_hole(m, hole) != RepairResult::OwnerAlive) break;
       // A live producer's claim attempt overlaps: it moves on within microseconds.
       if (attempt == 200) return false;
       std::this_thread::sleep_for(std::chrono::microseconds(50));

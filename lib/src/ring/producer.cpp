@@ -185,6 +185,49 @@ bool try_offload_slow_groups(const Mapping& m) noexcept {
   return lock.owned() && detail::offload_slow_groups(m);
 }
 
+// Announce, then claim: the tail CAS that follows (release) publishes the
+// announcement to any repairer that sees the new tail (acquire in
+// repair_hole). `bytes`: the claim's records, padding excluded; `last` the
+// sequence of its last record (its first is last_seq + 1 in a batch).
+void announce_claim(Producer::State& s, std::uint64_t position, std::uint64_t bytes, std::uint64_t last) {
+  s.slot->claim_bytes.store(static_cast<std::uint32_t>(bytes), std::memory_order_relaxed);
+  s.slot->claim_seq.store(last, std::memory_order_relaxed);
+  s.slot->claim_prev_seq.store(s.last_seq, std::memory_order_relaxed);
+  s.slot->claim_pos.store(position, std::memory_order_relaxed);
+}
+
+// Copies a payload into its claimed place, the record's first line last:
+// in one burst with the header and tag that follow, so that a consumer
+// polling the tag there takes the line from us once, not between our writes
+// (the rest of the payload lies on lines nobody polls).
+void copy_payload(std::byte* dst, std::span<const std::byte> payload) {
+  const std::size_t first_line = std::min(payload.size(), kRecordAlign - sizeof(RecordHeader));
+  if (payload.size() > first_line) std::memcpy(dst + first_line, payload.data() + first_line, payload.size() - first_line);
+  if (first_line != 0) std::memcpy(dst, payload.data(), first_line);
+}
+
+// How many of `payloads` fit as records from `start`: before the ring's end,
+// and ending at or before `limit`. `bytes`: their ring bytes; `by_limit`:
+// whether the limit (not the ring's end, nor the list's) stopped it.
+std::size_t records_that_fit(const Mapping& m, std::uint64_t start, std::uint64_t limit,
+                             std::span<const std::span<const std::byte>> payloads, std::uint64_t& bytes,
+                             bool& by_limit) {
+  const std::uint64_t before_end = m.capacity - (start & m.mask);
+  bytes = 0;
+  by_limit = false;
+  std::size_t n = 0;
+  for (; n < payloads.size(); ++n) {
+    const std::uint64_t next = record_bytes(payloads[n].size());
+    if (bytes + next > before_end) break;
+    if (!at_or_after(limit, start + bytes + next)) {
+      by_limit = true;
+      break;
+    }
+    bytes += next;
+  }
+  return n;
+}
+
 }  // namespace
 
 Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
@@ -210,12 +253,7 @@ Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
         return Status::Full;
       }
     }
-    // Announce, then claim: the CAS (release) publishes the announcement to
-    // any repairer that sees the new tail (acquire in repair_hole).
-    s.slot->claim_bytes.store(static_cast<std::uint32_t>(bytes), std::memory_order_relaxed);
-    s.slot->claim_seq.store(seq, std::memory_order_relaxed);
-    s.slot->claim_prev_seq.store(s.last_seq, std::memory_order_relaxed);
-    s.slot->claim_pos.store(position, std::memory_order_relaxed);
+    announce_claim(s, position, bytes, seq);
     if (tail.compare_exchange_weak(position, end, std::memory_order_release, std::memory_order_relaxed)) break;
   }
   if (pad != 0) write_record(m, position, RecordType::Padding, static_cast<std::uint32_t>(pad), s.index, 0);
@@ -304,13 +342,7 @@ Status Producer::try_send(std::uint64_t seq, std::span<const std::byte> payload)
   if (status != Status::Ok) return status;
   State& s = *s_;
   record_commit_in_entry(s);
-  // The record's first line last, in one burst with its header and tag: a
-  // consumer polling the tag there takes the line from us once, not between
-  // our writes (the rest of the payload lies on lines nobody polls).
-  std::byte* const dst = claimed().data();
-  const std::size_t first_line = std::min(payload.size(), kRecordAlign - sizeof(RecordHeader));
-  if (payload.size() > first_line) std::memcpy(dst + first_line, payload.data() + first_line, payload.size() - first_line);
-  if (first_line != 0) std::memcpy(dst, payload.data(), first_line);
+  copy_payload(claimed().data(), payload);
   publish_claim(s);
   finish_commit(s);
   return Status::Ok;
@@ -318,6 +350,106 @@ Status Producer::try_send(std::uint64_t seq, std::span<const std::byte> payload)
 
 Status Producer::try_send(std::span<const std::byte> payload) noexcept {
   return try_send(s_->last_seq + 1, payload);
+}
+
+namespace {
+
+// Claims ring space for the first records of `payloads` with one tail CAS
+// (after a padding record, where the first does not fit before the ring's
+// end). Returns how many, 0 when there is no room; `data` is where the first
+// one starts.
+std::size_t claim_run(Producer::State& s, std::span<const std::span<const std::byte>> payloads, std::uint64_t& data,
+                      Status& status) {
+  const Mapping& m = *s.map;
+  std::atomic<std::uint64_t>& tail = m.header->tail;
+  std::uint64_t position = tail.load(std::memory_order_relaxed);
+  for (;;) {
+    // A misaligned tail (a hostile peer) would put our header across the ring's end.
+    if (position % kRecordAlign != 0) {
+      status = Status::Corrupt;
+      return 0;
+    }
+    const std::uint64_t pad = detail::padding_for(m, position, record_bytes(payloads[0].size()));
+    std::uint64_t bytes = 0;
+    bool by_limit = false;
+    std::size_t n = records_that_fit(m, position + pad, s.limit, payloads, bytes, by_limit);
+    if (by_limit) {  // head may have moved since: look again, as try_claim does
+      s.limit = detail::refresh_limit(m);
+      n = records_that_fit(m, position + pad, s.limit, payloads, bytes, by_limit);
+      if (n == 0 && m.durable && try_offload_slow_groups(m)) {
+        s.limit = detail::refresh_limit(m);
+        n = records_that_fit(m, position + pad, s.limit, payloads, bytes, by_limit);
+      }
+    }
+    if (n == 0) {
+      s.slot->claim_pos.store(kNoPosition, std::memory_order_relaxed);
+      status = Status::Full;
+      return 0;
+    }
+    announce_claim(s, position, bytes, s.last_seq + n);
+    if (tail.compare_exchange_weak(position, position + pad + bytes, std::memory_order_release,
+                                   std::memory_order_relaxed)) {
+      if (pad != 0) write_record(m, position, RecordType::Padding, static_cast<std::uint32_t>(pad), s.index, 0);
+      data = position + pad;
+      return n;
+    }
+  }
+}
+
+}  // namespace
+
+std::size_t Producer::try_send_batch(std::span<const std::span<const std::byte>> payloads, Status& status) noexcept {
+  State& s = *s_;
+  const Mapping& m = *s.map;
+  if (s.claiming) abort();
+  status = Status::Ok;
+  std::size_t wanted = 0;
+  while (wanted < payloads.size() && payloads[wanted].size() <= m.max_message) ++wanted;
+  if (wanted == 0) {
+    if (!payloads.empty()) status = Status::TooLarge;
+    return 0;
+  }
+  const std::uint64_t now = s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
+  std::size_t sent = 0;
+  std::uint64_t bytes = 0;
+  // One claim per stretch up to the ring's end (usually one in all).
+  while (sent < wanted) {
+    std::uint64_t p = 0;
+    const std::size_t n = claim_run(s, payloads.subspan(sent, wanted - sent), p, status);
+    if (n == 0) break;
+    for (const auto payload : payloads.subspan(sent, n)) {
+      const std::uint64_t seq = s.last_seq + 1;
+      // As commit(): last_seq and last_position before the record's tag.
+      s.slot->last_seq.store(seq, std::memory_order_relaxed);
+      s.slot->last_position.store(p, std::memory_order_relaxed);
+      copy_payload(m.at(p) + sizeof(RecordHeader), payload);
+      write_record(m, p, RecordType::Data, static_cast<std::uint32_t>(payload.size()), s.index, seq, now);
+      s.last_seq = seq;
+      s.last_position = s.confirm_position = p;
+      bytes += payload.size();
+      p += record_bytes(payload.size());
+    }
+    sent += n;
+  }
+  if (sent == wanted && wanted < payloads.size()) status = Status::TooLarge;
+  if (sent == 0) return 0;
+  // Only this process writes its counters: plain load and store, no RMW.
+  s.slot->messages.store(s.slot->messages.load(std::memory_order_relaxed) + sent, std::memory_order_relaxed);
+  s.slot->bytes.store(s.slot->bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  detail::notify(m.header->data);
+  return sent;
+}
+
+std::size_t Producer::send_batch(std::span<const std::span<const std::byte>> payloads, Duration timeout,
+                                 Status& status) noexcept {
+  std::size_t n = try_send_batch(payloads, status);
+  if (n != 0 || status != Status::Full) return n;
+  const bool ok = detail::wait_until(
+      s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
+      [&] { return (n = try_send_batch(payloads, status)) != 0 || status != Status::Full; },
+      [] { return detail::kMaxSleep; });
+  if (!ok) status = detail::wait_failure(s_->map->header->space);
+  return n;
 }
 
 Status Producer::send(std::uint64_t seq, std::span<const std::byte> payload, Duration timeout) noexcept {
