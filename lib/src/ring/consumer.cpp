@@ -280,16 +280,16 @@ Status Consumer::try_receive(Message& out) noexcept {
   if (s.exclusive) {
     Status status = Status::Empty;
     if (receive_exclusive(s, {&out, 1}, status) != 0 || status == Status::Corrupt) return status;
-    return detail::segment_lost_under(s.map->header->data) ? Status::Corrupt : Status::Empty;
-  }
-  switch (take_next(s, out)) {
-    case Take::Taken:
-      count_ring_delivery(s, out);
-      return Status::Ok;
-    case Take::Corrupt:
-      return Status::Corrupt;
-    case Take::Empty:
-      break;
+  } else {
+    switch (take_next(s, out)) {
+      case Take::Taken:
+        count_ring_delivery(s, out);
+        return Status::Ok;
+      case Take::Corrupt:
+        return Status::Corrupt;
+      case Take::Empty:
+        break;
+    }
   }
   // A truncated segment reads as zeros (shm/bus_guard.hpp), which hold no
   // record: say why nothing comes. One relaxed load while nothing is broken.
@@ -304,7 +304,7 @@ namespace {
 Duration on_idle(const Consumer::State& s) {
   const Mapping& m = *s.map;
   // acquire: pairs with the members' CAS of read (advance_read), the
-  // producers' release CAS of tail and release store of the commit word.
+  // producers' release CAS of tail and release store of the record's tag.
   const std::uint64_t read = s.g->read.load(std::memory_order_acquire);
   if (detail::read_closed(read)) return detail::kMaxSleep;
   const bool stalled = m.header->tail.load(std::memory_order_acquire) != read && !m.committed(read);

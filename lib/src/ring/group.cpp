@@ -327,20 +327,32 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   return Consumer(std::move(st));
 }
 
+namespace {
+
+// An exclusive group's active member, by its entry: index + 1, or 0 when
+// there is none or it is dead (its entry lock free) or not a member entry.
+std::uint32_t live_active_member(const Mapping& m, std::uint32_t group, std::uint32_t active) {
+  const std::uint32_t holder = active - 1;
+  const bool lives = active != 0 && holder < m.max_consumers && attached(m.consumer(group, holder).state) &&
+                     detail::entry_held(m, detail::consumer_lock_byte(group, holder));
+  return lives ? active : 0;
+}
+
+}  // namespace
+
 bool detail::try_become_active(Consumer::State& s) {
   const Mapping& m = *s.map;
   GroupSlot& g = *s.g;
   // acquire: pairs with the release stores of active (join, here, release_consumer).
-  const std::uint32_t active = g.active.load(std::memory_order_acquire);
-  const std::uint32_t holder = active - 1;
-  const bool holder_lives = active != 0 && holder < m.max_consumers && attached(m.consumer(s.group, holder).state) &&
-                            entry_held(m, consumer_lock_byte(s.group, holder));
-  if (holder_lives) return false;
+  if (live_active_member(m, s.group, g.active.load(std::memory_order_acquire)) != 0) return false;
   // Try only: a stopped process holding the lock must not stall a receive.
   const SegmentLock lock(m, SegmentLock::TryTag{});
   if (!lock.owned()) return false;
-  const std::uint32_t now_active = g.active.load(std::memory_order_relaxed);  // the lock orders it
-  if (now_active != active) return false;  // changed before we locked: look again later
+  // Again under the lock: the entry may have been reaped and taken by a new
+  // member that became active since.
+  const std::uint32_t active = g.active.load(std::memory_order_relaxed);  // the lock orders it
+  if (live_active_member(m, s.group, active) != 0) return false;
+  const std::uint32_t holder = active - 1;
   if (active != 0 && holder < m.max_consumers && attached(m.consumer(s.group, holder).state)) {
     release_consumer(m, s.group, holder);  // returns what it held, clears active
     m.header->clients_reaped.fetch_add(1, std::memory_order_relaxed);
