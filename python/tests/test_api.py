@@ -392,6 +392,24 @@ def test_send_many(queue):
         p.send_many([b"x" * 2000])
 
 
+def test_send_many_of_a_list_goes_in_batches_in_order(queue):
+    p = queue.producer("p")
+    c = queue.consumer("g")
+    messages = [b"%d" % i for i in range(1, 301)]  # claimed 64 at a time (Producer.try_send_batch)
+    assert p.send_many(messages) == 300
+    got = []
+    while len(got) < 300:
+        batch = c.receive_batch(max=100, timeout=1)
+        assert batch
+        got += [(m.seq, bytes(m.payload)) for m in batch]
+        c.ack_up_to(batch[-1].position)
+    assert got == [(i, b"%d" % i) for i in range(1, 301)]
+    queue.consumer("slow").close()
+    with pytest.raises(shmq.Timeout) as caught:
+        p.send_many([b"m" * 1000] * 1000, timeout=0.1)  # a list: batches until the ring is full
+    assert caught.value.sequence == p.last_sequence > 300
+
+
 def test_send_many_timeout_names_last_sent(queue):
     p = queue.producer("p")
     queue.consumer("slow").close()

@@ -1114,6 +1114,39 @@ static void test_batch_receive_and_ack_up_to(void) {
   remove_queue("q");
 }
 
+static void test_send_batch(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_producer_t* producer = attach(queue, "p");
+  const char* texts[] = {"one", "two", "three"};
+  shmq_payload_t batch[3];
+  for (int i = 0; i < 3; ++i) batch[i] = (shmq_payload_t){texts[i], strlen(texts[i])};
+  size_t sent = 99;
+  CHECK_OK(shmq_producer_try_send_batch(producer, batch, 3, &sent));
+  CHECK(sent == 3);
+  CHECK_OK(shmq_producer_send_batch(producer, batch, 2, 1000000, &sent));
+  CHECK(sent == 2);
+  CHECK(shmq_producer_last_sequence(producer) == 5);
+  shmq_message_t got[8];
+  size_t count = 0;
+  CHECK_OK(shmq_consumer_try_receive_batch(consumer, got, 8, &count));
+  CHECK(count == 5);
+  for (int i = 0; i < 5; ++i) {
+    CHECK(payload_is(&got[i], texts[i % 3]));
+    CHECK(got[i].sequence == (uint64_t)i + 1);
+  }
+  CHECK_STATUS(shmq_producer_try_send_batch(producer, NULL, 2, &sent), SHMQ_INVALID_ARGUMENT);
+  CHECK(sent == 0);
+  batch[1].data = NULL;
+  CHECK_STATUS(shmq_producer_try_send_batch(producer, batch, 3, &sent), SHMQ_INVALID_ARGUMENT);
+  CHECK_OK(shmq_producer_try_send_batch(producer, batch, 0, &sent));
+  CHECK(sent == 0);
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
 static void test_where_a_new_group_starts(void) {
   shmq_queue_t* queue = create_small_queue("q");
   shmq_producer_t* producer = attach(queue, "p");
@@ -1542,6 +1575,7 @@ static const named_test_t tests[] = {
     TEST(test_in_flight_limit),
     TEST(test_timeouts_empty_and_full),
     TEST(test_batch_receive_and_ack_up_to),
+    TEST(test_send_batch),
     TEST(test_where_a_new_group_starts),
     TEST(test_closed_consumer_redelivers),
     TEST(test_table_full),

@@ -303,6 +303,19 @@ SHMQ_C_API shmq_status_t shmq_producer_try_send(shmq_producer_t* producer, const
                                                 uint64_t* sequence);
 SHMQ_C_API shmq_status_t shmq_producer_send(shmq_producer_t* producer, const void* data, size_t size,
                                             int64_t timeout_ns, uint64_t* sequence);
+/* A batch: sends the first of `count` payloads with the next sequences,
+ * claiming ring space for all of them with one move of the tail (as many as
+ * fit in the room left). *sent (may be NULL): how many were sent. Returns
+ * SHMQ_OK when all were, else why the next was not (SHMQ_FULL, SHMQ_TOO_LARGE;
+ * the timed one SHMQ_TIMEOUT when not even the first found room in time). */
+typedef struct shmq_payload {
+  const void* data;
+  size_t size;
+} shmq_payload_t;
+SHMQ_C_API shmq_status_t shmq_producer_try_send_batch(shmq_producer_t* producer, const shmq_payload_t* payloads,
+                                                      size_t count, size_t* sent);
+SHMQ_C_API shmq_status_t shmq_producer_send_batch(shmq_producer_t* producer, const shmq_payload_t* payloads,
+                                                  size_t count, int64_t timeout_ns, size_t* sent);
 /* Explicit sequence: SHMQ_DUPLICATE (nothing enqueued) unless it is above
  * shmq_producer_last_sequence. */
 SHMQ_C_API shmq_status_t shmq_producer_try_send_seq(shmq_producer_t* producer, uint64_t sequence,

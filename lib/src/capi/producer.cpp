@@ -1,5 +1,6 @@
 // The C API's producers: attach, send, durable confirms, zero-copy claims.
 #include <span>
+#include <vector>
 
 #include "capi/capi.hpp"
 
@@ -25,6 +26,35 @@ std::uint64_t committed_sequence(const Producer& p, std::uint64_t before, std::u
 }  // namespace shmq::capi
 
 using namespace shmq::capi;
+
+namespace {
+
+// The C batch as C++ spans (each payload checked as a single send's is).
+bool batch_of(const shmq_payload_t* payloads, size_t count, std::vector<std::span<const std::byte>>& out) {
+  if (payloads == nullptr && count != 0) return false;
+  out.clear();
+  for (size_t i = 0; i < count; ++i) {
+    if (bad_payload(payloads[i].data, payloads[i].size)) return false;
+    out.push_back(bytes_of(payloads[i].data, payloads[i].size));
+  }
+  return true;
+}
+
+// Runs a batch send and reports it the C way.
+template <class Send>
+shmq_status_t send_batch_with(shmq_producer_t* producer, const shmq_payload_t* payloads, size_t count, size_t* sent,
+                              Send&& send) {
+  if (sent != nullptr) *sent = 0;
+  std::vector<std::span<const std::byte>> spans;
+  if (producer == nullptr || !batch_of(payloads, count, spans))
+    return null_argument("the producer, the payloads or a payload is NULL");
+  shmq::Status status = shmq::Status::Ok;
+  const std::size_t n = send(spans, status);
+  if (sent != nullptr) *sent = n;
+  return status_of(status);
+}
+
+}  // namespace
 
 extern "C" {
 
@@ -81,6 +111,21 @@ shmq_status_t shmq_producer_send(shmq_producer_t* producer, const void* data, si
   const shmq::Status status = producer->producer.send(bytes_of(data, size), timeout_of(timeout_ns));
   if (status == shmq::Status::Ok && sequence != nullptr) *sequence = producer->producer.last_sequence();
   return status_of(status);
+}
+
+
+shmq_status_t shmq_producer_try_send_batch(shmq_producer_t* producer, const shmq_payload_t* payloads, size_t count,
+                                           size_t* sent) {
+  return send_batch_with(producer, payloads, count, sent, [&](const auto& spans, shmq::Status& status) {
+    return producer->producer.try_send_batch(spans, status);
+  });
+}
+
+shmq_status_t shmq_producer_send_batch(shmq_producer_t* producer, const shmq_payload_t* payloads, size_t count,
+                                       int64_t timeout_ns, size_t* sent) {
+  return send_batch_with(producer, payloads, count, sent, [&](const auto& spans, shmq::Status& status) {
+    return producer->producer.send_batch(spans, timeout_of(timeout_ns), status);
+  });
 }
 
 shmq_status_t shmq_producer_try_send_seq(shmq_producer_t* producer, uint64_t sequence, const void* data,
