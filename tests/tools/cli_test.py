@@ -542,6 +542,8 @@ class RecvTest(ToolTest):
         self.assertTrue(group["exclusive"])
         self.assertEqual({c["pid"]: c["active"] for c in group["consumers"]}, {active.pid: True, standby.pid: False})
         self.assertEqual(self.groups("q")["ex"]["consumers"][1]["received"], 0)
+        (listing,) = [json.loads(line) for line in self.shmq("group", "list", "q", "--format", "json").stdout.splitlines()]
+        self.assertEqual([(g["name"], g["exclusive"]) for g in listing], [("ex", True)])
         # A group's mode is its creator's: joining it as a competing member is a usage error.
         self.assert_error(self.shmq("recv", "q", "--group", "ex", "--timeout", "100ms", expect=USAGE),
                           "group 'ex' of queue 'q' is exclusive", "--exclusive")
