@@ -29,11 +29,10 @@ Message message_from(const shmq_message_t& m) noexcept {
   return out;
 }
 
-// After a first message in out[0]: fills up to `max` with
-// Consumer::try_receive_batch (an exclusive member's ring records in one
-// cursor update), through Messages on the stack, a chunk at a time.
-std::size_t fill_batch(Consumer& consumer, shmq_message_t* out, std::size_t max) noexcept {
-  std::size_t count = 1;
+// Fills out[count..max) with Consumer::try_receive_batch (an exclusive
+// member's ring records in one cursor update), through Messages on the
+// stack, a chunk at a time; returns the new count.
+std::size_t fill_batch(Consumer& consumer, shmq_message_t* out, std::size_t count, std::size_t max) noexcept {
   std::array<Message, 64> chunk;
   while (count < max) {
     const std::size_t want = std::min(chunk.size(), max - count);
@@ -135,14 +134,15 @@ shmq_status_t shmq_consumer_try_receive_batch(shmq_consumer_t* consumer, shmq_me
   if (consumer == nullptr || count == nullptr || out == nullptr)
     return null_argument("the consumer, out or count is NULL");
   if (max == 0) return fail(SHMQ_INVALID_ARGUMENT, "a batch of at most 0 messages");
-  *count = 0;
-  // The first alone, for the status when there is none (Empty,
-  // InFlightLimit, or something worse); the rest in one batch.
+  *count = fill_batch(consumer->consumer, out, 0, max);
+  if (*count > 0) return SHMQ_OK;
+  // None: one try alone says why (Empty, InFlightLimit, or something worse),
+  // or takes what came meanwhile.
   shmq::Message first;
   const shmq::Status status = consumer->consumer.try_receive(first);
   if (status != shmq::Status::Ok) return status_of(status);
   message_to(first, out);
-  *count = fill_batch(consumer->consumer, out, max);
+  *count = fill_batch(consumer->consumer, out, 1, max);
   return SHMQ_OK;
 }
 
@@ -151,12 +151,14 @@ shmq_status_t shmq_consumer_receive_batch(shmq_consumer_t* consumer, shmq_messag
   if (consumer == nullptr || count == nullptr || out == nullptr)
     return null_argument("the consumer, out or count is NULL");
   if (max == 0) return fail(SHMQ_INVALID_ARGUMENT, "a batch of at most 0 messages");
-  *count = 0;
+  *count = fill_batch(consumer->consumer, out, 0, max);
+  if (*count > 0) return SHMQ_OK;
+  // None there: wait for the first, then take what else is there.
   shmq::Message first;
   const shmq::Status status = consumer->consumer.receive(first, timeout_of(timeout_ns));
   if (status != shmq::Status::Ok) return status_of(status);
   message_to(first, out);
-  *count = fill_batch(consumer->consumer, out, max);
+  *count = fill_batch(consumer->consumer, out, 1, max);
   return SHMQ_OK;
 }
 
