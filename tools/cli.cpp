@@ -59,6 +59,10 @@ void warn(std::string_view message) {
   std::cerr << program_name << ": warning: " << message << '\n';
 }
 
+void note(std::string_view message) {
+  std::cerr << program_name << ": " << message << '\n';
+}
+
 StopSignals::StopSignals() {
   struct sigaction action {};
   action.sa_handler = on_stop_signal;

@@ -41,6 +41,8 @@ void report_error(std::string_view message);
 
 // Prints "PROGRAM: warning: message" on stderr (PROGRAM: the app run_main runs).
 void warn(std::string_view message);
+// Prints "PROGRAM: message" on stderr: what the user should know, not a problem.
+void note(std::string_view message);
 
 // While one lives, SIGINT and SIGTERM (unless ignored when it is made) do not
 // end the process but set stop_signal(), so a command can stop cleanly (leave

@@ -73,6 +73,7 @@ int run_group_list(const GroupArgs& args, const std::string& ns) {
     nlohmann::ordered_json groups = nlohmann::ordered_json::array();
     for (const GroupInfo& g : info.groups) {
       groups.push_back({{"name", g.name},
+                        {"exclusive", g.exclusive},
                         {"members", g.consumers.size()},
                         {"live_members", live_members(g)},
                         {"read_position", g.read_position},

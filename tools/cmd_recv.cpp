@@ -102,6 +102,7 @@ int run_recv(const RecvArgs& args, const std::string& ns) {
     // no data directory can be named (no HOME): a group that must read the journal says so
   }
   warn_about_the_journal(queue, args, journal);
+  options.exclusive = args.exclusive;
   if (args.from) {
     options.start = args.from->at;
     options.start_position = args.from->position;
@@ -112,6 +113,9 @@ int run_recv(const RecvArgs& args, const std::string& ns) {
     Consumer consumer = Consumer::join(queue, args.group, options);
     if (args.from && !consumer.created_group()) {
       warn("group '" + args.group + "' exists; --from applies only to a new group and is ignored");
+    }
+    if (!consumer.active()) {
+      note("another member reads exclusive group '" + args.group + "': standing by until it exits or dies");
     }
     receive_messages(consumer, queue, args);
   }

@@ -55,6 +55,7 @@ struct RecvArgs {
   std::optional<std::chrono::nanoseconds> timeout;  // exit 0 after this long without a message
   std::optional<StartPoint> from;
   std::string data_dir;  // durable queues: shmqd's, where a group that reads the journal finds it
+  bool exclusive = false;  // join an exclusive group: one member reads at a time, the others stand by
   bool json = false;
 };
 int run_recv(const RecvArgs& args, const std::string& ns);

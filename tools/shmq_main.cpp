@@ -106,6 +106,10 @@ CLI::App* add_recv(CLI::App& app, RecvArgs& args, std::string& format) {
       ->type_name("DUR");
   add_parsed_option(*recv, "--from", args.from, parse_start, kFromHelp)
       ->type_name("oldest|newest|POS|TIME");
+  recv->add_flag("--exclusive", args.exclusive,
+                 "An exclusive group: one member reads at a time, in order; the others stand by (waiting, as "
+                 "for a message) and take over when it exits or dies. The group's first member sets its mode; "
+                 "joining with the other mode is an error");
   recv->add_option("--data-dir", args.data_dir,
                    "Durable queues: shmqd's data directory, whose journal a group reads when it falls a ring "
                    "behind or replays (default: the running shmqd's, else $SHMQ_DATA_DIR, else as shmqd's)");

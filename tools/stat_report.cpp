@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -127,6 +128,23 @@ std::string producer_state(const ProducerInfo& p) {
   return p.alive ? "alive" : "dead";
 }
 
+// What the table says after a group's figures: its mode, when exclusive (who
+// reads, how many stand by), and whether it reads the journal.
+std::string group_notes(const GroupInfo& g) {
+  std::string notes;
+  if (g.exclusive) {
+    const auto active = std::find_if(g.consumers.begin(), g.consumers.end(),
+                                     [](const ConsumerInfo& c) { return c.active; });
+    const std::size_t standing_by = g.consumers.size() - (active == g.consumers.end() ? 0 : 1);
+    notes += active == g.consumers.end()
+                 ? fmt::format("  exclusive: no active member, {} standby", standing_by)
+                 : fmt::format("  exclusive: active member {} (pid {}), {} standby", active->index,
+                               pid_text(active->pid), standing_by);
+  }
+  if (g.reading_journal) notes += "  (reading the journal)";
+  return notes;
+}
+
 void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
   const double percent =
       q.capacity ? 100.0 * static_cast<double>(q.bytes_in_use) / static_cast<double>(q.capacity)
@@ -167,7 +185,7 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
     out += fmt::format("  {:<24} {:>7} {:>12} {:>12} {:>9} {:>10} {:>9} {:>11} {:>10}{}\n", g.name,
                        g.consumers.size(), g.read_position, g.acked_position, g.lag_messages,
                        human_bytes(g.lag_bytes), g.in_flight, g.redelivered,
-                       rate_text(rates.group(q, g)), g.reading_journal ? "  (reading the journal)" : "");
+                       rate_text(rates.group(q, g)), group_notes(g));
   }
 }
 
@@ -225,11 +243,13 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
                            {"pid", c.pid},
                            {"pid_namespace", c.pid_namespace},
                            {"alive", c.alive},
+                           {"active", c.active},
                            {"in_flight", c.in_flight},
                            {"received", c.received},
                            {"acked", c.acked}});
     }
     out["groups"].push_back({{"name", g.name},
+                             {"exclusive", g.exclusive},
                              {"members", g.consumers.size()},
                              {"read_position", g.read_position},
                              {"reading_journal", g.reading_journal},

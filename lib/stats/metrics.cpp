@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <exception>
 #include <cstring>
+#include <string>
 #include <utility>
 
 #include <fmt/format.h>
@@ -147,6 +148,9 @@ void add_queue(Exposition& out, std::string_view ns, const QueueInfo& q) {
   for (const GroupInfo& g : q.groups) {
     const Labels gl{{"namespace", ns}, {"queue", q.name}, {"group", g.name}};
     out.gauge("shmq_group_members", "Consumers in the group", gl, g.consumers.size());
+    out.gauge("shmq_group_exclusive",
+              "1 for an exclusive group (one active member reads, the others stand by); 0 for a competing one",
+              gl, g.exclusive ? 1 : 0);
     out.gauge("shmq_group_read_position_bytes", "Next log position handed out to the group (a byte offset)", gl,
               g.read_position);
     out.gauge("shmq_group_reading_journal",
@@ -162,6 +166,15 @@ void add_queue(Exposition& out, std::string_view ns, const QueueInfo& q) {
     out.counter("shmq_group_acked_total", "Messages the group acked", gl, g.acked);
     out.counter("shmq_group_redelivered_total", "Messages redelivered to the group", gl,
                 g.redelivered);
+    // One series per member (its index: at most --max-consumers per group).
+    for (const ConsumerInfo& c : g.consumers) {
+      const std::string index = std::to_string(c.index);
+      const Labels cl{{"namespace", ns}, {"queue", q.name}, {"group", g.name}, {"consumer", index}};
+      out.gauge("shmq_consumer_active",
+                "1 while the member reads: always in a competing group; in an exclusive group, the active member "
+                "(0: a standby)",
+                cl, c.active ? 1 : 0);
+    }
   }
 }
 

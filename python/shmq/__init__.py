@@ -166,6 +166,7 @@ class ConsumerInfo(TypedDict):
     index: int
     pid: int
     alive: bool
+    active: bool  # reads: always in a competing group; in an exclusive one, the active member only
     in_flight: int
     received: int
     acked: int
@@ -173,6 +174,7 @@ class ConsumerInfo(TypedDict):
 
 class GroupInfo(TypedDict):
     name: str
+    exclusive: bool  # one active member reads at a time, the others stand by
     read_position: int
     reading_journal: bool
     acked_position: int

@@ -48,12 +48,14 @@ class ConsumerInfo(TypedDict):
     index: int
     pid: int
     alive: bool
+    active: bool  # reads: always in a competing group; in an exclusive one, the active member only
     in_flight: int
     received: int
     acked: int
 
 class GroupInfo(TypedDict):
     name: str
+    exclusive: bool  # one active member reads at a time, the others stand by
     read_position: int
     reading_journal: bool
     acked_position: int
@@ -173,6 +175,7 @@ class Queue:
         start_time_ns: int | None = None,
         spin: int = 4000,
         journal_dir: str | os.PathLike[str] | bytes | None = None,
+        exclusive: bool = False,
     ) -> Consumer: ...
     def close(self) -> None: ...
     def __enter__(self) -> Self: ...
@@ -225,6 +228,8 @@ class Consumer:
     def created_group(self) -> bool: ...
     @property
     def in_flight(self) -> int: ...
+    @property
+    def active(self) -> bool: ...
     @property
     def closed(self) -> bool: ...
     def receive(self, timeout: float | None = None) -> Message | None: ...

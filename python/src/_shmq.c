@@ -811,12 +811,13 @@ static PyObject* producer_info_dict(const shmq_producer_info_t* p) {
   return d;
 }
 
-static PyObject* consumer_info_dict(const shmq_consumer_info_t* c) {
+static PyObject* consumer_info_dict(const shmq_consumer_info_t* c, bool active) {
   PyObject* d = PyDict_New();
   if (d == NULL) return NULL;
   if (dict_put(d, "index", PyLong_FromUnsignedLong(c->index)) < 0 ||
       dict_put(d, "pid", PyLong_FromLongLong(c->pid)) < 0 ||
       dict_put(d, "alive", PyBool_FromLong(c->alive)) < 0 ||
+      dict_put(d, "active", PyBool_FromLong(active)) < 0 ||
       dict_put(d, "in_flight", PyLong_FromUnsignedLong(c->in_flight)) < 0 ||
       dict_put(d, "received", PyLong_FromUnsignedLongLong(c->received)) < 0 ||
       dict_put(d, "acked", PyLong_FromUnsignedLongLong(c->acked)) < 0) {
@@ -826,16 +827,17 @@ static PyObject* consumer_info_dict(const shmq_consumer_info_t* c) {
   return d;
 }
 
-static PyObject* group_info_dict(const shmq_group_info_t* g) {
+static PyObject* group_info_dict(const shmq_group_info_t* g, const shmq_group_info_ext_t* ext) {
   PyObject* d = PyDict_New();
   if (d == NULL) return NULL;
   PyObject* consumers = PyList_New((Py_ssize_t)g->consumer_count);
   for (size_t i = 0; consumers != NULL && i < g->consumer_count; i++) {
-    PyObject* c = consumer_info_dict(&g->consumers[i]);
+    PyObject* c = consumer_info_dict(&g->consumers[i], ext->consumer_active[i]);
     if (c == NULL) Py_CLEAR(consumers);
     else PyList_SET_ITEM(consumers, (Py_ssize_t)i, c);
   }
   if (dict_put(d, "name", text_or_empty(g->name)) < 0 ||
+      dict_put(d, "exclusive", PyBool_FromLong(ext->exclusive)) < 0 ||
       dict_put(d, "read_position", PyLong_FromUnsignedLongLong(g->read_position)) < 0 ||
       dict_put(d, "reading_journal", PyBool_FromLong(g->reading_journal)) < 0 ||
       dict_put(d, "acked_position", PyLong_FromUnsignedLongLong(g->acked_position)) < 0 ||
@@ -872,7 +874,7 @@ static PyObject* info_dict(const shmq_queue_info_t* info) {
   }
   PyObject* groups = producers == NULL ? NULL : PyList_New((Py_ssize_t)info->group_count);
   for (size_t i = 0; groups != NULL && i < info->group_count; i++) {
-    PyObject* g = group_info_dict(&info->groups[i]);
+    PyObject* g = group_info_dict(&info->groups[i], &info->groups_ext[i]);
     if (g == NULL) Py_CLEAR(groups);
     else PyList_SET_ITEM(groups, (Py_ssize_t)i, g);
   }
@@ -1679,15 +1681,16 @@ static PyTypeObject MessageType = {
 
 static PyObject* Queue_consumer(QueueObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   static const char* const params[] = {"group", "prefetch", "start", "start_position", "start_time_ns",
-                                       "spin", "journal_dir"};
-  PyObject* values[7];
-  if (parse_args("consumer", args, nargs, kwnames, params, 7, 1, 1, values) < 0) return NULL;
+                                       "spin", "journal_dir", "exclusive"};
+  PyObject* values[8];
+  if (parse_args("consumer", args, nargs, kwnames, params, 8, 1, 1, values) < 0) return NULL;
   if (queue_check_open(self) < 0) return NULL;
   const char* group = name_arg(values[0], "group");
   if (group == NULL) return NULL;
   shmq_consumer_options_t options;
   shmq_consumer_options_init(&options);
-  if (u32_arg(values[1], "prefetch", &options.prefetch) < 0 || u32_arg(values[5], "spin", &options.wait_spin) < 0) {
+  if (u32_arg(values[1], "prefetch", &options.prefetch) < 0 || u32_arg(values[5], "spin", &options.wait_spin) < 0 ||
+      bool_arg(values[7], &options.exclusive) < 0) {
     return NULL;
   }
   if (values[2] != NULL && values[2] != Py_None) {
@@ -2037,6 +2040,12 @@ static PyObject* Consumer_get_in_flight(ConsumerObject* self, void* unused) {
   return PyLong_FromUnsignedLong(shmq_consumer_in_flight(self->consumer));
 }
 
+static PyObject* Consumer_get_active(ConsumerObject* self, void* unused) {
+  (void)unused;
+  if (consumer_ready(self) < 0) return NULL;
+  return PyBool_FromLong(shmq_consumer_active(self->consumer));
+}
+
 static PyObject* Consumer_get_closed(ConsumerObject* self, void* unused) {
   (void)unused;
   return PyBool_FromLong(self->consumer == NULL);
@@ -2088,7 +2097,10 @@ static PyMethodDef Queue_methods[] = {
      "`name`, resuming its sequence (NameInUse while a live one holds it)."},
     {"consumer", (PyCFunction)(void (*)(void))Queue_consumer, FASTCALL_KW,
      "consumer(group, *, prefetch=256, start='oldest', start_position=None, start_time_ns=None, spin=4000, "
-     "journal_dir=None) -> Consumer\n\nJoins consumer group `group`, creating it when it does not exist."},
+     "journal_dir=None, exclusive=False) -> Consumer\n\nJoins consumer group `group`, creating it when it does "
+     "not exist. exclusive=True: an exclusive group, where one member at a time reads, in order, and the others "
+     "stand by (Consumer.active is False) until it leaves or dies; the group's creator sets its mode, and joining "
+     "with the other mode raises InvalidArgument."},
     {"close", (PyCFunction)Queue_close, METH_NOARGS,
      "close()\n\nCloses the handle (idempotent); its producers and consumers keep working."},
     {"__enter__", (PyCFunction)Queue_enter, METH_NOARGS, NULL},
@@ -2200,6 +2212,9 @@ static PyGetSetDef Consumer_getset[] = {
     {"created_group", (getter)Consumer_get_created_group, NULL,
      "Whether joining created the group (so `start` applied).", NULL},
     {"in_flight", (getter)Consumer_get_in_flight, NULL, "How many messages it holds unacknowledged.", NULL},
+    {"active", (getter)Consumer_get_active, NULL,
+     "Whether it reads: always in a competing group; in an exclusive group, while it is the active member (a "
+     "standby's receive waits for that).", NULL},
     {"closed", (getter)Consumer_get_closed, NULL, "Whether close() was called.", NULL},
     {NULL},
 };

@@ -836,10 +836,47 @@ def test_info_figures(queue, namespace):
     assert group["name"] == "billing"
     assert group["delivered"] == 2 and group["acked"] == 1 and group["in_flight"] == 1
     assert group["lag_messages"] >= 1 and group["redelivered"] == 0
+    assert group["exclusive"] is False
     (consumer,) = group["consumers"]
     assert consumer["index"] == c.index and consumer["pid"] == os.getpid() and consumer["alive"]
     assert consumer["in_flight"] == 1 and consumer["received"] == 2 and consumer["acked"] == 1
+    assert consumer["active"] is True and c.active  # every member of a competing group reads
     c.ack(held)
+
+
+def test_exclusive_group_one_member_reads_the_other_takes_over(queue):
+    first = queue.consumer("ex", exclusive=True)
+    second = queue.consumer("ex", exclusive=True)
+    assert first.active and not second.active
+    with pytest.raises(shmq.InvalidArgument, match="exclusive"):
+        queue.consumer("ex")  # the group's mode is its creator's
+    competing = queue.consumer("co")
+    with pytest.raises(shmq.InvalidArgument):
+        queue.consumer("co", exclusive=True)
+
+    p = queue.producer("p")
+    p.send_many(b"m%d" % i for i in range(1, 11))
+    assert second.try_receive() is None and second.receive(timeout=0.02) is None  # a standby reads nothing
+    assert second.receive_batch(16, timeout=0.02) == []
+    batch = first.receive_batch(4, timeout=1) + first.receive_batch(16, timeout=0)
+    assert [(m.seq, m.redelivered) for m in batch] == [(i, False) for i in range(1, 11)]
+
+    (group,) = [g for g in queue.info()["groups"] if g["name"] == "ex"]
+    assert group["exclusive"] is True
+    assert {c["index"]: c["active"] for c in group["consumers"]} == {first.index: True, second.index: False}
+
+    assert first.ack_up_to(batch[2].position) == 3
+    del batch
+    first.close()  # leaves holding 4..10: they come to the standby, flagged, in order
+    taken = []
+    while len(taken) < 7:
+        more = second.receive_batch(16, timeout=5)
+        assert more, f"only {taken} came"
+        taken += [(m.seq, m.redelivered) for m in more]
+    assert taken == [(i, True) for i in range(4, 11)]
+    assert second.active
+    assert second.ack_up_to(2**62) == 7
+    competing.close()
 
 
 def test_empty_payload(queue):

@@ -168,6 +168,34 @@ def test_a_killed_consumer_s_messages_come_back_redelivered_to_another_member(pr
     assert (group["in_flight"], group["redelivered"], group["lag_messages"]) == (0, 6, 0)
 
 
+def test_a_standby_takes_over_from_a_killed_exclusive_member(processes):
+    """No shmqd: the standby itself finds the active member dead and reads on, its held ones flagged first."""
+    q = shmq.Queue.create("q", capacity=1 << 16, max_message=256)
+    p = q.producer("feed")
+    for i in range(1, 11):
+        p.send(b"m%d" % i)
+    victim = processes.python(
+        """
+        c = shmq.Queue.open("q").consumer("g", exclusive=True)
+        got = c.receive_batch(4, timeout=20)
+        c.ack(got[1])
+        say(active=c.active, held=[m.seq for m in got if m.seq != 2])
+        time.sleep(3600)
+        """
+    )
+    assert processes.read(victim) == {"active": True, "held": [1, 3, 4]}
+    standby = q.consumer("g", exclusive=True)
+    assert not standby.active
+    assert standby.try_receive() is None, "the active member lives"
+    victim.kill()
+    victim.wait()
+    got = receive_all(standby, 9, timeout=10)
+    assert [(seq, redelivered) for seq, _, _, redelivered in got] == (
+        [(1, True), (3, True), (4, True)] + [(i, False) for i in range(5, 11)]
+    )
+    assert standby.active and standby.try_receive() is None
+
+
 # --- Ctrl-C ---------------------------------------------------------------------------------
 
 

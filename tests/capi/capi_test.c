@@ -228,7 +228,8 @@ static void test_options_init_fills_the_defaults(void) {
   CHECK(consumer.start_time_ns == 0);
   CHECK(consumer.wait_spin == 4000);
   CHECK(consumer.journal_dir == NULL);
-  for (int i = 0; i < 4; ++i) CHECK(consumer.reserved[i] == 0);
+  CHECK(!consumer.exclusive);
+  for (int i = 0; i < 3; ++i) CHECK(consumer.reserved[i] == 0);
 
   /* NULL: nothing to fill, no crash. */
   shmq_queue_options_init(NULL);
@@ -515,6 +516,7 @@ static void test_out_of_range_options_are_invalid_arguments(void) {
   size_t count = 9;
   consumer = join(queue, "g");
   CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, &message, 0, &count), SHMQ_INVALID_ARGUMENT);
+  CHECK_STATUS(shmq_consumer_receive_batch(consumer, &message, 0, 0, &count), SHMQ_INVALID_ARGUMENT);
   CHECK_STATUS(shmq_queue_producer_name(queue, 0, NULL, 8, &length), SHMQ_INVALID_ARGUMENT);
   shmq_consumer_close(consumer);
   shmq_queue_close(queue);
@@ -586,11 +588,13 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_STATUS(shmq_consumer_try_receive(NULL, &message), invalid);
   CHECK_STATUS(shmq_consumer_receive(NULL, &message, 0), invalid);
   CHECK_STATUS(shmq_consumer_try_receive_batch(NULL, &message, 1, &count), invalid);
+  CHECK_STATUS(shmq_consumer_receive_batch(NULL, &message, 1, 0, &count), invalid);
   CHECK_STATUS(shmq_consumer_ack(NULL, &message), invalid);
   CHECK_STATUS(shmq_consumer_ack_up_to(NULL, UINT64_MAX, &count), invalid);
   CHECK(!shmq_consumer_created_group(NULL));
   CHECK(shmq_consumer_index(NULL) == 0);
   CHECK(shmq_consumer_in_flight(NULL) == 0);
+  CHECK(!shmq_consumer_active(NULL));
   (void)shmq_consumer_journal_error(NULL);
   shmq_consumer_close(NULL);
   CHECK_STATUS(shmq_message_producer(NULL, buf, sizeof buf, NULL), invalid);
@@ -627,6 +631,7 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_STATUS(shmq_consumer_try_receive(consumer, NULL), invalid);
   CHECK_STATUS(shmq_consumer_receive(consumer, NULL, 0), invalid);
   CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, NULL, 4, &count), invalid);
+  CHECK_STATUS(shmq_consumer_receive_batch(consumer, NULL, 4, 0, &count), invalid);
   CHECK_STATUS(shmq_consumer_ack(consumer, NULL), invalid);
 
   /* The optional outputs really are optional. */
@@ -637,6 +642,7 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
   CHECK(payload_is(&message, "one"));
   CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, &message, 1, NULL), invalid);
+  CHECK_STATUS(shmq_consumer_receive_batch(consumer, &message, 1, 0, NULL), invalid);
   CHECK_OK(shmq_message_producer(&message, NULL, 0, &length)); /* the length alone */
   CHECK(length == 1);
   CHECK_OK(shmq_message_producer(&message, buf, sizeof buf, NULL));
@@ -1108,6 +1114,19 @@ static void test_batch_receive_and_ack_up_to(void) {
   CHECK_OK(shmq_consumer_ack_up_to(consumer, UINT64_MAX, &count));
   CHECK(count == 0);
 
+  /* The blocking batch: a timeout when nothing comes, else what there is. */
+  count = 9;
+  CHECK_STATUS(shmq_consumer_receive_batch(consumer, batch, 16, 10 * kMillisecond, &count), SHMQ_TIMEOUT);
+  CHECK(count == 0);
+  for (int i = 11; i <= 13; ++i) {
+    snprintf(text, sizeof text, "m%d", i);
+    send_text(producer, text);
+  }
+  CHECK_OK(shmq_consumer_receive_batch(consumer, batch, 16, kSecond, &count));
+  CHECK(count == 3);
+  CHECK(payload_is(&batch[0], "m11") && payload_is(&batch[2], "m13"));
+  CHECK_OK(shmq_consumer_ack_up_to(consumer, UINT64_MAX, NULL));
+
   shmq_consumer_close(consumer);
   shmq_producer_close(producer);
   shmq_queue_close(queue);
@@ -1337,6 +1356,9 @@ static void test_queue_info_figures(void) {
       CHECK(g->consumer_count == 1);
       CHECK(g->consumers[0].index == shmq_consumer_index(auditor));
     }
+    /* Competing groups: every member reads. */
+    CHECK(info->groups_ext != NULL && !info->groups_ext[i].exclusive);
+    for (size_t c = 0; c < g->consumer_count; ++c) CHECK(info->groups_ext[i].consumer_active[c]);
   }
   shmq_queue_info_free(info);
 
@@ -1355,6 +1377,87 @@ static void test_queue_info_figures(void) {
   shmq_consumer_close(worker2);
   shmq_consumer_close(worker1);
   shmq_producer_close(beta);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+static shmq_consumer_t* join_exclusive(shmq_queue_t* queue, const char* group) {
+  shmq_consumer_options_t options;
+  shmq_consumer_options_init(&options);
+  options.exclusive = true;
+  shmq_consumer_t* consumer = NULL;
+  CHECK_OK(shmq_consumer_join(queue, group, &options, &consumer));
+  return consumer;
+}
+
+/* An exclusive group: the first member reads, in order; the second stands by
+ * and, once the first leaves, gets what it held, flagged, first. */
+static void test_exclusive_group(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_consumer_t* first = join_exclusive(queue, "ex");
+  shmq_consumer_t* second = join_exclusive(queue, "ex");
+  shmq_consumer_t* competing = join(queue, "co");
+  CHECK(shmq_consumer_active(first));
+  CHECK(!shmq_consumer_active(second));
+  CHECK(shmq_consumer_active(competing));
+
+  /* A group's mode is its creator's. */
+  shmq_consumer_t* never = NULL;
+  CHECK_STATUS(shmq_consumer_join(queue, "ex", NULL, &never), SHMQ_INVALID_ARGUMENT);
+  CHECK(never == NULL && strstr(shmq_last_error(), "exclusive") != NULL);
+  shmq_consumer_options_t options;
+  shmq_consumer_options_init(&options);
+  options.exclusive = true;
+  CHECK_STATUS(shmq_consumer_join(queue, "co", &options, &never), SHMQ_INVALID_ARGUMENT);
+
+  shmq_producer_t* producer = attach(queue, "p");
+  char text[16];
+  for (int i = 1; i <= 10; ++i) {
+    snprintf(text, sizeof text, "m%d", i);
+    send_text(producer, text);
+  }
+  shmq_message_t batch[16];
+  size_t count = 9;
+  CHECK_STATUS(shmq_consumer_try_receive_batch(second, batch, 16, &count), SHMQ_EMPTY);
+  CHECK_STATUS(shmq_consumer_receive_batch(second, batch, 16, 10 * kMillisecond, &count), SHMQ_TIMEOUT);
+  CHECK(count == 0);
+  CHECK_OK(shmq_consumer_receive_batch(first, batch, 4, kSecond, &count));
+  CHECK(count == 4);
+  CHECK_OK(shmq_consumer_try_receive_batch(first, batch + 4, 12, &count));
+  CHECK(count == 6);
+  for (int i = 0; i < 10; ++i) CHECK(batch[i].sequence == (uint64_t)i + 1 && !batch[i].redelivered);
+
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  CHECK(info->group_count == 2);
+  for (size_t i = 0; i < info->group_count; ++i) {
+    const shmq_group_info_t* g = &info->groups[i];
+    const shmq_group_info_ext_t* ext = &info->groups_ext[i];
+    CHECK(ext->exclusive == (strcmp(g->name, "ex") == 0));
+    for (size_t c = 0; c < g->consumer_count; ++c) {
+      const bool is_standby = ext->exclusive && g->consumers[c].index == shmq_consumer_index(second);
+      CHECK(ext->consumer_active[c] == !is_standby);
+    }
+  }
+  shmq_queue_info_free(info);
+
+  /* The first acks 1..3 and leaves holding 4..10: the second takes over. */
+  CHECK_OK(shmq_consumer_ack_up_to(first, batch[2].position, &count));
+  CHECK(count == 3);
+  shmq_consumer_close(first);
+  CHECK_OK(shmq_consumer_receive_batch(second, batch, 16, kSecond, &count));
+  CHECK(shmq_consumer_active(second));
+  size_t got = count;
+  while (got < 7 && shmq_consumer_receive_batch(second, batch + got, 16 - got, kSecond, &count) == SHMQ_OK)
+    got += count;
+  CHECK(got == 7);
+  for (size_t i = 0; i < got; ++i) CHECK(batch[i].sequence == i + 4 && batch[i].redelivered);
+  CHECK_OK(shmq_consumer_ack_up_to(second, UINT64_MAX, &count));
+  CHECK(count == 7);
+
+  shmq_consumer_close(second);
+  shmq_consumer_close(competing);
+  shmq_producer_close(producer);
   shmq_queue_close(queue);
   remove_queue("q");
 }
@@ -1580,6 +1683,7 @@ static const named_test_t tests[] = {
     TEST(test_closed_consumer_redelivers),
     TEST(test_table_full),
     TEST(test_queue_info_figures),
+    TEST(test_exclusive_group),
     TEST(test_delete_group),
     TEST(test_deleted_queue),
     TEST(test_handles_outlive_their_queue_handle),

@@ -525,6 +525,38 @@ class RecvTest(ToolTest):
         self.assertEqual([(m["producer"], m["producer_id"], m["payload"]) for m in (first, second)],
                          [("a", 0, "from a"), ("b", 0, "from b")])
 
+    def test_exclusive_a_standby_takes_over_when_the_active_member_is_killed(self):
+        self.shmq("send", "q", input=("z" * 40000 + "\n") * 2 + "a\nb\nc\n")
+        reader, writer = os.pipe()  # nobody reads: the active member blocks printing the second, unacked
+        active = subprocess.Popen([SHMQ, "recv", "q", "--group", "ex", "--exclusive", "--format", "json"],
+                                  env=self.env, stdout=writer)
+        os.close(writer)
+        self.addCleanup(lambda: (active.kill(), active.wait()))
+        self.wait_for(lambda: self.groups("q").get("ex", {}).get("in_flight") == 1, "the active member's hold")
+        standby = subprocess.Popen([SHMQ, "recv", "q", "--group", "ex", "--exclusive", "--format", "json",
+                                    "--count", "4", "--timeout", "20s"],
+                                   env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.addCleanup(lambda: (standby.kill(), standby.wait()))
+        self.wait_for(lambda: self.groups("q")["ex"]["members"] == 2, "the standby to join")
+        group = self.groups("q")["ex"]
+        self.assertTrue(group["exclusive"])
+        self.assertEqual({c["pid"]: c["active"] for c in group["consumers"]}, {active.pid: True, standby.pid: False})
+        self.assertEqual(self.groups("q")["ex"]["consumers"][1]["received"], 0)
+        (listing,) = [json.loads(line) for line in self.shmq("group", "list", "q", "--format", "json").stdout.splitlines()]
+        self.assertEqual([(g["name"], g["exclusive"]) for g in listing], [("ex", True)])
+        # A group's mode is its creator's: joining it as a competing member is a usage error.
+        self.assert_error(self.shmq("recv", "q", "--group", "ex", "--timeout", "100ms", expect=USAGE),
+                          "group 'ex' of queue 'q' is exclusive", "--exclusive")
+        active.kill()
+        active.wait()
+        os.close(reader)
+        out, err = standby.communicate(timeout=30)
+        self.assertEqual(standby.returncode, 0, err)
+        self.assertIn(b"standing by", err)
+        got = [json.loads(line) for line in out.decode().splitlines()]
+        self.assertEqual([(m["seq"], m["redelivered"]) for m in got], [(2, True), (3, False), (4, False), (5, False)])
+        self.assertEqual(got[0]["payload"], "z" * 40000)
+
     def test_interrupt_leaves_the_group_cleanly(self):
         self.shmq("send", "q", input="a\n")
         recv = subprocess.Popen([SHMQ, "recv", "q"], env=self.env, stdout=subprocess.PIPE)
@@ -755,6 +787,30 @@ class StatTest(ToolTest):
         self.assertIn("QUEUE q  capacity 1.0 MiB", table)
         self.assertRegex(table, r"\n  p1 +0 +- +detached +2 +2 +-\n")
         self.assertRegex(table, r"\n  g1 +0 +\d+ +\d+ +1 ")
+
+    def test_exclusive_groups_mode_and_active_member(self):
+        members = []
+        for group in ("ex", "ex", "co"):  # one at a time: the first of "ex" is its active member
+            members.append(subprocess.Popen([SHMQ, "recv", "q", "--group", group, "--timeout", "20s",
+                                             *(["--exclusive"] if group == "ex" else [])],
+                                            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.addCleanup(lambda member=members[-1]: (member.kill(), member.wait()))
+            self.wait_for(lambda: sum(g["members"] for g in self.groups("q").values()) == len(members),
+                          f"member {len(members)} to join")
+        groups = self.groups("q")
+        self.assertEqual((groups["ex"]["exclusive"], groups["co"]["exclusive"]), (True, False))
+        self.assertEqual({c["pid"]: c["active"] for c in groups["ex"]["consumers"]},
+                         {members[0].pid: True, members[1].pid: False})
+        self.assertEqual([c["active"] for c in groups["co"]["consumers"]], [True])
+        table = self.stat("--sample", "0").stdout.decode()
+        self.assertRegex(table, rf"\n  ex +2 .*  exclusive: active member \d+ \(pid {members[0].pid}\), 1 standby\n")
+        self.assertRegex(table, r"\n  co +1 .* -\n")  # a competing group: no note
+        text = self.stat("--prometheus").stdout.decode()
+        self.assertIn(f'shmq_group_exclusive{{namespace="{self.ns}",queue="q",group="ex"}} 1', text)
+        self.assertIn(f'shmq_group_exclusive{{namespace="{self.ns}",queue="q",group="co"}} 0', text)
+        active = re.findall(rf'shmq_consumer_active{{namespace="{self.ns}",queue="q",group="(\w+)",consumer="\d+"}} (\d)',
+                            text)
+        self.assertEqual(sorted(active), [("co", "1"), ("ex", "0"), ("ex", "1")])
 
     def test_unreadable_segments_are_shown_with_the_reason(self):
         with open(f"/dev/shm/shmq.{self.ns}.junk", "wb") as junk:

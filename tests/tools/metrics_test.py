@@ -247,6 +247,34 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual((seen["live"]["shmq_producer_attached"], seen["live"]["shmq_producer_alive"]), (1, 0))
         self.assertEqual(seen["live"]["shmq_producer_messages_total"], 1)
 
+    def test_group_mode_and_active_members(self):
+        """shmq_group_exclusive per group, shmq_consumer_active per member (label consumer: its index)."""
+        self.run_ok(SHMQ, "create", "plain", "--capacity", "64K")
+        members = []
+        for group, mode in (("ex", ["--exclusive"]), ("ex", ["--exclusive"]), ("co", [])):
+            member = subprocess.Popen([SHMQ, "recv", "plain", "--group", group, "--timeout", "20s", *mode],
+                                      env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.addCleanup(member.wait)
+            self.addCleanup(member.kill)
+            members.append(member)
+            deadline = time.monotonic() + 10  # one at a time: the first of "ex" is its active member
+            while len(self.series("shmq_consumer_active")) < len(members):
+                self.assertLess(time.monotonic(), deadline, f"member {len(members)} never joined")
+                time.sleep(0.05)
+        families = parse(self.run_ok(SHMQ_STAT, "--prometheus"))
+        check_conventions(self, families, self.ns)
+        self.assertEqual(families["shmq_group_exclusive"].type, "gauge")
+        self.assertEqual({l["group"]: v for _, l, v in families["shmq_group_exclusive"].samples}, {"ex": 1, "co": 0})
+        active = sorted((l["group"], v) for _, l, v in families["shmq_consumer_active"].samples)
+        self.assertEqual(active, [("co", 1), ("ex", 0), ("ex", 1)])
+        for _, labels, _ in families["shmq_consumer_active"].samples:
+            self.assertEqual(set(labels), {"namespace", "queue", "group", "consumer"})
+            self.assertRegex(labels["consumer"], r"^\d+$")
+
+    def series(self, family):
+        families = parse(self.run_ok(SHMQ_STAT, "--prometheus"))
+        return families[family].samples if family in families else []
+
     def test_shmqd_metrics(self):
         self.populate()
         with socket.socket() as s:  # a free port (another process could take it: then the test says so)

@@ -225,6 +225,15 @@ typedef struct shmq_group_info {
   const shmq_consumer_info_t* consumers;
 } shmq_group_info_t;
 
+/* A group's figures that came after shmq_group_info_t's layout was fixed (an
+ * array's elements keep their size): shmq_queue_info_t.groups_ext[i] is
+ * groups[i]'s. */
+typedef struct shmq_group_info_ext {
+  bool exclusive;               /* one active member reads at a time, the others stand by */
+  const bool* consumer_active;  /* consumer_count entries: whether consumers[j] reads (always, in a
+                                 * competing group; in an exclusive one, the active member only) */
+} shmq_group_info_ext_t;
+
 typedef SHMQ_ENUM(shmq_journal_trouble) {
   SHMQ_JOURNAL_OK = 0,
   SHMQ_JOURNAL_SETUP_FAILING = 1, /* shmqd cannot open the journal (a full disk): it retries */
@@ -262,6 +271,7 @@ typedef struct shmq_queue_info {
   uint32_t uid;             /* the segment file's owner and group */
   uint32_t gid;
   uint64_t daemon_pid_namespace; /* inode of daemon_pid's pid namespace (/proc/<pid>/ns/pid) */
+  const shmq_group_info_ext_t* groups_ext; /* group_count entries: groups[i]'s later figures */
 } shmq_queue_info_t;
 
 /* A snapshot; free with shmq_queue_info_free. */
@@ -368,7 +378,10 @@ typedef struct shmq_consumer_options {
   uint64_t start_time_ns;   /* for SHMQ_START_TIME (CLOCK_REALTIME ns) */
   uint32_t wait_spin;       /* polls before a blocked call sleeps (default 4000) */
   const char* journal_dir;  /* durable queues: the journal's directory; NULL: shmqd's */
-  uint64_t reserved[4];     /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
+  bool exclusive;           /* an exclusive group (default false): one member at a time reads it, in order,
+                             * the others stand by and take over when it leaves or dies. Set by the join
+                             * that creates the group; a join asking for the other mode: SHMQ_INVALID_ARGUMENT */
+  uint64_t reserved[3];     /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
 } shmq_consumer_options_t;
 
 SHMQ_C_API void shmq_consumer_options_init(shmq_consumer_options_t* options);
@@ -396,6 +409,9 @@ SHMQ_C_API void shmq_consumer_close(shmq_consumer_t* consumer);
 SHMQ_C_API bool shmq_consumer_created_group(const shmq_consumer_t* consumer);
 SHMQ_C_API uint32_t shmq_consumer_index(const shmq_consumer_t* consumer);
 SHMQ_C_API uint32_t shmq_consumer_in_flight(const shmq_consumer_t* consumer);
+/* Whether this member reads: always in a competing group; in an exclusive
+ * group, while it is the active member (a standby's receive waits for that). */
+SHMQ_C_API bool shmq_consumer_active(const shmq_consumer_t* consumer);
 /* Why the last receive returned SHMQ_JOURNAL_UNREADABLE ("" otherwise). */
 SHMQ_C_API const char* shmq_consumer_journal_error(const shmq_consumer_t* consumer);
 
@@ -407,6 +423,13 @@ SHMQ_C_API shmq_status_t shmq_consumer_receive(shmq_consumer_t* consumer, shmq_m
  * SHMQ_EMPTY, SHMQ_IN_FLIGHT_LIMIT (the consumer holds `prefetch` already), ... */
 SHMQ_C_API shmq_status_t shmq_consumer_try_receive_batch(shmq_consumer_t* consumer, shmq_message_t* out,
                                                          size_t max, size_t* count);
+/* Waits up to timeout_ns for the first message (as shmq_consumer_receive),
+ * then fills up to `max` as shmq_consumer_try_receive_batch does; *count: how
+ * many. SHMQ_OK with at least one, else the first receive's status
+ * (SHMQ_TIMEOUT, SHMQ_DELETED, ...). In an exclusive group the active member
+ * takes the ring's records of a batch with one cursor update. */
+SHMQ_C_API shmq_status_t shmq_consumer_receive_batch(shmq_consumer_t* consumer, shmq_message_t* out, size_t max,
+                                                     int64_t timeout_ns, size_t* count);
 SHMQ_C_API shmq_status_t shmq_consumer_ack(shmq_consumer_t* consumer, const shmq_message_t* message);
 /* Acks every message this consumer holds at a position <= `position`
  * (UINT64_MAX: all); *count (may be NULL): how many. */

@@ -1,4 +1,8 @@
 // The C API's consumers: join, receive, ack; and the sender's name.
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <span>
 #include <string>
 
 #include "capi/capi.hpp"
@@ -25,8 +29,25 @@ Message message_from(const shmq_message_t& m) noexcept {
   return out;
 }
 
+// Fills out[count..max) with Consumer::try_receive_batch (an exclusive
+// member's ring records in one cursor update), through Messages on the
+// stack, a chunk at a time; returns the new count.
+std::size_t fill_batch(Consumer& consumer, shmq_message_t* out, std::size_t count, std::size_t max) noexcept {
+  std::array<Message, 64> chunk;
+  while (count < max) {
+    const std::size_t want = std::min(chunk.size(), max - count);
+    const std::size_t got = consumer.try_receive_batch(std::span(chunk).first(want));
+    for (std::size_t i = 0; i < got; ++i) message_to(chunk[i], &out[count++]);
+    if (got < want) break;
+  }
+  return count;
+}
+
 StartAt start_from(shmq_start_t start) { return static_cast<StartAt>(start); }
 static_assert(SHMQ_START_TIME == static_cast<int>(StartAt::Time));
+// `exclusive` took a reserved word: the struct keeps the size it had with four.
+static_assert(sizeof(shmq_consumer_options_t) ==
+              offsetof(shmq_consumer_options_t, journal_dir) + sizeof(const char*) + 4 * sizeof(std::uint64_t));
 
 }  // namespace
 }  // namespace shmq::capi
@@ -63,6 +84,7 @@ shmq_status_t shmq_consumer_join(shmq_queue_t* queue, const char* group, const s
       o.start_time_ns = options->start_time_ns;
       o.wait.spin = options->wait_spin;
       if (options->journal_dir != nullptr) o.journal_dir = options->journal_dir;
+      o.exclusive = options->exclusive;
     }
     *out = new shmq_consumer{shmq::Consumer::join(queue->queue, group, o)};
     return SHMQ_OK;
@@ -81,6 +103,10 @@ uint32_t shmq_consumer_index(const shmq_consumer_t* consumer) {
 
 uint32_t shmq_consumer_in_flight(const shmq_consumer_t* consumer) {
   return consumer == nullptr ? 0 : consumer->consumer.in_flight();
+}
+
+bool shmq_consumer_active(const shmq_consumer_t* consumer) {
+  return consumer != nullptr && consumer->consumer.active();
 }
 
 const char* shmq_consumer_journal_error(const shmq_consumer_t* consumer) {
@@ -108,15 +134,31 @@ shmq_status_t shmq_consumer_try_receive_batch(shmq_consumer_t* consumer, shmq_me
   if (consumer == nullptr || count == nullptr || out == nullptr)
     return null_argument("the consumer, out or count is NULL");
   if (max == 0) return fail(SHMQ_INVALID_ARGUMENT, "a batch of at most 0 messages");
-  *count = 0;
-  // One at a time, as Consumer::try_receive_batch does, to keep the status
-  // that ended the batch: Empty, InFlightLimit, or something worse.
-  while (*count < max) {
-    shmq::Message m;
-    const shmq::Status status = consumer->consumer.try_receive(m);
-    if (status != shmq::Status::Ok) return *count > 0 ? SHMQ_OK : status_of(status);
-    message_to(m, &out[(*count)++]);
-  }
+  *count = fill_batch(consumer->consumer, out, 0, max);
+  if (*count > 0) return SHMQ_OK;
+  // None: one try alone says why (Empty, InFlightLimit, or something worse),
+  // or takes what came meanwhile.
+  shmq::Message first;
+  const shmq::Status status = consumer->consumer.try_receive(first);
+  if (status != shmq::Status::Ok) return status_of(status);
+  message_to(first, out);
+  *count = fill_batch(consumer->consumer, out, 1, max);
+  return SHMQ_OK;
+}
+
+shmq_status_t shmq_consumer_receive_batch(shmq_consumer_t* consumer, shmq_message_t* out, size_t max,
+                                          int64_t timeout_ns, size_t* count) {
+  if (consumer == nullptr || count == nullptr || out == nullptr)
+    return null_argument("the consumer, out or count is NULL");
+  if (max == 0) return fail(SHMQ_INVALID_ARGUMENT, "a batch of at most 0 messages");
+  *count = fill_batch(consumer->consumer, out, 0, max);
+  if (*count > 0) return SHMQ_OK;
+  // None there: wait for the first, then take what else is there.
+  shmq::Message first;
+  const shmq::Status status = consumer->consumer.receive(first, timeout_of(timeout_ns));
+  if (status != shmq::Status::Ok) return status_of(status);
+  message_to(first, out);
+  *count = fill_batch(consumer->consumer, out, 1, max);
   return SHMQ_OK;
 }
 

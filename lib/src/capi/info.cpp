@@ -17,6 +17,8 @@ struct InfoHolder {
     std::vector<shmq_producer_info_t> producers;
     std::vector<shmq_group_info_t> groups;
     std::vector<std::vector<shmq_consumer_info_t>> consumers;  // per group
+    std::vector<shmq_group_info_ext_t> groups_ext;
+    std::vector<std::unique_ptr<bool[]>> consumer_active;  // per group
   }* storage;
 };
 
@@ -66,6 +68,7 @@ shmq_queue_info_t queue_view(const InfoHolder::Storage& s) noexcept {
   v.producers = s.producers.data();
   v.group_count = s.groups.size();
   v.groups = s.groups.data();
+  v.groups_ext = s.groups_ext.data();
   return v;
 }
 
@@ -93,6 +96,11 @@ shmq_status_t shmq_queue_info(const shmq_queue_t* queue, shmq_queue_info_t** out
     }
     for (std::size_t i = 0; i < s->info.groups.size(); ++i)
       s->groups.push_back(group_view(s->info.groups[i], s->consumers[i]));
+    for (const shmq::GroupInfo& g : s->info.groups) {
+      auto& active = s->consumer_active.emplace_back(std::make_unique<bool[]>(g.consumers.size()));
+      for (std::size_t c = 0; c < g.consumers.size(); ++c) active[c] = g.consumers[c].active;
+      s->groups_ext.push_back({g.exclusive, active.get()});
+    }
     auto* holder = new InfoHolder{queue_view(*s), s.get()};
     s.release();
     *out = &holder->view;
