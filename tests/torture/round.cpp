@@ -1076,7 +1076,18 @@ void Round::drain() {
 }
 
 void Round::stop_consumers() {
+  // A consumer restarted just before the drain ended may not have installed
+  // its SIGTERM handler yet (catches(): a shmqd between exec and main() is
+  // waited for the same way): it would die of the signal instead of leaving.
+  const auto deadline = Clock::now() + stall_bound();
   for (auto& w : consumers_) {
+    while (w.pid > 0 && !catches(w.pid, SIGTERM) && Clock::now() < deadline) {
+      if (auto e = try_reap(w.pid)) {
+        w.pid = 0;
+        fail("a consumer ended unasked: " + e->describe() + " (see the consumer logs' E lines)");
+      }
+      sleep_for(Millis(1));
+    }
     if (w.pid > 0) ::kill(w.pid, SIGTERM);
   }
   for (auto& w : consumers_) {
