@@ -79,12 +79,13 @@ class CheckpointKeeper {
   void written(const journal::Checkpoint& c) { last_ = c; }
 
   // A group created or deleted since the last checkpoint: a rebuild would
-  // not know it (or would bring it back), so it is checkpointed at once.
+  // not know it (or would bring it back, or in another mode: a group deleted
+  // and created again as exclusive), so it is checkpointed at once.
   [[nodiscard]] bool groups_changed() const {
     if (!last_) return true;
     const auto now = groups();
     return !std::equal(now.begin(), now.end(), last_->groups.begin(), last_->groups.end(),
-                       [](const auto& a, const auto& b) { return a.name == b.name; });
+                       [](const auto& a, const auto& b) { return a.name == b.name && a.exclusive == b.exclusive; });
   }
 
   // Retention's floor: nothing a group has not acked may go.
@@ -103,7 +104,9 @@ class CheckpointKeeper {
     for (std::uint32_t g = 0; g < m_.max_groups; ++g) {
       const GroupSlot& group = m_.groups[g];
       if (group.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
-      out.push_back({bounded_name(group.name), group.released.load(std::memory_order_acquire)});
+      // mode: written before the state's release store (create_group), which the acquire above pairs with.
+      out.push_back({bounded_name(group.name), group.released.load(std::memory_order_acquire),
+                     group.mode == static_cast<std::uint32_t>(GroupMode::Exclusive)});
     }
     return out;
   }

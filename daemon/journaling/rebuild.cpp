@@ -31,6 +31,7 @@ struct GroupResume {
   std::string name;
   std::uint64_t from = 0;  // first position it is owed (a record's, or the end)
   bool from_journal = false;  // more than a ring behind the end: it reads the journal first
+  bool exclusive = false;     // its mode (GroupMode): an exclusive group comes back exclusive
 };
 
 class Rebuilder {
@@ -134,7 +135,7 @@ class Rebuilder {
     std::uint64_t lowest = end_;
     for (const journal::GroupPosition& g : c.groups) {
       const std::uint64_t from = std::min(g.acked, end_);
-      groups_.push_back({g.name, from, from < ring_below_end});
+      groups_.push_back({g.name, from, from < ring_below_end, g.exclusive});
       lowest = std::min(lowest, from);
     }
     // Move each start onto the first record at or after it.
@@ -187,6 +188,10 @@ class Rebuilder {
       const auto at_head = static_cast<std::ptrdiff_t>(first_index_at_head());
       slot.start_messages.store(static_cast<std::uint64_t>(std::max<std::ptrdiff_t>(below - at_head, 0)),
                                 std::memory_order_relaxed);
+      // No active member yet: the first to join becomes it, and takes what
+      // the group is owed (all flagged) first.
+      slot.mode = static_cast<std::uint32_t>(resume.exclusive ? GroupMode::Exclusive : GroupMode::Competing);
+      slot.active.store(0, std::memory_order_relaxed);
       slot.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_relaxed);
       if (resume.from_journal) {
         detail::start_in_journal(slot, resume.from, end_);

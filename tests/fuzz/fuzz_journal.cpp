@@ -216,9 +216,15 @@ void append_after(bool salvage) {
     const std::byte payload[3] = {std::byte{'f'}, std::byte{'u'}, std::byte{'z'}};
     const Record record{at, 1, 1, 1, payload};
     writer.append(std::span(&record, 1));
-    writer.checkpoint({0, 2, {{"g", at}}, {{1, "p", 1}}});
+    writer.checkpoint({0, 2, {{"g", at}, {"x", at, true}}, {{1, "p", 1}}});
   }  // one Writer at a time: the second open would be Busy
-  (void)Writer::open(journal_dir(), kQueue, bounded(salvage));  // recovers what the first one wrote
+  {
+    const auto reopened = Writer::open(journal_dir(), kQueue, bounded(salvage));  // recovers what the first one wrote
+    const auto& c = reopened.last_checkpoint();
+    if (!c || c->groups.size() != 2 || c->groups[0].exclusive || !c->groups[1].exclusive) {
+      fail("the checkpoint written last (an exclusive group and a competing one) is not read back as written");
+    }
+  }
   const Read read = drain(at, bounded(salvage));
   if (read.positions.empty() || read.positions.front() != at) fail("a record appended is not read back");
 }

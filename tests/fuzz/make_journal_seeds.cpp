@@ -108,6 +108,14 @@ int main(int argc, char** argv) {
     w.checkpoint(checkpoint_at(kDefaultFirstPosition + 64));
     append(w, 4, 7);
   });
+  // An exclusive group: the checkpoint carries its trailing modes section.
+  const auto with_exclusive_group = journal(kLarge, [](Writer& w) {
+    append(w, 0, 4);
+    Checkpoint c = checkpoint_at(kDefaultFirstPosition + 64);
+    c.groups[1].exclusive = true;
+    w.checkpoint(c);
+    append(w, 4, 7);
+  });
   // Three segments; the checkpoint is copied to the start of the later ones.
   const auto segments = journal(kSmall, [](Writer& w) {
     append(w, 0, 3);
@@ -119,6 +127,7 @@ int main(int argc, char** argv) {
   save(out, "seed_records", 0, records);
   save(out, "seed_records_cursor_at_second", kCursorAtSecond, records);
   save(out, "seed_checkpoint", 0, with_checkpoint);
+  save(out, "seed_checkpoint_exclusive_group", 0, with_exclusive_group);
   save(out, "seed_segments", 0, segments);
   save(out, "seed_segments_misnamed_last", kMisnameLast, segments);
   save(out, "seed_segments_repair_crcs", kRepairCrcs, segments);

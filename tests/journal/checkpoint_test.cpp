@@ -2,7 +2,10 @@
 // starts every new segment so that retention never loses it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "journal/bytes.hpp"
+#include "journal/format.hpp"
 #include "journal_test_support.hpp"
 
 namespace shmq::journal::test {
@@ -107,6 +110,67 @@ TEST(JournalCheckpoint, CopiedToTheStartOfEachNewSegment) {
   const auto latest = writer.last_checkpoint();
   writer = Writer::open(tmp.path() / "other", kQueue);  // closes the journal
   EXPECT_EQ(recover(tmp.journal(), kQueue, options).checkpoint, latest);
+}
+
+// A group's mode: a trailing section, written only when some group is
+// exclusive, so checkpoints without one stay what older versions wrote.
+TEST(JournalCheckpoint, GroupModesRoundTripInATrailingSectionOnlyWhenSomeGroupIsExclusive) {
+  const Checkpoint competing = sample(2);
+  const auto plain = format::encode_checkpoint(competing);
+  // The payload holds groups and producers (position and time are the record's).
+  const auto same = [](const Checkpoint& a, const Checkpoint& b) {
+    return a.groups == b.groups && a.producers == b.producers;
+  };
+  EXPECT_TRUE(same(format::decode_checkpoint(plain), competing));
+  Checkpoint with_exclusive = competing;
+  with_exclusive.groups[1].exclusive = true;
+  const auto bytes = format::encode_checkpoint(with_exclusive);
+  // The same bytes, then a u32 count of groups and one u8 mode each.
+  ASSERT_EQ(bytes.size(), plain.size() + 4 + competing.groups.size());
+  EXPECT_TRUE(std::equal(plain.begin(), plain.end(), bytes.begin()));
+  EXPECT_EQ(format::get_le<std::uint32_t>(&bytes[plain.size()]), competing.groups.size());
+  EXPECT_EQ(bytes[plain.size() + 4], std::byte{0});
+  EXPECT_EQ(bytes[plain.size() + 5], std::byte{1});
+  EXPECT_EQ(bytes[plain.size() + 6], std::byte{0});
+  EXPECT_TRUE(same(format::decode_checkpoint(bytes), with_exclusive));
+  // Through a journal too.
+  TempDir tmp;
+  {
+    auto writer = Writer::open(tmp.journal(), kQueue);
+    writer.checkpoint(with_exclusive);
+  }
+  const auto recovery = recover(tmp.journal(), kQueue);
+  ASSERT_TRUE(recovery.checkpoint);
+  EXPECT_EQ(recovery.checkpoint->groups, with_exclusive.groups);
+}
+
+TEST(JournalCheckpoint, RefusesAModesSectionThatDoesNotMatchItsGroups) {
+  Checkpoint checkpoint = sample(1);
+  checkpoint.groups[0].exclusive = true;
+  const auto good = format::encode_checkpoint(checkpoint);
+  const std::size_t modes = good.size() - 4 - checkpoint.groups.size();
+  const auto refused = [](std::vector<std::byte> bytes) {
+    try {
+      (void)format::decode_checkpoint(bytes);
+      return false;
+    } catch (const JournalError& e) {
+      return e.code() == Errc::Corrupt;
+    }
+  };
+  auto wrong_count = good;
+  wrong_count[modes] = std::byte{2};
+  EXPECT_TRUE(refused(wrong_count));
+  auto unknown_mode = good;
+  unknown_mode[good.size() - 1] = std::byte{7};
+  EXPECT_TRUE(refused(unknown_mode));
+  const auto short_by = [&](std::size_t n) {
+    return std::vector<std::byte>(good.begin(), good.begin() + static_cast<std::ptrdiff_t>(good.size() - n));
+  };
+  EXPECT_TRUE(refused(short_by(1)));  // a mode missing
+  auto trailing = good;
+  trailing.push_back(std::byte{0});
+  EXPECT_TRUE(refused(trailing));
+  EXPECT_TRUE(refused(short_by(good.size() - modes - 2)));  // a short count
 }
 
 TEST(JournalCheckpoint, RefusesNamesLongerThan255Bytes) {

@@ -89,6 +89,14 @@ Exit kill_and_reap(pid_t pid) {
   return exit_of(status);
 }
 
+bool catches(pid_t pid, int sig) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("SigCgt:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1) & 1) != 0;
+  }
+  return false;
+}
+
 std::optional<Footprint> footprint_of(pid_t pid) {
   const std::string proc = "/proc/" + std::to_string(pid);
   std::ifstream status(proc + "/status");

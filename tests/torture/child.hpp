@@ -38,6 +38,9 @@ std::optional<Exit> reap_within(pid_t pid, Millis timeout);
 std::optional<Exit> stop_and_wait(pid_t pid);
 // SIGKILL, then waits: the kernel has torn the process down on return.
 Exit kill_and_reap(pid_t pid);
+// Whether `pid` has a handler for `sig` (its SigCgt mask): a process that
+// has not installed its own yet would die of the signal instead.
+bool catches(pid_t pid, int sig);
 
 // shmqd's footprint, for the soak: VmRSS and the number of open fds.
 struct Footprint {

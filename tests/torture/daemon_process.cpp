@@ -31,21 +31,6 @@ Exit DaemonProcess::kill9() {
   return kill_and_reap(std::exchange(pid_, 0));
 }
 
-namespace {
-
-// Whether `pid` has a handler for `sig` (its SigCgt mask): a shmqd still
-// between exec and main() (a sanitizer's runtime takes a while to start)
-// would die of a SIGTERM, as any program would, instead of stopping cleanly.
-bool catches(pid_t pid, int sig) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind("SigCgt:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1) & 1) != 0;
-  }
-  return false;
-}
-
-}  // namespace
-
 std::optional<Exit> DaemonProcess::terminate(Millis timeout) {
   if (!running()) return Exit{};
   const auto deadline = std::chrono::steady_clock::now() + timeout;

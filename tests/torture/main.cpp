@@ -150,6 +150,10 @@ class Run {
                   ull(t.full_disks), ull(t.full_disk_failures), ull(t.full_disk_starts), ull(t.fencings), result.longest_fencing_ms,
                   ull(t.takeovers));
     }
+    if (t.active_kills + t.active_stops + t.exclusive_takeovers != 0) {
+      std::printf("  exclusive group: active member killed %llu, stopped %llu, takeovers %llu\n", ull(t.active_kills),
+                  ull(t.active_stops), ull(t.exclusive_takeovers));
+    }
     if (t.names_rounds != 0) {
       std::printf("  names: transient attaches %llu, incarnations in a recycled entry %llu, names back at a fresh "
                   "sequence %llu, TableFull answers %llu\n",
@@ -185,15 +189,16 @@ class Run {
                 "app_first=%llu rebuild_kills=%llu mid_rebuild_kills=%llu full_disks=%llu full_disk_starts=%llu "
                 "full_disk_failures=%llu "
                 "fencings=%llu takeovers=%llu skipped_rounds=%llu names_rounds=%llu transient_attaches=%llu "
-                "recycled=%llu new_incarnations=%llu table_full=%llu lost=%llu "
+                "recycled=%llu new_incarnations=%llu table_full=%llu active_kills=%llu active_stops=%llu "
+                "exclusive_takeovers=%llu lost=%llu "
                 "unflagged_duplicates=%llu failed_rounds=%d seed=%llu result=%s\n",
                 ull(t.rounds), ull(t.confirmed), ull(t.delivered), ull(t.redelivered), ull(t.duplicates_refused),
                 ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
                 ull(t.journal_switches), ull(t.app_first), ull(t.rebuild_kills), ull(t.mid_rebuild_kills),
                 ull(t.full_disks), ull(t.full_disk_starts), ull(t.full_disk_failures), ull(t.fencings), ull(t.takeovers),
                 ull(t.skipped), ull(t.names_rounds), ull(t.transient_attaches), ull(t.recycled),
-                ull(t.new_incarnations), ull(t.table_full),
-                ull(t.lost),
+                ull(t.new_incarnations), ull(t.table_full), ull(t.active_kills), ull(t.active_stops),
+                ull(t.exclusive_takeovers), ull(t.lost),
                 ull(t.unflagged_duplicates), failed_rounds_, ull(o_.seed), failed_rounds_ == 0 ? "PASS" : "FAIL");
   }
 

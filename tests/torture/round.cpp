@@ -85,6 +85,23 @@ void plan_names(const TortureOptions& options, RoundPlan& plan, std::mt19937_64&
   plan.transient_messages = pick<std::uint64_t>(rng, {4, 16, 48});
 }
 
+// Drawn after everything else, so that the other groups keep their shapes.
+// Every round has one exclusive group (issue 17): 2 or 3 members, one of
+// them active (it reads in ring order, without a CAS per record), the
+// others standing by to take over when it dies.
+void plan_exclusive(RoundPlan& plan, std::mt19937_64& rng) {
+  GroupPlan group;
+  group.name = "x" + std::to_string(plan.groups.size());
+  group.exclusive = true;
+  group.consumers = 2 + static_cast<int>(rng() % 2);
+  group.prefetch = pick<std::uint32_t>(rng, {1, 8, 64, 256});
+  group.max_batch = std::min(group.prefetch, pick<std::uint32_t>(rng, {1, 4, 16}));
+  // One member works at a time: 1 ms a message would make it the round's
+  // slowest group by far (and the bounded CTest runs longer).
+  group.work_us = pick<std::uint32_t>(rng, {0, 300});
+  plan.groups.push_back(group);
+}
+
 }  // namespace
 
 RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t seed) {
@@ -106,6 +123,7 @@ RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t se
   plan_durability(options, plan, rng);
   plan_lifecycle(options, plan, rng);
   plan_names(options, plan, rng);
+  plan_exclusive(plan, rng);
   return plan;
 }
 
@@ -114,8 +132,8 @@ std::string RoundPlan::describe() const {
   if (durable()) out << "durable, ";
   out << producers.size() << " producers x " << messages << " messages, groups";
   for (const auto& g : groups) {
-    out << ' ' << g.name << '(' << g.consumers << " consumers, prefetch " << g.prefetch << ", work " << g.work_us
-        << " us)";
+    out << ' ' << g.name << '(' << (g.exclusive ? "exclusive, " : "") << g.consumers << " consumers, prefetch "
+        << g.prefetch << ", work " << g.work_us << " us)";
   }
   out << ", ring " << queue_options.capacity / 1024 << " KiB, a fault every ~" << fault_gap_ms << " ms";
   if (names_round()) {
@@ -163,8 +181,18 @@ std::uint64_t RoundPlan::data_disk_bytes() const {
 namespace {
 
 // The faults a round injects, drawn by weight; PowerLoss (durable rounds
-// only) comes on its own, slower clock instead.
-enum class Fault { KillProducer, KillConsumer, KillDaemon, StopConsumer, PowerLoss, StopPrimary };
+// only) comes on its own, slower clock instead. KillActive and StopActive aim
+// at an exclusive group's active member.
+enum class Fault {
+  KillProducer,
+  KillConsumer,
+  KillDaemon,
+  StopConsumer,
+  PowerLoss,
+  StopPrimary,
+  KillActive,
+  StopActive,
+};
 
 struct Worker {
   pid_t pid = 0;
@@ -211,6 +239,10 @@ class Round {
   Worker* freeze_a_holding_consumer();
   void kill_daemon();
   void stop_consumer();
+  // Exclusive groups: the member that reads now.
+  [[nodiscard]] Worker* active_member();
+  void kill_active();
+  void stop_active();
   void power_loss();
   void kill_everything_at_once();
   // Lifecycle faults.
@@ -308,7 +340,13 @@ RoundResult Round::run() {
 // start at the oldest message still in the ring, after what the other groups
 // had already released, and the check would count those as lost.
 void Round::create_groups() {
-  for (const auto& g : plan_.groups) Consumer::join(queue_, g.name);  // joins and leaves at once
+  for (const auto& g : plan_.groups) {
+    try {
+      Consumer::join(queue_, g.name, ConsumerOptions{.exclusive = g.exclusive});  // joins and leaves at once
+    } catch (const Error& e) {  // an exclusive group that came back competing from a rebuild, say
+      fail("group " + g.name + " cannot be joined" + (power_losses_ != 0 ? " after a rebuild" : "") + ": " + e.what());
+    }
+  }
 }
 
 void Round::spawn_producer(std::size_t k) {
@@ -422,7 +460,8 @@ void Round::spawn_consumer(std::size_t index) {
                   .max_batch = group.max_batch,
                   .work_us = group.work_us,
                   .seed = rng_(),
-                  .epoch = power_losses_};
+                  .epoch = power_losses_,
+                  .exclusive = group.exclusive};
   w.pid = fork_child([job] { return run_consumer(job); });
   w.stopped = false;
 }
@@ -432,7 +471,8 @@ void Round::spawn_consumer(std::size_t index) {
 void Round::inject_faults() {
   std::exponential_distribution<double> gap_ms(1.0 / plan_.fault_gap_ms);
   auto next_fault = Clock::now() + Millis(static_cast<int>(gap_ms(rng_)));
-  std::discrete_distribution<int> kind({3, 3, plan_.daemon_faults ? 1.0 : 0.0, 2});
+  // By Fault: PowerLoss and StopPrimary come on clocks of their own.
+  std::discrete_distribution<int> kind({3, 3, plan_.daemon_faults ? 1.0 : 0.0, 2, 0, 0, 2, 1});
   const bool power_losses = plan_.durable() && plan_.daemon_faults;
   std::exponential_distribution<double> power_loss_gap_ms(1.0 / std::max(1, plan_.power_loss_gap_ms));
   const auto next_power_loss_after = [&] { return Clock::now() + Millis(static_cast<int>(power_loss_gap_ms(rng_))); };
@@ -477,6 +517,8 @@ void Round::inject(Fault fault) {
     case Fault::StopConsumer: return stop_consumer();
     case Fault::PowerLoss: return power_loss();
     case Fault::StopPrimary: return stop_primary();
+    case Fault::KillActive: return kill_active();
+    case Fault::StopActive: return stop_active();
   }
 }
 
@@ -591,6 +633,52 @@ void Round::stop_consumer() {
   w->stopped = true;
   w->resume_at = Clock::now() + Millis(5 + static_cast<int>(rng_() % 300));
   ++result_.tally.stops;
+}
+
+Worker* Round::active_member() {
+  for (const GroupInfo& g : queue_.info().groups) {
+    if (!g.exclusive) continue;
+    for (const ConsumerInfo& c : g.consumers) {
+      if (!c.active) continue;
+      for (auto& w : consumers_) {
+        if (w.pid > 0 && w.pid == c.pid) return &w;
+      }
+    }
+  }
+  return nullptr;  // none yet (a standby is about to take over), or the driver's own join
+}
+
+// kill -9 of an exclusive group's active member, at a random point of its
+// work (half the time SIGSTOPped first, for 0 to 20 ms: a stopped member
+// keeps its place, and the standbys must not take over before it dies).
+// A standby takes over; what the killed one held comes again, flagged.
+void Round::kill_active() {
+  Worker* w = active_member();
+  if (w == nullptr) return;
+  if (!w->stopped && rng_() % 2 == 0) {
+    ::kill(w->pid, SIGSTOP);
+    w->stopped = true;
+    sleep_for(Millis(static_cast<int>(rng_() % 21)));
+  }
+  const std::size_t index = static_cast<std::size_t>(w - consumers_.data());
+  const Exit e = kill_and_reap(std::exchange(w->pid, 0));
+  if (!(e.signaled && e.code == SIGKILL)) {
+    fail("the active member of exclusive group " + plan_.groups[member_of(index).first].name + ": " + e.describe());
+    return;
+  }
+  ++result_.tally.active_kills;
+  spawn_consumer(index);  // a new standby
+}
+
+// SIGSTOP of an exclusive group's active member for 5 to 300 ms: it keeps
+// its place (the group waits), then goes on (resume_consumers).
+void Round::stop_active() {
+  Worker* w = active_member();
+  if (w == nullptr || w->stopped) return;
+  ::kill(w->pid, SIGSTOP);
+  w->stopped = true;
+  w->resume_at = Clock::now() + Millis(5 + static_cast<int>(rng_() % 300));
+  ++result_.tally.active_stops;
 }
 
 // The simulated power loss: every process dies at once and shared memory is
@@ -988,7 +1076,18 @@ void Round::drain() {
 }
 
 void Round::stop_consumers() {
+  // A consumer restarted just before the drain ended may not have installed
+  // its SIGTERM handler yet (catches(): a shmqd between exec and main() is
+  // waited for the same way): it would die of the signal instead of leaving.
+  const auto deadline = Clock::now() + stall_bound();
   for (auto& w : consumers_) {
+    while (w.pid > 0 && !catches(w.pid, SIGTERM) && Clock::now() < deadline) {
+      if (auto e = try_reap(w.pid)) {
+        w.pid = 0;
+        fail("a consumer ended unasked: " + e->describe() + " (see the consumer logs' E lines)");
+      }
+      sleep_for(Millis(1));
+    }
     if (w.pid > 0) ::kill(w.pid, SIGTERM);
   }
   for (auto& w : consumers_) {
@@ -1015,11 +1114,15 @@ void Round::verify() {
   Expectation expected{.producers = plan_.producers,
                        .transients = plan_.transients,
                        .groups = {},
+                       .exclusive_groups = {},
                        .messages = plan_.messages,
                        .completed = completed_,
                        .durable = plan_.durable(),
                        .max_producers = plan_.queue_options.max_producers};
-  for (const auto& g : plan_.groups) expected.groups.push_back(g.name);
+  for (const auto& g : plan_.groups) {
+    expected.groups.push_back(g.name);
+    if (g.exclusive) expected.exclusive_groups.insert(g.name);
+  }
   Verdict verdict = verify_logs(plan_.log_dir, expected);
   for (auto& v : verdict.violations) result_.violations.push_back(std::move(v));
   Tally faults = result_.tally;  // what the round did; the verdict adds what the logs show
@@ -1035,6 +1138,7 @@ void Round::verify() {
   faults.recycled = verdict.tally.recycled;
   faults.new_incarnations = verdict.tally.new_incarnations;
   faults.table_full = verdict.tally.table_full;
+  faults.exclusive_takeovers = verdict.tally.exclusive_takeovers;
   result_.tally = faults;
   result_.longest_fencing_ms = longest_fencing_ms_;
 }

@@ -32,6 +32,9 @@ struct GroupPlan {
   std::uint32_t prefetch = 1;
   std::uint32_t max_batch = 1;  // a consumer takes up to this many before acking
   std::uint32_t work_us = 0;    // mean time a consumer holds a batch: a slow consumer
+  // An exclusive group (ConsumerOptions::exclusive): one member reads, the
+  // others stand by; the KillActive and StopActive faults aim at the reader.
+  bool exclusive = false;
 };
 
 struct RoundPlan {

@@ -33,6 +33,10 @@ struct Tally {
   std::uint64_t recycled = 0;            // incarnations that began in an entry another name had used
   std::uint64_t new_incarnations = 0;    // names that came back to a fresh sequence (their entry recycled)
   std::uint64_t table_full = 0;          // attaches refused with TableFull (at first; in-memory rounds wait)
+  // Exclusive groups (one active member reads, the others stand by):
+  std::uint64_t active_kills = 0;         // kill -9 of the active member (half of them SIGSTOPped first)
+  std::uint64_t active_stops = 0;         // SIGSTOP of the active member, each followed by a SIGCONT
+  std::uint64_t exclusive_takeovers = 0;  // another member delivered after the one before it (the logs' view)
   std::uint64_t lost = 0;   // committed (confirmed or not) but missing from a group
   std::uint64_t unflagged_duplicates = 0;
 
@@ -62,6 +66,9 @@ struct Tally {
     recycled += o.recycled;
     new_incarnations += o.new_incarnations;
     table_full += o.table_full;
+    active_kills += o.active_kills;
+    active_stops += o.active_stops;
+    exclusive_takeovers += o.exclusive_takeovers;
     lost += o.lost;
     unflagged_duplicates += o.unflagged_duplicates;
   }

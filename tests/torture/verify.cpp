@@ -105,6 +105,7 @@ struct Delivery {
   std::uint64_t epoch = 0;     // power losses before its consumer joined
   std::string name;            // the sender its payload names
   std::uint64_t process = 0;
+  std::uint64_t received_ns = 0;  // when its receive had returned
 };
 
 struct ConsumerLog {
@@ -231,7 +232,7 @@ ConsumerLog read_consumer_log(const fs::path& path, Findings& findings, Tally& t
       d.epoch = epoch;
       int flag = 0;
       std::string group;
-      in >> group >> d.producer_id >> d.sequence >> d.position >> flag >> d.name >> d.process;
+      in >> group >> d.producer_id >> d.sequence >> d.position >> flag >> d.name >> d.process >> d.received_ns;
       d.redelivered = flag != 0;
       by_position[d.position] = log.deliveries.size();
       log.deliveries.push_back(d);
@@ -446,6 +447,60 @@ void check_consumer_order(const std::vector<ConsumerLog>& consumers, Findings& f
   }
 }
 
+// An exclusive group's members take turns: the active one delivers until it
+// dies (a stopped one keeps its place), then a standby takes over. So, in
+// time order (a D line is written after its receive returned, and a standby
+// receives only after the member before it died, which wrote no line after),
+// the group's deliveries come from one member, then another, never back to
+// an earlier one; and its first deliveries come in position order (a
+// takeover continues where the dead member's reads ended, what it held
+// comes again flagged). Returns the takeovers seen.
+std::uint64_t check_exclusive(const std::string& group, const std::vector<ConsumerLog>& consumers,
+                              Findings& findings) {
+  struct Seen {
+    std::uint64_t at;
+    const ConsumerLog* member;
+    const Delivery* delivery;
+  };
+  std::vector<Seen> seen;
+  for (const auto& c : consumers) {
+    if (c.group != group) continue;
+    for (const auto& d : c.deliveries) seen.push_back({d.received_ns, &c, &d});
+  }
+  std::stable_sort(seen.begin(), seen.end(), [](const Seen& a, const Seen& b) { return a.at < b.at; });
+  std::set<const ConsumerLog*> done;  // members another one followed
+  const ConsumerLog* reading = nullptr;
+  std::uint64_t takeovers = 0, previous = 0;
+  const Delivery* previous_delivery = nullptr;
+  for (const Seen& s : seen) {
+    if (s.member != reading) {
+      if (done.contains(s.member)) {
+        findings.add("two active members", "exclusive group " + group + ": " + s.member->file +
+                                               " delivered position " + std::to_string(s.delivery->position) +
+                                               " after another member had taken over from it");
+      }
+      if (reading != nullptr) {
+        done.insert(reading);
+        ++takeovers;
+      }
+      reading = s.member;
+    }
+    if (s.delivery->redelivered) continue;
+    if (s.delivery->position <= previous) {
+      findings.add("exclusive delivery order",
+                   "exclusive group " + group + ": " + s.member->file + " got producer " + s.delivery->name +
+                       " sequence " + std::to_string(s.delivery->sequence) + " at position " +
+                       std::to_string(s.delivery->position) + " unflagged, after position " + std::to_string(previous) +
+                       (previous_delivery != nullptr ? " (producer " + previous_delivery->name + " sequence " +
+                                                           std::to_string(previous_delivery->sequence) + ")"
+                                                     : std::string()));
+    }
+    previous = s.delivery->position;
+    previous_delivery = s.delivery;
+  }
+  return takeovers;
+}
+
 // In-memory names rounds: the recycling rule. An incarnation begins in an
 // entry that held other messages (of another name, or of its own name's
 // earlier incarnations), or at a fresh sequence, only once every group has
@@ -561,6 +616,9 @@ Verdict verify_logs(const std::string& log_dir, const Expectation& expected) {
     }
     check_log_order(groups, producers, findings);
     check_consumer_order(consumers, findings);
+    for (const auto& name : expected.exclusive_groups) {
+      verdict.tally.exclusive_takeovers += check_exclusive(name, consumers, findings);
+    }
     if (expected.recycling()) check_recycling(producers, findings, verdict.tally);
   }
   verdict.violations = findings.lines();

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@ struct Expectation {
   std::vector<std::string> producers;   // names; producer-<k>.log belongs to producers[k]
   std::vector<std::string> transients;  // names rounds: transient-<j>.log belongs to transients[j]
   std::vector<std::string> groups;
+  std::set<std::string> exclusive_groups;  // of `groups`: one active member reads at a time
   std::uint64_t messages = 0;           // each producer committed 1..messages (its last incarnation)
   bool completed = false;               // the round ran to its end: every group drained
   bool durable = false;                 // a durable round: confirms are durable, power losses happen
@@ -59,7 +61,12 @@ struct Verdict {
 //    one message, it carries its process's producer id, an incarnation's
 //    sequences increase with position, and a name's incarnations follow one
 //    another in the log;
-//  - each consumer's first deliveries come in position order.
+//  - each consumer's first deliveries come in position order;
+//  - an exclusive group: one member delivers at a time (a member that another
+//    one followed never delivers again: it stays active until it dies), and
+//    the group's first deliveries, all members together in time order, come
+//    in position order (so each producer's sequences in increasing order);
+//    its redeliveries are flagged (the checks above, as for every group).
 // For a round that did not complete, only the first four (nothing is drained).
 Verdict verify_logs(const std::string& log_dir, const Expectation& expected);
 

@@ -192,9 +192,9 @@ void stop_on_sigterm() {
 // names, and checks the payload.
 void log_delivery(const ConsumerJob& job, const Message& m, WorkerLog& log) {
   const auto origin = payload_origin(m.text(), m.sequence);
-  log.line("D %s %u %llu %llu %d %s %llu", job.group.c_str(), m.producer_id, static_cast<ull>(m.sequence),
+  log.line("D %s %u %llu %llu %d %s %llu %llu", job.group.c_str(), m.producer_id, static_cast<ull>(m.sequence),
            static_cast<ull>(m.position), m.redelivered ? 1 : 0, origin ? origin->name.c_str() : "?",
-           static_cast<ull>(origin ? origin->process : 0));
+           static_cast<ull>(origin ? origin->process : 0), monotonic_ns());
   if (!origin) {
     log.line("E payload of producer %u sequence %llu at %llu does not match", m.producer_id,
              static_cast<ull>(m.sequence), static_cast<ull>(m.position));
@@ -267,7 +267,9 @@ int run_consumer(const ConsumerJob& job) {
   std::mt19937_64 rng(job.seed);
   {
     const auto queue = Queue::open(job.queue, job.ns);
-    auto consumer = Consumer::join(queue, job.group, ConsumerOptions{.prefetch = job.prefetch, .journal_dir = job.journal_dir});
+    auto consumer = Consumer::join(
+        queue, job.group,
+        ConsumerOptions{.prefetch = job.prefetch, .journal_dir = job.journal_dir, .exclusive = job.exclusive});
     log.line("J %llu", static_cast<ull>(job.epoch));
     std::vector<Message> held;
     while (stop_requested == 0) {

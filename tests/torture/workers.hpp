@@ -22,9 +22,10 @@
 //   F                                 sent everything, detaching
 // Consumer log (consumer-<group>-<member>-<incarnation>.log, one per process):
 //   J <epoch>                         joined, after <epoch> power losses of the round
-//   D <group> <producer id> <sequence> <position> <redelivered 0|1> <name> <process>
+//   D <group> <producer id> <sequence> <position> <redelivered 0|1> <name> <process> <time>
 //                                     received, before the ack; <name> and
-//                                     <process> read from the payload
+//                                     <process> read from the payload; <time>:
+//                                     CLOCK_MONOTONIC ns after the receive returned
 //   K <position> <time>               acked (after the ack returned Ok); <time>:
 //                                     CLOCK_MONOTONIC ns taken before the ack call
 //   E <text>                          an error; the worker exits non-zero (or,
@@ -65,6 +66,7 @@ struct ConsumerJob {
   std::uint32_t work_us = 0;    // mean time it holds a batch before acking
   std::uint64_t seed = 0;
   std::uint64_t epoch = 0;      // power losses before this consumer started
+  bool exclusive = false;       // joins as a member of an exclusive group
 };
 
 // The payload of a sequence: "#<sequence>|<name>|<process>|", then a filler

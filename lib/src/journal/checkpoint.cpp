@@ -1,6 +1,10 @@
 // The checkpoint payload (docs/journal.md): counted lists of groups and
-// producers, names as a length byte and the bytes.
+// producers, names as a length byte and the bytes; then, only when some
+// group is exclusive, each group's mode (so that a journal without exclusive
+// groups stays what older versions write and read).
+#include <algorithm>
 #include <limits>
+#include <string>
 
 #include "journal/bytes.hpp"
 #include "journal/format.hpp"
@@ -43,6 +47,18 @@ class Reader {
   std::span<const std::byte> bytes_;
 };
 
+// The optional modes section: one per group, in the groups' order.
+void read_group_modes(Reader& in, Checkpoint& checkpoint) {
+  if (in.number<std::uint32_t>() != checkpoint.groups.size()) {
+    throw JournalError(Errc::Corrupt, "checkpoint group modes do not match its groups");
+  }
+  for (auto& group : checkpoint.groups) {
+    const auto mode = in.number<std::uint8_t>();
+    if (mode > 1) throw JournalError(Errc::Corrupt, "checkpoint group mode " + std::to_string(mode) + " unknown");
+    group.exclusive = mode == 1;
+  }
+}
+
 }  // namespace
 
 std::vector<std::byte> encode_checkpoint(const Checkpoint& checkpoint) {
@@ -57,6 +73,12 @@ std::vector<std::byte> encode_checkpoint(const Checkpoint& checkpoint) {
     append_le(out, producer.id);
     append_name(out, producer.name);
     append_le(out, producer.sequence);
+  }
+  const bool any_exclusive =
+      std::any_of(checkpoint.groups.begin(), checkpoint.groups.end(), [](const auto& g) { return g.exclusive; });
+  if (any_exclusive) {
+    append_le(out, static_cast<std::uint32_t>(checkpoint.groups.size()));
+    for (const auto& group : checkpoint.groups) append_le(out, static_cast<std::uint8_t>(group.exclusive ? 1 : 0));
   }
   return out;
 }
@@ -74,6 +96,7 @@ Checkpoint decode_checkpoint(std::span<const std::byte> payload) {
     auto name = in.name();
     checkpoint.producers.push_back({id, std::move(name), in.number<std::uint64_t>()});
   }
+  if (!in.done()) read_group_modes(in, checkpoint);
   if (!in.done()) throw JournalError(Errc::Corrupt, "checkpoint payload has trailing bytes");
   return checkpoint;
 }

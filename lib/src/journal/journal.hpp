@@ -40,6 +40,7 @@ struct Record {
 struct GroupPosition {
   std::string name;
   std::uint64_t acked = 0;  // everything below is acknowledged
+  bool exclusive = false;   // an exclusive group (ConsumerOptions::exclusive); else competing
   bool operator==(const GroupPosition&) const = default;
 };
 
