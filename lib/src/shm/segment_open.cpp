@@ -37,8 +37,8 @@ void validate(Mapping& m, std::uint64_t file_bytes, const std::string& what) {
   if (version != kLayoutVersion) {
     throw Error(Errc::Incompatible, what + " has layout version " + std::to_string(version) +
                                         "; this library reads version " + std::to_string(kLayoutVersion) +
-                                        " (another shmq version made it: stop its clients and recreate the "
-                                        "queue; shmqd rebuilds a durable queue from its journal)");
+                                        " (another shmq version made it: docs/operations.md, Upgrades, says how "
+                                        "to recreate it without losing a durable queue's journal)");
   }
   const auto corrupt = [&](const std::string& why) { throw Error(Errc::Corrupt, what + " is corrupt: " + why); };
   if (s.header_bytes != sizeof(QueueHeader)) corrupt("header size " + std::to_string(s.header_bytes));
