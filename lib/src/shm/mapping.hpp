@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "shm/bus_guard.hpp"
+#include "shm/tag_load.hpp"
 #include "shm/layout.hpp"
 #include "shmq/queue.hpp"
 
@@ -80,8 +81,7 @@ struct Mapping {
   // visible. Never at a misaligned position (a hostile peer's): its tag
   // could lie across the ring's end, past the mapping.
   bool committed(std::uint64_t position) const noexcept {
-    return position % layout::kRecordAlign == 0 &&
-           record(position)->tag.load(std::memory_order_acquire) == tag_of(position);
+    return position % layout::kRecordAlign == 0 && tag_is(record(position)->tag, tag_of(position));
   }
   // Writes a record's info (before the tag: see commit_record).
   void write_info(std::uint64_t position, const layout::RecordFields& info) const noexcept {
