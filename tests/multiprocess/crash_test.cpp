@@ -229,10 +229,11 @@ TEST_F(CrashTest, AForkedChildDoesNotKeepItsParentsEntriesAlive) {
     ::pause();
     return 0;
   });
+  ::close(report[1]);  // so that a parent that dies before it writes ends the read, not hangs it
   pid_t child = 0;
-  ASSERT_EQ(::read(report[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+  const ssize_t got = ::read(report[0], &child, sizeof child);
   ::close(report[0]);
-  ::close(report[1]);
+  ASSERT_EQ(got, static_cast<ssize_t>(sizeof child)) << "the forking process failed: exit " << wait_exit(parent);
   ASSERT_TRUE(q.info().producers.at(0).alive);
   ::kill(parent, SIGKILL);
   wait_exit(parent);
