@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -87,6 +88,26 @@ void consume(const Queue& q, const char* group, StartAt start) {
   }
 }
 
+// An exclusive member: joining "g" works only where the fuzzed mode says
+// exclusive (else InvalidArgument), "x" is created exclusive; batches take
+// the ring's records with one cursor update.
+void consume_exclusive(const Queue& q, const char* group) {
+  ConsumerOptions options;
+  options.prefetch = 8;
+  options.wait.spin = 0;
+  options.exclusive = true;
+  try {
+    auto c = Consumer::join(q, group, options);
+    std::array<Message, 8> batch;
+    const std::size_t n = c.try_receive_batch(batch);
+    for (std::size_t i = 0; i < n; ++i) {
+      check_payload(q, batch[i].payload);
+      if (i % 3 != 2) (void)c.ack(batch[i]);
+    }
+  } catch (const Error&) {
+  }
+}
+
 void produce(const Queue& q) {
   ProducerOptions options;
   options.wait.spin = 0;
@@ -104,6 +125,8 @@ void exercise(Queue& q) {
   produce(q);
   consume(q, "h", StartAt::Position);
   consume(q, "t", StartAt::Time);
+  consume_exclusive(q, "g");
+  consume_exclusive(q, "x");
   try {
     q.delete_group("h");
   } catch (const Error&) {
