@@ -218,7 +218,8 @@ std::size_t records_that_fit(const Mapping& m, std::uint64_t start, std::uint64_
   std::size_t n = 0;
   for (; n < payloads.size(); ++n) {
     const std::uint64_t next = record_bytes(payloads[n].size());
-    if (bytes + next > before_end) break;
+    // The claim announcement holds its bytes in 32 bits (rings go up to 2^40).
+    if (bytes + next > before_end || bytes + next > UINT32_MAX) break;
     if (!at_or_after(limit, start + bytes + next)) {
       by_limit = true;
       break;
