@@ -22,13 +22,6 @@ std::uint64_t committed_sequence(const Producer& p, std::uint64_t before, std::u
   return last >= explicit_seq && explicit_seq > before ? explicit_seq : 0;
 }
 
-}  // namespace
-}  // namespace shmq::capi
-
-using namespace shmq::capi;
-
-namespace {
-
 // The C batch as C++ spans (each payload checked as a single send's is).
 bool batch_of(const shmq_payload_t* payloads, size_t count, std::vector<std::span<const std::byte>>& out) {
   if (payloads == nullptr && count != 0) return false;
@@ -45,7 +38,8 @@ template <class Send>
 shmq_status_t send_batch_with(shmq_producer_t* producer, const shmq_payload_t* payloads, size_t count, size_t* sent,
                               Send&& send) {
   if (sent != nullptr) *sent = 0;
-  std::vector<std::span<const std::byte>> spans;
+  // Reused: no allocation per batch once a thread has sent its largest.
+  thread_local std::vector<std::span<const std::byte>> spans;
   if (producer == nullptr || !batch_of(payloads, count, spans))
     return null_argument("the producer, the payloads or a payload is NULL");
   shmq::Status status = shmq::Status::Ok;
@@ -55,6 +49,9 @@ shmq_status_t send_batch_with(shmq_producer_t* producer, const shmq_payload_t* p
 }
 
 }  // namespace
+}  // namespace shmq::capi
+
+using namespace shmq::capi;
 
 extern "C" {
 

@@ -183,17 +183,17 @@ bool advance_exclusive_read(const Mapping& m, GroupSlot& g, std::uint64_t from, 
   return true;
 }
 
-// Up to out.size() records of an exclusive group's ring from `read`, with
-// one move of the cursor at the end. Padding and skipped records are acked
-// as they are passed (before read moves past them: a repairer then finds
-// them acked). Records are the group's alone until it releases them, so
-// nobody else writes them while we read.
 struct ExclusiveTake {
   std::size_t messages = 0;
   bool passed_padding = false;  // acked some padding or skipped record: the front may be free
   bool corrupt = false;
 };
 
+// Up to out.size() records of an exclusive group's ring from `read`, with
+// one move of the cursor at the end. Padding and skipped records are acked
+// as they are passed (before read moves past them: a repairer then finds
+// them acked). Records are the group's alone until it releases them, so
+// nobody else writes them while we read.
 ExclusiveTake take_exclusive(const Consumer::State& s, std::span<Message> out) {
   const Mapping& m = *s.map;
   GroupSlot& g = *s.g;
@@ -230,10 +230,6 @@ void count_ring_delivery(Consumer::State& s, const Message& out) {
   detail::count_delivery(s);
 }
 
-}  // namespace
-
-namespace {
-
 // How often a standby looks whether the active member still lives.
 constexpr auto kStandbyLook = std::chrono::milliseconds(1);
 
@@ -266,7 +262,7 @@ std::size_t receive_exclusive(Consumer::State& s, std::span<Message> out, Status
 Status Consumer::try_receive(Message& out) noexcept {
   State& s = *s_;
   if (s.in_flight() >= s.options.prefetch) return Status::InFlightLimit;
-  if (s.exclusive && !reads_now(s)) return Status::Empty;
+  if (s.options.exclusive && !reads_now(s)) return Status::Empty;
   // A hint only (counted relaxed): take_redelivery's acquire loads of the
   // state words pair with the CAS that made a record pending.
   if (s.g->pending_redelivery.load(std::memory_order_acquire) != 0 && take_redelivery(s, out)) {
@@ -277,7 +273,7 @@ Status Consumer::try_receive(Message& out) noexcept {
     const Status status = detail::receive_from_journal(s, out);
     if (status != Status::Empty) return status;
   }
-  if (s.exclusive) {
+  if (s.options.exclusive) {
     Status status = Status::Empty;
     if (receive_exclusive(s, {&out, 1}, status) != 0 || status == Status::Corrupt) return status;
   } else {
@@ -316,9 +312,6 @@ Duration on_idle(const Consumer::State& s) {
   return result == detail::RepairResult::OwnerAlive ? std::chrono::milliseconds(1) : detail::kMaxSleep;
 }
 
-}  // namespace
-
-namespace {
 
 // The adaptive wait: the fewest polls a budget shrinks to (a few microseconds,
 // enough to time a poll by).
@@ -388,7 +381,7 @@ std::size_t Consumer::try_receive_batch(std::span<Message> out) noexcept {
   // ring, the redeliveries and a journal part, which come first.
   const auto ring_run = [&] {
     // A hint, relaxed: take_redelivery's own loads are acquire.
-    return s.exclusive && s.active && s.g->pending_redelivery.load(std::memory_order_relaxed) == 0 &&
+    return s.options.exclusive && s.active && s.g->pending_redelivery.load(std::memory_order_relaxed) == 0 &&
            !(s.map->durable && detail::journal_work(*s.g));
   };
   while (n < out.size() && !ring_run()) {

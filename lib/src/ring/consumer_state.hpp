@@ -36,9 +36,9 @@ struct Consumer::State {
   // Polls before receive() sleeps: options.wait.spin at join, then adapted
   // between kMinSpin and it to how long the last waits lasted (consumer.cpp).
   std::uint32_t spin = 0;
-  // Exclusive groups: whether this member is the active one (it stays so
-  // until it leaves), and when a standby looks at the active member next.
-  bool exclusive = false;
+  // Exclusive groups (options.exclusive): whether this member is the active
+  // one (it stays so until it leaves), and when a standby looks at the
+  // active member next.
   bool active = true;
   Clock::time_point next_standby_look{};
 

@@ -316,13 +316,12 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   st->index = free_index;
   st->g = &m.groups[g];
   st->slot = &slot;
-  st->exclusive = st->options.exclusive;
   // A dead active member was reaped above (free_member_entry): no active
   // member, or a live one. release: pairs with members' acquire loads.
-  if (st->exclusive && m.groups[g].active.load(std::memory_order_acquire) == 0) {
+  if (st->options.exclusive && m.groups[g].active.load(std::memory_order_acquire) == 0) {
     m.groups[g].active.store(free_index + 1, std::memory_order_release);
   }
-  st->active = !st->exclusive || m.groups[g].active.load(std::memory_order_relaxed) == free_index + 1;
+  st->active = !st->options.exclusive || m.groups[g].active.load(std::memory_order_relaxed) == free_index + 1;
   detail::announce_table_change(m);
   return Consumer(std::move(st));
 }
