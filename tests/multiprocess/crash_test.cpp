@@ -213,23 +213,32 @@ TEST_F(CrashTest, AnEntryLivesByItsLockNotByItsPid) {
 
 // A child forked without exec shares its parent's open files, and would
 // share its entry locks: the library lets go of them in the child at fork,
-// so the parent's death is seen while the child lives on.
+// so the parent's death is seen while the child lives on. The child is a
+// plain fork (not spawn: that would die with the forking parent and prove
+// nothing); it reports its pid once running (its fork handlers have run
+// by then) and ends when the test's end of `hold` closes.
 TEST_F(CrashTest, AForkedChildDoesNotKeepItsParentsEntriesAlive) {
   auto q = make();
   int report[2];
+  int hold[2];
   ASSERT_EQ(::pipe(report), 0);
+  ASSERT_EQ(::pipe(hold), 0);
   const pid_t parent = spawn([&] {
     auto p = Producer::attach(q, "forker");
     if (p.try_send(bytes_of("x")) != Status::Ok) return 1;
-    const pid_t child = spawn([] {
-      ::pause();
-      return 0;
-    });
-    (void)!::write(report[1], &child, sizeof child);
+    if (::fork() == 0) {
+      ::close(hold[1]);
+      const pid_t self = ::getpid();
+      (void)!::write(report[1], &self, sizeof self);
+      char end;
+      (void)!::read(hold[0], &end, 1);  // EOF once the test (and the parent) are gone
+      ::_exit(0);
+    }
     ::pause();
     return 0;
   });
-  ::close(report[1]);  // so that a parent that dies before it writes ends the read, not hangs it
+  ::close(report[1]);  // so that a parent that dies before its child reports ends the read, not hangs it
+  ::close(hold[0]);
   pid_t child = 0;
   const ssize_t got = ::read(report[0], &child, sizeof child);
   ::close(report[0]);
@@ -237,10 +246,11 @@ TEST_F(CrashTest, AForkedChildDoesNotKeepItsParentsEntriesAlive) {
   ASSERT_TRUE(q.info().producers.at(0).alive);
   ::kill(parent, SIGKILL);
   wait_exit(parent);
+  ASSERT_EQ(::kill(child, 0), 0) << "the forked child should still run";
   EXPECT_FALSE(q.info().producers.at(0).alive) << "the forked child kept its parent's entry alive";
   auto again = Producer::attach(q, "forker");
   EXPECT_EQ(again.last_sequence(), 1u);
-  ::kill(child, SIGKILL);  // not ours to wait for: init reaps it
+  ::close(hold[1]);  // the child ends; not ours to wait for: init reaps it
 }
 
 }  // namespace
