@@ -18,11 +18,11 @@ namespace shmq::tools {
 namespace {
 
 // What a queue's segment takes of shm_dir() (Queue::segment_bytes): the ring,
-// the tables, and per consumer group entry a state word per 64-byte chunk of
+// the tables, and per consumer group entry a state word and a delivery word per 64-byte chunk of
 // the ring, whether or not the group exists.
 std::string segment_size_line(const std::string& queue, const QueueOptions& o) {
   const std::uint64_t segment_bytes = Queue::segment_bytes(o);
-  const std::uint64_t per_group = o.capacity / 64 * 8;  // an 8-byte state word per 64-byte chunk
+  const std::uint64_t per_group = o.capacity / 64 * 16;  // an 8-byte state word and delivery word per 64-byte chunk
   const std::uint64_t rest = segment_bytes - o.capacity - per_group * o.max_groups;
   return fmt::format("created queue '{}': {} ring, {} of {} ({} groups x {} of delivery state: fewer "
                      "with --max-groups; {} of tables)\n",

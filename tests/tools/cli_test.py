@@ -225,11 +225,11 @@ class AdminTest(ToolTest):
     def test_create_prints_what_the_segment_takes_of_dev_shm(self):
         out = self.shmq("create", "big", "--capacity", "16M").stdout.decode()
         size = os.stat(f"/dev/shm/shmq.{self.ns}.big").st_size
-        self.assertAlmostEqual(size / 2**20, 48.06, delta=0.05)
+        self.assertAlmostEqual(size / 2**20, 80.06, delta=0.05)
         self.assertEqual(out, f"created queue 'big': 16.0 MiB ring, {size / 2**20:.1f} MiB of /dev/shm (16 groups x "
-                              "2.0 MiB of delivery state: fewer with --max-groups; 60.0 KiB of tables)\n")
+                              "4.0 MiB of delivery state: fewer with --max-groups; 60.0 KiB of tables)\n")
         out = self.shmq("create", "lean", "--capacity", "16M", "--max-groups", "2").stdout.decode()
-        self.assertIn("20.0 MiB of /dev/shm (2 groups x 2.0 MiB", out)
+        self.assertIn("24.0 MiB of /dev/shm (2 groups x 4.0 MiB", out)
 
     def test_modes_with_execute_bits_are_refused_world_writable_ones_warned_about(self):
         self.assert_error(self.shmq("create", "q", "--mode", "777", expect=USAGE),

@@ -40,8 +40,8 @@ TEST_F(LayoutTest, SuperblockBytesOfARealSegment) {
   const auto u64 = [&](std::size_t at) { std::uint64_t v; std::memcpy(&v, bytes + at, 8); return v; };
   const auto u32 = [&](std::size_t at) { std::uint32_t v; std::memcpy(&v, bytes + at, 4); return v; };
   EXPECT_EQ(std::memcmp(bytes, "SHMQLOG1", 8), 0);
-  EXPECT_EQ(u32(8), 3u) << "layout version";
-  EXPECT_EQ(u32(12), 1024u) << "header bytes";
+  EXPECT_EQ(u32(8), 4u) << "layout version";
+  EXPECT_EQ(u32(12), 1152u) << "header bytes";
   EXPECT_EQ(u64(16), g.segment_bytes);
   EXPECT_EQ(u64(24), 65536u);
   EXPECT_EQ(u32(32), 1000u);
@@ -51,9 +51,9 @@ TEST_F(LayoutTest, SuperblockBytesOfARealSegment) {
   EXPECT_EQ(u32(48), 5u);
   EXPECT_EQ(u32(52), 0600u);
   EXPECT_EQ(u64(56), static_cast<std::uint64_t>(::getpid()));
-  EXPECT_EQ(u64(80), 1024u) << "producer table right after the header";
-  EXPECT_EQ(u64(88), 1024u + 3 * 256);
-  EXPECT_EQ(u64(96), 1024u + 3 * 256 + 2 * 512);
+  EXPECT_EQ(u64(80), 1152u) << "producer table right after the header";
+  EXPECT_EQ(u64(88), 1152u + 3 * 256);
+  EXPECT_EQ(u64(96), 1152u + 3 * 256 + 2 * 512);
   EXPECT_EQ(u64(120), g.ring_offset);
   EXPECT_EQ(g.ring_offset % 4096, 0u);
   EXPECT_STREQ(reinterpret_cast<const char*>(bytes + 128), ns_.c_str());

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -23,13 +24,40 @@
 
 namespace shmq {
 
+// Why a message was dead-lettered.
+enum class DeadLetterReason : std::uint8_t {
+  MaxDeliveries,  // delivered DeliveryPolicy::max_deliveries times, never acked
+  Expired,        // older than DeliveryPolicy::ttl when due
+  Rejected,       // Consumer::reject
+};
+// "max-deliveries", "expired", "rejected".
+[[nodiscard]] SHMQ_API std::string_view to_string(DeadLetterReason reason) noexcept;
+
+// Where a message of a dead-letter queue came from (Message::dead_letter).
+struct DeadLetter {
+  std::span<const std::byte> payload;  // the original payload (a view into the message's)
+  std::string origin_queue;
+  std::string origin_group;
+  std::string origin_producer;  // its producer's name in the origin queue (empty: unknown)
+  std::uint64_t origin_sequence = 0;
+  std::uint64_t origin_position = 0;
+  std::uint64_t origin_timestamp_ns = 0;
+  DeadLetterReason reason = DeadLetterReason::Rejected;
+  std::uint32_t deliveries = 0;  // deliveries to the origin group before it was dead-lettered
+};
+
 struct Message {
   std::span<const std::byte> payload;  // a view into the ring (a copy, if read from the journal), valid until acked
   std::uint64_t position = 0;          // log position: the queue's total order
   std::uint64_t sequence = 0;          // the producer's sequence
   std::uint64_t timestamp_ns = 0;      // CLOCK_REALTIME at send
   std::uint32_t producer_id = 0;
-  bool redelivered = false;  // a consumer that held it died before acking
+  bool redelivered = false;  // delivered before: its holder died, nacked it or passed its ack deadline
+  // Deliveries of this message to this group, this one included: 1 the first
+  // time. Survives consumer crashes and shmqd restarts; after a durable
+  // queue's rebuild it may be one higher than the truth, never lower. It
+  // saturates at kMaxDeliveriesLimit + 1.
+  std::uint32_t deliveries = 1;
   // libshmq's own: the producer table entry producer() reads (not read at
   // receive, which would cost a cache line the producer writes per send).
   const void* producer_entry = nullptr;
@@ -43,6 +71,10 @@ struct Message {
   // entry goes to another name only once none of its messages is unreleased;
   // a durable queue's entries never do). Copy it to keep it.
   [[nodiscard]] SHMQ_API std::string_view producer() const noexcept;
+  // A message of a dead-letter queue carries its origin after the original
+  // payload (the move appends it, so it survives journals and bridges):
+  // this parses it. nullopt for any other message.
+  [[nodiscard]] SHMQ_API std::optional<DeadLetter> dead_letter() const;
 };
 
 // Where a new group starts. A durable queue's journal reaches further back
@@ -99,7 +131,19 @@ class SHMQ_API Consumer {
   // try_receive_batch does. Returns how many (0: see `status`, as receive's).
   [[nodiscard]] std::size_t receive_batch(std::span<Message> out, Duration timeout, Status& status) noexcept;
 
+  // Ok, NotInFlight (not held by this consumer), or LeaseExpired (held past
+  // the queue's ack timeout: it went back to the group, whose next holder acks it).
   [[nodiscard]] Status ack(const Message& message) noexcept;
+  // Gives a held message back to its group at once: it comes again (to any
+  // member), flagged redelivered, before newer messages, and counts a
+  // delivery (past the queue's max_deliveries, it is dead-lettered instead).
+  [[nodiscard]] Status nack(const Message& message) noexcept;
+  // Sends a held message to the queue's dead-letter queue (reason rejected),
+  // or drops it, counted, where the queue has none. Exactly once, even if
+  // this process dies during the move. Ok, NotInFlight, LeaseExpired; Full
+  // or Timeout when the dead-letter queue has no room (the message stays
+  // held: try again, or nack it).
+  [[nodiscard]] Status reject(const Message& message) noexcept;
   // Acks every message this consumer holds at a position <= `position`.
   std::size_t ack_up_to(std::uint64_t position) noexcept;
 

@@ -65,6 +65,35 @@ SHMQ_API void validate_namespace(std::string_view ns);
 // QueueOptions::group's default: the segment keeps the creator's group.
 inline constexpr gid_t kNoGroup = static_cast<gid_t>(-1);
 
+// What a queue does with messages its consumers do not ack: delivery
+// limits, a dead-letter queue, ack deadlines and a time to live (like
+// RabbitMQ's delivery-limit, consumer timeout, dead-letter exchange and
+// message TTL). Set at creation, kept for the queue's life (and across a
+// rebuild from its journal). docs/design.md, "Delivery policy".
+struct DeliveryPolicy {
+  // A message delivered this many times to a group and not acked is not
+  // delivered again: it is dead-lettered (reason max-deliveries). 0: no limit.
+  std::uint32_t max_deliveries = 0;
+  // Where dead-lettered messages go: an existing queue of the same
+  // namespace (not this one, and not one whose dead letters lead back
+  // here). Empty: they are dropped, counted (GroupInfo::dropped).
+  std::string dead_letter;
+  // A message held longer than this by a member goes back to its group,
+  // flagged and counted; the holder's late ack gets Status::LeaseExpired.
+  // Zero: none. Competing groups only.
+  std::chrono::nanoseconds ack_timeout{0};
+  // A message older than this (by its timestamp) when a group would deliver
+  // it is dead-lettered instead (reason expired). Zero: none.
+  std::chrono::nanoseconds ttl{0};
+
+  [[nodiscard]] bool any() const noexcept {
+    return max_deliveries != 0 || !dead_letter.empty() || ack_timeout.count() != 0 || ttl.count() != 0;
+  }
+};
+
+// The most max_deliveries may be: a delivery count saturates there.
+inline constexpr std::uint32_t kMaxDeliveriesLimit = 254;
+
 struct QueueOptions {
   std::uint64_t capacity = 1u << 20;     // ring bytes; a power of two, 4 KiB .. 1 TiB
   std::uint32_t max_message = 64 << 10;  // largest payload; with its 32-byte header, at most capacity / 4
@@ -79,6 +108,7 @@ struct QueueOptions {
   std::uint32_t max_producers = 64;      // producer table entries (1..255)
   std::uint32_t max_groups = 16;         // consumer group entries (1..64)
   std::uint32_t max_consumers = 16;      // consumers per group (1..64)
+  DeliveryPolicy policy{};               // none by default
 };
 
 // A consistent-enough snapshot of one queue, for shmq-stat and tests. Every
@@ -119,6 +149,13 @@ struct GroupInfo {
   std::uint64_t acked = 0;
   std::uint64_t redelivered = 0;
   bool exclusive = false;  // one active member reads at a time (ConsumerOptions::exclusive)
+  // The delivery policy's work (DeliveryPolicy), all since the group's creation:
+  std::uint64_t dead_lettered = 0;  // moved to the dead-letter queue (any reason)
+  std::uint64_t dropped = 0;        // would have been dead-lettered, but the queue has no dead-letter queue
+  std::uint64_t expired = 0;        // past their ttl when due (dead-lettered or dropped)
+  std::uint64_t rejected = 0;       // by Consumer::reject (dead-lettered or dropped)
+  std::uint64_t nacked = 0;         // given back by Consumer::nack
+  std::uint64_t lease_expired = 0;  // taken back from a member past the ack timeout
   std::vector<ConsumerInfo> consumers;
 };
 
@@ -158,6 +195,7 @@ struct QueueInfo {
   std::int64_t daemon_pid = 0;  // in the pid namespace daemon_pid_namespace names
   std::uint64_t daemon_pid_namespace = 0;
   bool daemon_alive = false;
+  DeliveryPolicy policy;
   std::vector<ProducerInfo> producers;
   std::vector<GroupInfo> groups;
 };
@@ -198,9 +236,9 @@ class SHMQ_API Queue {
   static bool remove(std::string_view name, std::string_view ns = {});
   // Names of the queues in the namespace (segments present in /dev/shm).
   static std::vector<std::string> list(std::string_view ns = {});
-  // What a queue of `options` takes of /dev/shm: its ring and, beside it, a
-  // commit word per 64-byte chunk of the ring, a state word per chunk per
-  // consumer group entry, and the tables. Throws Error(InvalidArgument) for
+  // What a queue of `options` takes of /dev/shm: its ring and, beside it,
+  // per consumer group entry a state word and a delivery word (8 bytes each)
+  // per 64-byte chunk of the ring, and the tables. Throws Error(InvalidArgument) for
   // options create() refuses.
   [[nodiscard]] static std::uint64_t segment_bytes(const QueueOptions& options);
 

@@ -27,6 +27,9 @@ enum class Status : std::uint8_t {
   NotDurable,     // a durable confirm asked of a queue that is not durable
   JournalUnreadable,  // the group reads the journal, which cannot be read (Consumer::journal_error says why)
   Deleted,        // a blocking call found the queue deleted (its segment has no name left): nothing more comes
+  // ack, nack or reject of a message whose ack deadline (DeliveryPolicy::ack_timeout)
+  // passed: it went back to the group, and another member may hold it now
+  LeaseExpired,
 };
 
 [[nodiscard]] SHMQ_API std::string_view to_string(Status status) noexcept;

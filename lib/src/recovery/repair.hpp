@@ -30,6 +30,14 @@ bool reap_producer(const Mapping& map, std::uint32_t index);
 // for redelivery and frees the member's entry. Returns how many.
 std::uint64_t release_consumer(const Mapping& map, std::uint32_t group, std::uint32_t index);
 
+// Queues with an ack timeout (DeliveryPolicy::ack_timeout): takes back what
+// each live member of a competing group holds once its oldest held record is
+// older than the timeout, flagged and counted (GroupInfo::lease_expired);
+// the member's later acks of those get Status::LeaseExpired. Returns how
+// many records went back. Never waits: without the segment lock now, it does
+// nothing (and says so in `busy`). Called by shmqd every tick, and by members.
+std::uint64_t expire_leases(const Mapping& map, bool* busy = nullptr);
+
 struct RecoveryCounts {
   std::uint64_t producers_reaped = 0;
   std::uint64_t consumers_reaped = 0;

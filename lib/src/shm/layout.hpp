@@ -10,6 +10,7 @@
 //   [GroupSlot    x max_groups]
 //   [ConsumerSlot x max_groups x max_consumers]
 //   [state words:  u64 x chunks x max_groups]  per group: who holds each record
+//   [delivery words: u64 x chunks x max_groups] per group: deliveries of returned records
 //   [ring: capacity bytes]             records, 64-byte aligned
 //
 // A "chunk" is kRecordAlign bytes of the ring; records start on chunk
@@ -43,7 +44,8 @@ inline constexpr std::size_t kNameBytes = 64;  // 63 characters and a NUL
 inline constexpr std::uint64_t kMagic = 0x31474f4c514d4853ULL;  // "SHMQLOG1" little-endian
 // 2: liveness by entry locks (lock bytes below) and pid namespaces in the tables.
 // 3: records commit by their tag (no commit words); exclusive groups.
-inline constexpr std::uint32_t kLayoutVersion = 3;
+// 4: delivery policy and delivery words (delivery counts, dead letters, leases).
+inline constexpr std::uint32_t kLayoutVersion = 4;
 // The log starts here, not at 0, so that all-zero words (never written) read
 // as "an older position" and never as a record at position 0.
 inline constexpr std::uint64_t kFirstPosition = kRecordAlign;
@@ -123,6 +125,27 @@ constexpr bool state_is_for(std::uint64_t word, std::uint64_t position) {
   return state_chunk(word) == ((position / kRecordAlign) & (~std::uint64_t{0} >> 8));
 }
 constexpr bool state_in_flight(std::uint8_t code) { return code < 0x80; }
+
+// ---- delivery words: how often a returned record was delivered ----------
+// One per chunk per group, beside the state words, written only when a
+// record goes back to its group (a holder's death, nack, lease expiry) or
+// reaches the dead-letter queue: a first delivery writes nothing (its count
+// is 0 while its word is for another position). word = make_state(position,
+// byte): byte = deliveries so far (saturating at kDeliveriesSaturated), or
+// kMovedToDeadLetter: the record is in the dead-letter queue, and a member
+// that takes it acks it (ring/dead_letter.cpp). Laps are told apart as
+// state words' are.
+
+inline constexpr std::uint8_t kDeliveriesSaturated = 0xfe;
+inline constexpr std::uint8_t kMovedToDeadLetter = 0xff;
+
+// Deliveries so far of the record at `position`, by its delivery word.
+constexpr std::uint32_t deliveries_of(std::uint64_t word, std::uint64_t position) {
+  return state_is_for(word, position) && state_code(word) != kMovedToDeadLetter ? state_code(word) : 0;
+}
+constexpr bool moved_to_dead_letter(std::uint64_t word, std::uint64_t position) {
+  return state_is_for(word, position) && state_code(word) == kMovedToDeadLetter;
+}
 
 // ---- futex event counts ---------------------------------------------------
 
@@ -234,6 +257,14 @@ struct alignas(kCacheLine) QueueHeader {
   // records it does not hold. Written (relaxed) by shmqd's event loop only.
   std::atomic<std::uint64_t> journal_id;
   std::atomic<std::uint64_t> daemon_pid_ns;  // inode of daemon_pid's pid namespace (/proc/<pid>/ns/pid)
+  // The delivery policy (shmq/queue.hpp DeliveryPolicy), set at creation and
+  // never changed: plain fields, published with the superblock's version.
+  alignas(kCacheLine) std::uint32_t max_deliveries;  // 0: unlimited
+  std::uint32_t policy_flags;                        // reserved, 0
+  std::uint64_t ack_timeout_ns;                      // 0: none
+  std::uint64_t ttl_ns;                              // 0: none
+  std::uint64_t deliveries_offset;                   // the delivery words
+  char dead_letter[kNameBytes];                      // empty: none
 };
 
 struct alignas(kCacheLine) ProducerSlot {
@@ -320,6 +351,20 @@ struct alignas(kCacheLine) GroupSlot {
   // Records whose holder died, waiting in [released, read) for a member.
   alignas(kCacheLine) std::atomic<std::uint64_t> pending_redelivery;
   std::atomic<std::uint64_t> redelivered;
+  // The delivery policy's statistics (GroupInfo), relaxed.
+  std::atomic<std::uint64_t> dead_lettered;
+  std::atomic<std::uint64_t> dropped;
+  std::atomic<std::uint64_t> expired;
+  std::atomic<std::uint64_t> rejected;
+  std::atomic<std::uint64_t> nacked;
+  std::atomic<std::uint64_t> lease_expired;
+  // The group's dead-letter move in progress (ring/dead_letter.cpp): the
+  // record at dead_letter_position is being sent with dead_letter_sequence.
+  // Written only by the process holding the group's dead-letter producer
+  // (which serialises moves), sequence first, both release; its next holder's
+  // acquire loads pair with them. kNoPosition: none.
+  std::atomic<std::uint64_t> dead_letter_position;
+  std::atomic<std::uint64_t> dead_letter_sequence;
 };
 
 struct alignas(kCacheLine) ConsumerSlot {
@@ -335,6 +380,12 @@ struct alignas(kCacheLine) ConsumerSlot {
   std::atomic<std::uint64_t> delivered;
   std::atomic<std::uint64_t> acked;
   std::atomic<std::uint64_t> pid_ns;  // as ProducerSlot's
+  // Queues with an ack timeout: when the member took the oldest record it
+  // holds (CLOCK_MONOTONIC ns; 0: holds none), written (relaxed) by the
+  // member; and the held_since whose records a lease expiry took back (so
+  // one stuck record is taken back once), written under the segment lock.
+  std::atomic<std::int64_t> held_since_ns;
+  std::atomic<std::int64_t> lease_revoked_ns;
 };
 
 // ---- pinned layout --------------------------------------------------------
@@ -396,7 +447,13 @@ static_assert(offsetof(QueueHeader, journal_trouble) == 940);
 static_assert(offsetof(QueueHeader, groups_to_journal) == 944);
 static_assert(offsetof(QueueHeader, journal_id) == 952);
 static_assert(offsetof(QueueHeader, daemon_pid_ns) == 960);
-static_assert(sizeof(QueueHeader) == 1024);
+static_assert(offsetof(QueueHeader, max_deliveries) == 1024, "the policy on its own line");
+static_assert(offsetof(QueueHeader, policy_flags) == 1028);
+static_assert(offsetof(QueueHeader, ack_timeout_ns) == 1032);
+static_assert(offsetof(QueueHeader, ttl_ns) == 1040);
+static_assert(offsetof(QueueHeader, deliveries_offset) == 1048);
+static_assert(offsetof(QueueHeader, dead_letter) == 1056);
+static_assert(sizeof(QueueHeader) == 1152);
 
 static_assert(offsetof(ProducerSlot, state) == 0);
 static_assert(offsetof(ProducerSlot, reserved) == 4);
@@ -434,6 +491,14 @@ static_assert(offsetof(GroupSlot, released) == 256, "released cursor on its own 
 static_assert(offsetof(GroupSlot, start_messages) == 264);
 static_assert(offsetof(GroupSlot, pending_redelivery) == 384);
 static_assert(offsetof(GroupSlot, redelivered) == 392);
+static_assert(offsetof(GroupSlot, dead_lettered) == 400);
+static_assert(offsetof(GroupSlot, dropped) == 408);
+static_assert(offsetof(GroupSlot, expired) == 416);
+static_assert(offsetof(GroupSlot, rejected) == 424);
+static_assert(offsetof(GroupSlot, nacked) == 432);
+static_assert(offsetof(GroupSlot, lease_expired) == 440);
+static_assert(offsetof(GroupSlot, dead_letter_position) == 448);
+static_assert(offsetof(GroupSlot, dead_letter_sequence) == 456);
 static_assert(sizeof(GroupSlot) == 512);
 
 static_assert(offsetof(ConsumerSlot, state) == 0);
@@ -445,6 +510,8 @@ static_assert(offsetof(ConsumerSlot, reserved) == 28);
 static_assert(offsetof(ConsumerSlot, delivered) == 32);
 static_assert(offsetof(ConsumerSlot, acked) == 40);
 static_assert(offsetof(ConsumerSlot, pid_ns) == 48);
+static_assert(offsetof(ConsumerSlot, held_since_ns) == 56);
+static_assert(offsetof(ConsumerSlot, lease_revoked_ns) == 64);
 static_assert(sizeof(ConsumerSlot) == 128);
 
 // Limits checked on create and on every open.
@@ -466,8 +533,8 @@ inline constexpr std::int64_t kConsumerLockBytes = kProducerLockBytes + kMaxProd
 // Where each table starts, computed from the creation parameters alone, so
 // an open can check the stored offsets against them.
 struct Geometry {
-  std::uint64_t producers_offset, groups_offset, consumers_offset, states_offset, ring_offset, segment_bytes,
-      chunks;
+  std::uint64_t producers_offset, groups_offset, consumers_offset, states_offset, deliveries_offset, ring_offset,
+      segment_bytes, chunks;
 };
 
 constexpr Geometry geometry(std::uint64_t capacity, std::uint32_t producers, std::uint32_t groups,
@@ -478,7 +545,8 @@ constexpr Geometry geometry(std::uint64_t capacity, std::uint32_t producers, std
   g.groups_offset = g.producers_offset + sizeof(ProducerSlot) * producers;
   g.consumers_offset = g.groups_offset + sizeof(GroupSlot) * groups;
   g.states_offset = align_up(g.consumers_offset + sizeof(ConsumerSlot) * groups * consumers, 4096);
-  g.ring_offset = align_up(g.states_offset + 8 * g.chunks * groups, 4096);
+  g.deliveries_offset = g.states_offset + 8 * g.chunks * groups;
+  g.ring_offset = align_up(g.deliveries_offset + 8 * g.chunks * groups, 4096);
   g.segment_bytes = g.ring_offset + capacity;
   return g;
 }

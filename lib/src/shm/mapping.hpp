@@ -57,12 +57,20 @@ struct Mapping {
   std::uint32_t max_consumers = 0;
   bool durable = false;
   std::uint64_t record_key = 0;  // the segment's, copied once (see record_tag)
+  // The delivery policy (layout: QueueHeader::max_deliveries...), copied once:
+  // the data path asks `policy` alone (false: none of it applies).
+  bool policy = false;
+  std::uint32_t max_deliveries = 0;
+  std::uint64_t ack_timeout_ns = 0;
+  std::uint64_t ttl_ns = 0;
+  std::string dead_letter;
 
   layout::QueueHeader* header = nullptr;
   layout::ProducerSlot* producers = nullptr;
   layout::GroupSlot* groups = nullptr;
   layout::ConsumerSlot* consumers = nullptr;
   std::atomic<std::uint64_t>* states = nullptr;
+  std::atomic<std::uint64_t>* deliveries = nullptr;
   std::byte* ring = nullptr;
 
   std::uint64_t chunk(std::uint64_t position) const noexcept {
@@ -70,6 +78,9 @@ struct Mapping {
   }
   std::atomic<std::uint64_t>& state_word(std::uint32_t group, std::uint64_t position) const noexcept {
     return states[group * chunks + chunk(position)];
+  }
+  std::atomic<std::uint64_t>& delivery_word(std::uint32_t group, std::uint64_t position) const noexcept {
+    return deliveries[group * chunks + chunk(position)];
   }
   std::byte* at(std::uint64_t position) const noexcept { return ring + (position & mask); }
   layout::RecordHeader* record(std::uint64_t position) const noexcept {

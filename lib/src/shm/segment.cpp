@@ -77,6 +77,13 @@ void validate_queue_options(const QueueOptions& o) {
   if (o.max_producers == 0 || o.max_producers > kMaxProducers) bad("max producers must be 1..255");
   if (o.max_groups == 0 || o.max_groups > kMaxGroups) bad("max groups must be 1..64");
   if (o.max_consumers == 0 || o.max_consumers > kMaxConsumers) bad("max consumers must be 1..64");
+  const DeliveryPolicy& p = o.policy;
+  if (p.max_deliveries > kMaxDeliveriesLimit) {
+    bad("max deliveries must be 1.." + std::to_string(kMaxDeliveriesLimit) + " (0: unlimited)");
+  }
+  if (p.ack_timeout.count() < 0) bad("the ack timeout must not be negative");
+  if (p.ttl.count() < 0) bad("the ttl must not be negative");
+  if (!p.dead_letter.empty()) validate_name(p.dead_letter, "dead-letter queue");
   if ((o.mode & ~0777u) != 0 || (o.mode & 0600u) != 0600u) {
     bad("mode must be an octal permission that lets the owner read and write (e.g. 600, 660)");
   }
@@ -89,6 +96,7 @@ void bind_tables(Mapping& m, const Geometry& g) {
   m.groups = reinterpret_cast<GroupSlot*>(base + g.groups_offset);
   m.consumers = reinterpret_cast<ConsumerSlot*>(base + g.consumers_offset);
   m.states = reinterpret_cast<std::atomic<std::uint64_t>*>(base + g.states_offset);
+  m.deliveries = reinterpret_cast<std::atomic<std::uint64_t>*>(base + g.deliveries_offset);
   m.ring = base + g.ring_offset;
   m.chunks = g.chunks;
   m.mask = m.capacity - 1;

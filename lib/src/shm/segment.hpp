@@ -32,6 +32,15 @@ std::string describe_queue(const std::string& ns, std::string_view name);
 // Throws Errc::InvalidArgument naming the first option out of range.
 void validate_queue_options(const QueueOptions& options);
 
+// The delivery policy a segment's header records (not validated).
+DeliveryPolicy policy_of(const layout::QueueHeader& header);
+// Copies a validated policy into the mapping's local fields.
+void copy_policy(Mapping& m, const DeliveryPolicy& policy);
+// Refuses (InvalidArgument, NotFound) a dead-letter queue that does not
+// exist in `ns`, is `queue` itself, would send its own dead letters back to
+// `queue`, or cannot hold `options.max_message` with its origin.
+void check_dead_letter_queue(const std::string& ns, std::string_view queue, const QueueOptions& options);
+
 // Points the mapping's table pointers into the segment (m.capacity set).
 void bind_tables(Mapping& m, const layout::Geometry& g);
 

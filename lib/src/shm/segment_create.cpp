@@ -72,6 +72,11 @@ void initialise(Mapping& m, const QueueOptions& o, const Geometry& g, const deta
   s.ring_offset = g.ring_offset;
   copy_name(s.ns, m.ns);
   copy_name(s.name, m.name);
+  header->max_deliveries = o.policy.max_deliveries;
+  header->ack_timeout_ns = static_cast<std::uint64_t>(o.policy.ack_timeout.count());
+  header->ttl_ns = static_cast<std::uint64_t>(o.policy.ttl.count());
+  header->deliveries_offset = g.deliveries_offset;
+  copy_name(header->dead_letter, o.policy.dead_letter);
   header->tail.store(kFirstPosition, std::memory_order_relaxed);
   header->head.store(kFirstPosition, std::memory_order_relaxed);
   // Nothing to journal yet; a non-durable queue keeps them 0.
@@ -160,6 +165,8 @@ Queue detail::QueueAccess::create_prepared(std::string_view name, const QueueOpt
   m->max_consumers = options.max_consumers;
   m->durable = options.durable;
   m->record_key = detail::new_record_key();
+  detail::copy_policy(*m, options.policy);
+  if (!prepare) detail::check_dead_letter_queue(m->ns, name, options);
   const Geometry g = geometry(options.capacity, options.max_producers, options.max_groups,
                               options.max_consumers);
   const std::string what = describe_queue(m->ns, name);

@@ -49,6 +49,7 @@ void validate(Mapping& m, std::uint64_t file_bytes, const std::string& what) {
   o.max_groups = s.max_groups;
   o.max_consumers = s.max_consumers;
   o.mode = 0600;
+  o.policy = detail::policy_of(*h);
   try {
     detail::validate_queue_options(o);
   } catch (const Error& e) {
@@ -61,7 +62,8 @@ void validate(Mapping& m, std::uint64_t file_bytes, const std::string& what) {
     corrupt("size " + std::to_string(file_bytes) + " bytes, expected " + std::to_string(expected_file_bytes));
   }
   if (s.producers_offset != g.producers_offset || s.groups_offset != g.groups_offset ||
-      s.consumers_offset != g.consumers_offset || s.states_offset != g.states_offset || s.ring_offset != g.ring_offset) {
+      s.consumers_offset != g.consumers_offset || s.states_offset != g.states_offset || s.ring_offset != g.ring_offset ||
+      h->deliveries_offset != g.deliveries_offset) {
     corrupt("table offsets do not match its sizes");
   }
   if ((s.record_key & kRecordKeyBit) == 0) corrupt("its record key is not one shmq makes");
@@ -76,6 +78,7 @@ void validate(Mapping& m, std::uint64_t file_bytes, const std::string& what) {
   m.max_consumers = o.max_consumers;
   m.durable = (s.flags & kFlagDurable) != 0;
   m.record_key = s.record_key;
+  detail::copy_policy(m, o.policy);
   detail::bind_tables(m, g);
 }
 

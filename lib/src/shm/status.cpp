@@ -16,6 +16,7 @@ std::string_view to_string(Status status) noexcept {
     case Status::NotDurable: return "not durable";
     case Status::JournalUnreadable: return "journal unreadable";
     case Status::Deleted: return "deleted";
+    case Status::LeaseExpired: return "lease expired";
   }
   return "unknown";
 }

@@ -68,6 +68,12 @@ GroupInfo group_info(const Mapping& m, std::uint32_t g, std::uint64_t tail, std:
   info.acked = slot.retired_acked.load(std::memory_order_relaxed);
   info.redelivered = slot.redelivered.load(std::memory_order_relaxed);
   info.exclusive = slot.mode == static_cast<std::uint32_t>(GroupMode::Exclusive);
+  info.dead_lettered = slot.dead_lettered.load(std::memory_order_relaxed);
+  info.dropped = slot.dropped.load(std::memory_order_relaxed);
+  info.expired = slot.expired.load(std::memory_order_relaxed);
+  info.rejected = slot.rejected.load(std::memory_order_relaxed);
+  info.nacked = slot.nacked.load(std::memory_order_relaxed);
+  info.lease_expired = slot.lease_expired.load(std::memory_order_relaxed);
   const std::uint32_t active = slot.active.load(std::memory_order_relaxed);  // a report
   for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
     const ConsumerSlot& cs = m.consumer(g, c);
@@ -115,6 +121,10 @@ QueueOptions Queue::options() const noexcept {
   // Written before the segment was published; masked as a peer may scribble on it.
   o.mode = static_cast<mode_t>(m.header->super.mode & 0777);
   o.group = detail::file_owner(m.fd).gid;
+  o.policy.max_deliveries = m.max_deliveries;
+  o.policy.dead_letter = m.dead_letter;
+  o.policy.ack_timeout = std::chrono::nanoseconds(m.ack_timeout_ns);
+  o.policy.ttl = std::chrono::nanoseconds(m.ttl_ns);
   return o;
 }
 
@@ -163,6 +173,7 @@ QueueInfo Queue::info() const {
   q.groups_to_journal = h.groups_to_journal.load(std::memory_order_relaxed);
   q.holes_skipped = h.holes_skipped.load(std::memory_order_relaxed);
   q.redelivered = h.redelivered.load(std::memory_order_relaxed);
+  q.policy = options().policy;
   q.clients_reaped = h.clients_reaped.load(std::memory_order_relaxed);
   // The lock first: shmqd publishes its pid before it takes the lock, so a
   // lock seen held comes with its pid (acquire: pairs with that release store).
