@@ -208,6 +208,13 @@ void settle(Consumer& consumer, const Message& m, int status, const ExecContext&
   }
   const Status nacked = consumer.nack(m);
   if (nacked == Status::LeaseExpired) return warn_lease_expired(m, "nack");
+  if (nacked == Status::NotInFlight) {
+    // A message a group a ring behind read from a durable queue's journal
+    // cannot be given back alone (docs/design.md, "Delivery policy").
+    throw Failure(fmt::format("{}: the command {}, but it cannot be nacked (read from the journal?); leaving: it "
+                              "comes back to the group, redelivered",
+                              describe(m), how_it_ended(status)));
+  }
   if (nacked != Status::Ok) refuse_unexpected(m, "nack", nacked);
   note(fmt::format("{}: the command {}: nacked, it will be delivered again", describe(m), how_it_ended(status)));
 }

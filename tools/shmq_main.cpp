@@ -63,7 +63,7 @@ CLI::App* add_create(CLI::App& app, CreateArgs& args) {
   auto* create = app.add_subcommand(
       "create",
       "Create a queue; prints what it takes of the shm directory ($SHMQ_SHM_DIR, default /dev/shm): the ring, "
-      "plus capacity/8 bytes of delivery state for each of the --max-groups group entries (16 by default), used "
+      "plus capacity/4 bytes of delivery state for each of the --max-groups group entries (16 by default), used "
       "or not");
   add_queue_argument(*create, args.queue);
   auto& o = args.options;
@@ -86,7 +86,7 @@ CLI::App* add_create(CLI::App& app, CreateArgs& args) {
       ->type_name("N")
       ->check(CLI::Range(1, 255));
   create->add_option("--max-groups", o.max_groups,
-                     "Consumer group entries (default 16); each takes capacity/8 bytes of /dev/shm, used or not")
+                     "Consumer group entries (default 16); each takes capacity/4 bytes of /dev/shm, used or not")
       ->type_name("N")
       ->check(CLI::Range(1, 64));
   create->add_option("--max-consumers", o.max_consumers, "Consumers per group (default 16)")
