@@ -21,6 +21,7 @@
 
 #include "shm/layout.hpp"
 #include "shmq/consumer.hpp"
+#include "shmq/queue.hpp"
 
 namespace shmq::detail {
 
@@ -30,6 +31,7 @@ inline constexpr std::size_t kDeadLetterEndBytes = 4 + 4 + 8;
 // The most a trailer adds to a payload (three names at their longest).
 inline constexpr std::size_t kDeadLetterTrailerMax =
     kDeadLetterFixedBytes + 3 * (layout::kNameBytes - 1) + kDeadLetterEndBytes;
+static_assert(kDeadLetterTrailerMax == kDeadLetterOverhead, "the public figure (shmq/queue.hpp) is this one");
 
 // `payload` with `origin`'s trailer appended (origin.payload is ignored).
 std::vector<std::byte> with_dead_letter_trailer(std::span<const std::byte> payload, const DeadLetter& origin);
