@@ -100,7 +100,7 @@ CLI::App* add_create(CLI::App& app, CreateArgs& args) {
   create->add_option("--dead-letter", o.policy.dead_letter,
                      "Delivery policy: where dead letters go (past --max-deliveries or --ttl, or rejected): an "
                      "existing queue of this namespace, not this one, whose own dead letters do not lead back here, "
-                     "and whose max message is at least 245 bytes above this queue's (the origin rides along). "
+                     "and whose max message is at least 237 bytes above this queue's (the origin rides along). "
                      "Default: dead letters are dropped, counted")
       ->type_name("QUEUE");
   add_parsed_option(*create, "--ack-timeout", o.policy.ack_timeout, parse_positive_duration,

@@ -94,7 +94,7 @@ struct DeliveryPolicy {
 // What a dead-letter move adds to a message (its origin, after the payload):
 // a dead-letter queue's max_message must be this much larger than the
 // largest message of every queue whose dead letters it takes.
-inline constexpr std::uint32_t kDeadLetterOverhead = 245;
+inline constexpr std::uint32_t kDeadLetterOverhead = 237;
 
 // The most max_deliveries may be: a delivery count saturates there.
 inline constexpr std::uint32_t kMaxDeliveriesLimit = 254;
