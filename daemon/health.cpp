@@ -64,6 +64,12 @@ std::string render_health(std::string_view ns) {
       "# TYPE shmq_daemon_journal_written_bytes_total counter\n"
       "shmq_daemon_journal_written_bytes_total{{{}}} {}\n",
       labels, h.journal_written_bytes.load(std::memory_order_relaxed));
+  out += fmt::format(
+      "# HELP shmq_daemon_leases_expired_total Messages shmqd took back from members that held them past the "
+      "queue's ack timeout\n"
+      "# TYPE shmq_daemon_leases_expired_total counter\n"
+      "shmq_daemon_leases_expired_total{{{}}} {}\n",
+      labels, h.leases_expired.load(std::memory_order_relaxed));
   return out;
 }
 

@@ -35,6 +35,7 @@ struct DaemonHealth {
   DurationHistogram journal_sync;  // one group commit's fdatasync
   DurationHistogram rebuild;       // one durable queue rebuilt from its journal
   std::atomic<std::uint64_t> journal_written_bytes{0};
+  std::atomic<std::uint64_t> leases_expired{0};  // records taken back past an ack timeout (watcher_leases.cpp)
 };
 
 // The one instance of this process.

@@ -70,13 +70,31 @@ class CheckpointKeeper {
   // (or `force`); written() once it is in the journal.
   std::optional<journal::Checkpoint> due(bool force) const {
     journal::Checkpoint c;
-    c.groups = groups();
+    c.groups = groups(true);
     for (const auto& [id, p] : producers_) c.producers.push_back({id, p.name, p.sequence});
     if (!force && last_ && last_->groups == c.groups && last_->producers == c.producers) return std::nullopt;
     c.timestamp_ns = detail::unix_time_ns();
     return c;
   }
   void written(const journal::Checkpoint& c) { last_ = c; }
+
+  // Whether `c` changes a delivery count from the last checkpoint written:
+  // then it is synced at once, not with the next data (a count must survive
+  // a power loss even while nothing is sent: docs/journal.md, "Delivery counts").
+  [[nodiscard]] bool changes_counts(const journal::Checkpoint& c) const {
+    const auto counts_of = [](const journal::Checkpoint* k, const std::string& group) {
+      if (k != nullptr) {
+        for (const auto& g : k->groups) {
+          if (g.name == group) return std::pair{g.deliveries, g.unlisted};
+        }
+      }
+      return std::pair{std::vector<journal::DeliveryCount>{}, std::uint8_t{0}};
+    };
+    const journal::Checkpoint* last = last_ ? &*last_ : nullptr;
+    return std::any_of(c.groups.begin(), c.groups.end(), [&](const auto& g) {
+      return counts_of(last, g.name) != std::pair{g.deliveries, g.unlisted};
+    });
+  }
 
   // A group created or deleted since the last checkpoint: a rebuild would
   // not know it (or would bring it back, or in another mode: a group deleted
@@ -99,16 +117,58 @@ class CheckpointKeeper {
 
  private:
   static std::string bounded_name(const char* name) { return std::string(name, ::strnlen(name, kNameBytes)); }
-  std::vector<journal::GroupPosition> groups() const {
+  // With their delivery counts only for a checkpoint: the scan costs a load
+  // per 64 bytes in flight, too much for every turn of the loop.
+  std::vector<journal::GroupPosition> groups(bool with_counts = false) const {
     std::vector<journal::GroupPosition> out;
+    std::size_t budget = journal::kMaxCheckpointDeliveries;
     for (std::uint32_t g = 0; g < m_.max_groups; ++g) {
       const GroupSlot& group = m_.groups[g];
       if (group.state.load(std::memory_order_acquire) != static_cast<std::uint32_t>(SlotState::Attached)) continue;
       // mode: written before the state's release store (create_group), which the acquire above pairs with.
-      out.push_back({bounded_name(group.name), group.released.load(std::memory_order_acquire),
-                     group.mode == static_cast<std::uint32_t>(GroupMode::Exclusive)});
+      journal::GroupPosition& position = out.emplace_back();
+      position.name = bounded_name(group.name);
+      position.acked = group.released.load(std::memory_order_acquire);
+      position.exclusive = group.mode == static_cast<std::uint32_t>(GroupMode::Exclusive);
+      if (with_counts) add_delivery_counts(g, position, budget);
     }
     return out;
+  }
+
+  // The group's delivery words over its ring part from its ack to its read
+  // cursor, where every record that went back to it (or on to the
+  // dead-letter queue) lies: a rebuild gives each record at least its count
+  // (rebuild.cpp). Relaxed loads: a snapshot, racing with returns anyway; a
+  // count that changes meanwhile differs at the next look, 100 ms later,
+  // which checkpoints again (due()). Over the budget, the highest count left
+  // out stands for all of them; a move to the dead-letter queue left out is
+  // not (it would mark every unlisted record moved): such a record comes
+  // again, and its second move is the dead-letter producer's duplicate.
+  void add_delivery_counts(std::uint32_t g, journal::GroupPosition& out, std::size_t& budget) const {
+    if (!ever_returned(m_.groups[g])) return;
+    const std::uint64_t read = m_.groups[g].read.load(std::memory_order_acquire) & ~kReadClosed;
+    const std::uint64_t end = std::min(read, out.acked + m_.capacity);
+    for (std::uint64_t p = out.acked; p < end; p += kRecordAlign) {
+      const std::uint64_t word = m_.delivery_word(g, p).load(std::memory_order_relaxed);
+      const std::uint8_t count = state_code(word);
+      if (!state_is_for(word, p) || count == 0) continue;
+      if (budget > 0) {
+        out.deliveries.push_back({p, count});
+        --budget;
+      } else if (count != kMovedToDeadLetter) {
+        out.unlisted = std::max(out.unlisted, count);
+      }
+    }
+  }
+  // Whether any record ever went back to the group or on to the dead-letter
+  // queue (what writes a delivery word), by its counters (relaxed statistics,
+  // as racy as the scan itself): a group that never had one pays no scan.
+  static bool ever_returned(const GroupSlot& g) {
+    for (const auto* counter : {&g.pending_redelivery, &g.redelivered, &g.nacked, &g.lease_expired, &g.dead_lettered,
+                                &g.dropped, &g.expired, &g.rejected}) {
+      if (counter->load(std::memory_order_relaxed) != 0) return true;
+    }
+    return false;
   }
   std::string current_name(std::uint32_t id) const {
     return id < m_.max_producers ? bounded_name(m_.producers[id].name) : std::string();
@@ -275,7 +335,9 @@ class JournalWriterLoop {
     // Read from a truncated segment's zeros (bus_guard.hpp): nothing to keep.
     if (s_.map.broken()) return true;
     try {
+      const bool sync = keeper_.changes_counts(*c);
       s_.writer->checkpoint(*c);
+      if (sync) s_.writer->sync();  // (and data appended before it, if any: synced early, published as ever)
       keeper_.written(*c);
       retain();
       return true;

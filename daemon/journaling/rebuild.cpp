@@ -32,7 +32,20 @@ struct GroupResume {
   std::uint64_t from = 0;  // first position it is owed (a record's, or the end)
   bool from_journal = false;  // more than a ring behind the end: it reads the journal first
   bool exclusive = false;     // its mode (GroupMode): an exclusive group comes back exclusive
+  std::vector<journal::DeliveryCount> deliveries;  // checkpointed delivery counts, positions increasing
+  std::uint8_t unlisted = 0;                       // the count of those the checkpoint did not list
 };
+
+// What a rebuilt record's delivery word says: at least one delivery more
+// than checkpointed (docs/journal.md, "Delivery counts"). A record moved to
+// the dead-letter queue stays moved (a member that takes it acks it).
+std::uint8_t rebuilt_count(const GroupResume& g, std::uint64_t position) {
+  const auto it = std::lower_bound(g.deliveries.begin(), g.deliveries.end(), position,
+                                   [](const journal::DeliveryCount& d, std::uint64_t p) { return d.position < p; });
+  const std::uint8_t saved = it != g.deliveries.end() && it->position == position ? it->count : g.unlisted;
+  if (saved == kMovedToDeadLetter) return kMovedToDeadLetter;
+  return static_cast<std::uint8_t>(std::min<unsigned>(saved + 1u, kDeliveriesSaturated));
+}
 
 class Rebuilder {
  public:
@@ -135,7 +148,7 @@ class Rebuilder {
     std::uint64_t lowest = end_;
     for (const journal::GroupPosition& g : c.groups) {
       const std::uint64_t from = std::min(g.acked, end_);
-      groups_.push_back({g.name, from, from < ring_below_end, g.exclusive});
+      groups_.push_back({g.name, from, from < ring_below_end, g.exclusive, g.deliveries, g.unlisted});
       lowest = std::min(lowest, from);
     }
     // Move each start onto the first record at or after it.
@@ -193,6 +206,7 @@ class Rebuilder {
       slot.mode = static_cast<std::uint32_t>(resume.exclusive ? GroupMode::Exclusive : GroupMode::Competing);
       slot.active.store(0, std::memory_order_relaxed);
       slot.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_relaxed);
+      restore_delivery_counts(m, g);
       if (resume.from_journal) {
         detail::start_in_journal(slot, resume.from, end_);
         continue;
@@ -210,6 +224,27 @@ class Rebuilder {
       slot.read.store(end_, std::memory_order_relaxed);
       slot.released.store(resume.from, std::memory_order_relaxed);
       slot.pending_redelivery.store(owed, std::memory_order_relaxed);
+    }
+  }
+
+  // Every data record the group is owed that the ring holds gets a delivery
+  // word: the group may have received it since the checkpoint (or, in
+  // flight then, it had one delivery more than its word said), so it counts
+  // one more than checkpointed; a first delivery then says 2, one more than
+  // the truth at worst, never less (docs/journal.md, "Delivery counts"). A
+  // group more than a ring behind reads the records below the ring from the
+  // journal: their words would be the ring's records' (the same chunks), so
+  // they keep none.
+  void restore_delivery_counts(const detail::Mapping& m, std::uint32_t g) const {
+    const GroupResume& resume = groups_[g];
+    for (std::uint64_t p = std::max(resume.from, head_); p < end_;) {
+      RecordFields h;
+      const std::uint64_t span = detail::record_span(m, p, &h);
+      if (span == 0) throw std::runtime_error("rebuilt ring is inconsistent at position " + std::to_string(p));
+      if (h.type == static_cast<std::uint16_t>(RecordType::Data)) {
+        m.delivery_word(g, p).store(make_state(p, rebuilt_count(resume, p)), std::memory_order_relaxed);
+      }
+      p += span;
     }
   }
 

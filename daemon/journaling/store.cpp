@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <system_error>
 #include <fstream>
 #include <stdexcept>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +53,26 @@ void write_durably(const fs::path& file, const std::string& text) {
   }
 }
 
+// The delivery policy, for the rebuild to recreate the queue with it. Only
+// the keys of the parts set: a queue without a policy keeps the file earlier
+// versions wrote (and read: they ignore unknown keys anyway).
+void add_policy(nlohmann::json& j, const DeliveryPolicy& p) {
+  if (p.max_deliveries != 0) j["max_deliveries"] = p.max_deliveries;
+  if (!p.dead_letter.empty()) j["dead_letter"] = p.dead_letter;
+  if (p.ack_timeout.count() != 0) j["ack_timeout_ns"] = p.ack_timeout.count();
+  if (p.ttl.count() != 0) j["ttl_ns"] = p.ttl.count();
+}
+
+// Absent keys (files written before policies existed): none of it.
+DeliveryPolicy read_policy(const nlohmann::json& j) {
+  DeliveryPolicy p;
+  if (j.contains("max_deliveries")) p.max_deliveries = j["max_deliveries"].get<std::uint32_t>();
+  if (j.contains("dead_letter")) p.dead_letter = j["dead_letter"].get<std::string>();
+  if (j.contains("ack_timeout_ns")) p.ack_timeout = std::chrono::nanoseconds(j["ack_timeout_ns"].get<std::int64_t>());
+  if (j.contains("ttl_ns")) p.ttl = std::chrono::nanoseconds(j["ttl_ns"].get<std::int64_t>());
+  return p;
+}
+
 }  // namespace
 
 void write_queue_options(const fs::path& dir, const QueueOptions& o, std::uint64_t journal_id, uid_t owner) {
@@ -61,6 +83,7 @@ void write_queue_options(const fs::path& dir, const QueueOptions& o, std::uint64
                       {"max_producers", o.max_producers}, {"max_groups", o.max_groups},
                       {"max_consumers", o.max_consumers}, {"mode", o.mode}};
   if (journal_id != 0) j["journal_id"] = journal_id;
+  add_policy(j, o.policy);
   // The segment file's owner and group, so that a rebuild gives the queue
   // back to the users who could use it (docs/security.md).
   if (owner == kNoOwner && old.is_object() && old.contains("uid")) owner = old["uid"].get<uid_t>();
@@ -89,6 +112,7 @@ std::optional<QueueOptions> read_queue_options(const fs::path& dir) {
     // Absent in files written before shmq kept them: the creator's group.
     if (j.contains("gid")) o.group = j["gid"].get<gid_t>();
     o.durable = true;
+    o.policy = read_policy(j);
     return o;
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error("unreadable " + file.string() + ": " + e.what());

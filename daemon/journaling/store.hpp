@@ -1,7 +1,7 @@
 // What shmqd keeps beside each durable queue's journal to recreate the queue:
 // the journal's directory, <data-dir>/journal/<queue>/ (shmq::journal_dir),
 // holds the segment files (daemon/journaling) and queue.json, the queue's
-// creation options.
+// creation options, its delivery policy included.
 #pragma once
 
 #include <cstdint>

@@ -165,6 +165,7 @@ void Watcher::on_timer() {
   std::uint64_t expirations = 0;
   (void)!::read(timer_.get(), &expirations, sizeof expirations);
   const auto now = Clock::now();
+  if (now >= next_lease_check_ && any_ack_timeout()) expire_leases();
   if (now >= next_rescan_) {
     rescan_directory();
     return;
@@ -202,6 +203,7 @@ void Watcher::arm_timer() {
   auto delay = quick ? std::chrono::nanoseconds(kRetryPeriod) : next_rescan_ - now;
   if (polled) delay = std::min<std::chrono::nanoseconds>(delay, next_poll_ - now);
   for (const auto& [name, retry] : journal_retry_) delay = std::min<std::chrono::nanoseconds>(delay, retry.next - now);
+  if (any_ack_timeout()) delay = std::min<std::chrono::nanoseconds>(delay, next_lease_check_ - now);
   delay = std::min<std::chrono::nanoseconds>(delay, detail::kDaemonHeartbeat);  // the loop beats
   delay = std::max<std::chrono::nanoseconds>(delay, std::chrono::microseconds(100));
   itimerspec spec{};

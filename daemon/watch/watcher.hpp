@@ -7,8 +7,9 @@
 //   - a timerfd: a full rescan every second (the safety net), quick retries
 //     while a repair waits for a live peer or a segment is still being
 //     created, the entry locks of clients without a pidfd polled every
-//     kPollPeriod, journal set-ups retried every 200 ms, and a heartbeat at
-//     least every 100 ms (instance_lock.hpp).
+//     kPollPeriod, journal set-ups retried every 200 ms, ack deadlines
+//     checked every 10 ms while some queue has an ack timeout, and a
+//     heartbeat at least every 100 ms (instance_lock.hpp).
 // Every repair is the library's recover_dead_clients under the segment lock:
 // idempotent, so a daemon killed half-way simply redoes it when it restarts.
 #pragma once
@@ -89,6 +90,10 @@ class Watcher {
   void poll_entries();
   void remove_abandoned_creations();
 
+  // Ack deadlines: leases past their queue's ack timeout (watcher_leases.cpp).
+  [[nodiscard]] bool any_ack_timeout() const;
+  void expire_leases();
+
   // Durable queues' journals: rebuild, set-up, retries (watcher_journals.cpp).
   void rebuild_missing_queues();
   void not_rebuilt(const std::string& name, const std::filesystem::path& dir, const std::exception& e);
@@ -119,6 +124,7 @@ class Watcher {
   std::map<std::string, Unrebuildable> unrebuildable_;  // journals the rebuild refused
   Clock::time_point next_rescan_{};
   Clock::time_point next_poll_{};
+  Clock::time_point next_lease_check_{};
   bool stop_ = false;
   std::function<void()> on_hangup_;
   std::function<void(const std::string&)> on_ready_;

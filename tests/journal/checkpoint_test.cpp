@@ -188,4 +188,63 @@ TEST(JournalCheckpoint, RefusesNamesLongerThan255Bytes) {
 }
 
 }  // namespace
+// Delivery counts: a second trailing section, after the modes (written then
+// even when no group is exclusive), only when some group has counts.
+TEST(JournalCheckpoint, DeliveryCountsRoundTripInASectionAfterTheModes) {
+  const Checkpoint plain = sample(2);
+  const auto plain_bytes = format::encode_checkpoint(plain);
+  Checkpoint counted = plain;
+  counted.groups[0].deliveries = {{64, 2}, {256, 0xff}};
+  counted.groups[2].unlisted = 7;
+  const auto bytes = format::encode_checkpoint(counted);
+  const std::size_t groups = plain.groups.size();
+  // The plain bytes, the modes section (all competing), then the counts:
+  // u32 groups, and per group u8 unlisted, u32 pairs, pairs of u64 + u8.
+  ASSERT_EQ(bytes.size(), plain_bytes.size() + (4 + groups) + (4 + groups * 5 + 2 * 9));
+  EXPECT_TRUE(std::equal(plain_bytes.begin(), plain_bytes.end(), bytes.begin()));
+  const std::size_t counts = plain_bytes.size() + 4 + groups;
+  EXPECT_EQ(format::get_le<std::uint32_t>(&bytes[counts]), groups);
+  EXPECT_EQ(bytes[counts + 4], std::byte{0});                                // unlisted
+  EXPECT_EQ(format::get_le<std::uint32_t>(&bytes[counts + 5]), 2u);          // pairs
+  EXPECT_EQ(format::get_le<std::uint64_t>(&bytes[counts + 9]), 64u);
+  EXPECT_EQ(bytes[counts + 17], std::byte{2});
+  const auto back = format::decode_checkpoint(bytes);
+  EXPECT_EQ(back.groups, counted.groups);
+  // With an exclusive group too: modes, then counts.
+  counted.groups[1].exclusive = true;
+  EXPECT_EQ(format::decode_checkpoint(format::encode_checkpoint(counted)).groups, counted.groups);
+  // A checkpoint without counts is byte for byte what it was.
+  EXPECT_EQ(format::encode_checkpoint(plain), plain_bytes);
+}
+
+TEST(JournalCheckpoint, RefusesDeliveryCountsThatAreZeroOutOfOrderOrMismatched) {
+  Checkpoint checkpoint = sample(1);
+  checkpoint.groups[0].deliveries = {{64, 2}, {128, 3}};
+  const auto good = format::encode_checkpoint(checkpoint);
+  const auto refused = [](const std::vector<std::byte>& bytes) {
+    try {
+      (void)format::decode_checkpoint(bytes);
+      return false;
+    } catch (const JournalError& e) {
+      return e.code() == Errc::Corrupt;
+    }
+  };
+  ASSERT_FALSE(refused(good));
+  const std::size_t groups = checkpoint.groups.size();
+  const std::size_t counts = good.size() - (4 + groups * 5 + 2 * 9);
+  auto wrong_count = good;
+  wrong_count[counts] = std::byte{1};
+  EXPECT_TRUE(refused(wrong_count));
+  auto zero = good;
+  zero[counts + 17] = std::byte{0};  // the first pair's count
+  EXPECT_TRUE(refused(zero));
+  auto out_of_order = good;
+  out_of_order[counts + 18] = std::byte{32};  // the second pair's position below the first's
+  EXPECT_TRUE(refused(out_of_order));
+  auto trailing = good;
+  trailing.push_back(std::byte{0});
+  EXPECT_TRUE(refused(trailing));
+  EXPECT_TRUE(refused({good.begin(), good.end() - 1}));  // a count missing
+}
+
 }  // namespace shmq::journal::test

@@ -1,7 +1,8 @@
 // The checkpoint payload (docs/journal.md): counted lists of groups and
 // producers, names as a length byte and the bytes; then, only when some
-// group is exclusive, each group's mode (so that a journal without exclusive
-// groups stays what older versions write and read).
+// group is exclusive or has delivery counts, each group's mode; then, only
+// when some group has delivery counts, each group's counts (so that a journal
+// without either stays what older versions write and read).
 #include <algorithm>
 #include <limits>
 #include <string>
@@ -59,6 +60,29 @@ void read_group_modes(Reader& in, Checkpoint& checkpoint) {
   }
 }
 
+// The optional delivery counts section: per group, in the groups' order, the
+// highest count left unlisted, then the listed (position, count) pairs.
+void read_delivery_counts(Reader& in, Checkpoint& checkpoint) {
+  if (in.number<std::uint32_t>() != checkpoint.groups.size()) {
+    throw JournalError(Errc::Corrupt, "checkpoint delivery counts do not match its groups");
+  }
+  for (auto& group : checkpoint.groups) {
+    group.unlisted = in.number<std::uint8_t>();
+    // Not trusted for reserve() either: each pair must still fit in the payload.
+    for (auto n = in.number<std::uint32_t>(); n > 0; --n) {
+      const auto position = in.number<std::uint64_t>();
+      const auto count = in.number<std::uint8_t>();
+      if (count == 0) throw JournalError(Errc::Corrupt, "checkpoint delivery count of 0 listed");
+      if (!group.deliveries.empty() && position <= group.deliveries.back().position) {
+        throw JournalError(Errc::Corrupt, "checkpoint delivery counts out of position order");
+      }
+      group.deliveries.push_back({position, count});
+    }
+  }
+}
+
+bool has_delivery_counts(const GroupPosition& g) { return !g.deliveries.empty() || g.unlisted != 0; }
+
 }  // namespace
 
 std::vector<std::byte> encode_checkpoint(const Checkpoint& checkpoint) {
@@ -74,11 +98,25 @@ std::vector<std::byte> encode_checkpoint(const Checkpoint& checkpoint) {
     append_name(out, producer.name);
     append_le(out, producer.sequence);
   }
-  const bool any_exclusive =
-      std::any_of(checkpoint.groups.begin(), checkpoint.groups.end(), [](const auto& g) { return g.exclusive; });
-  if (any_exclusive) {
-    append_le(out, static_cast<std::uint32_t>(checkpoint.groups.size()));
-    for (const auto& group : checkpoint.groups) append_le(out, static_cast<std::uint8_t>(group.exclusive ? 1 : 0));
+  const auto& groups = checkpoint.groups;
+  const bool any_exclusive = std::any_of(groups.begin(), groups.end(), [](const auto& g) { return g.exclusive; });
+  const bool any_counts = std::any_of(groups.begin(), groups.end(), has_delivery_counts);
+  // The modes section also when only counts follow: a reader tells the
+  // sections apart by their order alone.
+  if (any_exclusive || any_counts) {
+    append_le(out, static_cast<std::uint32_t>(groups.size()));
+    for (const auto& group : groups) append_le(out, static_cast<std::uint8_t>(group.exclusive ? 1 : 0));
+  }
+  if (any_counts) {
+    append_le(out, static_cast<std::uint32_t>(groups.size()));
+    for (const auto& group : groups) {
+      append_le(out, group.unlisted);
+      append_le(out, static_cast<std::uint32_t>(group.deliveries.size()));
+      for (const auto& d : group.deliveries) {
+        append_le(out, d.position);
+        append_le(out, d.count);
+      }
+    }
   }
   return out;
 }
@@ -97,6 +135,7 @@ Checkpoint decode_checkpoint(std::span<const std::byte> payload) {
     checkpoint.producers.push_back({id, std::move(name), in.number<std::uint64_t>()});
   }
   if (!in.done()) read_group_modes(in, checkpoint);
+  if (!in.done()) read_delivery_counts(in, checkpoint);
   if (!in.done()) throw JournalError(Errc::Corrupt, "checkpoint payload has trailing bytes");
   return checkpoint;
 }

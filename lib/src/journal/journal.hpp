@@ -9,6 +9,7 @@
 // alongside the one Writer, in this process or another.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -37,12 +38,31 @@ struct Record {
   std::span<const std::byte> payload;
 };
 
+// How often a record went to a group before it came back to it, or that it
+// went to the dead-letter queue: the group's delivery word (shm/layout.hpp,
+// "delivery words") when the checkpoint was taken.
+struct DeliveryCount {
+  std::uint64_t position = 0;
+  std::uint8_t count = 0;  // 1..0xfe deliveries so far (0xfe: or more); 0xff: moved to the dead-letter queue
+  bool operator==(const DeliveryCount&) const = default;
+};
+
 struct GroupPosition {
   std::string name;
   std::uint64_t acked = 0;  // everything below is acknowledged
   bool exclusive = false;   // an exclusive group (ConsumerOptions::exclusive); else competing
+  // The delivery counts of its records at or after `acked` that have one,
+  // positions increasing; bounded (kMaxCheckpointDeliveries over all groups):
+  // `unlisted` is the highest count among those the list left out (0: none),
+  // which a rebuild gives to every record the list does not name.
+  std::vector<DeliveryCount> deliveries{};
+  std::uint8_t unlisted = 0;
   bool operator==(const GroupPosition&) const = default;
 };
+
+// The most delivery counts one checkpoint lists (9 bytes each: with full
+// tables, well within options_for_queue's room for a checkpoint).
+inline constexpr std::size_t kMaxCheckpointDeliveries = 64 * 1024;
 
 struct ProducerSequence {
   std::uint32_t id = 0;
