@@ -53,6 +53,7 @@ class Guard {
     shift(m.groups);
     shift(m.consumers);
     shift(m.states);
+    shift(m.deliveries);
     shift(m.ring);
     m.base = moved;
     front_ = window;

@@ -68,6 +68,7 @@ void deliver_from_journal(Consumer::State& s, Message& out) {
   // acquire load of journal_to in take_from_journal saw), or under the lock
   // by drop_journal_reader before its release of the lease (our acquire).
   out.redelivered = r.position < g.journal_redeliver_below.load(std::memory_order_relaxed);
+  out.deliveries = out.redelivered ? 2 : 1;  // a journal copy's count is not kept: at least this
   if (out.redelivered) {
     g.redelivered.fetch_add(1, std::memory_order_relaxed);
     s.map->header->redelivered.fetch_add(1, std::memory_order_relaxed);

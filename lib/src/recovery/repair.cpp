@@ -179,25 +179,6 @@ bool reap_producer(const Mapping& m, std::uint32_t index) {
 
 namespace {
 
-// Makes the record at `p`, held by a member that leaves, a pending
-// redelivery. `word`: its state word as last read.
-bool return_to_group(const Mapping& m, GroupSlot& g, std::atomic<std::uint64_t>& state, std::uint64_t word,
-                     std::uint64_t p) {
-  // Count first, so a member that takes it at once never sees the count below zero.
-  // acq_rel (the CAS below): pairs with take_redelivery's acquire load and CAS.
-  g.pending_redelivery.fetch_add(1, std::memory_order_relaxed);
-  if (!state.compare_exchange_strong(word, make_state(p, kPendingRedelivery), std::memory_order_acq_rel)) {
-    g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
-    return false;
-  }
-  // Counted at once, not after the walk: a repairer killed half-way (shmqd)
-  // must not leave records returned but uncounted, which the redone walk,
-  // finding them pending already, would not count again.
-  g.redelivered.fetch_add(1, std::memory_order_relaxed);
-  m.header->redelivered.fetch_add(1, std::memory_order_relaxed);
-  return true;
-}
-
 // The active member of an exclusive group marks nothing when it takes a
 // record: it holds every data record in [released, read) that it has not
 // acked (and none is pending or closed: those it never took). Only it moves
@@ -218,7 +199,7 @@ std::uint64_t return_exclusive_holdings(const Mapping& m, std::uint32_t group) {
     const std::uint64_t word = state.load(std::memory_order_acquire);
     const bool settled = state_is_for(word, p) && !state_in_flight(state_code(word));  // acked, pending, closed
     if (!settled && h.type == static_cast<std::uint16_t>(RecordType::Data)) {
-      returned += return_to_group(m, g, state, word, p) ? 1 : 0;
+      returned += return_to_group(m, group, p, word) ? 1 : 0;
     } else if (!settled) {
       // release: pairs with release_acked's acquire load.
       state.store(make_state(p, kAcked), std::memory_order_release);  // padding or skipped: nothing to deliver
@@ -228,18 +209,13 @@ std::uint64_t return_exclusive_holdings(const Mapping& m, std::uint32_t group) {
   return returned;
 }
 
-}  // namespace
-
-std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint32_t index) {
+// Every record member `index` of a competing group holds in the ring goes
+// back to the group. Walks every record the group has handed out but not
+// released, and the ones just past `read` that a member took before moving
+// the cursor. Returns how many.
+std::uint64_t return_member_holdings(const Mapping& m, std::uint32_t group, std::uint32_t index) {
   GroupSlot& g = m.groups[group];
-  ConsumerSlot& slot = m.consumer(group, index);
   std::uint64_t returned = 0;
-  // acquire: pairs with the release stores of active (ring/group.cpp).
-  const bool exclusive_active = g.mode == static_cast<std::uint32_t>(GroupMode::Exclusive) &&
-                                g.active.load(std::memory_order_acquire) == index + 1;
-  if (exclusive_active) returned += return_exclusive_holdings(m, group);
-  // Walk every record the group has handed out but not released, and the
-  // ones just past `read` that a member took before moving the cursor.
   // acquire: tail pairs with the claims' release CAS, released with the
   // members' seq_cst CAS of it.
   const std::uint64_t tail = m.header->tail.load(std::memory_order_acquire);
@@ -253,7 +229,7 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
     std::uint64_t word = state.load(std::memory_order_acquire);
     if (!state_is_for(word, p)) break;  // not taken yet: nothing beyond is held
     if (state_in_flight(state_code(word)) && (state_code(word) & kOwnerMask) == index) {
-      returned += return_to_group(m, g, state, word, p) ? 1 : 0;
+      returned += return_to_group(m, group, p, word) ? 1 : 0;
     }
     const std::uint64_t span = record_span(m, p);
     // Seqlock-style check, as in take_redelivery: the header read above was
@@ -263,6 +239,54 @@ std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint3
     const std::uint64_t released = g.released.load(std::memory_order_relaxed);
     p = at_or_after(released, p + 1) ? released : p + span;  // restart if released overtook us
   }
+  return returned;
+}
+
+}  // namespace
+
+bool return_to_group(const Mapping& m, std::uint32_t group, std::uint64_t p, std::uint64_t word) {
+  GroupSlot& g = m.groups[group];
+  count_return(m, group, p);
+  // Count first, so a member that takes it at once never sees the count below zero.
+  // acq_rel (the CAS below): pairs with take_redelivery's acquire load and CAS.
+  g.pending_redelivery.fetch_add(1, std::memory_order_relaxed);
+  if (!m.state_word(group, p).compare_exchange_strong(word, make_state(p, kPendingRedelivery),
+                                                      std::memory_order_acq_rel)) {
+    g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
+    return false;  // acked (or taken back) meanwhile: its count no longer matters
+  }
+  // Counted at once, not after the walk: a repairer killed half-way (shmqd)
+  // must not leave records returned but uncounted, which the redone walk,
+  // finding them pending already, would not count again.
+  g.redelivered.fetch_add(1, std::memory_order_relaxed);
+  m.header->redelivered.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void count_return(const Mapping& m, std::uint32_t group, std::uint64_t p) {
+  std::atomic<std::uint64_t>& counter = m.delivery_word(group, p);
+  // acquire: pairs with the release CAS of an earlier return or move.
+  std::uint64_t word = counter.load(std::memory_order_acquire);
+  for (;;) {
+    if (state_chunk(word) > ((p / kRecordAlign) & (~std::uint64_t{0} >> 8))) return;  // a later lap's: p is gone
+    if (moved_to_dead_letter(word, p)) return;  // a taker acks it: no count needed
+    const std::uint32_t before = deliveries_of(word, p);
+    const std::uint8_t after = static_cast<std::uint8_t>(std::min<std::uint32_t>(before + 1, kDeliveriesSaturated));
+    // release: pairs with the acquire loads of takers (take_redelivery reads
+    // it after its acquire CAS of the pending state word this precedes).
+    if (counter.compare_exchange_weak(word, make_state(p, after), std::memory_order_acq_rel)) return;
+  }
+}
+
+std::uint64_t release_consumer(const Mapping& m, std::uint32_t group, std::uint32_t index) {
+  GroupSlot& g = m.groups[group];
+  ConsumerSlot& slot = m.consumer(group, index);
+  std::uint64_t returned = 0;
+  // acquire: pairs with the release stores of active (ring/group.cpp).
+  const bool exclusive_active = g.mode == static_cast<std::uint32_t>(GroupMode::Exclusive) &&
+                                g.active.load(std::memory_order_acquire) == index + 1;
+  if (exclusive_active) returned += return_exclusive_holdings(m, group);
+  returned += return_member_holdings(m, group, index);
   drop_journal_reader(g, index);
   g.retired_delivered.fetch_add(slot.delivered.load(std::memory_order_relaxed), std::memory_order_relaxed);
   g.retired_acked.fetch_add(slot.acked.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -308,6 +332,70 @@ RecoveryCounts recover_dead_clients(const Mapping& m) {
   // Holes are repaired both for dead producers and for stalled groups: count them once.
   counts.holes_repaired = m.header->holes_skipped.load(std::memory_order_relaxed) - holes_before;
   return counts;
+}
+
+}  // namespace shmq::detail
+
+namespace shmq::detail {
+
+namespace {
+
+// Whether member `c`'s lease ran out: its oldest held record was taken more
+// than the ack timeout ago, and no expiry took that one back yet.
+bool lease_due(const ConsumerSlot& c, std::int64_t now, std::int64_t timeout) {
+  // relaxed: a report the member writes; a stale value only delays or
+  // repeats a look, and the walk under the lock decides by the state words.
+  const std::int64_t since = c.held_since_ns.load(std::memory_order_relaxed);
+  return since != 0 && now - since >= timeout && since != c.lease_revoked_ns.load(std::memory_order_relaxed);
+}
+
+bool competing_group(const GroupSlot& g) {
+  // acquire: pairs with create_group's seq_cst store of the state.
+  return g.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached) &&
+         g.mode == static_cast<std::uint32_t>(GroupMode::Competing);
+}
+
+bool member_attached(const ConsumerSlot& c) {
+  // acquire: pairs with join's release store of the state.
+  return c.state.load(std::memory_order_acquire) == static_cast<std::uint32_t>(SlotState::Attached);
+}
+
+}  // namespace
+
+std::uint64_t expire_leases(const Mapping& m, bool* busy) {
+  if (busy != nullptr) *busy = false;
+  if (m.ack_timeout_ns == 0) return 0;
+  const std::int64_t now = monotonic_ns();
+  const auto timeout = static_cast<std::int64_t>(m.ack_timeout_ns);
+  const auto each_due = [&](auto&& act) {
+    for (std::uint32_t g = 0; g < m.max_groups; ++g) {
+      if (!competing_group(m.groups[g])) continue;
+      for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
+        const ConsumerSlot& slot = m.consumer(g, c);
+        if (member_attached(slot) && lease_due(slot, now, timeout)) act(g, c);
+      }
+    }
+  };
+  bool any = false;
+  each_due([&](std::uint32_t, std::uint32_t) { any = true; });  // without the lock: usually nothing is due
+  if (!any) return 0;
+  // Try only: a stopped process holding the lock must not stall the caller.
+  const SegmentLock lock(m, SegmentLock::TryTag{});
+  if (!lock.owned()) {
+    if (busy != nullptr) *busy = true;
+    return 0;
+  }
+  std::uint64_t total = 0;
+  each_due([&](std::uint32_t g, std::uint32_t c) {
+    ConsumerSlot& slot = m.consumer(g, c);
+    const std::int64_t since = slot.held_since_ns.load(std::memory_order_relaxed);
+    const std::uint64_t returned = return_member_holdings(m, g, c);
+    slot.lease_revoked_ns.store(since, std::memory_order_relaxed);
+    m.groups[g].lease_expired.fetch_add(returned, std::memory_order_relaxed);
+    total += returned;
+  });
+  if (total != 0) notify(m.header->data);
+  return total;
 }
 
 }  // namespace shmq::detail

@@ -26,6 +26,16 @@ RepairResult repair_hole(const Mapping& map, std::uint64_t at);
 // overlaps its hole (try again shortly).
 bool reap_producer(const Mapping& map, std::uint32_t index);
 
+// Makes the record at `p`, which a member held, a pending redelivery of
+// `group`, one more delivery counted in its delivery word (count_return).
+// `word`: its state word as last read; false when it changed meanwhile (the
+// holder acked it). Needs no lock when the caller is the holder (nack).
+bool return_to_group(const Mapping& map, std::uint32_t group, std::uint64_t p, std::uint64_t word);
+
+// One more delivery in the delivery word of the record at `p`, which must be
+// unreleased (held or pending).
+void count_return(const Mapping& map, std::uint32_t group, std::uint64_t p);
+
 // Gives every record that member `index` of `group` holds back to the group
 // for redelivery and frees the member's entry. Returns how many.
 std::uint64_t release_consumer(const Mapping& map, std::uint32_t group, std::uint32_t index);

@@ -72,6 +72,7 @@ void fill(const Mapping& m, std::uint64_t position, const RecordFields& h, bool 
   out.producer_id = h.producer_id;
   out.producer_entry = m.producer_entry(h.producer_id);
   out.redelivered = redelivered;
+  out.deliveries = 1;
 }
 
 // Takes a record whose holder died, if any: redeliveries come before new records.
@@ -96,6 +97,10 @@ bool take_redelivery(const Consumer::State& s, Message& out) {
             word, make_state(p, static_cast<std::uint8_t>(s.index | kRedeliveredBit)), std::memory_order_acq_rel)) {
       g.pending_redelivery.fetch_sub(1, std::memory_order_relaxed);
       fill(m, p, h, true, out);
+      // acquire: pairs with count_return's release CAS, made before the
+      // pending store our CAS read.
+      const std::uint64_t counted = m.delivery_word(s.group, p).load(std::memory_order_acquire);
+      out.deliveries = std::min<std::uint32_t>(deliveries_of(counted, p), kDeliveriesSaturated) + 1;
       return true;
     }
     // Seqlock-style check: the header read above was valid only if the record
@@ -261,6 +266,11 @@ std::size_t receive_exclusive(Consumer::State& s, std::span<Message> out, Status
 
 Status Consumer::try_receive(Message& out) noexcept {
   State& s = *s_;
+  // One branch on a local copy: a queue without a policy pays nothing more.
+  return s.map->policy ? detail::receive_with_policy(s, out) : detail::receive_one(s, out);
+}
+
+Status detail::receive_one(Consumer::State& s, Message& out) noexcept {
   if (s.in_flight() >= s.options.prefetch) return Status::InFlightLimit;
   if (s.options.exclusive && !reads_now(s)) return Status::Empty;
   // A hint only (counted relaxed): take_redelivery's acquire loads of the
@@ -377,6 +387,10 @@ Status Consumer::receive(Message& out, Duration timeout) noexcept {
 std::size_t Consumer::try_receive_batch(std::span<Message> out) noexcept {
   State& s = *s_;
   std::size_t n = 0;
+  if (s.map->policy) {  // the policy looks at each record: one at a time
+    while (n < out.size() && try_receive(out[n]) == Status::Ok) ++n;
+    return n;
+  }
   // One at a time: a competing group, a standby, and before a run of the
   // ring, the redeliveries and a journal part, which come first.
   const auto ring_run = [&] {
@@ -410,28 +424,60 @@ void mark_acked(Consumer::State& s, std::uint64_t position) {
   s.slot->acked.store(s.slot->acked.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-}  // namespace
 
-Status Consumer::ack(const Message& message) noexcept {
-  State& s = *s_;
-  if (!s.journal_held.empty() && detail::ack_from_journal(s, message.position)) return Status::Ok;
-  // Acks usually come in the order of receipt: the front, in O(1).
-  if (!s.held.empty() && s.held.front() == message.position) {
-    s.held.pop_front();
-  } else {
-    const auto it = std::find(s.held.begin(), s.held.end(), message.position);
-    if (it == s.held.end()) return Status::NotInFlight;
-    s.held.erase(it);
+// The holder's ack on a queue with an ack timeout: a lease expiry may have
+// taken the record back (return_to_group's CAS), so a CAS, which fails then.
+Status mark_acked_if_held(Consumer::State& s, std::uint64_t position) {
+  std::atomic<std::uint64_t>& state = s.map->state_word(s.group, position);
+  // acquire: pairs with return_to_group's acq_rel CAS.
+  std::uint64_t word = state.load(std::memory_order_acquire);
+  const bool mine = state_is_for(word, position) && state_in_flight(state_code(word)) &&
+                    (state_code(word) & kOwnerMask) == s.index;
+  // release: pairs with release_acked's acquire load; against
+  // return_to_group's CAS, exactly one wins.
+  if (!mine || !state.compare_exchange_strong(word, make_state(position, kAcked), std::memory_order_acq_rel)) {
+    return Status::LeaseExpired;
   }
-  mark_acked(s, message.position);
-  s.slot->in_flight.store(static_cast<std::uint32_t>(s.in_flight()), std::memory_order_relaxed);
-  detail::release_acked(*s.map, s.group);
+  s.slot->acked.store(s.slot->acked.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   return Status::Ok;
 }
+
+}  // namespace
+
+Status detail::ack_held(Consumer::State& s, std::uint64_t position) noexcept {
+  if (!s.journal_held.empty() && detail::ack_from_journal(s, position)) return Status::Ok;
+  // Acks usually come in the order of receipt: the front, in O(1).
+  if (!s.held.empty() && s.held.front() == position) {
+    s.held.pop_front();
+  } else {
+    const auto it = std::find(s.held.begin(), s.held.end(), position);
+    if (it == s.held.end()) return s.revoked.erase(position) != 0 ? Status::LeaseExpired : Status::NotInFlight;
+    s.held.erase(it);
+  }
+  Status status = Status::Ok;
+  if (s.map->ack_timeout_ns == 0) {
+    mark_acked(s, position);
+  } else {
+    status = mark_acked_if_held(s, position);
+    forget_taken(s, position, status == Status::LeaseExpired);
+  }
+  s.slot->in_flight.store(static_cast<std::uint32_t>(s.in_flight()), std::memory_order_relaxed);
+  if (status == Status::Ok) detail::release_acked(*s.map, s.group);
+  return status;
+}
+
+Status Consumer::ack(const Message& message) noexcept { return detail::ack_held(*s_, message.position); }
 
 std::size_t Consumer::ack_up_to(std::uint64_t position) noexcept {
   State& s = *s_;
   const auto before = s.in_flight();
+  if (s.map->ack_timeout_ns != 0) {  // each ack may find its lease gone: one at a time
+    std::vector<std::uint64_t> due;
+    for (const std::uint64_t p : s.held) {
+      if (p <= position) due.push_back(p);
+    }
+    for (const std::uint64_t p : due) (void)detail::ack_held(s, p);
+  }
   std::erase_if(s.held, [&](std::uint64_t p) {
     if (p > position) return false;  // plain compare: positions stay below 2^62, and UINT64_MAX means all
     mark_acked(s, p);

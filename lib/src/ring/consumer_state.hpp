@@ -11,6 +11,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "durable/journal_reader.hpp"
 #include "shm/layout.hpp"
@@ -41,11 +44,38 @@ struct Consumer::State {
   // active member next.
   bool active = true;
   Clock::time_point next_standby_look{};
+  // The delivery policy, for a queue that has one (ring/dead_letter.cpp):
+  // when each held ring record was taken (ack timeout only), the dead-letter
+  // queue (opened at the first move), moves that could not finish yet
+  // (retried), and when to look at leases and retries next.
+  struct PendingMove {
+    Message message;
+    DeadLetterReason reason;
+    std::uint32_t deliveries;
+  };
+  std::unordered_map<std::uint64_t, std::int64_t> taken_at;
+  std::unordered_set<std::uint64_t> revoked;  // held, then taken back by a lease expiry: acks refused
+  std::optional<Queue> dead_letter_queue;
+  std::vector<PendingMove> moves;
+  Clock::time_point next_policy_look{};
 
   [[nodiscard]] std::size_t in_flight() const noexcept { return held.size() + journal_held.size(); }
 };
 
 namespace detail {
+
+// The next message, as try_receive without the delivery policy (consumer.cpp).
+Status receive_one(Consumer::State& s, Message& out) noexcept;
+// try_receive on a queue with a delivery policy: the policy decides, for
+// each record taken, whether it is delivered (ring/dead_letter.cpp).
+Status receive_with_policy(Consumer::State& s, Message& out) noexcept;
+// Acks a held message (consumer.cpp): Ok, NotInFlight, or LeaseExpired.
+Status ack_held(Consumer::State& s, std::uint64_t position) noexcept;
+// Queues with an ack timeout: a held ring record left the member's hands
+// (acked, nacked, taken back): its take time is forgotten and the member's
+// oldest published; after a refused ack (`lease_expired`), every record a
+// lease expiry took back is forgotten too (ring/dead_letter.cpp).
+void forget_taken(Consumer::State& s, std::uint64_t position, bool lease_expired) noexcept;
 
 // Advances the group's released cursor past every acked record at its front
 // (through its journal part too), and wakes producers waiting for the space.

@@ -189,6 +189,7 @@ GroupSlot& claim_free_group(const Mapping& m, std::string_view name, std::uint32
   // The entry is free, so no process touches its state words: clear what an
   // earlier group left, which could otherwise pass for this group's acks.
   std::memset(static_cast<void*>(&m.state_word(g, 0)), 0, m.chunks * sizeof(std::uint64_t));
+  std::memset(static_cast<void*>(&m.delivery_word(g, 0)), 0, m.chunks * sizeof(std::uint64_t));
   std::memset(group.name, 0, kNameBytes);
   std::memcpy(group.name, name.data(), name.size());
   group.retired_delivered.store(0, std::memory_order_relaxed);
@@ -196,6 +197,12 @@ GroupSlot& claim_free_group(const Mapping& m, std::string_view name, std::uint32
   group.pending_redelivery.store(0, std::memory_order_relaxed);
   group.redelivered.store(0, std::memory_order_relaxed);
   group.active.store(0, std::memory_order_relaxed);
+  for (auto* counter : {&group.dead_lettered, &group.dropped, &group.expired, &group.rejected, &group.nacked,
+                        &group.lease_expired}) {
+    counter->store(0, std::memory_order_relaxed);
+  }
+  group.dead_letter_position.store(kNoPosition, std::memory_order_relaxed);
+  group.dead_letter_sequence.store(0, std::memory_order_relaxed);
   for (std::uint32_t c = 0; c < m.max_consumers; ++c) {
     m.consumer(g, c).state.store(static_cast<std::uint32_t>(SlotState::Free), std::memory_order_relaxed);
   }
@@ -269,6 +276,11 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
     throw Error(Errc::InvalidArgument, "prefetch must be 1..65536");
   }
   const auto& map = detail::mapping_of(queue);
+  if (options.exclusive && map->ack_timeout_ns != 0) {
+    throw Error(Errc::InvalidArgument, "queue '" + map->name +
+                                           "' has an ack timeout, which exclusive groups do not support (yet): "
+                                           "join it as a competing group");
+  }
   if (map->read_only) throw Error(Errc::InvalidArgument, "queue opened read-only");
   const Mapping& m = *map;
   auto st = std::make_unique<State>();
@@ -310,6 +322,8 @@ Consumer Consumer::join(const Queue& queue, std::string_view group_name, Consume
   slot.in_flight.store(0, std::memory_order_relaxed);
   slot.delivered.store(0, std::memory_order_relaxed);
   slot.acked.store(0, std::memory_order_relaxed);
+  slot.held_since_ns.store(0, std::memory_order_relaxed);
+  slot.lease_revoked_ns.store(0, std::memory_order_relaxed);
   // release: pairs with attached()'s acquire (shmq-stat, repairers), after the fields above.
   slot.state.store(static_cast<std::uint32_t>(SlotState::Attached), std::memory_order_release);
   st->group = g;

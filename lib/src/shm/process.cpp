@@ -57,6 +57,12 @@ std::uint64_t coarse_unix_time_ns() noexcept {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+std::int64_t monotonic_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec + 1;  // + 1: never 0 ("holds none")
+}
+
 std::uint64_t new_record_key() noexcept {
   std::uint64_t key = 0;
   if (::getrandom(&key, sizeof key, 0) != static_cast<ssize_t>(sizeof key)) {

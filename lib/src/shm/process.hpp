@@ -20,6 +20,9 @@ std::uint64_t self_start_time() noexcept;
 
 std::uint64_t unix_time_ns() noexcept;
 std::uint64_t coarse_unix_time_ns() noexcept;  // the kernel tick's resolution, cheaper
+// CLOCK_MONOTONIC in ns (never 0): ack deadlines, shared by every process of
+// the host whatever its pid namespace.
+std::int64_t monotonic_ns() noexcept;
 
 // A new segment's record key (layout::record_tag): random, kRecordKeyBit set.
 std::uint64_t new_record_key() noexcept;
