@@ -1807,8 +1807,9 @@ static void test_max_deliveries_dead_letters(void) {
   remove_queue("dlq");
 }
 
-/* A holder past the ack timeout: the next member takes the message over
- * (no shmqd here) and the late ack gets SHMQ_LEASE_EXPIRED. The verdict does
+/* A holder past the ack timeout: the next member takes its messages over
+ * (no shmqd here), and each late ack, nack or reject gets SHMQ_LEASE_EXPIRED,
+ * once (then the message is forgotten: SHMQ_NOT_IN_FLIGHT). The verdict does
  * not depend on timing: the first member waits well past the timeout. */
 static void test_lease_expired(void) {
   shmq_delivery_policy_t policy;
@@ -1818,28 +1819,37 @@ static void test_lease_expired(void) {
   shmq_producer_t* producer = attach(queue, "p");
   shmq_consumer_t* stuck = join(queue, "g");
   shmq_consumer_t* other = join(queue, "g");
-  send_text(producer, "slow");
+  send_text(producer, "to ack");
+  send_text(producer, "to nack");
+  send_text(producer, "to reject");
 
-  shmq_message_t held;
-  CHECK_OK(shmq_consumer_receive(stuck, &held, kSecond));
-  CHECK(held.deliveries == 1);
+  shmq_message_t held[3];
+  for (int i = 0; i < 3; ++i) {
+    CHECK_OK(shmq_consumer_receive(stuck, &held[i], kSecond));
+    CHECK(held[i].deliveries == 1);
+  }
   const struct timespec pause = {0, 200 * 1000 * 1000};
   nanosleep(&pause, NULL);
 
-  shmq_message_t taken;
-  CHECK_OK(shmq_consumer_receive(other, &taken, 5 * kSecond));
-  CHECK(taken.position == held.position);
-  CHECK(taken.redelivered && taken.deliveries == 2);
-  CHECK_STATUS(shmq_consumer_ack(stuck, &held), SHMQ_LEASE_EXPIRED);
-  CHECK_STATUS(shmq_consumer_nack(stuck, &held), SHMQ_LEASE_EXPIRED);
-  CHECK_STATUS(shmq_consumer_reject(stuck, &held), SHMQ_LEASE_EXPIRED);
-  CHECK_OK(shmq_consumer_ack(other, &taken));
+  shmq_message_t taken[3];
+  for (int i = 0; i < 3; ++i) {
+    CHECK_OK(shmq_consumer_receive(other, &taken[i], 5 * kSecond));
+    CHECK(taken[i].position == held[i].position);
+    CHECK(taken[i].redelivered && taken[i].deliveries == 2);
+  }
+  CHECK_STATUS(shmq_consumer_ack(stuck, &held[0]), SHMQ_LEASE_EXPIRED);
+  CHECK_STATUS(shmq_consumer_nack(stuck, &held[1]), SHMQ_LEASE_EXPIRED);
+  CHECK_STATUS(shmq_consumer_reject(stuck, &held[2]), SHMQ_LEASE_EXPIRED);
+  CHECK_STATUS(shmq_consumer_ack(stuck, &held[0]), SHMQ_NOT_IN_FLIGHT);
+  CHECK(shmq_consumer_in_flight(stuck) == 0);
+  for (int i = 0; i < 3; ++i) CHECK_OK(shmq_consumer_ack(other, &taken[i]));
 
   shmq_queue_info_t* info = NULL;
   CHECK_OK(shmq_queue_info(queue, &info));
-  const shmq_group_delivery_info_t* d = &info->groups_delivery[group_index(info, "g")];
-  CHECK(d->lease_expired == 1);
-  CHECK(info->groups[group_index(info, "g")].acked == 1);
+  const size_t g = group_index(info, "g");
+  CHECK(info->groups_delivery[g].lease_expired == 3); /* counted per message taken back */
+  CHECK(info->groups_delivery[g].nacked == 0 && info->groups_delivery[g].rejected == 0);
+  CHECK(info->groups[g].acked == 3);
   shmq_queue_info_free(info);
 
   shmq_consumer_close(other);
