@@ -273,3 +273,21 @@ def test_lease_expired_ack_is_refused_and_releases_the_message(namespace):
     other.ack(taken)
     g = group_info(q, "g")
     assert g["lease_expired"] == 1 and g["acked"] == 1
+
+
+def test_ttl_dead_letters_what_waited_too_long(namespace):
+    dlq = dead_letter_queue()
+    q = policy_queue(ttl=0.05, dead_letter="dlq")
+    p = q.producer("p")
+    p.send(b"stale")
+    time.sleep(0.3)  # six times the ttl
+    p.send(b"fresh")
+    c = q.consumer("g")
+    m = c.receive(timeout=1)
+    assert m is not None and bytes(m.payload) == b"fresh"
+    c.ack(m)
+    dead = dlq.consumer("m").receive(timeout=1)
+    assert dead is not None
+    assert (dead.dead_letter.reason, dead.dead_letter.payload) == ("expired", b"stale")
+    g = group_info(q, "g")
+    assert (g["expired"], g["dead_lettered"], g["dropped"]) == (1, 1, 0)

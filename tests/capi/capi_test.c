@@ -1859,6 +1859,50 @@ static void test_lease_expired(void) {
   remove_queue("q");
 }
 
+/* A message older than the ttl when due is dead-lettered (reason expired), a
+ * fresh one delivered. The stale one waits six times its ttl. */
+static void test_ttl_dead_letters_what_waited_too_long(void) {
+  shmq_queue_t* dlq = create_dead_letter_queue("dlq");
+  shmq_delivery_policy_t policy;
+  shmq_delivery_policy_init(&policy);
+  policy.ttl_ns = 50 * kMillisecond;
+  policy.dead_letter = "dlq";
+  shmq_queue_t* queue = create_policy_queue("q", &policy);
+  shmq_producer_t* producer = attach(queue, "p");
+  send_text(producer, "stale");
+  const struct timespec pause = {0, 300 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  send_text(producer, "fresh");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_message_t message;
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "fresh"));
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+
+  shmq_consumer_t* morgue = join(dlq, "morgue");
+  CHECK_OK(shmq_consumer_receive(morgue, &message, kSecond));
+  shmq_dead_letter_t origin;
+  CHECK_OK(shmq_message_dead_letter(&message, &origin));
+  CHECK(origin.reason == SHMQ_DEAD_LETTER_EXPIRED);
+  CHECK_STR(shmq_dead_letter_reason_str(origin.reason), "expired");
+  CHECK(origin.size == strlen("stale") && memcmp(origin.payload, "stale", origin.size) == 0);
+  CHECK_OK(shmq_consumer_ack(morgue, &message));
+
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  const shmq_group_delivery_info_t* d = &info->groups_delivery[group_index(info, "g")];
+  CHECK(d->expired == 1 && d->dead_lettered == 1 && d->dropped == 0);
+  shmq_queue_info_free(info);
+
+  shmq_consumer_close(morgue);
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  shmq_queue_close(dlq);
+  remove_queue("q");
+  remove_queue("dlq");
+}
+
 static void test_dead_letter_reason_names(void) {
   CHECK_STR(shmq_dead_letter_reason_str(SHMQ_DEAD_LETTER_MAX_DELIVERIES), "max-deliveries");
   CHECK_STR(shmq_dead_letter_reason_str(SHMQ_DEAD_LETTER_EXPIRED), "expired");
@@ -2097,6 +2141,7 @@ static const named_test_t tests[] = {
     TEST(test_reject_without_a_dead_letter_queue_drops),
     TEST(test_max_deliveries_dead_letters),
     TEST(test_lease_expired),
+    TEST(test_ttl_dead_letters_what_waited_too_long),
     TEST(test_delete_group),
     TEST(test_deleted_queue),
     TEST(test_handles_outlive_their_queue_handle),
