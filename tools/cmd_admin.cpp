@@ -30,6 +30,20 @@ std::string segment_size_line(const std::string& queue, const QueueOptions& o) {
                      human_bytes(per_group), human_bytes(rest));
 }
 
+// Queue::create, whose refusal of the dead-letter queue (missing, this queue
+// itself, a loop, too small a max message) exits 1, not 2: the arguments are
+// well-formed, the queues named are not fit. Every check of the options
+// alone runs first (Queue::segment_bytes), so that a bad value still exits 2.
+void create_with_policy(const std::string& queue, const QueueOptions& options, const std::string& ns) {
+  (void)Queue::segment_bytes(options);
+  try {
+    (void)Queue::create(queue, options, ns);
+  } catch (const Error& e) {
+    if (options.policy.dead_letter.empty() || e.code() != Errc::InvalidArgument) throw;
+    throw Failure(e.what());
+  }
+}
+
 }  // namespace
 
 int run_create(const CreateArgs& args, const std::string& ns) {
@@ -44,8 +58,9 @@ int run_create(const CreateArgs& args, const std::string& ns) {
       throw Failure(std::string("--group: ") + e.what());
     }
   }
-  (void)Queue::create(args.queue, options, ns);
+  create_with_policy(args.queue, options, ns);
   std::cout << segment_size_line(args.queue, options);
+  if (options.policy.any()) std::cout << "  delivery policy: " << describe_policy(options.policy) << '\n';
   if (options.group != kNoGroup && (options.mode & 0060) == 0) {
     warn(fmt::format("mode {:o} gives group '{}' no access to queue '{}': add --mode 660 for its members to use it",
                      options.mode, args.group, args.queue));

@@ -12,23 +12,41 @@
 #include "commands.hpp"
 #include "shmq/consumer.hpp"
 #include "shmq/journal.hpp"
+#include "recv_exec.hpp"
 #include "text.hpp"
 
 namespace shmq::tools {
 namespace {
 
+nlohmann::ordered_json name_or_null(std::string_view name) {
+  return name.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(name);
+}
+
 // Made while the message is held, when its producer's name is the sender's.
+// A dead letter shows where it came from, and its original payload.
 std::string json_line(const Message& message) {
   nlohmann::ordered_json line;
-  const std::string_view producer = message.producer();
-  line["producer"] = producer.empty() ? nlohmann::ordered_json() : nlohmann::ordered_json(producer);
+  line["producer"] = name_or_null(message.producer());
   line["producer_id"] = message.producer_id;
   line["seq"] = message.sequence;
   line["position"] = message.position;
   line["timestamp"] = rfc3339(message.timestamp_ns);
   line["timestamp_ns"] = message.timestamp_ns;
   line["redelivered"] = message.redelivered;
-  const std::string_view payload = message.text();
+  line["deliveries"] = message.deliveries;
+  const std::optional<DeadLetter> origin = message.dead_letter();
+  if (origin) {
+    line["reason"] = to_string(origin->reason);
+    line["origin_queue"] = origin->origin_queue;
+    line["origin_group"] = origin->origin_group;
+    line["origin_producer"] = name_or_null(origin->origin_producer);
+    line["origin_seq"] = origin->origin_sequence;
+    line["origin_position"] = origin->origin_position;
+    line["origin_timestamp"] = rfc3339(origin->origin_timestamp_ns);
+    line["origin_timestamp_ns"] = origin->origin_timestamp_ns;
+    line["origin_deliveries"] = origin->deliveries;
+  }
+  const std::string_view payload = origin ? as_text(origin->payload) : message.text();
   if (is_utf8(payload)) {
     line["payload"] = payload;
   } else {
@@ -38,14 +56,18 @@ std::string json_line(const Message& message) {
   return line.dump() + '\n';
 }
 
+// Text: the payload (a dead letter's original one, so that `shmq recv DLQ |
+// shmq send QUEUE` sends dead letters back as they were).
 void print(const Message& message, bool json) {
-  const std::string text = json ? json_line(message) : std::string(message.text()) + '\n';
+  const std::string text = json ? json_line(message) : std::string(as_text(payload_of(message))) + '\n';
   if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
     throw Failure("writing the output failed; the message stays unacknowledged");
   }
 }
 
-void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& args) {
+void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& args, const std::string& ns) {
+  const ExecContext exec{args.exec, queue.name(), args.group, effective_namespace(ns),
+                         queue.options().policy.dead_letter};
   using std::chrono::milliseconds;
   constexpr Duration kSlice = milliseconds(100);  // how soon a stop signal is noticed
   const auto idle_limit = args.timeout.value_or(Duration::max());
@@ -64,10 +86,13 @@ void receive_messages(Consumer& consumer, const Queue& queue, const RecvArgs& ar
       throw Failure(fmt::format("receive failed: {}: {}", to_string(status), consumer.journal_error()));
     }
     if (status != Status::Ok) throw Failure(fmt::format("receive failed: {}", to_string(status)));
-    print(message, args.json);
-    if (const Status acked = consumer.ack(message); acked != Status::Ok) {
-      throw Failure(
-          fmt::format("ack of position {} failed: {}", message.position, to_string(acked)));
+    if (args.exec.empty()) {
+      print(message, args.json);
+      if (const Status acked = consumer.ack(message); acked != Status::Ok) {
+        throw Failure(fmt::format("ack of position {} failed: {}", message.position, to_string(acked)));
+      }
+    } else {
+      run_and_settle(consumer, message, exec);
     }
     ++received;
     last_arrival = Clock::now();
@@ -117,7 +142,7 @@ int run_recv(const RecvArgs& args, const std::string& ns) {
     if (!consumer.active()) {
       note("another member reads exclusive group '" + args.group + "': standing by until it exits or dies");
     }
-    receive_messages(consumer, queue, args);
+    receive_messages(consumer, queue, args, ns);
   }
   if (const int signal = stop_signal(); signal != 0) std::raise(signal);  // default action again
   return kExitOk;

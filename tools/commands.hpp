@@ -57,6 +57,7 @@ struct RecvArgs {
   std::string data_dir;  // durable queues: shmqd's, where a group that reads the journal finds it
   bool exclusive = false;  // join an exclusive group: one member reads at a time, the others stand by
   bool json = false;
+  std::string exec;  // --exec CMD: each message goes to `sh -c CMD`, settled by its exit status (recv_exec.hpp)
 };
 int run_recv(const RecvArgs& args, const std::string& ns);
 

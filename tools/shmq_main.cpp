@@ -1,5 +1,9 @@
 // shmq: create, delete, list, send to, receive from and dump queues, and
 // manage their consumer groups.
+#include <charconv>
+#include <chrono>
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
@@ -27,6 +31,30 @@ std::uint32_t parse_message_size(std::string_view text) {
   return static_cast<std::uint32_t>(bytes);
 }
 
+// A duration that must be above 0 (leaving the option out says "none").
+std::chrono::nanoseconds parse_positive_duration(std::string_view text) {
+  const std::chrono::nanoseconds duration = parse_duration(text);
+  if (duration.count() == 0) throw ParseError("'0': a duration above 0 is needed (leave the option out for none)");
+  return duration;
+}
+
+// --max-deliveries: 1..kMaxDeliveriesLimit (0, "unlimited" in the library, is
+// what leaving the option out says).
+CLI::Validator max_deliveries_range() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        std::uint32_t value = 0;
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+        if (text.empty() || ec != std::errc{} || end != text.data() + text.size() || value == 0 ||
+            value > shmq::kMaxDeliveriesLimit) {
+          return "'" + text + "' is not a number from 1 to " + std::to_string(shmq::kMaxDeliveriesLimit) +
+                 " (leave --max-deliveries out for no limit)";
+        }
+        return {};
+      },
+      "", "1.." + std::to_string(shmq::kMaxDeliveriesLimit));
+}
+
 void add_queue_argument(CLI::App& command, std::string& queue) {
   command.add_option("QUEUE", queue, "Queue name ([A-Za-z0-9._-], 1..63 characters)")->required();
 }
@@ -35,7 +63,7 @@ CLI::App* add_create(CLI::App& app, CreateArgs& args) {
   auto* create = app.add_subcommand(
       "create",
       "Create a queue; prints what it takes of the shm directory ($SHMQ_SHM_DIR, default /dev/shm): the ring, "
-      "plus capacity/8 bytes of delivery state for each of the --max-groups group entries (16 by default), used "
+      "plus capacity/4 bytes of delivery state for each of the --max-groups group entries (16 by default), used "
       "or not");
   add_queue_argument(*create, args.queue);
   auto& o = args.options;
@@ -58,12 +86,33 @@ CLI::App* add_create(CLI::App& app, CreateArgs& args) {
       ->type_name("N")
       ->check(CLI::Range(1, 255));
   create->add_option("--max-groups", o.max_groups,
-                     "Consumer group entries (default 16); each takes capacity/8 bytes of /dev/shm, used or not")
+                     "Consumer group entries (default 16); each takes capacity/4 bytes of /dev/shm, used or not")
       ->type_name("N")
       ->check(CLI::Range(1, 64));
   create->add_option("--max-consumers", o.max_consumers, "Consumers per group (default 16)")
       ->type_name("N")
       ->check(CLI::Range(1, 64));
+  create->add_option("--max-deliveries", o.policy.max_deliveries,
+                     "Delivery policy: a message delivered N times to a group and not acked is not delivered "
+                     "again; it goes to the dead-letter queue, reason max-deliveries (1..254; default: no limit)")
+      ->type_name("N")
+      ->check(max_deliveries_range());
+  create->add_option("--dead-letter", o.policy.dead_letter,
+                     "Delivery policy: where dead letters go (past --max-deliveries or --ttl, or rejected): an "
+                     "existing queue of this namespace, not this one, whose own dead letters do not lead back here, "
+                     "and whose max message is at least 245 bytes above this queue's (the origin rides along). "
+                     "Default: dead letters are dropped, counted")
+      ->type_name("QUEUE");
+  add_parsed_option(*create, "--ack-timeout", o.policy.ack_timeout, parse_positive_duration,
+                    "Delivery policy: a message held longer than DUR by a live member goes back to its group, "
+                    "flagged; the late ack is refused (lease expired). Competing groups only (default: none)")
+      ->type_name("DUR");
+  add_parsed_option(*create, "--ttl", o.policy.ttl, parse_positive_duration,
+                    "Delivery policy: a message older than DUR when a group would deliver it goes to the "
+                    "dead-letter queue instead, reason expired (default: none)")
+      ->type_name("DUR");
+  create->footer("The delivery policy (--max-deliveries, --dead-letter, --ack-timeout, --ttl) is set here, for "
+                 "the queue's life: docs/cli.md, \"Poison messages and stuck consumers\".");
   return create;
 }
 
@@ -113,9 +162,23 @@ CLI::App* add_recv(CLI::App& app, RecvArgs& args, std::string& format) {
   recv->add_option("--data-dir", args.data_dir,
                    "Durable queues: shmqd's data directory, whose journal a group reads when it falls a ring "
                    "behind or replays (default: the running shmqd's, else $SHMQ_DATA_DIR, else as shmqd's)");
-  recv->add_option("--format", format, "text: the payload and a newline; json: one object a line")
-      ->check(CLI::IsMember({"text", "json"}))
-      ->capture_default_str();
+  auto* format_option =
+      recv->add_option("--format", format,
+                       "text: the payload and a newline; json: one object a line (with deliveries, and a dead "
+                       "letter's origin and reason). A dead letter's payload is its original one")
+          ->check(CLI::IsMember({"text", "json"}))
+          ->capture_default_str();
+  recv->add_option("--exec", args.exec,
+                   "Run `sh -c CMD` for each message, one at a time, in order, instead of printing it: the payload "
+                   "on its standard input; SHMQ_QUEUE, SHMQ_GROUP, SHMQ_PRODUCER, SHMQ_SEQ, SHMQ_POSITION, "
+                   "SHMQ_DELIVERIES (1 the first time), SHMQ_REDELIVERED (0/1) in its environment (a dead letter "
+                   "adds SHMQ_REASON and SHMQ_ORIGIN_*). Exit 0 acks the message, exit 99 rejects it (to the "
+                   "dead-letter queue, or dropped), any other exit or a signal nacks it (it comes again). If recv "
+                   "dies while CMD runs, the message comes back as after any consumer crash")
+      ->type_name("CMD")
+      ->excludes(format_option);
+  recv->footer("With --exec, a shell script is a worker: docs/cli.md, \"How a shell script becomes a worker\". "
+               "SIGINT or SIGTERM waits for a running CMD, settles its message, then leaves.");
   return recv;
 }
 

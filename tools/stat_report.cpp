@@ -145,6 +145,25 @@ std::string group_notes(const GroupInfo& g) {
   return notes;
 }
 
+// The delivery policy's work for a group (GroupInfo's counters), shown
+// under its line when the queue has a policy or the group nacked.
+bool has_policy_counts(const GroupInfo& g) {
+  return g.dead_lettered != 0 || g.dropped != 0 || g.expired != 0 || g.rejected != 0 || g.nacked != 0 ||
+         g.lease_expired != 0;
+}
+
+std::string policy_counts_line(const GroupInfo& g) {
+  return fmt::format("    dead-lettered {}, dropped {} (of which expired {}, rejected {}), nacked {}, lease expired {}\n",
+                     g.dead_lettered, g.dropped, g.expired, g.rejected, g.nacked, g.lease_expired);
+}
+
+// A duration of the policy in milliseconds (a fraction below 1 ms), null for none.
+ordered_json milliseconds_or_null(std::chrono::nanoseconds duration) {
+  if (duration.count() == 0) return nullptr;
+  if (duration.count() % 1'000'000 == 0) return duration.count() / 1'000'000;
+  return static_cast<double>(duration.count()) / 1e6;
+}
+
 void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
   const double percent =
       q.capacity ? 100.0 * static_cast<double>(q.bytes_in_use) / static_cast<double>(q.capacity)
@@ -165,6 +184,7 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
                        human_bytes(stats::bytes_behind(q.tail_position, q.journal_synced)), q.groups_to_journal,
                        journal_failing(q));
   }
+  if (q.policy.any()) out += fmt::format("  delivery policy: {}\n", describe_policy(q.policy));
   out += fmt::format("  recovery: holes skipped {}, redelivered {}, clients reaped {}\n",
                      q.holes_skipped, q.redelivered, q.clients_reaped);
   if (!q.producers.empty()) {
@@ -186,6 +206,7 @@ void table_queue(std::string& out, const QueueInfo& q, const Rates& rates) {
                        g.consumers.size(), g.read_position, g.acked_position, g.lag_messages,
                        human_bytes(g.lag_bytes), g.in_flight, g.redelivered,
                        rate_text(rates.group(q, g)), group_notes(g));
+    if (q.policy.any() || has_policy_counts(g)) out += policy_counts_line(g);
   }
 }
 
@@ -196,6 +217,11 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
   out["capacity"] = q.capacity;
   out["max_message"] = q.max_message;
   out["durable"] = q.durable;
+  // The delivery policy: null where a part is not set.
+  out["max_deliveries"] = q.policy.max_deliveries == 0 ? ordered_json() : ordered_json(q.policy.max_deliveries);
+  out["dead_letter"] = q.policy.dead_letter.empty() ? ordered_json() : ordered_json(q.policy.dead_letter);
+  out["ack_timeout_ms"] = milliseconds_or_null(q.policy.ack_timeout);
+  out["ttl_ms"] = milliseconds_or_null(q.policy.ttl);
   out["mode"] = fmt::format("{:04o}", q.mode);
   out["owner"] = user_text(q.uid);
   out["uid"] = q.uid;
@@ -260,6 +286,12 @@ ordered_json json_queue(const QueueInfo& q, const Rates& rates) {
                              {"delivered", g.delivered},
                              {"acked", g.acked},
                              {"redelivered", g.redelivered},
+                             {"dead_lettered", g.dead_lettered},
+                             {"dropped", g.dropped},
+                             {"expired", g.expired},
+                             {"rejected", g.rejected},
+                             {"nacked", g.nacked},
+                             {"lease_expired", g.lease_expired},
                              {"acks_per_s", rate_json(rates.group(q, g))},
                              {"consumers", consumers}});
   }

@@ -89,6 +89,30 @@ std::string human_bytes(std::uint64_t bytes) {
   return fmt::format("{:.1f} {}", value, kUnits[unit]);
 }
 
+std::string human_duration(std::chrono::nanoseconds duration) {
+  struct Unit {
+    std::int64_t ns;
+    const char* name;
+  };
+  static constexpr Unit kUnits[] = {{3'600'000'000'000, "h"}, {60'000'000'000, "m"}, {1'000'000'000, "s"},
+                                    {1'000'000, "ms"},        {1'000, "us"},          {1, "ns"}};
+  const std::int64_t ns = duration.count();
+  if (ns == 0) return "0";
+  for (const Unit& unit : kUnits) {
+    if (ns % unit.ns == 0) return fmt::format("{}{}", ns / unit.ns, unit.name);
+  }
+  return fmt::format("{}ns", ns);  // unreachable: every count is a whole number of ns
+}
+
+std::string describe_policy(const DeliveryPolicy& policy) {
+  const auto duration_or_none = [](std::chrono::nanoseconds d) { return d.count() == 0 ? "none" : human_duration(d); };
+  return fmt::format(
+      "max deliveries {}, dead-letter queue {}, ack timeout {}, ttl {}",
+      policy.max_deliveries == 0 ? "unlimited" : std::to_string(policy.max_deliveries),
+      policy.dead_letter.empty() ? "none (dead letters are dropped, counted)" : "'" + policy.dead_letter + "'",
+      duration_or_none(policy.ack_timeout), duration_or_none(policy.ttl));
+}
+
 std::string printable(std::string_view bytes, std::size_t max_chars) {
   std::string out;
   for (const char c : bytes) {

@@ -1,11 +1,14 @@
 // Small text helpers for the tools' output.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
+
+#include "shmq/queue.hpp"
 
 namespace shmq::tools {
 
@@ -21,6 +24,14 @@ namespace shmq::tools {
 
 // "512 B", "64.0 KiB", "1.5 GiB".
 [[nodiscard]] std::string human_bytes(std::uint64_t bytes);
+
+// A duration in the largest unit that holds it exactly, as parse_duration()
+// reads it back: "2m", "3s", "1500ms", "250ns"; "0" for none.
+[[nodiscard]] std::string human_duration(std::chrono::nanoseconds duration);
+
+// A queue's delivery policy in words, every part named:
+// "max deliveries 3, dead-letter queue 'orders.dlq', ack timeout 30s, ttl none".
+[[nodiscard]] std::string describe_policy(const DeliveryPolicy& policy);
 
 // `bytes` with anything unprintable as \xNN, cut to `max_chars` with "...".
 [[nodiscard]] std::string printable(std::string_view bytes, std::size_t max_chars);

@@ -1,6 +1,7 @@
 #include "shmq/stats/metrics.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <exception>
 #include <cstring>
@@ -37,6 +38,11 @@ class Exposition {
                std::uint64_t value) {
     add(name, help, "counter", labels, value);
   }
+  // A duration gauge, in seconds (a fraction where it has one).
+  void gauge_seconds(std::string_view name, std::string_view help, const Labels& labels,
+                     std::chrono::nanoseconds value) {
+    add(name, help, "gauge", labels, static_cast<double>(value.count()) / 1e9);
+  }
 
   [[nodiscard]] std::string text() const {
     std::string out;
@@ -54,8 +60,9 @@ class Exposition {
     std::string samples;
   };
 
+  template <class Value>
   void add(std::string_view name, std::string_view help, std::string_view type,
-           const Labels& labels, std::uint64_t value) {
+           const Labels& labels, Value value) {
     auto found = std::find_if(families_.begin(), families_.end(),
                               [&](const Family& f) { return f.name == name; });
     if (found == families_.end()) found = families_.insert(found, Family{name, help, type, {}});
@@ -75,6 +82,41 @@ std::string errno_label(int error) {
   if (error == 0) return {};
   const char* name = ::strerrorname_np(error);
   return name != nullptr ? name : fmt::format("E{}", error);
+}
+
+// The queue's delivery policy (DeliveryPolicy): 0 where a part is not set;
+// the dead-letter queue as a label of an _info gauge, only where it is.
+void add_policy(Exposition& out, const Labels& l, const DeliveryPolicy& p) {
+  out.gauge("shmq_queue_max_deliveries", "Deliveries of a message to a group before it is dead-lettered; 0: no limit",
+            l, p.max_deliveries);
+  out.gauge_seconds("shmq_queue_ack_timeout_seconds",
+                    "How long a member may hold a message before it goes back to its group; 0: no limit", l,
+                    p.ack_timeout);
+  out.gauge_seconds("shmq_queue_ttl_seconds",
+                    "Age past which a message due to a group is dead-lettered (expired) instead; 0: no limit", l,
+                    p.ttl);
+  if (!p.dead_letter.empty()) {
+    Labels with_target = l;
+    with_target.emplace_back("dead_letter", p.dead_letter);
+    out.gauge("shmq_queue_dead_letter_info", "Always 1: label dead_letter names the queue's dead-letter queue",
+              with_target, 1);
+  }
+}
+
+// What the delivery policy did to a group's messages (GroupInfo's counters).
+void add_policy_counters(Exposition& out, const Labels& gl, const GroupInfo& g) {
+  out.counter("shmq_group_dead_lettered_total", "Messages moved to the dead-letter queue (any reason)", gl,
+              g.dead_lettered);
+  out.counter("shmq_group_dropped_total",
+              "Messages that would have been dead-lettered, dropped: the queue has no dead-letter queue", gl,
+              g.dropped);
+  out.counter("shmq_group_expired_total", "Messages past the queue's ttl when due (dead-lettered or dropped)", gl,
+              g.expired);
+  out.counter("shmq_group_rejected_total", "Messages a consumer rejected (dead-lettered or dropped)", gl,
+              g.rejected);
+  out.counter("shmq_group_nacked_total", "Messages a consumer gave back (nack)", gl, g.nacked);
+  out.counter("shmq_group_lease_expired_total", "Messages taken back from a member held past the ack timeout", gl,
+              g.lease_expired);
 }
 
 void add_queue(Exposition& out, std::string_view ns, const QueueInfo& q) {
@@ -125,6 +167,7 @@ void add_queue(Exposition& out, std::string_view ns, const QueueInfo& q) {
   out.counter("shmq_queue_clients_reaped_total", "Table entries of dead clients freed", l,
               q.clients_reaped);
   out.gauge("shmq_daemon_up", "1 when the queue's shmqd is alive", l, q.daemon_alive ? 1 : 0);
+  add_policy(out, l, q.policy);
 
   for (const ProducerInfo& p : q.producers) {
     // Only entries a process holds (alive, or dead and not yet reaped): a
@@ -166,6 +209,7 @@ void add_queue(Exposition& out, std::string_view ns, const QueueInfo& q) {
     out.counter("shmq_group_acked_total", "Messages the group acked", gl, g.acked);
     out.counter("shmq_group_redelivered_total", "Messages redelivered to the group", gl,
                 g.redelivered);
+    add_policy_counters(out, gl, g);
     // One series per member (its index: at most --max-consumers per group).
     for (const ConsumerInfo& c : g.consumers) {
       const std::string index = std::to_string(c.index);

@@ -124,7 +124,7 @@ class UsageTest(ToolTest):
         # What a queue takes of /dev/shm, and the option that sets most of it.
         create_help = self.shmq("create", "--help").stdout.decode()
         self.assertIn("--max-groups", create_help)
-        self.assertIn("capacity/8 bytes of /dev/shm", create_help)
+        self.assertIn("capacity/4 bytes of /dev/shm", create_help)
         self.assertIn("--follow", self.shmq("dump", "--help").stdout.decode())
         self.assertIn("exit status 130", self.shmq("send", "--help").stdout.decode())
 
@@ -1259,6 +1259,274 @@ class ErrorsTest(ToolTest):
         self.assert_error(self.stat("--errors", "q", expect=USAGE), "--errors takes no QUEUE")
         self.stat("--errors", "--prometheus", expect=USAGE)
         self.stat("--errors", "--check", expect=USAGE)
+
+
+class PolicyTest(ToolTest):
+    """The delivery policy (issue 18) through the tools: create, shmq-stat, recv's JSON."""
+
+    def queue_exists(self, queue):
+        return os.path.exists(f"/dev/shm/shmq.{self.ns}.{queue}")
+
+    def create_with_dead_letter_queue(self, queue="q", *policy):
+        """A dead-letter queue "dlq" (its max message leaves room for the origin a dead letter carries), then `queue`."""
+        self.shmq("create", "dlq", "--max-message", "128K")
+        return self.shmq("create", queue, "--dead-letter", "dlq", *policy)
+
+    def test_create_with_every_flag_and_stat_shows_the_policy(self):
+        out = self.create_with_dead_letter_queue("q", "--max-deliveries", "3", "--ack-timeout", "1500ms",
+                                                 "--ttl", "2m").stdout.decode()
+        self.assertIn("delivery policy: max deliveries 3, dead-letter queue 'dlq', ack timeout 1500ms, ttl 2m\n", out)
+        info = self.queue_stat("q")
+        self.assertEqual({k: info[k] for k in ("max_deliveries", "dead_letter", "ack_timeout_ms", "ttl_ms")},
+                         {"max_deliveries": 3, "dead_letter": "dlq", "ack_timeout_ms": 1500, "ttl_ms": 120000})
+        # Unset: null (documented in docs/cli.md).
+        dlq = self.queue_stat("dlq")
+        self.assertEqual([dlq[k] for k in ("max_deliveries", "dead_letter", "ack_timeout_ms", "ttl_ms")],
+                         [None, None, None, None])
+        self.assertNotIn("delivery policy", self.shmq("create", "plain").stdout.decode())
+        table = self.stat("--sample", "0").stdout.decode()
+        self.assertIn("\n  delivery policy: max deliveries 3, dead-letter queue 'dlq', ack timeout 1500ms, ttl 2m\n",
+                      table)
+        self.assertEqual(table.count("delivery policy"), 1)  # queues without one show none
+        text = self.stat("--prometheus").stdout.decode()
+        for line in (f'shmq_queue_max_deliveries{{namespace="{self.ns}",queue="q"}} 3',
+                     f'shmq_queue_ack_timeout_seconds{{namespace="{self.ns}",queue="q"}} 1.5',
+                     f'shmq_queue_ttl_seconds{{namespace="{self.ns}",queue="q"}} 120',
+                     f'shmq_queue_dead_letter_info{{namespace="{self.ns}",queue="q",dead_letter="dlq"}} 1',
+                     f'shmq_queue_max_deliveries{{namespace="{self.ns}",queue="dlq"}} 0',
+                     f'shmq_queue_ttl_seconds{{namespace="{self.ns}",queue="dlq"}} 0'):
+            self.assertIn(line + "\n", text)
+        self.assertNotIn('queue="dlq",dead_letter=', text)
+
+    def test_each_flag_alone(self):
+        self.shmq("create", "a", "--max-deliveries", "254")
+        self.shmq("create", "b", "--ack-timeout", "250ms")
+        self.shmq("create", "c", "--ttl", "1.5s")
+        self.assertEqual(self.queue_stat("a")["max_deliveries"], 254)
+        self.assertEqual((self.queue_stat("b")["ack_timeout_ms"], self.queue_stat("b")["ttl_ms"]), (250, None))
+        self.assertEqual(self.queue_stat("c")["ttl_ms"], 1500)
+
+    def test_bad_values_exit_2_and_create_nothing(self):
+        cases = [
+            (["--max-deliveries", "0"], "--max-deliveries: '0' is not a number from 1 to 254"),
+            (["--max-deliveries", "255"], "--max-deliveries: '255' is not a number from 1 to 254"),
+            (["--max-deliveries", "-1"], "--max-deliveries: '-1' is not a number"),
+            (["--max-deliveries", "three"], "--max-deliveries: 'three' is not a number"),
+            (["--ack-timeout", "5"], "--ack-timeout: invalid duration '5'"),
+            (["--ack-timeout=-1s"], "--ack-timeout: invalid duration '-1s'"),
+            (["--ack-timeout", "0"], "--ack-timeout: '0': a duration above 0 is needed"),
+            (["--ttl", "0"], "--ttl: '0': a duration above 0 is needed"),
+            (["--ttl=-2m"], "--ttl: invalid duration '-2m'"),
+            (["--ttl", "1.5x"], "--ttl: invalid duration '1.5x'"),
+            (["--ttl", "soon"], "--ttl: invalid duration 'soon'"),
+            (["--dead-letter", "bad/name"], "invalid dead-letter queue name 'bad/name'"),
+        ]
+        for args, message in cases:
+            with self.subTest(args=args):
+                self.assert_error(self.shmq("create", "q", *args, expect=USAGE), message)
+                self.assertFalse(self.queue_exists("q"))
+
+    def test_an_unfit_dead_letter_queue_exits_1_and_creates_nothing(self):
+        self.assert_error(self.shmq("create", "q", "--dead-letter", "nope", expect=FAILURE),
+                          "cannot create queue 'q' with dead-letter queue 'nope': it does not exist")
+        self.assert_error(self.shmq("create", "q", "--dead-letter", "q", expect=FAILURE),
+                          "a queue cannot be its own dead-letter queue")
+        # A dead-letter queue must hold this queue's largest message and its origin.
+        self.shmq("create", "small", "--max-message", "64K")
+        self.assert_error(self.shmq("create", "q", "--dead-letter", "small", expect=FAILURE),
+                          "cannot hold this queue's largest message with its origin")
+        self.assertFalse(self.queue_exists("q"))
+        # A loop: b's dead letters go to c; c made anew with b as its own.
+        self.shmq("create", "c", "--max-message", "128K")
+        self.shmq("create", "b", "--dead-letter", "c")
+        self.shmq("delete", "c")
+        self.assert_error(self.shmq("create", "c", "--max-message", "32K", "--dead-letter", "b", expect=FAILURE),
+                          "its dead letters lead back to 'c' (a loop)")
+        self.assertFalse(self.queue_exists("c"))
+
+    def test_stat_shows_the_group_counters(self):
+        self.create_with_dead_letter_queue("q", "--max-deliveries", "5")
+        self.shmq("send", "q", input="a\n")
+        self.assertEqual(self.recv_all("q", "--group", "g"), ["a"])
+        (group,) = self.queue_stat("q")["groups"]
+        self.assertEqual({k: group[k] for k in ("dead_lettered", "dropped", "expired", "rejected", "nacked",
+                                                "lease_expired")},
+                         {"dead_lettered": 0, "dropped": 0, "expired": 0, "rejected": 0, "nacked": 0,
+                          "lease_expired": 0})
+        table = self.stat("q", "--sample", "0").stdout.decode()
+        self.assertIn("\n    dead-lettered 0, dropped 0 (of which expired 0, rejected 0), nacked 0, lease expired 0\n",
+                      table)
+        text = self.stat("--prometheus").stdout.decode()
+        for family in ("dead_lettered", "dropped", "expired", "rejected", "nacked", "lease_expired"):
+            self.assertIn(f'shmq_group_{family}_total{{namespace="{self.ns}",queue="q",group="g"}} 0\n', text)
+
+    def test_recv_json_shows_deliveries(self):
+        self.shmq("create", "q")
+        self.shmq("send", "q", input="a\n")
+        (message,) = self.recv_json("q")
+        self.assertEqual(message["deliveries"], 1)
+        self.assertNotIn("origin_queue", message)
+        self.assertNotIn("reason", message)
+
+
+class ExecTest(ToolTest):
+    """shmq recv --exec CMD: a shell command as a worker."""
+
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="shmq-exec-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def exec(self, queue, command, *args, expect=0, timeout=30):
+        return self.shmq("recv", queue, "--group", "g", "--exec", command, *args, expect=expect, timeout=timeout)
+
+    def read(self, name):
+        with open(os.path.join(self.dir, name), "rb") as file:
+            return file.read()
+
+    def group(self, queue="q"):
+        return self.groups(queue)["g"]
+
+    def join(self, queue, *groups):
+        """Makes the groups before messages are sent: a group made later starts after what the others released."""
+        for group in groups:
+            self.recv_all(queue, "--group", group)
+
+    def test_help_says_how(self):
+        help_text = self.shmq("recv", "--help").stdout.decode()
+        for fragment in ("--exec", "SHMQ_DELIVERIES", "exit 99 rejects"):
+            self.assertIn(fragment, help_text)
+        self.assert_error(self.shmq("recv", "q", "--exec", "true", "--format", "json", expect=USAGE), "--exec")
+
+    def test_exit_0_acks_one_at_a_time_in_order_with_the_payload_and_environment(self):
+        self.shmq("create", "q")
+        self.join("q", "g", "probe")
+        self.shmq("send", "q", "--producer", "p1", input="one\ntwo\nthree\n")
+        # mkdir is atomic: a second command running at once would find the lock and fail (a nack).
+        script = (f"mkdir {self.dir}/lock || exit 5; cat > {self.dir}/$SHMQ_SEQ; "
+                  f"env | grep ^SHMQ_ | sort > {self.dir}/$SHMQ_SEQ.env; cat {self.dir}/$SHMQ_SEQ >> {self.dir}/all; "
+                  f"sleep 0.05; rmdir {self.dir}/lock")
+        result = self.exec("q", script, "--count", "3")
+        self.assertEqual(result.stderr, b"")
+        self.assertEqual(self.read("all"), b"onetwothree")
+        env = dict(line.split("=", 1) for line in self.read("2.env").decode().splitlines())
+        position = self.recv_json("q", "--group", "probe")[1]["position"]
+        self.assertEqual(env, {"SHMQ_NAMESPACE": self.ns, "SHMQ_QUEUE": "q", "SHMQ_GROUP": "g",
+                               "SHMQ_PRODUCER": "p1", "SHMQ_PRODUCER_ID": "0", "SHMQ_SEQ": "2",
+                               "SHMQ_POSITION": str(position), "SHMQ_TIMESTAMP_NS": env["SHMQ_TIMESTAMP_NS"],
+                               "SHMQ_DELIVERIES": "1", "SHMQ_REDELIVERED": "0"})
+        group = self.group()
+        self.assertEqual((group["acked"], group["lag_messages"], group["nacked"]), (3, 0, 0))
+
+    def test_count_and_timeout_work_as_without_exec(self):
+        self.shmq("create", "q")
+        self.shmq("send", "q", input="1\n2\n3\n")
+        self.exec("q", f"cat >> {self.dir}/out", "--count", "2")
+        self.assertEqual(self.read("out"), b"12")
+        start = time.monotonic()
+        self.exec("q", f"cat >> {self.dir}/out", "--timeout", "300ms")
+        self.assertGreaterEqual(time.monotonic() - start, 0.3)
+        self.assertEqual(self.read("out"), b"123")
+
+    def test_a_command_that_does_not_read_a_large_payload_does_not_block_recv(self):
+        self.shmq("create", "q", "--max-message", "200K")
+        self.shmq("send", "q", input="x" * 200000 + "\n" + "y" * 150000 + "\n")
+        self.exec("q", "sleep 0.2", "--count", "1", timeout=20)  # never reads: the pipe (64 KiB) stays full
+        self.exec("q", f"head -c 5 > {self.dir}/head", "--count", "1", timeout=20)  # closes it early: EPIPE
+        self.assertEqual(self.read("head"), b"yyyyy")
+        self.assertEqual(self.group()["lag_messages"], 0)
+
+    def test_sigterm_waits_for_the_command_and_settles_its_message(self):
+        self.shmq("create", "q")
+        self.shmq("send", "q", input="a\nb\n")
+        recv = subprocess.Popen([SHMQ, "recv", "q", "--group", "g", "--exec",
+                                 f"touch {self.dir}/started; sleep 0.5; cat > {self.dir}/done"],
+                                env=self.env)
+        self.addCleanup(lambda: (recv.kill(), recv.wait()))
+        self.wait_for(lambda: os.path.exists(os.path.join(self.dir, "started")), "the command to start")
+        recv.send_signal(signal.SIGTERM)
+        self.assertEqual(recv.wait(timeout=10), -signal.SIGTERM)
+        self.assertEqual(self.read("done"), b"a")
+        group = self.group()
+        self.assertEqual((group["members"], group["acked"], group["lag_messages"]), (0, 1, 1))
+
+    def test_exit_99_rejects_to_the_dead_letter_queue_with_its_origin(self):
+        self.shmq("create", "dlq", "--max-message", "128K")
+        self.shmq("create", "q", "--dead-letter", "dlq")
+        self.join("q", "g", "probe")
+        self.join("dlq", "inspect", "replay", "w")
+        self.shmq("send", "q", "--producer", "p1", input="fine\npoison\n")
+        position = self.recv_json("q", "--group", "probe")[1]["position"]
+        result = self.exec("q", 'test "$(cat)" = fine || exit 99', "--count", "2")
+        self.assert_error(result, f"message at position {position} (seq 2, delivery 1): the command exited with "
+                                  "status 99: rejected, moved to dead-letter queue 'dlq'")
+        (dead,) = self.recv_json("dlq", "--group", "inspect")
+        self.assertEqual({k: dead[k] for k in ("payload", "reason", "origin_queue", "origin_group", "origin_producer",
+                                               "origin_seq", "origin_position", "origin_deliveries", "deliveries")},
+                         {"payload": "poison", "reason": "rejected", "origin_queue": "q", "origin_group": "g",
+                          "origin_producer": "p1", "origin_seq": 2, "origin_position": position,
+                          "origin_deliveries": 1, "deliveries": 1})
+        # Text shows the original payload (so `shmq recv dlq | shmq send q` sends it back as it was).
+        self.assertEqual(self.recv_all("dlq", "--group", "replay"), ["poison"])
+        # A worker on the dead-letter queue sees the origin in its environment.
+        self.shmq("recv", "dlq", "--group", "w", "--count", "1", "--exec",
+                  f"echo $SHMQ_REASON $SHMQ_ORIGIN_QUEUE $SHMQ_ORIGIN_GROUP $SHMQ_ORIGIN_PRODUCER $SHMQ_ORIGIN_SEQ "
+                  f"$SHMQ_ORIGIN_DELIVERIES $(cat) > {self.dir}/origin")
+        self.assertEqual(self.read("origin"), b"rejected q g p1 2 1 poison\n")
+        group = self.group()
+        # (A dead-lettered message is acked by its group, so `acked` counts it too.)
+        self.assertEqual({k: group[k] for k in ("acked", "rejected", "dead_lettered", "dropped", "lag_messages")},
+                         {"acked": 2, "rejected": 1, "dead_lettered": 1, "dropped": 0, "lag_messages": 0})
+        text = self.stat("--prometheus").stdout.decode()
+        self.assertIn(f'shmq_group_rejected_total{{namespace="{self.ns}",queue="q",group="g"}} 1\n', text)
+        self.assertIn(f'shmq_group_dead_lettered_total{{namespace="{self.ns}",queue="q",group="g"}} 1\n', text)
+
+    def test_exit_99_without_a_dead_letter_queue_drops_it_counted(self):
+        self.shmq("create", "q")
+        self.shmq("send", "q", input="x\ny\n")
+        self.assert_error(self.exec("q", "exit 99", "--count", "1"),
+                          "rejected, dropped (the queue has no dead-letter queue)")
+        self.assertEqual(self.recv_all("q", "--group", "g"), ["y"])
+        group = self.group()
+        self.assertEqual((group["rejected"], group["dropped"], group["dead_lettered"]), (1, 1, 0))
+
+    def test_other_exits_and_signals_nack_it_comes_again_flagged(self):
+        self.shmq("create", "q")
+        self.shmq("send", "q", input="m\nnext\n")
+        # Delivery 1: killed by a signal; delivery 2: exit 1; delivery 3: done.
+        script = (f'echo "$SHMQ_DELIVERIES $SHMQ_REDELIVERED $(cat)" >> {self.dir}/log; '
+                  'case $SHMQ_SEQ:$SHMQ_DELIVERIES in 1:1) kill -KILL $$;; 1:2) exit 1;; esac')
+        result = self.exec("q", script, "--count", "4")
+        self.assertEqual(self.read("log"), b"1 0 m\n2 1 m\n3 1 m\n1 0 next\n")
+        stderr = result.stderr.decode()
+        self.assertIn("(seq 1, delivery 1): the command was killed by signal 9 (SIGKILL): nacked", stderr)
+        self.assertIn("(seq 1, delivery 2): the command exited with status 1: nacked", stderr)
+        group = self.group()
+        self.assertEqual((group["nacked"], group["acked"], group["lag_messages"]), (2, 2, 0))
+        self.assertEqual(self.stat("q", "--sample", "0").stdout.decode().count("nacked 2,"), 1)
+
+    def test_a_poison_message_that_kills_recv_three_times_goes_to_the_dead_letter_queue(self):
+        self.shmq("create", "dlq", "--max-message", "128K")
+        self.shmq("create", "q", "--max-deliveries", "3", "--dead-letter", "dlq")
+        self.join("dlq", "inspect")
+        self.shmq("send", "q", "--producer", "p1", input="poison\nfine\n")
+        # The poison message kills the shmq recv that runs it (its parent: $PPID) with kill -9.
+        script = (f'echo "$SHMQ_SEQ $SHMQ_DELIVERIES" >> {self.dir}/log; '
+                  f'if [ "$(cat)" = poison ]; then kill -9 $PPID; exit 1; fi; echo ok >> {self.dir}/log')
+        for attempt in range(3):
+            result = self.exec("q", script, "--count", "1", "--timeout", "10s", expect=-signal.SIGKILL)
+        self.exec("q", script, "--count", "1", "--timeout", "10s")
+        self.assertEqual(self.read("log").decode().splitlines(), ["1 1", "1 2", "1 3", "2 1", "ok"])
+        (dead,) = self.recv_json("dlq", "--group", "inspect")
+        self.assertEqual({k: dead[k] for k in ("payload", "reason", "origin_queue", "origin_seq", "origin_producer",
+                                               "origin_deliveries")},
+                         {"payload": "poison", "reason": "max-deliveries", "origin_queue": "q", "origin_seq": 1,
+                          "origin_producer": "p1", "origin_deliveries": 3})
+        group = self.group()
+        # "fine", and the dead letter: its group acks it as it moves it.
+        self.assertEqual({k: group[k] for k in ("dead_lettered", "acked", "lag_messages", "in_flight")},
+                         {"dead_lettered": 1, "acked": 2, "lag_messages": 0, "in_flight": 0})
+        self.assertEqual(self.recv_all("q", "--group", "g"), [])  # nothing else comes, nothing twice
 
 
 def main():

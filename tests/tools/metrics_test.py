@@ -204,6 +204,11 @@ class MetricsTest(unittest.TestCase):
         self.run_ok(SHMQ, "recv", "plain", "--group", "g1", "--count", "1")
         self.run_ok(SHMQ, "recv", "plain", "--group", "g2", "--count", "1")
         self.run_ok(SHMQ, "create", "durable", "--capacity", "64K", "--durable")
+        # A delivery policy: a fraction of a second, and the dead-letter queue as a label.
+        self.run_ok(SHMQ, "create", "dlq", "--capacity", "64K", "--max-message", "8K")
+        self.run_ok(SHMQ, "create", "policed", "--capacity", "64K", "--max-message", "4K", "--dead-letter", "dlq",
+                    "--max-deliveries", "3", "--ack-timeout", "1500ms", "--ttl", "250us")
+        self.run_ok(SHMQ, "recv", "policed", "--group", "g", "--timeout", "10ms")
         with open(f"/dev/shm/shmq.{self.ns}.junk", "wb") as junk:
             junk.write(b"not a queue" * 100)
 
@@ -215,6 +220,18 @@ class MetricsTest(unittest.TestCase):
         self.assertIn("shmq_journal_state", families)
         states = {l["state"]: v for _, l, v in families["shmq_journal_state"].samples}
         self.assertEqual(sum(states.values()), 1, states)
+
+        def value(family, **labels):
+            (found,) = [v for _, l, v in families[family].samples if labels.items() <= l.items()]
+            return found
+
+        self.assertEqual(value("shmq_queue_ack_timeout_seconds", queue="policed"), 1.5)
+        self.assertEqual(value("shmq_queue_ttl_seconds", queue="policed"), 0.00025)
+        self.assertEqual(value("shmq_queue_max_deliveries", queue="policed"), 3)
+        self.assertEqual(value("shmq_queue_ttl_seconds", queue="plain"), 0)
+        self.assertEqual(value("shmq_queue_dead_letter_info", queue="policed", dead_letter="dlq"), 1)
+        for counter in ("dead_lettered", "dropped", "expired", "rejected", "nacked", "lease_expired"):
+            self.assertEqual(value(f"shmq_group_{counter}_total", queue="policed", group="g"), 0)
 
     def test_producer_series_only_while_a_process_holds_the_entry(self):
         """Bounded label sets: a detached producer's series go; an attached one's, dead or alive, stay."""
