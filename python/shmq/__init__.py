@@ -34,13 +34,14 @@ import os
 from typing import Literal, TypedDict
 
 from . import _shmq
-from ._shmq import Consumer, Message, Producer, Queue
+from ._shmq import Consumer, DeadLetter, Message, Producer, Queue
 
 __all__ = [
     "Queue",
     "Producer",
     "Consumer",
     "Message",
+    "DeadLetter",
     "Error",
     "Empty",
     "Full",
@@ -53,6 +54,7 @@ __all__ = [
     "NotDurable",
     "JournalUnreadable",
     "Deleted",
+    "LeaseExpired",
     "InvalidName",
     "InvalidArgument",
     "NotFound",
@@ -76,6 +78,7 @@ __all__ = [
     "shm_dir",
     "QueueOptions",
     "QueueInfo",
+    "DeliveryPolicy",
     "ProducerInfo",
     "GroupInfo",
     "ConsumerInfo",
@@ -149,6 +152,19 @@ class QueueOptions(TypedDict):
     max_groups: int
     max_consumers: int
     group: int  # the segment file's gid
+    # The delivery policy, as create() takes it (None: none): durations in seconds.
+    max_deliveries: int | None
+    dead_letter: str | None
+    ack_timeout: float | None
+    ttl: float | None
+
+
+# QueueInfo's "policy": what the queue does with messages its consumers do not ack.
+class DeliveryPolicy(TypedDict):
+    max_deliveries: int | None  # dead-lettered after this many deliveries to a group; None: no limit
+    dead_letter: str | None  # the dead-letter queue; None: dead letters are dropped (counted)
+    ack_timeout: float | None  # seconds a member may hold a message; None: for ever
+    ttl: float | None  # seconds a message may wait to be delivered; None: for ever
 
 
 class ProducerInfo(TypedDict):
@@ -184,6 +200,13 @@ class GroupInfo(TypedDict):
     delivered: int
     acked: int
     redelivered: int
+    # The delivery policy's work, since the group's creation:
+    dead_lettered: int  # moved to the dead-letter queue (any reason)
+    dropped: int  # would have been dead-lettered, but the queue has no dead-letter queue
+    expired: int  # past the ttl when due (dead-lettered or dropped)
+    rejected: int  # by Consumer.reject (dead-lettered or dropped)
+    nacked: int  # given back by Consumer.nack
+    lease_expired: int  # taken back from a member past the ack timeout
     consumers: list[ConsumerInfo]
 
 
@@ -214,6 +237,7 @@ class QueueInfo(TypedDict):
     clients_reaped: int
     daemon_pid: int  # in the pid namespace daemon_pid_namespace names
     daemon_alive: bool  # shmqd holds its entry lock: true from any pid namespace
+    policy: DeliveryPolicy
     producers: list[ProducerInfo]
     groups: list[GroupInfo]
 
@@ -305,6 +329,13 @@ class Deleted(Error):
     """A blocking call found the queue deleted: nothing more comes."""
 
     status = _shmq.DELETED
+
+
+class LeaseExpired(Error):
+    """ack, nack or reject of a message held past the queue's ack_timeout: it went back to the
+    group (another member may hold it now), and this consumer no longer holds it."""
+
+    status = _shmq.LEASE_EXPIRED
 
 
 # Set-up (shmq::Errc).
@@ -402,7 +433,7 @@ _ERRORS: dict[int, type[Error]] = {
     cls.status: cls
     for cls in (
         Empty, Full, Duplicate, Timeout, TooLarge, InFlightLimit, NotInFlight, Corrupt, NotDurable,
-        JournalUnreadable, Deleted, InvalidName, InvalidArgument, NotFound, AlreadyExists,
+        JournalUnreadable, Deleted, LeaseExpired, InvalidName, InvalidArgument, NotFound, AlreadyExists,
         PermissionDenied, NotReady, Incompatible, WrongNamespace, TableFull, NameInUse, NoSpace,
         NeedsRebuild, System, NoMemory, Internal,
     )

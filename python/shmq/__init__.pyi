@@ -2,6 +2,7 @@
 
 import os
 from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from types import TracebackType
 from typing import Literal, Self, TypedDict, final
 
@@ -33,6 +34,16 @@ class QueueOptions(TypedDict):
     max_groups: int
     max_consumers: int
     group: int  # the segment file's gid
+    max_deliveries: int | None
+    dead_letter: str | None
+    ack_timeout: float | None  # seconds
+    ttl: float | None  # seconds
+
+class DeliveryPolicy(TypedDict):
+    max_deliveries: int | None
+    dead_letter: str | None
+    ack_timeout: float | None  # seconds
+    ttl: float | None  # seconds
 
 class ProducerInfo(TypedDict):
     id: int
@@ -65,6 +76,12 @@ class GroupInfo(TypedDict):
     delivered: int
     acked: int
     redelivered: int
+    dead_lettered: int
+    dropped: int
+    expired: int
+    rejected: int
+    nacked: int
+    lease_expired: int
     consumers: list[ConsumerInfo]
 
 class QueueInfo(TypedDict):
@@ -94,6 +111,7 @@ class QueueInfo(TypedDict):
     clients_reaped: int
     daemon_pid: int  # in the pid namespace daemon_pid_namespace names
     daemon_alive: bool  # shmqd holds its entry lock: true from any pid namespace
+    policy: DeliveryPolicy
     producers: list[ProducerInfo]
     groups: list[GroupInfo]
 
@@ -121,6 +139,10 @@ class Queue:
         max_consumers: int = 16,
         group: str | int | None = None,
         namespace: str | None = None,
+        max_deliveries: int | None = None,
+        dead_letter: str | None = None,
+        ack_timeout: float | timedelta | None = None,
+        ttl: float | timedelta | None = None,
     ) -> Queue: ...
     @classmethod
     def open(cls, name: str, *, namespace: str | None = None) -> Queue: ...
@@ -141,6 +163,10 @@ class Queue:
         group: str | int | None = None,
         namespace: str | None = None,
         wait_for_rebuild: float | None = 10.0,
+        max_deliveries: int | None = None,
+        dead_letter: str | None = None,
+        ack_timeout: float | timedelta | None = None,
+        ttl: float | timedelta | None = None,
     ) -> Queue: ...
     @classmethod
     def remove(cls, name: str, *, namespace: str | None = None) -> bool: ...
@@ -236,6 +262,8 @@ class Consumer:
     def try_receive(self) -> Message | None: ...
     def receive_batch(self, max: int = 256, timeout: float | None = None) -> list[Message]: ...
     def ack(self, message: Message, /) -> None: ...
+    def nack(self, message: Message, /) -> None: ...
+    def reject(self, message: Message, /) -> None: ...
     def ack_up_to(self, position: int, /) -> int: ...
     def close(self) -> None: ...
     def __iter__(self) -> Iterator[Message]: ...
@@ -264,10 +292,37 @@ class Message:
     @property
     def redelivered(self) -> bool: ...
     @property
+    def deliveries(self) -> int: ...
+    @property
+    def dead_letter(self) -> DeadLetter | None: ...
+    @property
     def held(self) -> bool: ...
     @property
     def consumer(self) -> Consumer: ...
     def __bytes__(self) -> bytes: ...
+
+@final
+class DeadLetter(tuple[bytes, str, str, str, int, int, int, str, int]):
+    """Where a message of a dead-letter queue came from."""
+
+    @property
+    def payload(self) -> bytes: ...  # the original payload (a copy)
+    @property
+    def origin_queue(self) -> str: ...
+    @property
+    def origin_group(self) -> str: ...
+    @property
+    def origin_producer(self) -> str: ...
+    @property
+    def origin_seq(self) -> int: ...
+    @property
+    def origin_position(self) -> int: ...
+    @property
+    def origin_timestamp_ns(self) -> int: ...
+    @property
+    def reason(self) -> Literal["max-deliveries", "expired", "rejected"]: ...
+    @property
+    def deliveries(self) -> int: ...
 
 class Error(Exception):
     status: int
@@ -287,6 +342,7 @@ class Corrupt(Error): ...
 class NotDurable(Error): ...
 class JournalUnreadable(Error): ...
 class Deleted(Error): ...
+class LeaseExpired(Error): ...
 class InvalidName(Error, ValueError): ...
 class InvalidArgument(Error, ValueError): ...
 class NotFound(Error): ...

@@ -580,6 +580,75 @@ static int group_arg(PyObject* object, int64_t* out) {
   return 0;
 }
 
+/* The delivery policy create() and open_or_create() take, as keywords (after the others). */
+#define POLICY_KEYWORDS "max_deliveries", "dead_letter", "ack_timeout", "ttl"
+#define POLICY_COUNT 4
+
+/* A policy duration: None (or absent) for none, else seconds (int or float)
+ * or a datetime.timedelta, above 0 (0 would read as none: None says so). */
+static int policy_duration_arg(PyObject* object, const char* what, int64_t* out) {
+  *out = 0;
+  if (object == NULL || object == Py_None) return 0;
+  double seconds;
+  if (PyLong_Check(object) || PyFloat_Check(object)) {
+    seconds = PyFloat_AsDouble(object);
+  } else {
+    PyObject* total = PyObject_CallMethod(object, "total_seconds", NULL); /* a timedelta */
+    if (total == NULL) {
+      PyErr_Clear();
+      PyErr_Format(PyExc_TypeError, "%s must be None, a number of seconds or a timedelta, not %.100s", what,
+                   Py_TYPE(object)->tp_name);
+      return -1;
+    }
+    seconds = PyFloat_AsDouble(total);
+    Py_DECREF(total);
+  }
+  if (seconds == -1.0 && PyErr_Occurred()) return -1;
+  if (!(seconds > 0) || seconds >= 9.2e9) {
+    raise_invalid("%s must be None (none) or a duration above 0 seconds and below 9.2e9", what);
+    return -1;
+  }
+  *out = (int64_t)(seconds * 1e9);
+  if (*out == 0) {
+    raise_invalid("%s must be None (none) or at least 1 nanosecond", what);
+    return -1;
+  }
+  return 0;
+}
+
+/* values: POLICY_KEYWORDS' values. The strings *policy points to are
+ * borrowed from them (valid for the call). Sets options->policy. */
+static int policy_from(PyObject* const* values, shmq_delivery_policy_t* policy, shmq_queue_options_t* options) {
+  shmq_delivery_policy_init(policy);
+  PyObject* max_deliveries = values[0];
+  if (max_deliveries != NULL && max_deliveries != Py_None) {
+    /* The C++ API's 0 means no limit; here None does, and 0 is a mistake. */
+    if (!PyLong_Check(max_deliveries)) {
+      PyErr_Format(PyExc_TypeError, "max_deliveries must be None or an int, not %.100s",
+                   Py_TYPE(max_deliveries)->tp_name);
+      return -1;
+    }
+    int overflow = 0;
+    const long long value = PyLong_AsLongLongAndOverflow(max_deliveries, &overflow);
+    if (value == -1 && PyErr_Occurred()) return -1;
+    if (overflow < 0 || (overflow == 0 && value <= 0)) {
+      raise_invalid("max_deliveries must be None (no limit) or 1..%u", SHMQ_MAX_DELIVERIES_LIMIT);
+      return -1;
+    }
+    if (u32_arg(max_deliveries, "max_deliveries", &policy->max_deliveries) < 0) return -1;
+  }
+  if (values[1] != NULL && values[1] != Py_None) {
+    policy->dead_letter = name_arg(values[1], "dead_letter");
+    if (policy->dead_letter == NULL) return -1;
+  }
+  if (policy_duration_arg(values[2], "ack_timeout", &policy->ack_timeout_ns) < 0 ||
+      policy_duration_arg(values[3], "ttl", &policy->ttl_ns) < 0) {
+    return -1;
+  }
+  options->policy = policy;
+  return 0;
+}
+
 static int queue_options_from(PyObject* const* values, shmq_queue_options_t* options) {
   shmq_queue_options_init(options);
   if (u64_arg(values[0], "capacity", &options->capacity) < 0) return -1;
@@ -595,14 +664,19 @@ static int queue_options_from(PyObject* const* values, shmq_queue_options_t* opt
 
 static PyObject* Queue_create(PyObject* cls, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   (void)cls;
-  static const char* const params[] = {"name", QUEUE_OPTION_KEYWORDS, "namespace"};
-  PyObject* values[QUEUE_OPTION_COUNT + 2];
-  if (parse_args("create", args, nargs, kwnames, params, QUEUE_OPTION_COUNT + 2, 1, 1, values) < 0) return NULL;
+  static const char* const params[] = {"name", QUEUE_OPTION_KEYWORDS, "namespace", POLICY_KEYWORDS};
+  PyObject* values[QUEUE_OPTION_COUNT + 2 + POLICY_COUNT];
+  if (parse_args("create", args, nargs, kwnames, params, QUEUE_OPTION_COUNT + 2 + POLICY_COUNT, 1, 1, values) <
+      0) {
+    return NULL;
+  }
   const char* name = name_arg(values[0], "name");
   const char* ns;
   shmq_queue_options_t options;
+  shmq_delivery_policy_t policy;
   if (name == NULL || queue_options_from(values + 1, &options) < 0 ||
-      namespace_arg(values[QUEUE_OPTION_COUNT + 1], &ns) < 0) {
+      namespace_arg(values[QUEUE_OPTION_COUNT + 1], &ns) < 0 ||
+      policy_from(values + QUEUE_OPTION_COUNT + 2, &policy, &options) < 0) {
     return NULL;
   }
   shmq_queue_t* handle = NULL;
@@ -646,16 +720,20 @@ static PyObject* Queue_open_read_only(PyObject* cls, PyObject* const* args, Py_s
 
 static PyObject* Queue_open_or_create(PyObject* cls, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
   (void)cls;
-  static const char* const params[] = {"name", QUEUE_OPTION_KEYWORDS, "namespace", "wait_for_rebuild"};
-  PyObject* values[QUEUE_OPTION_COUNT + 3];
-  if (parse_args("open_or_create", args, nargs, kwnames, params, QUEUE_OPTION_COUNT + 3, 1, 1, values) < 0) {
+  static const char* const params[] = {"name", QUEUE_OPTION_KEYWORDS, "namespace", "wait_for_rebuild",
+                                       POLICY_KEYWORDS};
+  PyObject* values[QUEUE_OPTION_COUNT + 3 + POLICY_COUNT];
+  if (parse_args("open_or_create", args, nargs, kwnames, params, QUEUE_OPTION_COUNT + 3 + POLICY_COUNT, 1, 1,
+                 values) < 0) {
     return NULL;
   }
   const char* name = name_arg(values[0], "name");
   const char* ns;
   shmq_queue_options_t options;
+  shmq_delivery_policy_t policy;
   if (name == NULL || queue_options_from(values + 1, &options) < 0 ||
-      namespace_arg(values[QUEUE_OPTION_COUNT + 1], &ns) < 0) {
+      namespace_arg(values[QUEUE_OPTION_COUNT + 1], &ns) < 0 ||
+      policy_from(values + QUEUE_OPTION_COUNT + 3, &policy, &options) < 0) {
     return NULL;
   }
   int64_t wait_ns = (int64_t)10 * 1000 * 1000 * 1000;
@@ -763,6 +841,25 @@ static PyObject* text_or_empty(const char* text) {
   return PyUnicode_DecodeUTF8(text != NULL ? text : "", text != NULL ? (Py_ssize_t)strlen(text) : 0, "replace");
 }
 
+/* A policy duration in seconds, None for none. */
+static PyObject* seconds_or_none(int64_t ns) {
+  if (ns <= 0) Py_RETURN_NONE;
+  return PyFloat_FromDouble((double)ns / 1e9);
+}
+
+/* The policy's keys, as create() takes them (None: none), into d. */
+static int policy_put(PyObject* d, const shmq_delivery_policy_t* p) {
+  const bool has_dead_letter = p->dead_letter != NULL && p->dead_letter[0] != '\0';
+  return dict_put(d, "max_deliveries",
+                  p->max_deliveries == 0 ? Py_NewRef(Py_None) : PyLong_FromUnsignedLong(p->max_deliveries)) < 0 ||
+                         dict_put(d, "dead_letter",
+                                  has_dead_letter ? text_or_empty(p->dead_letter) : Py_NewRef(Py_None)) < 0 ||
+                         dict_put(d, "ack_timeout", seconds_or_none(p->ack_timeout_ns)) < 0 ||
+                         dict_put(d, "ttl", seconds_or_none(p->ttl_ns)) < 0
+             ? -1
+             : 0;
+}
+
 static PyObject* options_dict(const shmq_queue_options_t* o) {
   PyObject* d = PyDict_New();
   if (d == NULL) return NULL;
@@ -773,7 +870,8 @@ static PyObject* options_dict(const shmq_queue_options_t* o) {
       dict_put(d, "max_producers", PyLong_FromUnsignedLong(o->max_producers)) < 0 ||
       dict_put(d, "max_groups", PyLong_FromUnsignedLong(o->max_groups)) < 0 ||
       dict_put(d, "max_consumers", PyLong_FromUnsignedLong(o->max_consumers)) < 0 ||
-      dict_put(d, "group", PyLong_FromLongLong(o->group)) < 0) {
+      dict_put(d, "group", PyLong_FromLongLong(o->group)) < 0 ||
+      (o->policy != NULL && policy_put(d, o->policy) < 0)) {
     Py_DECREF(d);
     return NULL;
   }
@@ -827,7 +925,8 @@ static PyObject* consumer_info_dict(const shmq_consumer_info_t* c, bool active) 
   return d;
 }
 
-static PyObject* group_info_dict(const shmq_group_info_t* g, const shmq_group_info_ext_t* ext) {
+static PyObject* group_info_dict(const shmq_group_info_t* g, const shmq_group_info_ext_t* ext,
+                                 const shmq_group_delivery_info_t* delivery) {
   PyObject* d = PyDict_New();
   if (d == NULL) return NULL;
   PyObject* consumers = PyList_New((Py_ssize_t)g->consumer_count);
@@ -847,6 +946,12 @@ static PyObject* group_info_dict(const shmq_group_info_t* g, const shmq_group_in
       dict_put(d, "delivered", PyLong_FromUnsignedLongLong(g->delivered)) < 0 ||
       dict_put(d, "acked", PyLong_FromUnsignedLongLong(g->acked)) < 0 ||
       dict_put(d, "redelivered", PyLong_FromUnsignedLongLong(g->redelivered)) < 0 ||
+      dict_put(d, "dead_lettered", PyLong_FromUnsignedLongLong(delivery->dead_lettered)) < 0 ||
+      dict_put(d, "dropped", PyLong_FromUnsignedLongLong(delivery->dropped)) < 0 ||
+      dict_put(d, "expired", PyLong_FromUnsignedLongLong(delivery->expired)) < 0 ||
+      dict_put(d, "rejected", PyLong_FromUnsignedLongLong(delivery->rejected)) < 0 ||
+      dict_put(d, "nacked", PyLong_FromUnsignedLongLong(delivery->nacked)) < 0 ||
+      dict_put(d, "lease_expired", PyLong_FromUnsignedLongLong(delivery->lease_expired)) < 0 ||
       dict_put(d, "consumers", consumers) < 0) {
     Py_DECREF(d);
     return NULL;
@@ -874,11 +979,13 @@ static PyObject* info_dict(const shmq_queue_info_t* info) {
   }
   PyObject* groups = producers == NULL ? NULL : PyList_New((Py_ssize_t)info->group_count);
   for (size_t i = 0; groups != NULL && i < info->group_count; i++) {
-    PyObject* g = group_info_dict(&info->groups[i], &info->groups_ext[i]);
+    PyObject* g = group_info_dict(&info->groups[i], &info->groups_ext[i], &info->groups_delivery[i]);
     if (g == NULL) Py_CLEAR(groups);
     else PyList_SET_ITEM(groups, (Py_ssize_t)i, g);
   }
   if (groups == NULL) Py_CLEAR(producers);
+  PyObject* policy = PyDict_New();
+  if (policy != NULL && policy_put(policy, &info->policy) < 0) Py_CLEAR(policy);
   if (dict_put(d, "name", text_or_empty(info->name)) < 0 || dict_put(d, "ns", text_or_empty(info->ns)) < 0 ||
       dict_put(d, "capacity", PyLong_FromUnsignedLongLong(info->capacity)) < 0 ||
       dict_put(d, "max_message", PyLong_FromUnsignedLong(info->max_message)) < 0 ||
@@ -904,10 +1011,13 @@ static PyObject* info_dict(const shmq_queue_info_t* info) {
       dict_put(d, "clients_reaped", PyLong_FromUnsignedLongLong(info->clients_reaped)) < 0 ||
       dict_put(d, "daemon_pid", PyLong_FromLongLong(info->daemon_pid)) < 0 ||
       dict_put(d, "daemon_alive", PyBool_FromLong(info->daemon_alive)) < 0 ||
-      dict_put(d, "producers", producers) < 0 || dict_put(d, "groups", groups) < 0) {
+      dict_put(d, "policy", Py_XNewRef(policy)) < 0 || dict_put(d, "producers", producers) < 0 ||
+      dict_put(d, "groups", groups) < 0) {
+    Py_XDECREF(policy);
     Py_DECREF(d);
     return NULL;
   }
+  Py_DECREF(policy);
   return d;
 }
 
@@ -1484,6 +1594,7 @@ struct MessageObject {
   ConsumerObject* consumer; /* strong */
   shmq_message_t message;
   PyObject* producer;       /* the sender's name, read while held */
+  PyObject* dead_letter;    /* the DeadLetter (or None) it carries, read while held */
   PyObject* view;           /* the memoryview handed out as .payload */
   PayloadObject* payload;   /* its exporter */
   MessageObject* prev;
@@ -1565,6 +1676,7 @@ static void Message_dealloc(MessageObject* self) {
   Py_XDECREF(self->view);
   Py_XDECREF(self->payload);
   Py_XDECREF(self->producer);
+  Py_XDECREF(self->dead_letter);
   Py_DECREF(self->consumer);
   PyObject_Free(self);
 }
@@ -1575,6 +1687,7 @@ static MessageObject* message_new(ConsumerObject* consumer, const shmq_message_t
   m->consumer = (ConsumerObject*)Py_NewRef(consumer);
   m->message = *message;
   m->producer = NULL;
+  m->dead_letter = NULL;
   m->view = NULL;
   m->payload = NULL;
   m->held = 1;
@@ -1614,6 +1727,73 @@ static PyObject* Message_get_producer(MessageObject* self, void* unused) {
   return Py_NewRef(self->producer);
 }
 
+/* shmq.DeadLetter: where a message of a dead-letter queue came from. */
+static PyTypeObject* DeadLetterType = NULL;
+
+static PyStructSequence_Field DeadLetter_fields[] = {
+    {"payload", "The original payload (bytes: a copy, without the origin the message carries after it)."},
+    {"origin_queue", "The queue it was dead-lettered from."},
+    {"origin_group", "The consumer group that dead-lettered it."},
+    {"origin_producer", "Its producer's name in the origin queue (\"\" when unknown)."},
+    {"origin_seq", "Its sequence in the origin queue."},
+    {"origin_position", "Its log position in the origin queue."},
+    {"origin_timestamp_ns", "When it was sent (CLOCK_REALTIME, nanoseconds)."},
+    {"reason", "Why: \"max-deliveries\", \"expired\" or \"rejected\"."},
+    {"deliveries", "Its deliveries to the origin group before it was dead-lettered."},
+    {NULL, NULL},
+};
+
+static PyStructSequence_Desc DeadLetter_desc = {
+    "shmq.DeadLetter",
+    "Where a message of a dead-letter queue came from (Message.dead_letter).",
+    DeadLetter_fields,
+    9,
+};
+
+static PyObject* dead_letter_new(const shmq_dead_letter_t* d) {
+  PyObject* result = PyStructSequence_New(DeadLetterType);
+  if (result == NULL) return NULL;
+  PyObject* items[] = {
+      PyBytes_FromStringAndSize(d->payload, (Py_ssize_t)d->size),
+      text_or_empty(d->origin_queue),
+      text_or_empty(d->origin_group),
+      text_or_empty(d->origin_producer),
+      PyLong_FromUnsignedLongLong(d->origin_sequence),
+      PyLong_FromUnsignedLongLong(d->origin_position),
+      PyLong_FromUnsignedLongLong(d->origin_timestamp_ns),
+      PyUnicode_FromString(shmq_dead_letter_reason_str(d->reason)),
+      PyLong_FromUnsignedLong(d->deliveries),
+  };
+  int failed = 0;
+  for (Py_ssize_t i = 0; i < (Py_ssize_t)(sizeof items / sizeof items[0]); i++) {
+    if (items[i] == NULL) failed = 1;
+    PyStructSequence_SetItem(result, i, items[i]); /* steals; NULL is cleared by the dealloc */
+  }
+  if (failed) Py_CLEAR(result);
+  return result;
+}
+
+static PyObject* Message_get_dead_letter(MessageObject* self, void* unused) {
+  (void)unused;
+  if (self->dead_letter != NULL) return Py_NewRef(self->dead_letter);
+  if (!self->held) {
+    PyErr_SetString(PyExc_ValueError,
+                    "the message was released (acked, nacked or rejected) before its dead_letter was read");
+    return NULL;
+  }
+  shmq_dead_letter_t origin;
+  const shmq_status_t status = shmq_message_dead_letter(&self->message, &origin);
+  if (status == SHMQ_NOT_FOUND) {
+    self->dead_letter = Py_NewRef(Py_None);
+  } else if (status != SHMQ_OK) {
+    return raise_setup(status);
+  } else {
+    self->dead_letter = dead_letter_new(&origin);
+    if (self->dead_letter == NULL) return NULL;
+  }
+  return Py_NewRef(self->dead_letter);
+}
+
 static PyObject* Message_bytes(MessageObject* self, PyObject* unused) {
   (void)unused;
   if (!self->held) {
@@ -1649,7 +1829,9 @@ static PyMemberDef Message_members[] = {
     {"timestamp_ns", T_ULONGLONG, offsetof(MessageObject, message.timestamp_ns), READONLY,
      "CLOCK_REALTIME at send, in nanoseconds."},
     {"redelivered", T_BOOL, offsetof(MessageObject, message.redelivered), READONLY,
-     "A consumer that held it died (or left) before acking."},
+     "Delivered before: its holder died (or left), nacked it or passed the queue's ack timeout."},
+    {"deliveries", T_USHORT, offsetof(MessageObject, message.deliveries), READONLY,
+     "Deliveries of this message to this group, this one included: 1 the first time."},
     {NULL},
 };
 
@@ -1657,6 +1839,9 @@ static PyGetSetDef Message_getset[] = {
     {"payload", (getter)Message_get_payload, NULL,
      "A read-only memoryview into shared memory, valid until the message is acked (then released).", NULL},
     {"producer", (getter)Message_get_producer, NULL, "The sender's producer name (\"\" where unknown).", NULL},
+    {"dead_letter", (getter)Message_get_dead_letter, NULL,
+     "For a message of a dead-letter queue, where it came from (a DeadLetter); None for any other. Read it "
+     "while the message is held (then it is kept).", NULL},
     {"held", (getter)Message_get_held, NULL, "Whether the message is still held (not acked).", NULL},
     {"consumer", (getter)Message_get_consumer, NULL, "The consumer that received it.", NULL},
     {NULL},
@@ -1957,10 +2142,52 @@ static PyObject* Consumer_ack(ConsumerObject* self, PyObject* const* args, Py_ss
   const shmq_status_t status = shmq_consumer_ack(self->consumer, &m->message);
   if (status != SHMQ_OK) {
     Py_CLEAR(m->view);
+    /* Past its ack deadline it went back to the group: no longer ours to read. */
+    if (status == SHMQ_LEASE_EXPIRED) message_mark_released(m);
     return raise_status(status);
   }
   message_mark_released(m);
   Py_RETURN_NONE;
+}
+
+typedef shmq_status_t (*SettleCall)(shmq_consumer_t*, const shmq_message_t*);
+
+/* nack and reject: as ack, with `settle`. The message is released when it
+ * went (to the group, or the dead-letter queue) or went back past its ack
+ * deadline; it stays held otherwise (reject's Full or Timeout: try again). */
+static PyObject* consumer_settle(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs, const char* what,
+                                 SettleCall settle) {
+  if (consumer_ready(self) < 0) return NULL;
+  if (nargs != 1) {
+    PyErr_Format(PyExc_TypeError, "%s() takes exactly one argument (%zd given)", what, nargs);
+    return NULL;
+  }
+  if (Py_TYPE(args[0]) != &MessageType) {
+    PyErr_Format(PyExc_TypeError, "%s() takes a shmq.Message, not %.100s", what, Py_TYPE(args[0])->tp_name);
+    return NULL;
+  }
+  MessageObject* m = (MessageObject*)args[0];
+  if (m->consumer != self) {
+    return raise_status_msg(SHMQ_NOT_IN_FLIGHT, "not in flight: the message was received by another consumer");
+  }
+  if (!m->held) return raise_status_msg(SHMQ_NOT_IN_FLIGHT, "not in flight: the message was already released");
+  if (m->payload != NULL && release_view(&m->view, m->payload, "payload") < 0) return NULL;
+  const shmq_status_t status = settle(self->consumer, &m->message);
+  if (status != SHMQ_OK) {
+    Py_CLEAR(m->view);
+    if (status == SHMQ_LEASE_EXPIRED) message_mark_released(m);
+    return raise_status(status);
+  }
+  message_mark_released(m);
+  Py_RETURN_NONE;
+}
+
+static PyObject* Consumer_nack(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  return consumer_settle(self, args, nargs, "nack", shmq_consumer_nack);
+}
+
+static PyObject* Consumer_reject(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  return consumer_settle(self, args, nargs, "reject", shmq_consumer_reject);
 }
 
 static PyObject* Consumer_ack_up_to(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs) {
@@ -2064,9 +2291,12 @@ static PyObject* Consumer_repr(ConsumerObject* self) {
 static PyMethodDef Queue_methods[] = {
     {"create", (PyCFunction)(void (*)(void))Queue_create, FASTCALL_KW | METH_CLASS,
      "create(name, *, capacity=1<<20, max_message=65536, durable=False, mode=0o600, max_producers=64, "
-     "max_groups=16, max_consumers=16, group=None, namespace=None) -> Queue\n\nCreates the queue "
-     "(AlreadyExists if it does). group: the segment file's group, a name or a gid (None: yours); with "
-     "mode=0o660 its members may use the queue."},
+     "max_groups=16, max_consumers=16, group=None, namespace=None, max_deliveries=None, dead_letter=None, "
+     "ack_timeout=None, ttl=None) -> Queue\n\nCreates the queue (AlreadyExists if it does). group: the segment "
+     "file's group, a name or a gid (None: yours); with mode=0o660 its members may use the queue. The delivery "
+     "policy (None: none): max_deliveries (1..254) before a message is dead-lettered; dead_letter, the name of an "
+     "existing queue for dead letters (else they are dropped); ack_timeout, how long a member may hold a message; "
+     "ttl, how old a message may be when delivered (seconds, or a timedelta)."},
     {"open", (PyCFunction)(void (*)(void))Queue_open, FASTCALL_KW | METH_CLASS,
      "open(name, *, namespace=None) -> Queue\n\nOpens an existing queue (NotFound if none)."},
     {"open_read_only", (PyCFunction)(void (*)(void))Queue_open_read_only, FASTCALL_KW | METH_CLASS,
@@ -2191,6 +2421,14 @@ static PyMethodDef Consumer_methods[] = {
     {"ack", (PyCFunction)(void (*)(void))Consumer_ack, METH_FASTCALL,
      "ack(message)\n\nAcknowledges a message this consumer holds; its payload view is released (BufferError, "
      "and no ack, while a slice of it is alive)."},
+    {"nack", (PyCFunction)(void (*)(void))Consumer_nack, METH_FASTCALL,
+     "nack(message)\n\nGives a held message back to its group at once: it comes again, redelivered, before "
+     "newer messages, and counts a delivery (past the queue's max_deliveries it is dead-lettered instead). Its "
+     "payload view is released, as at ack."},
+    {"reject", (PyCFunction)(void (*)(void))Consumer_reject, METH_FASTCALL,
+     "reject(message)\n\nSends a held message to the queue's dead-letter queue (reason 'rejected'), or drops "
+     "it, counted, where the queue has none. Full or Timeout when the dead-letter queue has no room: the "
+     "message stays held."},
     {"ack_up_to", (PyCFunction)(void (*)(void))Consumer_ack_up_to, METH_FASTCALL,
      "ack_up_to(position) -> int\n\nAcknowledges every held message at a position <= `position`; returns how "
      "many."},
@@ -2357,6 +2595,11 @@ PyMODINIT_FUNC PyInit__shmq(void) {
     Py_DECREF(module);
     return NULL;
   }
+  if (DeadLetterType == NULL) DeadLetterType = PyStructSequence_NewType(&DeadLetter_desc);
+  if (DeadLetterType == NULL || PyModule_AddObjectRef(module, "DeadLetter", (PyObject*)DeadLetterType) < 0) {
+    Py_DECREF(module);
+    return NULL;
+  }
   static const struct {
     const char* name;
     long value;
@@ -2373,6 +2616,7 @@ PyMODINIT_FUNC PyInit__shmq(void) {
       {"NOT_DURABLE", SHMQ_NOT_DURABLE},
       {"JOURNAL_UNREADABLE", SHMQ_JOURNAL_UNREADABLE},
       {"DELETED", SHMQ_DELETED},
+      {"LEASE_EXPIRED", SHMQ_LEASE_EXPIRED},
       {"INVALID_NAME", SHMQ_INVALID_NAME},
       {"INVALID_ARGUMENT", SHMQ_INVALID_ARGUMENT},
       {"NOT_FOUND", SHMQ_NOT_FOUND},

@@ -19,6 +19,9 @@ import shmq
 
 # ---------------------------------------------------------------- queues
 
+# options() of a queue created without a delivery policy: its keys, all None.
+NO_POLICY = {"max_deliveries": None, "dead_letter": None, "ack_timeout": None, "ttl": None}
+
 
 def test_daemon_data_dir_and_errors_read_errors_log(data_dir):
     assert shmq.daemon_data_dir() == str(data_dir)  # no shmqd runs: $SHMQ_DATA_DIR
@@ -37,7 +40,8 @@ def test_create_open_and_options(namespace):
     assert q.name == "orders"
     assert q.namespace == namespace
     assert q.options() == {"capacity": 1 << 16, "max_message": 4096, "durable": False, "mode": 0o640,
-                           "max_producers": 8, "max_groups": 4, "max_consumers": 2, "group": os.getegid()}
+                           "max_producers": 8, "max_groups": 4, "max_consumers": 2, "group": os.getegid(),
+                           **NO_POLICY}
     opened = shmq.Queue.open("orders")
     assert opened.options() == q.options()
     assert opened.namespace == namespace
@@ -48,7 +52,8 @@ def test_create_open_and_options(namespace):
 def test_defaults(namespace):
     q = shmq.Queue.create("d")
     assert q.options() == {"capacity": 1 << 20, "max_message": 65536, "durable": False, "mode": 0o600,
-                           "max_producers": 64, "max_groups": 16, "max_consumers": 16, "group": os.getegid()}
+                           "max_producers": 64, "max_groups": 16, "max_consumers": 16, "group": os.getegid(),
+                           **NO_POLICY}
 
 
 def test_explicit_namespace(namespace):

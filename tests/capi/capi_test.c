@@ -171,6 +171,7 @@ static void test_status_str_names_every_code(void) {
       SHMQ_OK,          SHMQ_EMPTY,          SHMQ_FULL,           SHMQ_DUPLICATE,
       SHMQ_TIMEOUT,     SHMQ_TOO_LARGE,      SHMQ_IN_FLIGHT_LIMIT, SHMQ_NOT_IN_FLIGHT,
       SHMQ_CORRUPT,     SHMQ_NOT_DURABLE,    SHMQ_JOURNAL_UNREADABLE, SHMQ_DELETED,
+      SHMQ_LEASE_EXPIRED,
       SHMQ_INVALID_NAME, SHMQ_INVALID_ARGUMENT, SHMQ_NOT_FOUND,   SHMQ_ALREADY_EXISTS,
       SHMQ_PERMISSION_DENIED, SHMQ_NOT_READY, SHMQ_INCOMPATIBLE,  SHMQ_CORRUPT_HEADER,
       SHMQ_WRONG_NAMESPACE, SHMQ_TABLE_FULL, SHMQ_NAME_IN_USE,    SHMQ_NO_SPACE,
@@ -189,6 +190,8 @@ static void test_status_str_names_every_code(void) {
   CHECK_STR(shmq_status_str(SHMQ_FULL), "full");
   CHECK_STR(shmq_status_str(SHMQ_NOT_FOUND), "not found");
   CHECK_STR(shmq_status_str(SHMQ_TIMEOUT), "timeout");
+  CHECK_STR(shmq_status_str(SHMQ_LEASE_EXPIRED), "lease expired");
+  CHECK(SHMQ_LEASE_EXPIRED == 12); /* shmq::Status::LeaseExpired, after Deleted */
   /* Not a code: still a string, never NULL. */
   CHECK(shmq_status_str((shmq_status_t)999) != NULL);
   CHECK(shmq_status_str((shmq_status_t)-5) != NULL);
@@ -210,7 +213,17 @@ static void test_options_init_fills_the_defaults(void) {
   CHECK(queue.max_groups == 16);
   CHECK(queue.max_consumers == 16);
   CHECK(queue.group == SHMQ_NO_GROUP);
-  for (int i = 0; i < 3; ++i) CHECK(queue.reserved[i] == 0);
+  CHECK(queue.policy == NULL);
+  for (int i = 0; i < 2; ++i) CHECK(queue.reserved[i] == 0);
+
+  shmq_delivery_policy_t policy;
+  memset(&policy, 0xab, sizeof policy);
+  shmq_delivery_policy_init(&policy);
+  CHECK(policy.max_deliveries == 0);
+  CHECK(policy.dead_letter == NULL);
+  CHECK(policy.ack_timeout_ns == 0 && policy.ttl_ns == 0);
+  for (int i = 0; i < 4; ++i) CHECK(policy.reserved[i] == 0);
+  shmq_delivery_policy_init(NULL);
 
   shmq_producer_options_t producer;
   memset(&producer, 0xab, sizeof producer);
@@ -292,7 +305,11 @@ static void test_create_open_and_the_options_round_trip(void) {
   CHECK(got.max_groups == 4);
   CHECK(got.max_consumers == 3);
   CHECK(got.group == (int64_t)getegid()); /* an opened queue reports its file's group */
-  for (int i = 0; i < 3; ++i) CHECK(got.reserved[i] == 0);
+  for (int i = 0; i < 2; ++i) CHECK(got.reserved[i] == 0);
+  /* No delivery policy: still a policy to read, all of it "none". */
+  CHECK(got.policy != NULL);
+  CHECK(got.policy->max_deliveries == 0 && got.policy->ack_timeout_ns == 0 && got.policy->ttl_ns == 0);
+  CHECK_STR(got.policy->dead_letter, "");
 
   /* A group given: the file has it (our own group, which any user may give). */
   shmq_queue_options_t grouped;
@@ -499,7 +516,7 @@ static void test_out_of_range_options_are_invalid_arguments(void) {
   /* Reserved words other than zero (a caller that skipped *_init). */
   shmq_queue_options_t queue_options;
   shmq_queue_options_init(&queue_options);
-  queue_options.reserved[2] = 1;
+  queue_options.reserved[1] = 1;
   shmq_queue_t* never = NULL;
   CHECK_STATUS(shmq_queue_create("never", &queue_options, NULL, &never), SHMQ_INVALID_ARGUMENT);
   CHECK(never == NULL);
@@ -591,6 +608,8 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_STATUS(shmq_consumer_receive_batch(NULL, &message, 1, 0, &count), invalid);
   CHECK_STATUS(shmq_consumer_ack(NULL, &message), invalid);
   CHECK_STATUS(shmq_consumer_ack_up_to(NULL, UINT64_MAX, &count), invalid);
+  CHECK_STATUS(shmq_consumer_nack(NULL, &message), invalid);
+  CHECK_STATUS(shmq_consumer_reject(NULL, &message), invalid);
   CHECK(!shmq_consumer_created_group(NULL));
   CHECK(shmq_consumer_index(NULL) == 0);
   CHECK(shmq_consumer_in_flight(NULL) == 0);
@@ -598,6 +617,9 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   (void)shmq_consumer_journal_error(NULL);
   shmq_consumer_close(NULL);
   CHECK_STATUS(shmq_message_producer(NULL, buf, sizeof buf, NULL), invalid);
+  shmq_dead_letter_t dead_letter;
+  CHECK_STATUS(shmq_message_dead_letter(NULL, &dead_letter), invalid);
+  CHECK_STATUS(shmq_message_dead_letter(&message, NULL), invalid);
   /* A message never received (zeroed): no sender known, no crash. */
   size_t length = 99;
   CHECK_OK(shmq_message_producer(&message, buf, sizeof buf, &length));
@@ -633,6 +655,8 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_STATUS(shmq_consumer_try_receive_batch(consumer, NULL, 4, &count), invalid);
   CHECK_STATUS(shmq_consumer_receive_batch(consumer, NULL, 4, 0, &count), invalid);
   CHECK_STATUS(shmq_consumer_ack(consumer, NULL), invalid);
+  CHECK_STATUS(shmq_consumer_nack(consumer, NULL), invalid);
+  CHECK_STATUS(shmq_consumer_reject(consumer, NULL), invalid);
 
   /* The optional outputs really are optional. */
   CHECK_OK(shmq_producer_try_send(producer, "one", 3, NULL));
@@ -647,6 +671,10 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK(length == 1);
   CHECK_OK(shmq_message_producer(&message, buf, sizeof buf, NULL));
   CHECK_STR(buf, "p");
+  /* An ordinary message is no dead letter: SHMQ_NOT_FOUND, and *out zeroed. */
+  memset(&dead_letter, 0xab, sizeof dead_letter);
+  CHECK_STATUS(shmq_message_dead_letter(&message, &dead_letter), SHMQ_NOT_FOUND);
+  CHECK(dead_letter.payload == NULL && dead_letter.origin_queue[0] == '\0' && dead_letter.deliveries == 0);
   CHECK_OK(shmq_consumer_ack_up_to(consumer, UINT64_MAX, NULL));
 
   shmq_consumer_close(consumer);
@@ -1462,6 +1490,427 @@ static void test_exclusive_group(void) {
   remove_queue("q");
 }
 
+/* ---- The delivery policy ------------------------------------------------------ */
+
+/* A queue for dead letters: room for a small queue's 1 KiB messages and the origin they carry. */
+static shmq_queue_t* create_dead_letter_queue(const char* name) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 64 << 10;
+  options.max_message = 2048;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create(name, &options, NULL, &queue));
+  return queue;
+}
+
+/* A small queue (as create_small_queue) with `policy`. */
+static shmq_queue_t* create_policy_queue(const char* name, const shmq_delivery_policy_t* policy) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 64 << 10;
+  options.max_message = 1024;
+  options.policy = policy;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create(name, &options, NULL, &queue));
+  return queue;
+}
+
+/* The group `name` of a snapshot, with its index. */
+static size_t group_index(const shmq_queue_info_t* info, const char* name) {
+  for (size_t i = 0; i < info->group_count; ++i) {
+    if (strcmp(info->groups[i].name, name) == 0) return i;
+  }
+  fail(__FILE__, __LINE__, "no group \"%s\" in the snapshot", name);
+  return 0;
+}
+
+static void test_delivery_policy_round_trip(void) {
+  shmq_queue_t* dlq = create_dead_letter_queue("dlq");
+  char dead_letter_name[16] = "dlq";
+  shmq_delivery_policy_t policy;
+  shmq_delivery_policy_init(&policy);
+  policy.max_deliveries = 5;
+  policy.dead_letter = dead_letter_name;
+  policy.ack_timeout_ns = 3 * kSecond;
+  policy.ttl_ns = 90 * kSecond;
+  shmq_queue_t* queue = create_policy_queue("work", &policy);
+  /* Read during the call only: the caller's string may go. */
+  strcpy(dead_letter_name, "gone");
+
+  shmq_queue_options_t got;
+  memset(&got, 0xab, sizeof got);
+  CHECK_OK(shmq_queue_get_options(queue, &got));
+  CHECK(got.policy != NULL);
+  CHECK(got.policy->max_deliveries == 5);
+  CHECK_STR(got.policy->dead_letter, "dlq");
+  CHECK(got.policy->ack_timeout_ns == 3 * kSecond);
+  CHECK(got.policy->ttl_ns == 90 * kSecond);
+  for (int i = 0; i < 4; ++i) CHECK(got.policy->reserved[i] == 0);
+
+  /* Another handle (read-only too) reads the same from the segment. */
+  shmq_queue_t* opened = NULL;
+  CHECK_OK(shmq_queue_open_read_only("work", NULL, &opened));
+  CHECK_OK(shmq_queue_get_options(opened, &got));
+  CHECK(got.policy->max_deliveries == 5 && got.policy->ttl_ns == 90 * kSecond);
+  CHECK_STR(got.policy->dead_letter, "dlq");
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(opened, &info));
+  CHECK(info->policy.max_deliveries == 5);
+  CHECK_STR(info->policy.dead_letter, "dlq");
+  CHECK(info->policy.ack_timeout_ns == 3 * kSecond && info->policy.ttl_ns == 90 * kSecond);
+  shmq_queue_info_free(info);
+  shmq_queue_close(opened);
+
+  /* Options read back create a twin (the policy included). */
+  CHECK_OK(shmq_queue_get_options(queue, &got));
+  shmq_queue_t* twin = NULL;
+  CHECK_OK(shmq_queue_create("twin", &got, NULL, &twin));
+  shmq_queue_options_t twin_options;
+  CHECK_OK(shmq_queue_get_options(twin, &twin_options));
+  CHECK(twin_options.policy->max_deliveries == 5);
+  CHECK_STR(twin_options.policy->dead_letter, "dlq");
+  shmq_queue_close(twin);
+
+  /* The dead-letter queue's own info: no policy. */
+  CHECK_OK(shmq_queue_info(dlq, &info));
+  CHECK(info->policy.max_deliveries == 0 && info->policy.ack_timeout_ns == 0 && info->policy.ttl_ns == 0);
+  CHECK_STR(info->policy.dead_letter, "");
+  shmq_queue_info_free(info);
+
+  shmq_queue_close(queue);
+  shmq_queue_close(dlq);
+  remove_queue("twin");
+  remove_queue("work");
+  remove_queue("dlq");
+}
+
+static void test_bad_delivery_policies_are_refused(void) {
+  shmq_delivery_policy_t policy;
+  shmq_queue_options_t options;
+  shmq_queue_t* queue = NULL;
+  shmq_queue_options_init(&options);
+  options.policy = &policy;
+
+  shmq_delivery_policy_init(&policy);
+  policy.max_deliveries = SHMQ_MAX_DELIVERIES_LIMIT + 1;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+  shmq_delivery_policy_init(&policy);
+  policy.ack_timeout_ns = -1;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_NAMES("ack_timeout");
+  shmq_delivery_policy_init(&policy);
+  policy.ttl_ns = -5;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_NAMES("ttl");
+  shmq_delivery_policy_init(&policy);
+  policy.reserved[3] = 1;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+
+  /* A dead-letter queue that does not exist, or is the queue itself. */
+  shmq_delivery_policy_init(&policy);
+  policy.dead_letter = "nowhere";
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_NOT_FOUND);
+  CHECK_LAST_ERROR_NAMES("nowhere");
+  policy.dead_letter = "q";
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_SET();
+  policy.dead_letter = "bad/name";
+  CHECK(shmq_queue_create("q", &options, NULL, &queue) != SHMQ_OK);
+  CHECK(queue == NULL);
+  CHECK(!queue_exists("q"));
+
+  /* One whose messages cannot hold this queue's with their origin. */
+  shmq_queue_t* tiny = create_small_queue("tiny"); /* 1 KiB messages */
+  policy.dead_letter = "tiny";
+  options.max_message = 1024;
+  options.capacity = 64 << 10;
+  CHECK_STATUS(shmq_queue_create("q", &options, NULL, &queue), SHMQ_INVALID_ARGUMENT);
+  CHECK_LAST_ERROR_NAMES("tiny");
+  CHECK(!queue_exists("q"));
+  shmq_queue_close(tiny);
+  remove_queue("tiny");
+}
+
+/* nack: the message comes again at once, redelivered, its delivery counted. */
+static void test_nack_redelivers(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_producer_t* producer = attach(queue, "p");
+  shmq_consumer_t* consumer = join(queue, "g");
+  send_text(producer, "first");
+  send_text(producer, "second");
+
+  shmq_message_t message;
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "first"));
+  CHECK(message.deliveries == 1 && !message.redelivered);
+  const uint64_t position = message.position;
+  CHECK_OK(shmq_consumer_nack(consumer, &message));
+  CHECK(shmq_consumer_in_flight(consumer) == 0);
+  /* Not held any more: a second nack, or an ack, finds nothing. */
+  CHECK_STATUS(shmq_consumer_nack(consumer, &message), SHMQ_NOT_IN_FLIGHT);
+  CHECK_STATUS(shmq_consumer_ack(consumer, &message), SHMQ_NOT_IN_FLIGHT);
+
+  /* Before the newer one. */
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "first"));
+  CHECK(message.position == position);
+  CHECK(message.redelivered && message.deliveries == 2);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "second") && message.deliveries == 1 && !message.redelivered);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  CHECK(info->groups_delivery != NULL);
+  const shmq_group_delivery_info_t* d = &info->groups_delivery[group_index(info, "g")];
+  CHECK(d->nacked == 1);
+  CHECK(d->rejected == 0 && d->dead_lettered == 0 && d->dropped == 0 && d->expired == 0 && d->lease_expired == 0);
+  for (int i = 0; i < 4; ++i) CHECK(d->reserved[i] == 0);
+  shmq_queue_info_free(info);
+
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+/* reject: straight to the dead-letter queue, its origin readable there. */
+static void test_reject_dead_letters_with_its_origin(void) {
+  shmq_queue_t* dlq = create_dead_letter_queue("dlq");
+  shmq_delivery_policy_t policy;
+  shmq_delivery_policy_init(&policy);
+  policy.dead_letter = "dlq";
+  shmq_queue_t* queue = create_policy_queue("orders", &policy);
+  shmq_producer_t* producer = attach(queue, "web");
+  shmq_consumer_t* consumer = join(queue, "billing");
+  shmq_consumer_t* morgue = join(dlq, "morgue");
+  const uint64_t sequence = send_text(producer, "poison");
+  send_text(producer, "fine");
+
+  shmq_message_t message;
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "poison"));
+  const uint64_t position = message.position;
+  const uint64_t timestamp = message.timestamp_ns;
+  CHECK_OK(shmq_consumer_reject(consumer, &message));
+  CHECK(shmq_consumer_in_flight(consumer) == 0);
+  CHECK_STATUS(shmq_consumer_reject(consumer, &message), SHMQ_NOT_IN_FLIGHT);
+  /* The group goes on with the next. */
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "fine"));
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+
+  shmq_message_t dead;
+  CHECK_OK(shmq_consumer_receive(morgue, &dead, kSecond));
+  CHECK(dead.size > strlen("poison")); /* the origin travels after the payload */
+  shmq_dead_letter_t origin;
+  memset(&origin, 0xab, sizeof origin);
+  CHECK_OK(shmq_message_dead_letter(&dead, &origin));
+  CHECK(origin.size == strlen("poison") && memcmp(origin.payload, "poison", origin.size) == 0);
+  CHECK(origin.payload == dead.payload); /* a view into the message's */
+  CHECK_STR(origin.origin_queue, "orders");
+  CHECK_STR(origin.origin_group, "billing");
+  CHECK_STR(origin.origin_producer, "web");
+  CHECK(origin.origin_sequence == sequence);
+  CHECK(origin.origin_position == position);
+  CHECK(origin.origin_timestamp_ns == timestamp);
+  CHECK(origin.reason == SHMQ_DEAD_LETTER_REJECTED);
+  CHECK_STR(shmq_dead_letter_reason_str(origin.reason), "rejected");
+  CHECK(origin.deliveries == 1);
+  for (int i = 0; i < 4; ++i) CHECK(origin.reserved[i] == 0);
+  CHECK_OK(shmq_consumer_ack(morgue, &dead));
+  /* Exactly once. */
+  CHECK_STATUS(shmq_consumer_try_receive(morgue, &dead), SHMQ_EMPTY);
+
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  const shmq_group_delivery_info_t* d = &info->groups_delivery[group_index(info, "billing")];
+  CHECK(d->rejected == 1 && d->dead_lettered == 1 && d->dropped == 0 && d->nacked == 0);
+  shmq_queue_info_free(info);
+
+  shmq_consumer_close(morgue);
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  shmq_queue_close(dlq);
+  remove_queue("orders");
+  remove_queue("dlq");
+}
+
+/* Without a dead-letter queue, a rejected message is dropped, counted. */
+static void test_reject_without_a_dead_letter_queue_drops(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_producer_t* producer = attach(queue, "p");
+  shmq_consumer_t* consumer = join(queue, "g");
+  send_text(producer, "poison");
+  shmq_message_t message;
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK_OK(shmq_consumer_reject(consumer, &message));
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  const shmq_group_delivery_info_t* d = &info->groups_delivery[group_index(info, "g")];
+  CHECK(d->rejected == 1 && d->dropped == 1 && d->dead_lettered == 0);
+  shmq_queue_info_free(info);
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+/* max_deliveries 2: the second nack sends it to the dead-letter queue. */
+static void test_max_deliveries_dead_letters(void) {
+  shmq_queue_t* dlq = create_dead_letter_queue("dlq");
+  shmq_delivery_policy_t policy;
+  shmq_delivery_policy_init(&policy);
+  policy.max_deliveries = 2;
+  policy.dead_letter = "dlq";
+  shmq_queue_t* queue = create_policy_queue("q", &policy);
+  shmq_producer_t* producer = attach(queue, "p");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_consumer_t* morgue = join(dlq, "morgue");
+  send_text(producer, "poison");
+
+  shmq_message_t message;
+  for (uint16_t delivery = 1; delivery <= 2; ++delivery) {
+    CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+    CHECK(payload_is(&message, "poison") && message.deliveries == delivery);
+    CHECK_OK(shmq_consumer_nack(consumer, &message));
+  }
+  CHECK_STATUS(shmq_consumer_receive(consumer, &message, 50 * kMillisecond), SHMQ_TIMEOUT);
+
+  shmq_message_t dead;
+  CHECK_OK(shmq_consumer_receive(morgue, &dead, kSecond));
+  shmq_dead_letter_t origin;
+  CHECK_OK(shmq_message_dead_letter(&dead, &origin));
+  CHECK(origin.reason == SHMQ_DEAD_LETTER_MAX_DELIVERIES);
+  CHECK_STR(shmq_dead_letter_reason_str(origin.reason), "max-deliveries");
+  CHECK(origin.deliveries == 2);
+  CHECK_STR(origin.origin_group, "g");
+  CHECK(origin.size == strlen("poison") && memcmp(origin.payload, "poison", origin.size) == 0);
+  CHECK_OK(shmq_consumer_ack(morgue, &dead));
+
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  const shmq_group_delivery_info_t* d = &info->groups_delivery[group_index(info, "g")];
+  CHECK(d->nacked == 2 && d->dead_lettered == 1 && d->rejected == 0);
+  shmq_queue_info_free(info);
+
+  shmq_consumer_close(morgue);
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  shmq_queue_close(dlq);
+  remove_queue("q");
+  remove_queue("dlq");
+}
+
+/* A holder past the ack timeout: the next member takes its messages over
+ * (no shmqd here), and each late ack, nack or reject gets SHMQ_LEASE_EXPIRED,
+ * once (then the message is forgotten: SHMQ_NOT_IN_FLIGHT). The verdict does
+ * not depend on timing: the first member waits well past the timeout. */
+static void test_lease_expired(void) {
+  shmq_delivery_policy_t policy;
+  shmq_delivery_policy_init(&policy);
+  policy.ack_timeout_ns = 20 * kMillisecond;
+  shmq_queue_t* queue = create_policy_queue("q", &policy);
+  shmq_producer_t* producer = attach(queue, "p");
+  shmq_consumer_t* stuck = join(queue, "g");
+  shmq_consumer_t* other = join(queue, "g");
+  send_text(producer, "to ack");
+  send_text(producer, "to nack");
+  send_text(producer, "to reject");
+
+  shmq_message_t held[3];
+  for (int i = 0; i < 3; ++i) {
+    CHECK_OK(shmq_consumer_receive(stuck, &held[i], kSecond));
+    CHECK(held[i].deliveries == 1);
+  }
+  const struct timespec pause = {0, 200 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+
+  shmq_message_t taken[3];
+  for (int i = 0; i < 3; ++i) {
+    CHECK_OK(shmq_consumer_receive(other, &taken[i], 5 * kSecond));
+    CHECK(taken[i].position == held[i].position);
+    CHECK(taken[i].redelivered && taken[i].deliveries == 2);
+  }
+  CHECK_STATUS(shmq_consumer_ack(stuck, &held[0]), SHMQ_LEASE_EXPIRED);
+  CHECK_STATUS(shmq_consumer_nack(stuck, &held[1]), SHMQ_LEASE_EXPIRED);
+  CHECK_STATUS(shmq_consumer_reject(stuck, &held[2]), SHMQ_LEASE_EXPIRED);
+  CHECK_STATUS(shmq_consumer_ack(stuck, &held[0]), SHMQ_NOT_IN_FLIGHT);
+  CHECK(shmq_consumer_in_flight(stuck) == 0);
+  for (int i = 0; i < 3; ++i) CHECK_OK(shmq_consumer_ack(other, &taken[i]));
+
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  const size_t g = group_index(info, "g");
+  CHECK(info->groups_delivery[g].lease_expired == 3); /* counted per message taken back */
+  CHECK(info->groups_delivery[g].nacked == 0 && info->groups_delivery[g].rejected == 0);
+  CHECK(info->groups[g].acked == 3);
+  shmq_queue_info_free(info);
+
+  shmq_consumer_close(other);
+  shmq_consumer_close(stuck);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+/* A message older than the ttl when due is dead-lettered (reason expired), a
+ * fresh one delivered. The stale one waits six times its ttl. */
+static void test_ttl_dead_letters_what_waited_too_long(void) {
+  shmq_queue_t* dlq = create_dead_letter_queue("dlq");
+  shmq_delivery_policy_t policy;
+  shmq_delivery_policy_init(&policy);
+  policy.ttl_ns = 50 * kMillisecond;
+  policy.dead_letter = "dlq";
+  shmq_queue_t* queue = create_policy_queue("q", &policy);
+  shmq_producer_t* producer = attach(queue, "p");
+  send_text(producer, "stale");
+  const struct timespec pause = {0, 300 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  send_text(producer, "fresh");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_message_t message;
+  CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
+  CHECK(payload_is(&message, "fresh"));
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+
+  shmq_consumer_t* morgue = join(dlq, "morgue");
+  CHECK_OK(shmq_consumer_receive(morgue, &message, kSecond));
+  shmq_dead_letter_t origin;
+  CHECK_OK(shmq_message_dead_letter(&message, &origin));
+  CHECK(origin.reason == SHMQ_DEAD_LETTER_EXPIRED);
+  CHECK_STR(shmq_dead_letter_reason_str(origin.reason), "expired");
+  CHECK(origin.size == strlen("stale") && memcmp(origin.payload, "stale", origin.size) == 0);
+  CHECK_OK(shmq_consumer_ack(morgue, &message));
+
+  shmq_queue_info_t* info = NULL;
+  CHECK_OK(shmq_queue_info(queue, &info));
+  const shmq_group_delivery_info_t* d = &info->groups_delivery[group_index(info, "g")];
+  CHECK(d->expired == 1 && d->dead_lettered == 1 && d->dropped == 0);
+  shmq_queue_info_free(info);
+
+  shmq_consumer_close(morgue);
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  shmq_queue_close(dlq);
+  remove_queue("q");
+  remove_queue("dlq");
+}
+
+static void test_dead_letter_reason_names(void) {
+  CHECK_STR(shmq_dead_letter_reason_str(SHMQ_DEAD_LETTER_MAX_DELIVERIES), "max-deliveries");
+  CHECK_STR(shmq_dead_letter_reason_str(SHMQ_DEAD_LETTER_EXPIRED), "expired");
+  CHECK_STR(shmq_dead_letter_reason_str(SHMQ_DEAD_LETTER_REJECTED), "rejected");
+  CHECK_STR(shmq_dead_letter_reason_str((shmq_dead_letter_reason_t)7), "unknown");
+  CHECK_STR(shmq_dead_letter_reason_str((shmq_dead_letter_reason_t)-1), "unknown");
+}
+
 static void test_delete_group(void) {
   shmq_queue_t* queue = create_small_queue("q");
   shmq_producer_t* producer = attach(queue, "p");
@@ -1684,6 +2133,15 @@ static const named_test_t tests[] = {
     TEST(test_table_full),
     TEST(test_queue_info_figures),
     TEST(test_exclusive_group),
+    TEST(test_delivery_policy_round_trip),
+    TEST(test_bad_delivery_policies_are_refused),
+    TEST(test_dead_letter_reason_names),
+    TEST(test_nack_redelivers),
+    TEST(test_reject_dead_letters_with_its_origin),
+    TEST(test_reject_without_a_dead_letter_queue_drops),
+    TEST(test_max_deliveries_dead_letters),
+    TEST(test_lease_expired),
+    TEST(test_ttl_dead_letters_what_waited_too_long),
     TEST(test_delete_group),
     TEST(test_deleted_queue),
     TEST(test_handles_outlive_their_queue_handle),

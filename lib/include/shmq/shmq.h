@@ -73,6 +73,8 @@ typedef SHMQ_ENUM(shmq_status) {
   SHMQ_NOT_DURABLE = 9,        /* a durable confirm asked of a queue that is not durable */
   SHMQ_JOURNAL_UNREADABLE = 10, /* the group reads the journal, which cannot be read */
   SHMQ_DELETED = 11,           /* a blocking call found the queue deleted: nothing more comes */
+  SHMQ_LEASE_EXPIRED = 12,     /* ack, nack or reject of a message held past the queue's ack timeout: it went
+                                * back to the group, and another member may hold it now */
 
   SHMQ_INVALID_NAME = 100,     /* a name outside [A-Za-z0-9._-]{1,63} */
   SHMQ_INVALID_ARGUMENT = 101, /* a size or option out of range, a NULL handle or pointer */
@@ -109,6 +111,29 @@ SHMQ_C_API const char* shmq_version(void);
 
 typedef struct shmq_queue shmq_queue_t;
 
+/* What a queue does with messages its consumers do not ack (shmq::DeliveryPolicy,
+ * docs/design.md "Delivery policy"): a delivery limit, a dead-letter queue, an
+ * ack deadline and a time to live. Set at creation, kept for the queue's life. */
+typedef struct shmq_delivery_policy {
+  uint32_t max_deliveries;  /* a message delivered this many times to a group and not acked is dead-lettered
+                             * (reason max-deliveries); 1..SHMQ_MAX_DELIVERIES_LIMIT; 0 (default): no limit */
+  const char* dead_letter;  /* where dead letters go: an existing queue of the same namespace, not this one nor
+                             * one whose dead letters lead back here, whose max_message holds this queue's
+                             * plus the origin it carries (245 bytes); read during the create call only.
+                             * NULL or "" (default): none, dead letters are dropped (counted) */
+  int64_t ack_timeout_ns;   /* a message held longer by a member goes back to its group, and that member's
+                             * ack gets SHMQ_LEASE_EXPIRED; competing groups only. 0 (default): none */
+  int64_t ttl_ns;           /* a message older than this (by its timestamp) when a group would deliver it is
+                             * dead-lettered instead (reason expired). 0 (default): none */
+  uint64_t reserved[4];     /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
+} shmq_delivery_policy_t;
+
+/* The most max_deliveries may be: a delivery count saturates one above it. */
+#define SHMQ_MAX_DELIVERIES_LIMIT 254u
+
+/* Fills the defaults above: no policy. */
+SHMQ_C_API void shmq_delivery_policy_init(shmq_delivery_policy_t* policy);
+
 typedef struct shmq_queue_options {
   uint64_t capacity;      /* ring bytes; a power of two, 4 KiB .. 1 TiB (default 1 MiB) */
   uint32_t max_message;   /* largest payload; with its 32-byte header at most capacity / 4 (default 64 KiB) */
@@ -120,7 +145,10 @@ typedef struct shmq_queue_options {
   int64_t group;          /* the segment file's group id; SHMQ_NO_GROUP (default): the creator's.
                            * The creator must belong to it (or be root): else SHMQ_PERMISSION_DENIED.
                            * From shmq_queue_get_options: the file's group. */
-  uint64_t reserved[3];   /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
+  const shmq_delivery_policy_t* policy; /* NULL (default): none. Read during the create call only.
+                           * From shmq_queue_get_options: the queue's, never NULL, owned by the
+                           * queue handle (valid while it is open; its dead_letter "" when none). */
+  uint64_t reserved[2];   /* zero (others are refused: SHMQ_INVALID_ARGUMENT) */
 } shmq_queue_options_t;
 
 /* shmq_queue_options_t.group: keep the creator's group. */
@@ -234,6 +262,19 @@ typedef struct shmq_group_info_ext {
                                  * competing group; in an exclusive one, the active member only) */
 } shmq_group_info_ext_t;
 
+/* A group's delivery-policy figures (shmq_delivery_policy_t), all since the
+ * group's creation: shmq_queue_info_t.groups_delivery[i] is groups[i]'s. Its
+ * reserved words (zero) leave room for later figures in the same array. */
+typedef struct shmq_group_delivery_info {
+  uint64_t dead_lettered;   /* moved to the dead-letter queue (any reason) */
+  uint64_t dropped;         /* would have been dead-lettered, but the queue has no dead-letter queue */
+  uint64_t expired;         /* past the ttl when due (dead-lettered or dropped) */
+  uint64_t rejected;        /* by shmq_consumer_reject (dead-lettered or dropped) */
+  uint64_t nacked;          /* given back by shmq_consumer_nack */
+  uint64_t lease_expired;   /* taken back from a member past the ack timeout */
+  uint64_t reserved[4];
+} shmq_group_delivery_info_t;
+
 typedef SHMQ_ENUM(shmq_journal_trouble) {
   SHMQ_JOURNAL_OK = 0,
   SHMQ_JOURNAL_SETUP_FAILING = 1, /* shmqd cannot open the journal (a full disk): it retries */
@@ -272,6 +313,8 @@ typedef struct shmq_queue_info {
   uint32_t gid;
   uint64_t daemon_pid_namespace; /* inode of daemon_pid's pid namespace (/proc/<pid>/ns/pid) */
   const shmq_group_info_ext_t* groups_ext; /* group_count entries: groups[i]'s later figures */
+  const shmq_group_delivery_info_t* groups_delivery; /* group_count entries: groups[i]'s policy figures */
+  shmq_delivery_policy_t policy; /* the queue's (its dead_letter "" when none, owned by the snapshot) */
 } shmq_queue_info_t;
 
 /* A snapshot; free with shmq_queue_info_free. */
@@ -395,7 +438,10 @@ typedef struct shmq_message {
   uint64_t sequence;      /* the producer's sequence */
   uint64_t timestamp_ns;  /* CLOCK_REALTIME at send */
   uint32_t producer_id;
-  bool redelivered;       /* a consumer that held it died (or left) before acking */
+  bool redelivered;       /* delivered before: its holder died (or left), nacked it or passed its ack deadline */
+  uint16_t deliveries;    /* deliveries of this message to this group, this one included: 1 the first time;
+                           * saturates at SHMQ_MAX_DELIVERIES_LIMIT + 1. (It lies in what was the struct's
+                           * padding: the struct keeps its size and layout.) */
   const void* internal;   /* libshmq's own: where shmq_message_producer reads the name */
 } shmq_message_t;
 
@@ -431,6 +477,17 @@ SHMQ_C_API shmq_status_t shmq_consumer_try_receive_batch(shmq_consumer_t* consum
 SHMQ_C_API shmq_status_t shmq_consumer_receive_batch(shmq_consumer_t* consumer, shmq_message_t* out, size_t max,
                                                      int64_t timeout_ns, size_t* count);
 SHMQ_C_API shmq_status_t shmq_consumer_ack(shmq_consumer_t* consumer, const shmq_message_t* message);
+/* Gives a held message back to its group at once: it comes again (to any
+ * member), redelivered, before newer messages, and counts a delivery (past
+ * the queue's max_deliveries it is dead-lettered instead). SHMQ_OK,
+ * SHMQ_NOT_IN_FLIGHT, SHMQ_LEASE_EXPIRED. Its payload is then no longer valid. */
+SHMQ_C_API shmq_status_t shmq_consumer_nack(shmq_consumer_t* consumer, const shmq_message_t* message);
+/* Sends a held message to the queue's dead-letter queue (reason rejected),
+ * or drops it, counted, where the queue has none; exactly once, even if this
+ * process dies during the move. SHMQ_OK, SHMQ_NOT_IN_FLIGHT,
+ * SHMQ_LEASE_EXPIRED; SHMQ_FULL or SHMQ_TIMEOUT when the dead-letter queue
+ * has no room (the message stays held: try again, or nack it). */
+SHMQ_C_API shmq_status_t shmq_consumer_reject(shmq_consumer_t* consumer, const shmq_message_t* message);
 /* Acks every message this consumer holds at a position <= `position`
  * (UINT64_MAX: all); *count (may be NULL): how many. */
 SHMQ_C_API shmq_status_t shmq_consumer_ack_up_to(shmq_consumer_t* consumer, uint64_t position, size_t* count);
@@ -441,6 +498,43 @@ SHMQ_C_API shmq_status_t shmq_consumer_ack_up_to(shmq_consumer_t* consumer, uint
  * Call it while the message is held: then the name is the sender's. */
 SHMQ_C_API shmq_status_t shmq_message_producer(const shmq_message_t* message, char* buf, size_t size,
                                                size_t* length);
+
+/* ---- Dead letters ------------------------------------------------------- */
+
+/* Why a message was dead-lettered (shmq::DeadLetterReason). */
+typedef SHMQ_ENUM(shmq_dead_letter_reason) {
+  SHMQ_DEAD_LETTER_MAX_DELIVERIES = 0, /* delivered max_deliveries times, never acked */
+  SHMQ_DEAD_LETTER_EXPIRED = 1,        /* older than the queue's ttl when due */
+  SHMQ_DEAD_LETTER_REJECTED = 2        /* shmq_consumer_reject */
+} shmq_dead_letter_reason_t;
+
+/* "max-deliveries", "expired", "rejected" ("unknown" otherwise); never NULL. */
+SHMQ_C_API const char* shmq_dead_letter_reason_str(shmq_dead_letter_reason_t reason);
+
+/* Room for a name (63 characters at most) and its NUL. */
+#define SHMQ_NAME_BYTES 64
+
+/* Where a message of a dead-letter queue came from. The caller's struct; the
+ * library fills every field, its names copied in (NUL-terminated). */
+typedef struct shmq_dead_letter {
+  const void* payload;      /* the original payload: a view into the message's (which carries the origin
+                             * after it), valid as long as the message's payload */
+  size_t size;
+  char origin_queue[SHMQ_NAME_BYTES];
+  char origin_group[SHMQ_NAME_BYTES];
+  char origin_producer[SHMQ_NAME_BYTES]; /* its producer's name in the origin queue ("" when unknown) */
+  uint64_t origin_sequence;
+  uint64_t origin_position;
+  uint64_t origin_timestamp_ns;
+  shmq_dead_letter_reason_t reason;
+  uint32_t deliveries;      /* deliveries to the origin group before it was dead-lettered */
+  uint64_t reserved[4];     /* zeroed by the library: room for later fields */
+} shmq_dead_letter_t;
+
+/* The origin a dead-lettered message carries into *out (call it while the
+ * message is held: it reads the payload). SHMQ_NOT_FOUND (and *out zeroed)
+ * for a message that is not a dead letter. */
+SHMQ_C_API shmq_status_t shmq_message_dead_letter(const shmq_message_t* message, shmq_dead_letter_t* out);
 
 #ifdef __cplusplus
 }

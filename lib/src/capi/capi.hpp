@@ -18,7 +18,12 @@
 #include "shmq/status.hpp"
 
 struct shmq_queue {
+  explicit shmq_queue(shmq::Queue q);
   shmq::Queue queue;
+  // The delivery policy as shmq_queue_get_options hands it out: fixed at the
+  // queue's creation, so read once, here (dead_letter points into the string).
+  std::string dead_letter;
+  shmq_delivery_policy_t policy{};
 };
 struct shmq_producer {
   shmq::Producer producer;
@@ -70,6 +75,16 @@ inline std::string_view ns_of(const char* ns) noexcept { return ns == nullptr ? 
 // when size is 0); *length (may be NULL) gets its full length.
 // SHMQ_INVALID_ARGUMENT for a NULL buf of a size.
 shmq_status_t copy_out(std::string_view text, char* buf, std::size_t size, std::size_t* length) noexcept;
+
+// A policy as C sees it; `dead_letter` must outlive the view (it points into it).
+inline shmq_delivery_policy_t policy_view(const DeliveryPolicy& p, const std::string& dead_letter) noexcept {
+  shmq_delivery_policy_t v{};
+  v.max_deliveries = p.max_deliveries;
+  v.dead_letter = dead_letter.c_str();
+  v.ack_timeout_ns = static_cast<std::int64_t>(p.ack_timeout.count());
+  v.ttl_ns = static_cast<std::int64_t>(p.ttl.count());
+  return v;
+}
 
 // Whether a C caller left an options struct's reserved words zero, as its
 // *_init function does (others may mean something in a later version).

@@ -2,6 +2,9 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -18,16 +21,55 @@ void message_to(const Message& m, shmq_message_t* out) noexcept {
   out->timestamp_ns = m.timestamp_ns;
   out->producer_id = m.producer_id;
   out->redelivered = m.redelivered;
+  out->deliveries = static_cast<std::uint16_t>(std::min<std::uint32_t>(m.deliveries, UINT16_MAX));
   out->internal = m.producer_entry;
 }
 
-// What Consumer::ack needs of a message: its position.
+// The message as the C++ API handed it out (ack needs its position; nack,
+// reject and dead_letter() may read the rest).
 Message message_from(const shmq_message_t& m) noexcept {
   Message out;
+  out.payload = std::span(static_cast<const std::byte*>(m.payload), m.size);
   out.position = m.position;
+  out.sequence = m.sequence;
+  out.timestamp_ns = m.timestamp_ns;
+  out.producer_id = m.producer_id;
+  out.redelivered = m.redelivered;
+  out.deliveries = m.deliveries;
   out.producer_entry = m.internal;
   return out;
 }
+
+// `deliveries` lies in what was padding: the struct keeps its size and layout (LP64).
+static_assert(sizeof(void*) != 8 ||
+              (offsetof(shmq_message_t, deliveries) == 46 && offsetof(shmq_message_t, internal) == 48 &&
+               sizeof(shmq_message_t) == 56));
+
+// Copies a name into a fixed C field, cut to fit, NUL-terminated.
+template <std::size_t N>
+void copy_name(std::string_view name, char (&out)[N]) noexcept {
+  const std::size_t n = std::min(name.size(), N - 1);
+  std::memcpy(out, name.data(), n);
+  out[n] = '\0';
+}
+
+void dead_letter_to(const DeadLetter& d, shmq_dead_letter_t* out) noexcept {
+  *out = shmq_dead_letter_t{};
+  out->payload = d.payload.data();
+  out->size = d.payload.size();
+  copy_name(d.origin_queue, out->origin_queue);
+  copy_name(d.origin_group, out->origin_group);
+  copy_name(d.origin_producer, out->origin_producer);
+  out->origin_sequence = d.origin_sequence;
+  out->origin_position = d.origin_position;
+  out->origin_timestamp_ns = d.origin_timestamp_ns;
+  out->reason = static_cast<shmq_dead_letter_reason_t>(d.reason);
+  out->deliveries = d.deliveries;
+}
+
+static_assert(SHMQ_DEAD_LETTER_MAX_DELIVERIES == static_cast<int>(DeadLetterReason::MaxDeliveries));
+static_assert(SHMQ_DEAD_LETTER_EXPIRED == static_cast<int>(DeadLetterReason::Expired));
+static_assert(SHMQ_DEAD_LETTER_REJECTED == static_cast<int>(DeadLetterReason::Rejected));
 
 // Fills out[count..max) with Consumer::try_receive_batch (an exclusive
 // member's ring records in one cursor update), through Messages on the
@@ -167,6 +209,16 @@ shmq_status_t shmq_consumer_ack(shmq_consumer_t* consumer, const shmq_message_t*
   return status_of(consumer->consumer.ack(message_from(*message)));
 }
 
+shmq_status_t shmq_consumer_nack(shmq_consumer_t* consumer, const shmq_message_t* message) {
+  if (consumer == nullptr || message == nullptr) return null_argument("the consumer or the message is NULL");
+  return status_of(consumer->consumer.nack(message_from(*message)));
+}
+
+shmq_status_t shmq_consumer_reject(shmq_consumer_t* consumer, const shmq_message_t* message) {
+  if (consumer == nullptr || message == nullptr) return null_argument("the consumer or the message is NULL");
+  return status_of(consumer->consumer.reject(message_from(*message)));
+}
+
 shmq_status_t shmq_consumer_ack_up_to(shmq_consumer_t* consumer, uint64_t position, size_t* count) {
   if (consumer == nullptr) return null_argument("the consumer is NULL");
   const std::size_t acked = consumer->consumer.ack_up_to(position);
@@ -177,6 +229,25 @@ shmq_status_t shmq_consumer_ack_up_to(shmq_consumer_t* consumer, uint64_t positi
 shmq_status_t shmq_message_producer(const shmq_message_t* message, char* buf, size_t size, size_t* length) {
   if (message == nullptr) return null_argument("the message is NULL");
   return copy_out(message_from(*message).producer(), buf, size, length);
+}
+
+const char* shmq_dead_letter_reason_str(shmq_dead_letter_reason_t reason) {
+  // shmq_dead_letter_reason_t has int as its underlying type in C++: any int is a value to check.
+  if (reason < SHMQ_DEAD_LETTER_MAX_DELIVERIES || reason > SHMQ_DEAD_LETTER_REJECTED) return "unknown";
+  // to_string's views are of string literals, so NUL-terminated.
+  return shmq::to_string(static_cast<shmq::DeadLetterReason>(reason)).data();
+}
+
+shmq_status_t shmq_message_dead_letter(const shmq_message_t* message, shmq_dead_letter_t* out) {
+  if (message == nullptr || out == nullptr) return null_argument("the message or out is NULL");
+  *out = shmq_dead_letter_t{};
+  if (message->payload == nullptr && message->size != 0) return null_argument("the message's payload is NULL");
+  return guarded([&] {
+    const std::optional<shmq::DeadLetter> origin = message_from(*message).dead_letter();
+    if (!origin) return fail(SHMQ_NOT_FOUND, "the message is not a dead letter: it carries no origin");
+    dead_letter_to(*origin, out);
+    return SHMQ_OK;
+  });
 }
 
 }  // extern "C"

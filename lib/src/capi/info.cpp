@@ -19,6 +19,7 @@ struct InfoHolder {
     std::vector<std::vector<shmq_consumer_info_t>> consumers;  // per group
     std::vector<shmq_group_info_ext_t> groups_ext;
     std::vector<std::unique_ptr<bool[]>> consumer_active;  // per group
+    std::vector<shmq_group_delivery_info_t> groups_delivery;
   }* storage;
 };
 
@@ -33,6 +34,17 @@ shmq_consumer_info_t consumer_view(const ConsumerInfo& c) noexcept {
 shmq_group_info_t group_view(const GroupInfo& g, const std::vector<shmq_consumer_info_t>& consumers) noexcept {
   return {g.name.c_str(), g.read_position, g.reading_journal, g.acked_position, g.lag_bytes,     g.lag_messages,
           g.in_flight,    g.delivered,     g.acked,           g.redelivered,    consumers.size(), consumers.data()};
+}
+
+shmq_group_delivery_info_t delivery_view(const GroupInfo& g) noexcept {
+  shmq_group_delivery_info_t v{};
+  v.dead_lettered = g.dead_lettered;
+  v.dropped = g.dropped;
+  v.expired = g.expired;
+  v.rejected = g.rejected;
+  v.nacked = g.nacked;
+  v.lease_expired = g.lease_expired;
+  return v;
 }
 
 shmq_queue_info_t queue_view(const InfoHolder::Storage& s) noexcept {
@@ -69,6 +81,8 @@ shmq_queue_info_t queue_view(const InfoHolder::Storage& s) noexcept {
   v.group_count = s.groups.size();
   v.groups = s.groups.data();
   v.groups_ext = s.groups_ext.data();
+  v.groups_delivery = s.groups_delivery.data();
+  v.policy = policy_view(i.policy, i.policy.dead_letter);
   return v;
 }
 
@@ -100,6 +114,7 @@ shmq_status_t shmq_queue_info(const shmq_queue_t* queue, shmq_queue_info_t** out
       auto& active = s->consumer_active.emplace_back(std::make_unique<bool[]>(g.consumers.size()));
       for (std::size_t c = 0; c < g.consumers.size(); ++c) active[c] = g.consumers[c].active;
       s->groups_ext.push_back({g.exclusive, active.get()});
+      s->groups_delivery.push_back(delivery_view(g));
     }
     auto* holder = new InfoHolder{queue_view(*s), s.get()};
     s.release();

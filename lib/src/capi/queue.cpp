@@ -1,12 +1,39 @@
 // The C API's queues: create, open, remove, options, names.
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "capi/capi.hpp"
 
 namespace shmq::capi {
 namespace {
+
+// A policy word the caller left out of range: refused, naming the option.
+std::chrono::nanoseconds duration_from(std::int64_t ns, const char* what) {
+  if (ns < 0)
+    throw Error(Errc::InvalidArgument, std::string("delivery policy: ") + what + " " + std::to_string(ns) +
+                                           " ns is negative (0: none)");
+  return std::chrono::nanoseconds(ns);
+}
+
+DeliveryPolicy policy_from(const shmq_delivery_policy_t& c) {
+  if (!reserved_zero(c.reserved))
+    throw Error(Errc::InvalidArgument, "delivery policy: reserved words must be zero");
+  DeliveryPolicy p;
+  p.max_deliveries = c.max_deliveries;  // the library refuses more than kMaxDeliveriesLimit, naming it
+  if (c.dead_letter != nullptr) p.dead_letter = c.dead_letter;
+  p.ack_timeout = duration_from(c.ack_timeout_ns, "ack_timeout_ns");
+  p.ttl = duration_from(c.ttl_ns, "ttl_ns");
+  return p;
+}
+
+static_assert(SHMQ_MAX_DELIVERIES_LIMIT == kMaxDeliveriesLimit);
+// `policy` took a reserved word: the struct keeps the size it had with three.
+static_assert(sizeof(shmq_queue_options_t) ==
+              offsetof(shmq_queue_options_t, group) + sizeof(std::int64_t) + 3 * sizeof(std::uint64_t));
 
 QueueOptions options_from(const shmq_queue_options_t* c) {
   QueueOptions o;
@@ -26,9 +53,11 @@ QueueOptions options_from(const shmq_queue_options_t* c) {
     }
     o.group = static_cast<gid_t>(c->group);
   }
+  if (c->policy != nullptr) o.policy = policy_from(*c->policy);
   return o;
 }
 
+// The policy is left NULL: shmq_queue_get_options points it at the handle's.
 void options_to(const QueueOptions& o, shmq_queue_options_t* c) noexcept {
   *c = shmq_queue_options_t{};
   c->capacity = o.capacity;
@@ -66,9 +95,19 @@ struct NameList {
 }  // namespace
 }  // namespace shmq::capi
 
+shmq_queue::shmq_queue(shmq::Queue q) : queue(std::move(q)) {
+  const shmq::DeliveryPolicy p = queue.options().policy;
+  dead_letter = p.dead_letter;
+  policy = shmq::capi::policy_view(p, dead_letter);
+}
+
 using namespace shmq::capi;
 
 extern "C" {
+
+void shmq_delivery_policy_init(shmq_delivery_policy_t* policy) {
+  if (policy != nullptr) *policy = shmq_delivery_policy_t{};
+}
 
 void shmq_queue_options_init(shmq_queue_options_t* options) {
   if (options != nullptr) options_to(shmq::QueueOptions{}, options);
@@ -118,6 +157,7 @@ const char* shmq_queue_namespace(const shmq_queue_t* queue) {
 shmq_status_t shmq_queue_get_options(const shmq_queue_t* queue, shmq_queue_options_t* out) {
   if (queue == nullptr || out == nullptr) return null_argument("the queue or out is NULL");
   options_to(queue->queue.options(), out);
+  out->policy = &queue->policy;
   return SHMQ_OK;
 }
 

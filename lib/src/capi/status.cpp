@@ -8,6 +8,7 @@ namespace shmq::capi {
 
 // The C codes are the C++ enumerators' values: checked here, once.
 static_assert(SHMQ_DELETED == static_cast<int>(Status::Deleted));
+static_assert(SHMQ_LEASE_EXPIRED == static_cast<int>(Status::LeaseExpired));
 static_assert(SHMQ_JOURNAL_UNREADABLE == static_cast<int>(Status::JournalUnreadable));
 static_assert(SHMQ_CORRUPT == static_cast<int>(Status::Corrupt));
 static_assert(SHMQ_INVALID_NAME == 100 + static_cast<int>(Errc::InvalidName));
@@ -46,7 +47,7 @@ const char* shmq_status_str(shmq_status_t status) {
   using shmq::Errc;
   using shmq::Status;
   // to_string's views are of string literals, so NUL-terminated.
-  if (status >= SHMQ_OK && status <= SHMQ_DELETED) return shmq::to_string(static_cast<Status>(status)).data();
+  if (status >= SHMQ_OK && status <= SHMQ_LEASE_EXPIRED) return shmq::to_string(static_cast<Status>(status)).data();
   if (status == SHMQ_CORRUPT_HEADER) return "corrupt header";  // Errc::Corrupt's "corrupt" is SHMQ_CORRUPT's
   if (status >= SHMQ_INVALID_NAME && status <= SHMQ_SYSTEM)
     return shmq::to_string(static_cast<Errc>(status - SHMQ_INVALID_NAME)).data();
