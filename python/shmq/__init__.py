@@ -70,6 +70,8 @@ __all__ = [
     "System",
     "NoMemory",
     "Internal",
+    "DEAD_LETTER_OVERHEAD",
+    "MAX_DELIVERIES_LIMIT",
     "library_version",
     "daemon_pid",
     "daemon_data_dir",
@@ -85,6 +87,12 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# What a dead letter's origin adds to its payload, at most: a dead-letter queue's max_message
+# must exceed its origins' by this many bytes.
+DEAD_LETTER_OVERHEAD: int = _shmq.DEAD_LETTER_OVERHEAD
+# The most max_deliveries may be.
+MAX_DELIVERIES_LIMIT: int = _shmq.MAX_DELIVERIES_LIMIT
 
 
 def library_version() -> str:

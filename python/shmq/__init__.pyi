@@ -9,6 +9,8 @@ from typing import Literal, Self, TypedDict, final
 from _typeshed import ReadableBuffer  # any bytes-like object (the buffer protocol)
 
 __version__: str
+DEAD_LETTER_OVERHEAD: int
+MAX_DELIVERIES_LIMIT: int
 __all__: list[str]
 
 def library_version() -> str: ...

@@ -19,7 +19,7 @@ from shmq import _shmq
 
 def dead_letter_queue(name: str = "dlq") -> shmq.Queue:
     """A queue for the dead letters of the `queue` fixture's (1 KiB messages and their origin)."""
-    return shmq.Queue.create(name, capacity=1 << 16, max_message=2048)
+    return shmq.Queue.create(name, capacity=1 << 16, max_message=1024 + shmq.DEAD_LETTER_OVERHEAD)
 
 
 def policy_queue(name: str = "work", **policy) -> shmq.Queue:
@@ -95,8 +95,8 @@ def test_bad_dead_letter_queues_are_refused(namespace):
         policy_queue("work", dead_letter="work")
     with pytest.raises(shmq.InvalidName):
         policy_queue(dead_letter="bad/name")
-    # Its messages cannot hold this queue's with their origin.
-    shmq.Queue.create("tiny", capacity=1 << 16, max_message=1024)
+    # Its messages cannot hold this queue's with their origin: a byte short.
+    shmq.Queue.create("tiny", capacity=1 << 16, max_message=1024 + shmq.DEAD_LETTER_OVERHEAD - 1)
     with pytest.raises(shmq.InvalidArgument, match="tiny"):
         policy_queue(dead_letter="tiny")
     assert shmq.Queue.list() == ["tiny"]
@@ -107,6 +107,7 @@ def test_lease_expired_is_an_error_of_its_status():
     assert shmq.LeaseExpired.status == _shmq.LEASE_EXPIRED == 12
     assert _shmq.status_str(_shmq.LEASE_EXPIRED) == "lease expired"
     assert "LeaseExpired" in shmq.__all__ and "DeadLetter" in shmq.__all__
+    assert (shmq.DEAD_LETTER_OVERHEAD, shmq.MAX_DELIVERIES_LIMIT) == (245, 254)
 
 
 def test_an_ordinary_message_has_one_delivery_and_no_dead_letter(queue):

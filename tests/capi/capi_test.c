@@ -1497,7 +1497,7 @@ static shmq_queue_t* create_dead_letter_queue(const char* name) {
   shmq_queue_options_t options;
   shmq_queue_options_init(&options);
   options.capacity = 64 << 10;
-  options.max_message = 2048;
+  options.max_message = 1024 + SHMQ_DEAD_LETTER_OVERHEAD; /* exactly enough */
   shmq_queue_t* queue = NULL;
   CHECK_OK(shmq_queue_create(name, &options, NULL, &queue));
   return queue;
@@ -1620,8 +1620,13 @@ static void test_bad_delivery_policies_are_refused(void) {
   CHECK(queue == NULL);
   CHECK(!queue_exists("q"));
 
-  /* One whose messages cannot hold this queue's with their origin. */
-  shmq_queue_t* tiny = create_small_queue("tiny"); /* 1 KiB messages */
+  /* One whose messages cannot hold this queue's with their origin: a byte short. */
+  shmq_queue_options_t tiny_options;
+  shmq_queue_options_init(&tiny_options);
+  tiny_options.capacity = 64 << 10;
+  tiny_options.max_message = 1024 + SHMQ_DEAD_LETTER_OVERHEAD - 1;
+  shmq_queue_t* tiny = NULL;
+  CHECK_OK(shmq_queue_create("tiny", &tiny_options, NULL, &tiny));
   policy.dead_letter = "tiny";
   options.max_message = 1024;
   options.capacity = 64 << 10;

@@ -118,8 +118,9 @@ typedef struct shmq_delivery_policy {
   uint32_t max_deliveries;  /* a message delivered this many times to a group and not acked is dead-lettered
                              * (reason max-deliveries); 1..SHMQ_MAX_DELIVERIES_LIMIT; 0 (default): no limit */
   const char* dead_letter;  /* where dead letters go: an existing queue of the same namespace, not this one nor
-                             * one whose dead letters lead back here, whose max_message holds this queue's
-                             * plus the origin it carries (245 bytes); read during the create call only.
+                             * one whose dead letters lead back here, whose max_message is at least this
+                             * queue's + SHMQ_DEAD_LETTER_OVERHEAD (the origin a dead letter carries);
+                             * read during the create call only.
                              * NULL or "" (default): none, dead letters are dropped (counted) */
   int64_t ack_timeout_ns;   /* a message held longer by a member goes back to its group, and that member's
                              * ack gets SHMQ_LEASE_EXPIRED; competing groups only. 0 (default): none */
@@ -130,6 +131,9 @@ typedef struct shmq_delivery_policy {
 
 /* The most max_deliveries may be: a delivery count saturates one above it. */
 #define SHMQ_MAX_DELIVERIES_LIMIT 254u
+/* What a dead letter's origin adds to its payload, at most: a dead-letter
+ * queue's max_message must exceed its origins' by this many bytes. */
+#define SHMQ_DEAD_LETTER_OVERHEAD 245u
 
 /* Fills the defaults above: no policy. */
 SHMQ_C_API void shmq_delivery_policy_init(shmq_delivery_policy_t* policy);

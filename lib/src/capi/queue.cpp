@@ -31,6 +31,7 @@ DeliveryPolicy policy_from(const shmq_delivery_policy_t& c) {
 }
 
 static_assert(SHMQ_MAX_DELIVERIES_LIMIT == kMaxDeliveriesLimit);
+static_assert(SHMQ_DEAD_LETTER_OVERHEAD == kDeadLetterOverhead);
 // `policy` took a reserved word: the struct keeps the size it had with three.
 static_assert(sizeof(shmq_queue_options_t) ==
               offsetof(shmq_queue_options_t, group) + sizeof(std::int64_t) + 3 * sizeof(std::uint64_t));
