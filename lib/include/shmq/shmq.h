@@ -133,7 +133,7 @@ typedef struct shmq_delivery_policy {
 #define SHMQ_MAX_DELIVERIES_LIMIT 254u
 /* What a dead letter's origin adds to its payload, at most: a dead-letter
  * queue's max_message must exceed its origins' by this many bytes. */
-#define SHMQ_DEAD_LETTER_OVERHEAD 245u
+#define SHMQ_DEAD_LETTER_OVERHEAD 237u
 
 /* Fills the defaults above: no policy. */
 SHMQ_C_API void shmq_delivery_policy_init(shmq_delivery_policy_t* policy);
