@@ -151,7 +151,7 @@ struct GroupInfo {
   std::uint64_t lag_messages = 0;    // committed messages not yet acknowledged
   std::uint64_t in_flight = 0;
   std::uint64_t delivered = 0;
-  std::uint64_t acked = 0;
+  std::uint64_t acked = 0;  // settled: acked, and also dead-lettered or dropped (they leave the group as acks do)
   std::uint64_t redelivered = 0;
   bool exclusive = false;  // one active member reads at a time (ConsumerOptions::exclusive)
   // The delivery policy's work (DeliveryPolicy), all since the group's creation:
