@@ -140,6 +140,56 @@ TEST_F(PolicyDaemonTest, APolicyComesBackWithTheQueueAfterAPowerLoss) {
   again.terminate();
 }
 
+// The dead-letter queue may itself be durable: a rejected message is acked
+// in its origin only once the dead-letter queue's journal has it, so a power
+// loss right after the reject leaves it in the rebuilt dead-letter queue,
+// once, and not in the origin group.
+TEST_F(PolicyDaemonTest, ADurableDeadLetterQueueKeepsWhatWasRejectedAcrossAPowerLoss) {
+  QueueOptions dead = durable_with({});
+  dead.max_message = kMaxMessage + kDeadLetterOverhead;
+  (void)Queue::create("dlq", dead);
+  (void)Queue::create("dq", durable_with({.max_deliveries = 3, .dead_letter = "dlq"}));
+  Daemon d = start_daemon();
+  {
+    Queue q = Queue::open("dq");
+    ASSERT_TRUE(d.serves(q));
+    ASSERT_TRUE(d.serves(Queue::open("dlq")));
+    auto p = Producer::attach(q, "p");
+    for (std::uint64_t i = 1; i <= 3; ++i) ASSERT_EQ(p.send(bytes_of(payload_for(i)), Confirm::Durable, 10s), Status::Ok);
+    auto c = Consumer::join(q, "g");
+    Message m;
+    ASSERT_EQ(c.receive(m, 5s), Status::Ok);
+    ASSERT_EQ(c.reject(m), Status::Ok);
+    ASSERT_EQ(c.receive(m, 5s), Status::Ok);
+    ASSERT_EQ(c.ack(m), Status::Ok);
+    std::this_thread::sleep_for(300ms);  // the origin's acks reach its journal with a checkpoint (100 ms)
+  }
+  power_loss(d, {}, {"dq", "dlq"});
+  Daemon again = rebuilt_by_a_new_daemon(2);
+  {
+    auto c = Consumer::join(Queue::open("dlq"), "check");
+    Message m;
+    ASSERT_EQ(c.receive(m, 5s), Status::Ok);
+    const auto origin = m.dead_letter();
+    ASSERT_TRUE(origin.has_value());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(origin->payload.data()), origin->payload.size()), payload_for(1));
+    EXPECT_EQ(origin->origin_sequence, 1u);
+    EXPECT_EQ(origin->reason, DeadLetterReason::Rejected);
+    EXPECT_EQ(c.ack(m), Status::Ok);
+    EXPECT_EQ(c.receive(m, 200ms), Status::Timeout) << "one copy only";
+  }
+  // Acks a checkpoint had not written yet come again, flagged (as any
+  // consumer's): whatever comes before the third message is one of those.
+  auto c = Consumer::join(Queue::open("dq"), "g");
+  Message m;
+  do {
+    ASSERT_EQ(c.receive(m, 5s), Status::Ok);
+    if (m.sequence != 3) EXPECT_TRUE(m.redelivered) << m.sequence;
+    ASSERT_EQ(c.ack(m), Status::Ok);
+  } while (m.sequence != 3);
+  again.terminate();
+}
+
 // A message delivered three times before the power loss (nacked twice: its
 // delivery word says 2, and a member holds it a third time) is delivered a
 // fourth time after the rebuild, never as a first; those nobody had received
