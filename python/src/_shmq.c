@@ -2123,38 +2123,11 @@ static void resolve_producers(ConsumerObject* self) {
   }
 }
 
-static PyObject* Consumer_ack(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs) {
-  if (consumer_ready(self) < 0) return NULL;
-  if (nargs != 1) {
-    PyErr_Format(PyExc_TypeError, "ack() takes exactly one argument (%zd given)", nargs);
-    return NULL;
-  }
-  if (Py_TYPE(args[0]) != &MessageType) {
-    PyErr_Format(PyExc_TypeError, "ack() takes a shmq.Message, not %.100s", Py_TYPE(args[0])->tp_name);
-    return NULL;
-  }
-  MessageObject* m = (MessageObject*)args[0];
-  if (m->consumer != self) {
-    return raise_status_msg(SHMQ_NOT_IN_FLIGHT, "not in flight: the message was received by another consumer");
-  }
-  if (!m->held) return raise_status_msg(SHMQ_NOT_IN_FLIGHT, "not in flight: the message was already acked");
-  if (m->payload != NULL && release_view(&m->view, m->payload, "payload") < 0) return NULL;
-  const shmq_status_t status = shmq_consumer_ack(self->consumer, &m->message);
-  if (status != SHMQ_OK) {
-    Py_CLEAR(m->view);
-    /* Past its ack deadline it went back to the group: no longer ours to read. */
-    if (status == SHMQ_LEASE_EXPIRED) message_mark_released(m);
-    return raise_status(status);
-  }
-  message_mark_released(m);
-  Py_RETURN_NONE;
-}
-
 typedef shmq_status_t (*SettleCall)(shmq_consumer_t*, const shmq_message_t*);
 
-/* nack and reject: as ack, with `settle`. The message is released when it
- * went (to the group, or the dead-letter queue) or went back past its ack
- * deadline; it stays held otherwise (reject's Full or Timeout: try again). */
+/* ack, nack and reject: `settle` the message. It is released when it went
+ * (acked, to the group, or to the dead-letter queue) or went back past its
+ * ack deadline; it stays held otherwise (reject's Full or Timeout: try again). */
 static PyObject* consumer_settle(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs, const char* what,
                                  SettleCall settle) {
   if (consumer_ready(self) < 0) return NULL;
@@ -2180,6 +2153,10 @@ static PyObject* consumer_settle(ConsumerObject* self, PyObject* const* args, Py
   }
   message_mark_released(m);
   Py_RETURN_NONE;
+}
+
+static PyObject* Consumer_ack(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs) {
+  return consumer_settle(self, args, nargs, "ack", shmq_consumer_ack);
 }
 
 static PyObject* Consumer_nack(ConsumerObject* self, PyObject* const* args, Py_ssize_t nargs) {
