@@ -159,6 +159,12 @@ class Run {
                   "sequence %llu, TableFull answers %llu\n",
                   ull(t.transient_attaches), ull(t.recycled), ull(t.new_incarnations), ull(t.table_full));
     }
+    if (t.policy_rounds != 0) {
+      std::printf("  policy: nacks %llu, rejects %llu, late acks/nacks/rejects refused (lease expired) %llu, stalls "
+                  "%llu; dead letters %llu (max-deliveries %llu, expired %llu, rejected %llu)\n",
+                  ull(t.nacks), ull(t.rejects), ull(t.lease_expired), ull(t.stalls), ull(t.dead_letters),
+                  ull(t.dead_max_deliveries), ull(t.dead_expired), ull(t.dead_rejected));
+    }
     if (result.passed()) {
       if (!o_.keep_logs) fs::remove_all(p.log_dir);
     } else {
@@ -175,9 +181,9 @@ class Run {
     const std::string lifecycle = o_.lifecycle_fault ? std::string(" --lifecycle-fault ") + lifecycle_name(*o_.lifecycle_fault)
                                   : o_.lifecycle    ? " --lifecycle"
                                                     : "";
-    std::printf("  replay: shmq-torture --seed %llu --round %d --messages %llu --producer-ms %d%s%s%s%s\n",
+    std::printf("  replay: shmq-torture --seed %llu --round %d --messages %llu --producer-ms %d%s%s%s%s%s\n",
                 ull(o_.seed), p.number, ull(o_.messages), o_.producer_ms, o_.durable ? " --durable" : "",
-                lifecycle.c_str(), o_.names ? " --names" : "",
+                lifecycle.c_str(), o_.names ? " --names" : "", o_.policy ? " --policy" : "",
                 o_.minutes > 0 ? " (ran in the soak: no daemon kills, no power losses)" : "");
     std::printf("  logs: %s\n", p.log_dir.c_str());
   }
@@ -190,7 +196,8 @@ class Run {
                 "full_disk_failures=%llu "
                 "fencings=%llu takeovers=%llu skipped_rounds=%llu names_rounds=%llu transient_attaches=%llu "
                 "recycled=%llu new_incarnations=%llu table_full=%llu active_kills=%llu active_stops=%llu "
-                "exclusive_takeovers=%llu lost=%llu "
+                "exclusive_takeovers=%llu policy_rounds=%llu nacks=%llu rejects=%llu lease_expired=%llu stalls=%llu "
+                "dead_letters=%llu lost=%llu "
                 "unflagged_duplicates=%llu failed_rounds=%d seed=%llu result=%s\n",
                 ull(t.rounds), ull(t.confirmed), ull(t.delivered), ull(t.redelivered), ull(t.duplicates_refused),
                 ull(t.producer_kills), ull(t.consumer_kills), ull(t.daemon_kills), ull(t.stops), ull(t.power_losses),
@@ -198,7 +205,8 @@ class Run {
                 ull(t.full_disks), ull(t.full_disk_starts), ull(t.full_disk_failures), ull(t.fencings), ull(t.takeovers),
                 ull(t.skipped), ull(t.names_rounds), ull(t.transient_attaches), ull(t.recycled),
                 ull(t.new_incarnations), ull(t.table_full), ull(t.active_kills), ull(t.active_stops),
-                ull(t.exclusive_takeovers), ull(t.lost),
+                ull(t.exclusive_takeovers), ull(t.policy_rounds), ull(t.nacks), ull(t.rejects), ull(t.lease_expired),
+                ull(t.stalls), ull(t.dead_letters), ull(t.lost),
                 ull(t.unflagged_duplicates), failed_rounds_, ull(o_.seed), failed_rounds_ == 0 ? "PASS" : "FAIL");
   }
 
@@ -237,6 +245,9 @@ void add_options(CLI::App& app, TortureOptions& o) {
   app.add_flag("--names", o.names,
                "Every round that is no lifecycle round a names round: a producer table of 2 to 4 entries and more "
                "names attaching over the round (default: one round in two, drawn from its seed)");
+  app.add_flag("--policy", o.policy,
+               "Every round that is no lifecycle round a policy round: a delivery policy and a dead-letter queue, "
+               "consumers that nack, reject and stall (default: rounds 2 and 3 of every 4)");
   app.add_option_function<std::string>(
          "--lifecycle-fault",
          [&o](const std::string& name) {

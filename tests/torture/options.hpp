@@ -30,6 +30,7 @@ struct TortureOptions {
   bool lifecycle = false;           // every round a lifecycle round (default: every fourth one)
   std::optional<Lifecycle> lifecycle_fault;  // only this lifecycle fault (implies lifecycle)
   bool names = false;               // every round that is no lifecycle round a names round (default: one in two)
+  bool policy = false;              // every round that is no lifecycle round a policy round (default: rounds 2 and 3 of every 4)
 };
 
 }  // namespace shmq::torture

@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "child.hpp"
+#include "dead_letters.hpp"
 #include "lifecycle.hpp"
 #include "shmq/consumer.hpp"
 #include "shmq/journal.hpp"
@@ -102,6 +103,35 @@ void plan_exclusive(RoundPlan& plan, std::mt19937_64& rng) {
   plan.groups.push_back(group);
 }
 
+// Drawn after everything else, so that the other rounds keep their shapes. A
+// policy round (issue 18): rounds 2 and 3 of every 4 (the durable one and the
+// in-memory one before a lifecycle round), or every round with --policy;
+// never a lifecycle round. Its policy and how its consumers treat messages
+// come from the seed. An ack timeout rules the exclusive group out (a member
+// of an exclusive group refuses to join such a queue): it is dropped.
+void plan_policy(const TortureOptions& options, RoundPlan& plan, std::mt19937_64& rng) {
+  if (plan.lifecycle != Lifecycle::None) return;
+  if (!options.policy && plan.number % 4 != 2 && plan.number % 4 != 3) return;
+  PolicyPlan& p = plan.policy;
+  DeliveryPolicy& d = plan.queue_options.policy;
+  p.on = true;
+  d.max_deliveries = pick<std::uint32_t>(rng, {0, 2, 3, 5});
+  d.ack_timeout = std::chrono::milliseconds(pick(rng, {0, 0, 50, 200}));
+  d.ttl = std::chrono::milliseconds(pick(rng, {0, 0, 200, 2000}));
+  p.nack_per_mille = pick<std::uint32_t>(rng, {10, 50, 150});
+  p.reject_per_mille = pick<std::uint32_t>(rng, {5, 20, 50});
+  // Poison: nacked by every member every time, so only max_deliveries ends it.
+  p.poison_every = d.max_deliveries == 0 ? 0 : pick<std::uint64_t>(rng, {0, 37, 150});
+  if (d.ack_timeout.count() != 0) {
+    p.stall_per_mille = pick<std::uint32_t>(rng, {5, 20});
+    p.stall_ms = static_cast<std::uint32_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(d.ack_timeout).count() * pick(rng, {2, 3}));
+    std::erase_if(plan.groups, [](const GroupPlan& g) { return g.exclusive; });
+  }
+  // Room for a while of dead letters: the driver drains them as the round goes.
+  p.dead_letter_capacity = 4u << 20;
+}
+
 }  // namespace
 
 RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t seed) {
@@ -124,6 +154,7 @@ RoundPlan plan_round(const TortureOptions& options, int number, std::uint64_t se
   plan_lifecycle(options, plan, rng);
   plan_names(options, plan, rng);
   plan_exclusive(plan, rng);
+  plan_policy(options, plan, rng);
   return plan;
 }
 
@@ -141,6 +172,22 @@ std::string RoundPlan::describe() const {
         << " transient names (one at a time, 1 to " << transient_messages << " messages each, then detach; "
         << (durable() ? "refused with TableFull once the table is full" : "detached entries recycled")
         << "), half the producer restarts delayed 5 to 60 ms";
+  }
+  if (policy_round()) {
+    const DeliveryPolicy& d = queue_options.policy;
+    const auto ms = [](std::chrono::nanoseconds t) {
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t).count()) + " ms";
+    };
+    out << "; policy: dead-letter queue " << dead_letter_queue() << (durable() ? " (durable)" : "")
+        << ", max-deliveries " << (d.max_deliveries == 0 ? "none" : std::to_string(d.max_deliveries))
+        << ", ack-timeout " << (d.ack_timeout.count() == 0 ? "none" : ms(d.ack_timeout)) << ", ttl "
+        << (d.ttl.count() == 0 ? "none" : ms(d.ttl)) << "; consumers nack " << policy.nack_per_mille / 10.0
+        << "%, reject " << policy.reject_per_mille / 10.0 << "%";
+    if (policy.poison_every != 0) out << ", poison (always nacked): every sequence divisible by " << policy.poison_every;
+    if (policy.stall_per_mille != 0) {
+      out << ", stall " << policy.stall_ms << " ms holding " << policy.stall_per_mille / 10.0 << "% of batches";
+    }
+    if (d.ack_timeout.count() != 0) out << " (no exclusive group: an ack timeout rules it out)";
   }
   if (durable() && daemon_faults) out << ", a power loss every ~" << power_loss_gap_ms << " ms";
   switch (daemon_faults ? lifecycle : Lifecycle::None) {
@@ -165,6 +212,14 @@ std::string RoundPlan::describe() const {
       break;
   }
   return out.str();
+}
+
+QueueOptions RoundPlan::dead_letter_options() const {
+  QueueOptions o;
+  o.capacity = policy.dead_letter_capacity;
+  o.max_message = queue_options.max_message + kDeadLetterOverhead;
+  o.durable = durable();
+  return o;
 }
 
 std::vector<std::string> RoundPlan::daemon_args() const {
@@ -207,13 +262,42 @@ struct Worker {
   bool confirmed_any = false;  // durable names rounds: its log has a confirm (cached once seen)
 };
 
+// Policy rounds: the dead-letter queue exists before the queue whose policy
+// names it, with the group the driver reads it in, so that it keeps every
+// dead letter from the first on.
+bool create_dead_letter_queue(const RoundPlan& plan) {
+  if (!plan.policy_round()) return false;
+  const Queue dead_letters = Queue::create(plan.dead_letter_queue(), plan.dead_letter_options(), plan.ns);
+  (void)Consumer::join(dead_letters, kDeadLetterGroup);  // joins and leaves: the group stays
+  return true;
+}
+
+QueueOptions queue_options_of(const RoundPlan& plan) {
+  QueueOptions o = plan.queue_options;
+  if (plan.policy_round()) o.policy.dead_letter = plan.dead_letter_queue();
+  return o;
+}
+
+std::uint64_t realtime_ns() {
+  return static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
 class Round {
  public:
   Round(const RoundPlan& plan, DaemonProcess& daemon)
       : plan_(plan), daemon_(daemon), standby_(plan.ns, plan.data_dir, plan.log_dir + "/shmqd.log", plan.daemon_args()),
-        queue_(Queue::create(plan.queue, plan.queue_options, plan.ns)), rng_(plan.seed ^ 0x5eed) {}
+        has_dead_letters_(create_dead_letter_queue(plan)),
+        queue_(Queue::create(plan.queue, queue_options_of(plan), plan.ns)), rng_(plan.seed ^ 0x5eed) {
+    if (has_dead_letters_) {
+      dead_letter_reader_.emplace(plan.ns, plan.dead_letter_queue(), plan.log_dir + "/dead-letters.log");
+    }
+  }
   ~Round() {
+    dead_letter_reader_.reset();
     Queue::remove(plan_.queue, plan_.ns);
+    if (has_dead_letters_) Queue::remove(plan_.dead_letter_queue(), plan_.ns);
     std::error_code ec;
     std::filesystem::remove(filler_path(), ec);
   }
@@ -280,6 +364,9 @@ class Round {
   void kill_leftovers();
   void verify();
   void keep_journal();
+  // Policy rounds: reads the dead-letter queue (every 10 ms), or all of it.
+  void poll_dead_letters();
+  void drain_dead_letters();
 
   void fail(const std::string& violation) { result_.violations.push_back(violation); }
   [[nodiscard]] bool failed() const { return !result_.violations.empty(); }
@@ -288,7 +375,11 @@ class Round {
   const RoundPlan& plan_;
   DaemonProcess& daemon_;
   DaemonProcess standby_;  // Standby rounds; after a takeover it is the other process
+  bool has_dead_letters_ = false;  // a policy round: its dead-letter queue was created (before queue_)
   Queue queue_;
+  std::optional<DeadLetterReader> dead_letter_reader_;
+  Clock::time_point last_dead_letter_poll_{};
+  std::vector<std::uint64_t> power_loss_realtime_ns_;  // when each power loss had killed everything
   std::mt19937_64 rng_;
   std::vector<Worker> producers_, consumers_;
   // Names rounds: the transient producer (one at a time), the processes each
@@ -315,6 +406,9 @@ class Round {
 
 RoundResult Round::run() {
   if (!daemon_.serves(queue_, stall_bound())) fail("shmqd did not take up the queue within the stall bound");
+  if (has_dead_letters_ && !daemon_.serves(Queue::open(plan_.dead_letter_queue(), plan_.ns), stall_bound())) {
+    fail("shmqd did not take up the dead-letter queue within the stall bound");
+  }
   if (standby_round()) standby_.start();  // once the primary holds the namespace's lock
   create_groups();
   for (const auto& g : plan_.groups) consumers_.resize(consumers_.size() + static_cast<std::size_t>(g.consumers));
@@ -328,6 +422,7 @@ RoundResult Round::run() {
   if (!failed()) wait_for_producers();
   if (!failed() && !daemon_.serves(queue_, stall_bound())) fail("stall: the restarted shmqd did not take up the queue");
   if (!failed()) drain();
+  if (!failed()) drain_dead_letters();
   stop_consumers();
   kill_leftovers();
   stop_standby();
@@ -461,7 +556,13 @@ void Round::spawn_consumer(std::size_t index) {
                   .work_us = group.work_us,
                   .seed = rng_(),
                   .epoch = power_losses_,
-                  .exclusive = group.exclusive};
+                  .exclusive = group.exclusive,
+                  .policy = plan_.policy_round(),
+                  .nack_per_mille = plan_.policy.nack_per_mille,
+                  .reject_per_mille = plan_.policy.reject_per_mille,
+                  .poison_every = plan_.policy.poison_every,
+                  .stall_per_mille = plan_.policy.stall_per_mille,
+                  .stall_ms = plan_.policy.stall_ms};
   w.pid = fork_child([job] { return run_consumer(job); });
   w.stopped = false;
 }
@@ -688,8 +789,10 @@ void Round::stop_active() {
 void Round::power_loss() {
   const QueueInfo before = queue_.info();
   result_.tally.journal_switches += before.groups_to_journal;  // the new segment counts from 0
+  if (dead_letter_reader_) dead_letter_reader_->close();  // the driver's reader goes with the power too
   kill_everything_at_once();
   if (failed()) return;
+  power_loss_realtime_ns_.push_back(realtime_ns());
   // Shared memory is gone: the segment, any half-built one, shmqd's record.
   wipe_namespace_shm(plan_.ns);
   ++power_losses_;
@@ -985,6 +1088,7 @@ void Round::resume_consumers(bool all) {
 }
 
 void Round::reap_unexpected_exits() {
+  poll_dead_letters();
   reap_transient();
   for (std::size_t k = 0; k < producers_.size(); ++k) {
     auto& w = producers_[k];
@@ -1118,7 +1222,13 @@ void Round::verify() {
                        .messages = plan_.messages,
                        .completed = completed_,
                        .durable = plan_.durable(),
-                       .max_producers = plan_.queue_options.max_producers};
+                       .max_producers = plan_.queue_options.max_producers,
+                       .policy = plan_.policy_round(),
+                       .queue = plan_.queue,
+                       .max_deliveries = plan_.queue_options.policy.max_deliveries,
+                       .ttl_ns = static_cast<std::uint64_t>(plan_.queue_options.policy.ttl.count()),
+                       .ack_timeout = plan_.queue_options.policy.ack_timeout.count() != 0,
+                       .power_loss_ns = power_loss_realtime_ns_};
   for (const auto& g : plan_.groups) {
     expected.groups.push_back(g.name);
     if (g.exclusive) expected.exclusive_groups.insert(g.name);
@@ -1139,8 +1249,47 @@ void Round::verify() {
   faults.new_incarnations = verdict.tally.new_incarnations;
   faults.table_full = verdict.tally.table_full;
   faults.exclusive_takeovers = verdict.tally.exclusive_takeovers;
+  faults.policy_rounds = plan_.policy_round() ? 1 : 0;
+  faults.nacks = verdict.tally.nacks;
+  faults.rejects = verdict.tally.rejects;
+  faults.lease_expired = verdict.tally.lease_expired;
+  faults.stalls = verdict.tally.stalls;
+  faults.dead_letters = verdict.tally.dead_letters;
+  faults.dead_max_deliveries = verdict.tally.dead_max_deliveries;
+  faults.dead_expired = verdict.tally.dead_expired;
+  faults.dead_rejected = verdict.tally.dead_rejected;
   result_.tally = faults;
   result_.longest_fencing_ms = longest_fencing_ms_;
+}
+
+void Round::poll_dead_letters() {
+  if (!dead_letter_reader_ || Clock::now() - last_dead_letter_poll_ < Millis(10)) return;
+  last_dead_letter_poll_ = Clock::now();
+  const std::string error = dead_letter_reader_->poll(1000);
+  if (!error.empty()) fail(error);
+}
+
+// Once every group has drained, every move has been acked in its origin, so
+// its copy is in the dead-letter queue (durable: synced, so readable).
+void Round::drain_dead_letters() {
+  if (!dead_letter_reader_) return;
+  const auto deadline = Clock::now() + stall_bound();
+  while (!dead_letter_reader_->open()) {
+    if (Clock::now() >= deadline) {
+      fail("the dead-letter queue could not be opened within the stall bound");
+      return;
+    }
+    sleep_for(Millis(5));
+  }
+  // Each pass reads until the queue is empty; three passes, 5 ms apart.
+  for (int pass = 0; pass < 3; ++pass) {
+    const std::string error = dead_letter_reader_->poll(1 << 20);
+    if (!error.empty()) {
+      fail(error);
+      return;
+    }
+    sleep_for(Millis(5));
+  }
 }
 
 // The journal is the evidence of a failed durable round, but removing the

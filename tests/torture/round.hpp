@@ -37,6 +37,23 @@ struct GroupPlan {
   bool exclusive = false;
 };
 
+// A policy round (issue 18): the queue has a DeliveryPolicy and a dead-letter
+// queue (drained by the driver as the round goes, into dead-letters.log), and
+// its consumers sometimes nack (the message comes again), reject (it goes to
+// the dead-letter queue), always nack "poison" sequences (past max_deliveries
+// they are dead-lettered), and, with an ack timeout, sometimes stall past it
+// holding a batch (their late acks get LeaseExpired). The verifier checks that
+// every message is, in every group, acked once or dead-lettered once.
+struct PolicyPlan {
+  bool on = false;
+  std::uint32_t nack_per_mille = 0;    // of deliveries
+  std::uint32_t reject_per_mille = 0;  // of deliveries
+  std::uint64_t poison_every = 0;      // > 0: sequences divisible by it are always nacked (needs max_deliveries)
+  std::uint32_t stall_per_mille = 0;   // of batches: held past the ack timeout before they are settled
+  std::uint32_t stall_ms = 0;
+  std::uint64_t dead_letter_capacity = 0;
+};
+
 struct RoundPlan {
   RoundKind kind = RoundKind::InMemory;
   Lifecycle lifecycle = Lifecycle::None;  // durable rounds only
@@ -61,11 +78,16 @@ struct RoundPlan {
   std::vector<GroupPlan> groups;
   int fault_gap_ms = 0;                // mean time between faults
   int power_loss_gap_ms = 0;           // durable rounds: mean time between power losses
+  PolicyPlan policy;                   // queue_options.policy holds the DeliveryPolicy itself
   bool daemon_faults = true;           // false in the soak: its footprint is measured (no power loss either)
   int stall_seconds = 30;
 
   [[nodiscard]] bool durable() const { return kind == RoundKind::Durable; }
   [[nodiscard]] bool names_round() const { return !transients.empty(); }
+  [[nodiscard]] bool policy_round() const { return policy.on; }
+  // A policy round's dead-letter queue (queue_options.policy.dead_letter, set when `queue` is).
+  [[nodiscard]] std::string dead_letter_queue() const { return queue + "-dl"; }
+  [[nodiscard]] QueueOptions dead_letter_options() const;
   [[nodiscard]] std::string describe() const;
   // Options of every shmqd of the round beyond namespace and data directory.
   [[nodiscard]] std::vector<std::string> daemon_args() const;

@@ -37,6 +37,14 @@ struct Tally {
   std::uint64_t active_kills = 0;         // kill -9 of the active member (half of them SIGSTOPped first)
   std::uint64_t active_stops = 0;         // SIGSTOP of the active member, each followed by a SIGCONT
   std::uint64_t exclusive_takeovers = 0;  // another member delivered after the one before it (the logs' view)
+  // Policy rounds (a DeliveryPolicy and a dead-letter queue):
+  std::uint64_t policy_rounds = 0;
+  std::uint64_t nacks = 0;          // nacks that returned Ok
+  std::uint64_t rejects = 0;        // rejects that returned Ok
+  std::uint64_t lease_expired = 0;  // acks, nacks and rejects refused with LeaseExpired
+  std::uint64_t stalls = 0;         // batches held past the ack timeout
+  std::uint64_t dead_letters = 0;   // copies in the dead-letter queue
+  std::uint64_t dead_max_deliveries = 0, dead_expired = 0, dead_rejected = 0;  // of them, by reason
   std::uint64_t lost = 0;   // committed (confirmed or not) but missing from a group
   std::uint64_t unflagged_duplicates = 0;
 
@@ -69,6 +77,15 @@ struct Tally {
     active_kills += o.active_kills;
     active_stops += o.active_stops;
     exclusive_takeovers += o.exclusive_takeovers;
+    policy_rounds += o.policy_rounds;
+    nacks += o.nacks;
+    rejects += o.rejects;
+    lease_expired += o.lease_expired;
+    stalls += o.stalls;
+    dead_letters += o.dead_letters;
+    dead_max_deliveries += o.dead_max_deliveries;
+    dead_expired += o.dead_expired;
+    dead_rejected += o.dead_rejected;
     lost += o.lost;
     unflagged_duplicates += o.unflagged_duplicates;
   }

@@ -106,12 +106,17 @@ struct Delivery {
   std::string name;            // the sender its payload names
   std::uint64_t process = 0;
   std::uint64_t received_ns = 0;  // when its receive had returned
+  // Policy rounds:
+  std::uint32_t deliveries = 1;  // Message::deliveries
+  char intent = 0;               // 'a', 'n', 'r': the last ack, nack or reject begun (I line)
+  char outcome = 0;              // 'K', 'N', 'X', 'L': its result; 0 with an intent: its consumer died first
 };
 
 struct ConsumerLog {
   std::string file;
   std::string group;
   bool quit = false;  // stopped cleanly; without Q it was killed
+  bool nacked = false;  // policy rounds: a nack of it returned Ok
   std::vector<Delivery> deliveries;
 };
 
@@ -233,6 +238,7 @@ ConsumerLog read_consumer_log(const fs::path& path, Findings& findings, Tally& t
       int flag = 0;
       std::string group;
       in >> group >> d.producer_id >> d.sequence >> d.position >> flag >> d.name >> d.process >> d.received_ns;
+      if (!(in >> d.deliveries)) d.deliveries = 1;  // not a policy round
       d.redelivered = flag != 0;
       by_position[d.position] = log.deliveries.size();
       log.deliveries.push_back(d);
@@ -244,7 +250,28 @@ ConsumerLog read_consumer_log(const fs::path& path, Findings& findings, Tally& t
       if (auto it = by_position.find(position); it != by_position.end()) {
         log.deliveries[it->second].acked = true;
         log.deliveries[it->second].acked_ns = at;
+        log.deliveries[it->second].outcome = 'K';
       }
+    } else if (line.starts_with("I") || line.starts_with("N") || line.starts_with("X") || line.starts_with("L")) {
+      std::uint64_t position = 0;
+      char action = 0;
+      in >> position >> action;
+      const auto it = by_position.find(position);
+      if (it == by_position.end()) continue;
+      Delivery& d = log.deliveries[it->second];
+      if (line[0] == 'I') {
+        d.intent = action;
+        continue;
+      }
+      d.outcome = line[0];
+      if (line[0] == 'N') {
+        log.nacked = true;
+        ++tally.nacks;
+      }
+      tally.rejects += line[0] == 'X' ? 1 : 0;
+      tally.lease_expired += line[0] == 'L' ? 1 : 0;
+    } else if (line.starts_with("S")) {
+      ++tally.stalls;
     } else if (line.starts_with("E")) {
       findings.add("worker error", log.file + ": " + line.substr(2));
     } else if (line == "Q") {
@@ -291,9 +318,23 @@ std::optional<Key> key_of(const Delivery& d, const Producers& producers, Finding
   return key;
 }
 
+// A copy in the dead-letter queue (dead-letters.log, dead_letters.hpp).
+struct DeadLetterCopy {
+  std::string queue, group, producer, reason, name, mover;
+  std::uint64_t sequence = 0, position = 0, process = 0, mover_sequence = 0, timestamp_ns = 0, origin_timestamp_ns = 0;
+  std::uint32_t deliveries = 0;
+  std::uint64_t epoch = 0;  // power losses before it was moved
+  [[nodiscard]] std::string describe() const {
+    return "dead letter " + mover + " #" + std::to_string(mover_sequence) + " (reason " + reason + ", deliveries " +
+           std::to_string(deliveries) + ")";
+  }
+};
+
 struct GroupView {
   std::map<Key, std::vector<const Delivery*>> deliveries;
+  std::map<Key, std::vector<const DeadLetterCopy*>> dead;  // policy rounds
   bool a_consumer_died = false;
+  bool a_consumer_nacked = false;
 };
 
 std::map<std::string, GroupView> by_group(const std::vector<ConsumerLog>& consumers, const Producers& producers,
@@ -302,6 +343,7 @@ std::map<std::string, GroupView> by_group(const std::vector<ConsumerLog>& consum
   for (const auto& c : consumers) {
     auto& view = groups[c.group];
     view.a_consumer_died |= !c.quit;
+    view.a_consumer_nacked |= c.nacked;
     for (const auto& d : c.deliveries) {
       if (const auto key = key_of(d, producers, findings)) view.deliveries[*key].push_back(&d);
     }
@@ -309,10 +351,164 @@ std::map<std::string, GroupView> by_group(const std::vector<ConsumerLog>& consum
   return groups;
 }
 
+// Policy rounds: the dead-letter queue's copies (dead-letters.log), each
+// once (the driver may have read one twice: a power loss forgets its ack).
+std::vector<DeadLetterCopy> read_dead_letters(const fs::path& path, const Expectation& expected, Tally& tally) {
+  std::vector<DeadLetterCopy> copies;
+  std::set<std::pair<std::string, std::uint64_t>> seen;  // (mover, its sequence)
+  for (const auto& line : complete_lines(path)) {
+    if (!line.starts_with("M ")) continue;
+    std::istringstream in(line.substr(2));
+    DeadLetterCopy c;
+    int redelivered = 0;
+    in >> c.queue >> c.group >> c.producer >> c.sequence >> c.position >> c.reason >> c.deliveries >> c.name >>
+        c.process >> c.mover >> c.mover_sequence >> c.timestamp_ns >> c.origin_timestamp_ns >> redelivered;
+    if (!seen.emplace(c.mover, c.mover_sequence).second) continue;
+    c.epoch = static_cast<std::uint64_t>(std::count_if(expected.power_loss_ns.begin(), expected.power_loss_ns.end(),
+                                                       [&](std::uint64_t at) { return at < c.timestamp_ns; }));
+    ++tally.dead_letters;
+    tally.dead_max_deliveries += c.reason == "max-deliveries" ? 1 : 0;
+    tally.dead_expired += c.reason == "expired" ? 1 : 0;
+    tally.dead_rejected += c.reason == "rejected" ? 1 : 0;
+    copies.push_back(std::move(c));
+  }
+  return copies;
+}
+
+// Files each dead letter under its origin group and message, checking that
+// its origin is one of the round's (queue, group, the sender its payload names).
+void add_dead_letters(std::map<std::string, GroupView>& groups, const std::vector<DeadLetterCopy>& copies,
+                      const Producers& producers, const Expectation& expected, Findings& findings) {
+  const std::set<std::string> known(expected.groups.begin(), expected.groups.end());
+  for (const DeadLetterCopy& c : copies) {
+    const std::string what = c.describe() + " (origin " + c.queue + " group " + c.group + " producer " + c.producer +
+                             " sequence " + std::to_string(c.sequence) + ")";
+    if (c.queue != expected.queue || !known.contains(c.group)) {
+      findings.add("dead letter's origin", what + ": not a queue and group of the round");
+      continue;
+    }
+    if (c.name == "?") {
+      findings.add("dead letter's origin", what + ": its payload is not the one of that sequence");
+      continue;
+    }
+    if (c.producer != "-" && c.producer != c.name) {
+      findings.add("dead letter's origin", what + ": its payload was sent by " + c.name);
+    }
+    const auto p = producers.find(c.name);
+    const auto process = p == producers.end() ? nullptr : &p->second.processes;
+    const auto it = process == nullptr ? decltype(p->second.processes.cend()){} : process->find(c.process);
+    if (process == nullptr || it == process->end()) {
+      findings.add("phantom dead letter", what + ": its payload names " + c.name + " process " +
+                                              std::to_string(c.process) + ", which never attached");
+      continue;
+    }
+    groups[c.group].dead[Key{.name = c.name, .incarnation = it->second.incarnation, .sequence = c.sequence}].push_back(
+        &c);
+  }
+}
+
+// Policy rounds: in the group each message is acked or dead-lettered, once
+// per power epoch and at least once; counts and reasons are consistent.
+void check_policy(const std::string& group, const GroupView& view, const Expectation& expected,
+                  Findings& findings) {
+  std::set<Key> keys;
+  for (const auto& [key, list] : view.deliveries) keys.insert(key);
+  for (const auto& [key, copies] : view.dead) keys.insert(key);
+  static const std::vector<const Delivery*> kNone;
+  static const std::vector<const DeadLetterCopy*> kNoCopies;
+  for (const Key& key : keys) {
+    const auto d_it = view.deliveries.find(key);
+    const auto c_it = view.dead.find(key);
+    const auto& list = d_it == view.deliveries.end() ? kNone : d_it->second;
+    const auto& copies = c_it == view.dead.end() ? kNoCopies : c_it->second;
+    const std::string what = "group " + group + ", " + describe(key);
+    std::map<std::uint64_t, std::pair<int, int>> by_epoch;  // epoch -> (acks, dead letters)
+    std::uint64_t unknown = 0;  // acks and rejects whose consumer died before their result line
+    for (const Delivery* d : list) {
+      if (d->acked) ++by_epoch[d->epoch].first;
+      if ((d->intent == 'a' || d->intent == 'r') && d->outcome == 0) ++unknown;
+    }
+    for (const DeadLetterCopy* c : copies) ++by_epoch[c->epoch].second;
+    std::uint64_t total = unknown;
+    for (const auto& [epoch, outcome] : by_epoch) {
+      total += static_cast<std::uint64_t>(outcome.first + outcome.second);
+      if (outcome.second > 1) {
+        findings.add("dead-lettered twice", what + " is " + std::to_string(outcome.second) +
+                                                " times in the dead-letter queue (power epoch " +
+                                                std::to_string(epoch) + ")");
+      }
+      if (outcome.first > 0 && outcome.second > 0) {
+        findings.add("acked and dead-lettered", what + " was acked and is in the dead-letter queue (" +
+                                                    copies.front()->describe() + "; power epoch " +
+                                                    std::to_string(epoch) + ")");
+      }
+    }
+    if (total == 0) {
+      findings.add("neither acked nor dead-lettered",
+                   what + ": delivered " + std::to_string(list.size()) + " times, never acked, not in the dead-letter queue");
+    }
+    // Delivery counts.
+    std::set<std::uint32_t> counts;
+    for (const Delivery* d : list) {
+      const std::string at = what + " at position " + std::to_string(d->position) + " delivered with deliveries " +
+                             std::to_string(d->deliveries);
+      if (d->redelivered && d->deliveries < 2) findings.add("delivery count", at + ", flagged redelivered");
+      if (!expected.durable && !d->redelivered && d->deliveries != 1) {
+        findings.add("delivery count", at + ", not flagged redelivered");
+      }
+      if (expected.max_deliveries != 0 && d->deliveries > expected.max_deliveries) {
+        findings.add("delivered past max-deliveries", at + " (max-deliveries " +
+                                                          std::to_string(expected.max_deliveries) + ")");
+      }
+      // In memory every delivery counts one more than the one before it.
+      if (!expected.durable && !counts.insert(d->deliveries).second) {
+        findings.add("delivery count", at + ", as an earlier delivery of it was");
+      }
+    }
+    // Reasons.
+    for (const DeadLetterCopy* c : copies) {
+      const std::string at = what + ": " + c->describe();
+      if (c->reason == "max-deliveries") {
+        if (expected.max_deliveries == 0) {
+          findings.add("dead letter's reason", at + " without a max-deliveries");
+        } else if (expected.durable ? c->deliveries < expected.max_deliveries
+                                    : c->deliveries != expected.max_deliveries) {
+          findings.add("dead letter's reason", at + ", max-deliveries " + std::to_string(expected.max_deliveries));
+        }
+      } else if (c->reason == "expired") {
+        // Both timestamps come from coarse clocks: 20 ms of slack.
+        constexpr std::uint64_t kSlackNs = 20'000'000;
+        if (expected.ttl_ns == 0) {
+          findings.add("dead letter's reason", at + " without a TTL");
+        } else if (c->timestamp_ns + kSlackNs < c->origin_timestamp_ns + expected.ttl_ns) {
+          findings.add("dead letter's reason", at + " moved " +
+                                                   std::to_string((c->timestamp_ns - c->origin_timestamp_ns) / 1000000) +
+                                                   " ms after it was sent, within its TTL");
+        }
+      } else if (c->reason == "rejected") {
+        const bool asked = std::any_of(list.begin(), list.end(), [&](const Delivery* d) {
+          return d->intent == 'r' && d->deliveries == c->deliveries;
+        });
+        if (!asked) findings.add("dead letter's reason", at + ": no member rejected that delivery");
+      } else {
+        findings.add("dead letter's reason", at + ": unknown reason");
+      }
+      if (!expected.durable && c->deliveries < list.size()) {
+        findings.add("delivery count", at + " counts fewer deliveries than the " + std::to_string(list.size()) +
+                                           " logged");
+      }
+    }
+  }
+}
+
 // What the deliveries say of each incarnation: its highest sequence
 // delivered, its first and last positions, and when its last release began.
 void note_deliveries(const std::map<std::string, GroupView>& groups, Producers& producers) {
   for (const auto& [group, view] : groups) {
+    for (const auto& [key, copies] : view.dead) {
+      Incarnation& inc = producers.at(key.name).incarnations[key.incarnation];
+      inc.delivered_max = std::max(inc.delivered_max, key.sequence);
+    }
     for (const auto& [key, list] : view.deliveries) {
       Incarnation& inc = producers.at(key.name).incarnations[key.incarnation];
       inc.delivered_max = std::max(inc.delivered_max, key.sequence);
@@ -346,7 +542,7 @@ void check_nothing_lost(const std::string& group, const GroupView& view, const P
       if (p.regular && last) expect = std::max(expect, expected.messages);
       for (std::uint64_t seq = 1; seq <= expect; ++seq) {
         const Key key{.name = name, .incarnation = i, .sequence = seq};
-        if (view.deliveries.contains(key)) continue;
+        if (view.deliveries.contains(key) || view.dead.contains(key)) continue;
         ++tally.lost;
         const char* how = inc.confirmed.contains(seq) ? "confirmed" : "never confirmed (its producer died before the Ok)";
         findings.add("lost", "group " + group + " never got " + describe(key, inc.id) + ", " + how);
@@ -357,7 +553,9 @@ void check_nothing_lost(const std::string& group, const GroupView& view, const P
 
 // Once unflagged, acked at most once, flagged only after a consumer died.
 void check_duplicates(const std::string& group, const GroupView& view, const Producers& producers,
-                      Findings& findings, Tally& tally) {
+                      const Expectation& expected, Findings& findings, Tally& tally) {
+  // Policy rounds: a nack, or a lease that expired, brings a message back too.
+  const bool excused_redeliveries = expected.ack_timeout || view.a_consumer_nacked;
   for (const auto& [key, list] : view.deliveries) {
     const std::string what = "group " + group + ", " + describe(key);
     if (key.sequence == 0 || key.sequence > producers.at(key.name).incarnations[key.incarnation].end) {
@@ -376,7 +574,7 @@ void check_duplicates(const std::string& group, const GroupView& view, const Pro
     if (acked > 1) {
       findings.add("delivered again after ack", what + " acked " + std::to_string(acked) + " times between power losses");
     }
-    if (unflagged < static_cast<long>(list.size()) && !view.a_consumer_died) {
+    if (unflagged < static_cast<long>(list.size()) && !view.a_consumer_died && !excused_redeliveries) {
       findings.add("redelivered without a death", what + " flagged redelivered, but no consumer of the group died");
     }
   }
@@ -399,6 +597,18 @@ void check_log_order(const std::map<std::string, GroupView>& groups, const Produ
         if (!new_position && at->second != key) {
           findings.add("two messages at one position", "position " + std::to_string(d->position) + " delivered as " +
                                                            describe(at->second) + " and as " + describe(key));
+        }
+      }
+    }
+  }
+  for (const auto& [group, view] : groups) {
+    for (const auto& [key, copies] : view.dead) {
+      for (const DeadLetterCopy* c : copies) {
+        const auto [it, fresh] = position_of.emplace(key, c->position);
+        if (!fresh && it->second != c->position) {
+          findings.add("dead letter's origin", c->describe() + " of group " + group + ", " + describe(key) +
+                                                   " names position " + std::to_string(c->position) +
+                                                   ", delivered at " + std::to_string(it->second));
         }
       }
     }
@@ -604,15 +814,20 @@ Verdict verify_logs(const std::string& log_dir, const Expectation& expected) {
     }
   }
   if (expected.names_round()) check_table(producers, attaches, expected, findings);
+  const std::vector<DeadLetterCopy> dead_letters =
+      expected.policy ? read_dead_letters(fs::path(log_dir) / "dead-letters.log", expected, verdict.tally)
+                      : std::vector<DeadLetterCopy>{};
   if (expected.completed) {
-    const auto groups = by_group(consumers, producers, findings);
+    auto groups = by_group(consumers, producers, findings);
+    if (expected.policy) add_dead_letters(groups, dead_letters, producers, expected, findings);
     note_deliveries(groups, producers);
     for (const auto& name : expected.groups) {
       const auto it = groups.find(name);
       const GroupView empty;
       const GroupView& view = it == groups.end() ? empty : it->second;
       check_nothing_lost(name, view, producers, expected, findings, verdict.tally);
-      check_duplicates(name, view, producers, findings, verdict.tally);
+      check_duplicates(name, view, producers, expected, findings, verdict.tally);
+      if (expected.policy) check_policy(name, view, expected, findings);
     }
     check_log_order(groups, producers, findings);
     check_consumer_order(consumers, findings);

@@ -19,6 +19,13 @@ struct Expectation {
   bool completed = false;               // the round ran to its end: every group drained
   bool durable = false;                 // a durable round: confirms are durable, power losses happen
   std::uint32_t max_producers = 0;      // the queue's producer table
+  // Policy rounds (round.hpp, PolicyPlan): the dead letters are in dead-letters.log.
+  bool policy = false;
+  std::string queue;                    // the origin queue every dead letter must name
+  std::uint32_t max_deliveries = 0;
+  std::uint64_t ttl_ns = 0;
+  bool ack_timeout = false;
+  std::vector<std::uint64_t> power_loss_ns;  // CLOCK_REALTIME of each power loss: the epoch of a dead letter
 
   [[nodiscard]] bool names_round() const { return !transients.empty(); }
   // In-memory names rounds: detached entries are given to other names, so a
@@ -67,6 +74,25 @@ struct Verdict {
 //    the group's first deliveries, all members together in time order, come
 //    in position order (so each producer's sequences in increasing order);
 //    its redeliveries are flagged (the checks above, as for every group).
+// Policy rounds, besides (the outcome of a delivery: K, N, X, L lines; a
+// dead letter: its line in dead-letters.log, a copy being its dead-letter
+// producer and sequence, read once or more):
+//  - in every group every message is acked (an ack that returned Ok) or
+//    dead-lettered (a copy in the dead-letter queue naming that group,
+//    producer and sequence), at least one of them, or an ack or reject whose
+//    consumer died before its result line; and at most one per power epoch
+//    (a power loss forgets what the group's last checkpoint did not hold: a
+//    move, like an ack, may then be done again, docs/design.md);
+//  - a dead letter carries the payload, producer, sequence and position of its
+//    origin, in a group of the round; reason max-deliveries only with a
+//    max_deliveries, at that count (or above after a rebuild); expired only
+//    with a TTL, moved past it; rejected only where a member of the group
+//    tried to reject that delivery, with its delivery count;
+//  - delivery counts: a redelivered message counts 2 or more, a first one 1
+//    (in-memory), never more than max_deliveries, and (in-memory) a
+//    message's deliveries in a group count up, each at least its rank;
+//  - a redelivery is flagged, and without an ack timeout comes only in a
+//    group where a consumer died or nacked.
 // For a round that did not complete, only the first four (nothing is drained).
 Verdict verify_logs(const std::string& log_dir, const Expectation& expected);
 

@@ -192,9 +192,10 @@ void stop_on_sigterm() {
 // names, and checks the payload.
 void log_delivery(const ConsumerJob& job, const Message& m, WorkerLog& log) {
   const auto origin = payload_origin(m.text(), m.sequence);
-  log.line("D %s %u %llu %llu %d %s %llu %llu", job.group.c_str(), m.producer_id, static_cast<ull>(m.sequence),
-           static_cast<ull>(m.position), m.redelivered ? 1 : 0, origin ? origin->name.c_str() : "?",
-           static_cast<ull>(origin ? origin->process : 0), monotonic_ns());
+  log.line(job.policy ? "D %s %u %llu %llu %d %s %llu %llu %u" : "D %s %u %llu %llu %d %s %llu %llu",
+           job.group.c_str(), m.producer_id, static_cast<ull>(m.sequence), static_cast<ull>(m.position),
+           m.redelivered ? 1 : 0, origin ? origin->name.c_str() : "?", static_cast<ull>(origin ? origin->process : 0),
+           monotonic_ns(), m.deliveries);
   if (!origin) {
     log.line("E payload of producer %u sequence %llu at %llu does not match", m.producer_id,
              static_cast<ull>(m.sequence), static_cast<ull>(m.position));
@@ -234,6 +235,63 @@ bool ack_all(Consumer& consumer, const std::vector<Message>& held, WorkerLog& lo
       return false;
     }
     log.line("K %llu %llu", static_cast<ull>(m.position), before);
+  }
+  return true;
+}
+
+// Policy rounds: what to do with a message, drawn per delivery.
+char choose_action(const ConsumerJob& job, const Message& m, std::mt19937_64& rng) {
+  if (job.poison_every != 0 && m.sequence % job.poison_every == 0) return 'n';
+  const std::uint32_t draw = static_cast<std::uint32_t>(rng() % 1000);
+  if (draw < job.reject_per_mille) return 'r';
+  if (draw < job.reject_per_mille + job.nack_per_mille) return 'n';
+  return 'a';
+}
+
+// Rejects, retrying while the dead-letter queue cannot take it yet (Full,
+// Timeout; Deleted: not rebuilt yet after a power loss), for up to 10 s.
+Status reject_with_retries(Consumer& consumer, const Message& m) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    const Status s = consumer.reject(m);
+    if (s != Status::Full && s != Status::Timeout && s != Status::Deleted) return s;
+    if (std::chrono::steady_clock::now() >= deadline) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+// Policy rounds: acks, nacks or rejects each held message, logging the
+// intent first and the outcome after. A late call (LeaseExpired) is logged as
+// such: that message went back to its group and is not this consumer's ack.
+// A nack of a journal copy (NotInFlight: docs/design.md, Limits) acks it.
+bool settle_all(Consumer& consumer, const ConsumerJob& job, const std::vector<Message>& held, std::mt19937_64& rng,
+                WorkerLog& log) {
+  for (const Message& m : held) {
+    const ull position = static_cast<ull>(m.position);
+    char action = choose_action(job, m, rng);
+    log.line("I %llu %c", position, action);
+    Status s = Status::Ok;
+    const ull before = monotonic_ns();
+    if (action == 'n') {
+      s = consumer.nack(m);
+      if (s == Status::NotInFlight) {
+        action = 'a';
+        log.line("I %llu a", position);
+      }
+    }
+    if (action == 'a') s = consumer.ack(m);
+    if (action == 'r') s = reject_with_retries(consumer, m);
+    if (s == Status::LeaseExpired) {
+      log.line("L %llu %c", position, action);
+    } else if (s != Status::Ok) {
+      log.line("E %s of %llu returned %s", action == 'a' ? "ack" : action == 'n' ? "nack" : "reject", position,
+               name_of(s));
+      return false;
+    } else if (action == 'a') {
+      log.line("K %llu %llu", position, before);
+    } else {
+      log.line("%c %llu", action == 'n' ? 'N' : 'X', position);
+    }
   }
   return true;
 }
@@ -280,7 +338,11 @@ int run_consumer(const ConsumerJob& job) {
       if (!held.empty() && job.work_us > 0) {
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % (2 * job.work_us)));
       }
-      if (!ack_all(consumer, held, log)) return 2;
+      if (job.policy && !held.empty() && rng() % 1000 < job.stall_per_mille) {
+        log.line("S %u", job.stall_ms);
+        std::this_thread::sleep_for(std::chrono::milliseconds(job.stall_ms));
+      }
+      if (!(job.policy ? settle_all(consumer, job, held, rng, log) : ack_all(consumer, held, log))) return 2;
     }
   }
   log.line("Q");

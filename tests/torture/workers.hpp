@@ -28,6 +28,15 @@
 //                                     CLOCK_MONOTONIC ns after the receive returned
 //   K <position> <time>               acked (after the ack returned Ok); <time>:
 //                                     CLOCK_MONOTONIC ns taken before the ack call
+// Policy rounds also append <deliveries> (Message::deliveries) to D, and log
+//   I <position> <a|n|r>              about to ack, nack or reject it (so a kill
+//                                     between the call and its result line leaves
+//                                     the outcome unknown, not "not done")
+//   N <position>                      nacked (nack returned Ok): it comes again
+//   X <position>                      rejected (reject returned Ok): in the dead-letter queue
+//   L <position> <a|n|r>              the ack, nack or reject returned LeaseExpired:
+//                                     it went back to the group (not acked by this one)
+//   S <ms>                            stalls that long holding its batch (past the ack timeout)
 //   E <text>                          an error; the worker exits non-zero (or,
 //                                     for a mislabelled or foreign payload, logs on)
 //   Q                                 told to stop, holds nothing, left the group
@@ -67,6 +76,11 @@ struct ConsumerJob {
   std::uint64_t seed = 0;
   std::uint64_t epoch = 0;      // power losses before this consumer started
   bool exclusive = false;       // joins as a member of an exclusive group
+  // Policy rounds (PolicyPlan): how it settles each message instead of acking it.
+  bool policy = false;
+  std::uint32_t nack_per_mille = 0, reject_per_mille = 0;
+  std::uint64_t poison_every = 0;
+  std::uint32_t stall_per_mille = 0, stall_ms = 0;
 };
 
 // The payload of a sequence: "#<sequence>|<name>|<process>|", then a filler
