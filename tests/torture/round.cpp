@@ -789,8 +789,10 @@ void Round::stop_active() {
 void Round::power_loss() {
   const QueueInfo before = queue_.info();
   result_.tally.journal_switches += before.groups_to_journal;  // the new segment counts from 0
-  if (dead_letter_reader_) dead_letter_reader_->close();  // the driver's reader goes with the power too
   kill_everything_at_once();
+  // The driver's reader goes with the power too; only now: leaving takes the
+  // segment lock, which a stopped (SIGSTOP) mover may hold until it dies.
+  if (dead_letter_reader_) dead_letter_reader_->close();
   if (failed()) return;
   power_loss_realtime_ns_.push_back(realtime_ns());
   // Shared memory is gone: the segment, any half-built one, shmqd's record.
