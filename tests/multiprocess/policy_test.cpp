@@ -284,6 +284,35 @@ TEST_F(PolicyTest, AStoppedConsumersMessagesGoToAnotherMemberAndItsLateAcksAreRe
   EXPECT_EQ(g.lag_messages, 0u);
 }
 
+// A live member that keeps receiving gives back exactly what it held past
+// the ack timeout, not the younger messages it holds beside it.
+TEST_F(PolicyTest, ALiveMemberGivesBackOnlyWhatItHeldPastTheAckTimeout) {
+  DeliveryPolicy pol;
+  pol.ack_timeout = 1s;
+  auto q = Queue::create("q", options(pol));
+  auto p = Producer::attach(q, "p");
+  auto slow = Consumer::join(q, "g");
+  auto other = Consumer::join(q, "g");
+  ASSERT_EQ(p.try_send(bytes_of("old")), Status::Ok);
+  Message old_one, young;
+  ASSERT_EQ(slow.try_receive(old_one), Status::Ok);
+  std::this_thread::sleep_for(700ms);
+  ASSERT_EQ(p.try_send(bytes_of("young")), Status::Ok);
+  ASSERT_EQ(slow.try_receive(young), Status::Ok);
+  std::this_thread::sleep_for(500ms);  // "old" is past its deadline (1.2 s), "young" is not (0.5 s)
+  Message m;
+  EXPECT_EQ(slow.try_receive(m), Status::Ok) << "it gives back its own expired one, and takes it again";
+  EXPECT_EQ(m.text(), "old");
+  EXPECT_TRUE(m.redelivered);
+  EXPECT_EQ(m.deliveries, 2u);
+  EXPECT_EQ(slow.ack(young), Status::Ok) << "the younger message was never taken back";
+  EXPECT_EQ(slow.ack(m), Status::Ok);
+  EXPECT_EQ(other.try_receive(m), Status::Empty);
+  const auto g = q.info().groups.at(0);
+  EXPECT_EQ(g.lease_expired, 1u);
+  EXPECT_EQ(g.lag_messages, 0u);
+}
+
 // Crashes in the middle of dead-letter moves: a mover killed at random
 // points, again and again; every message ends in the dead-letter queue once.
 TEST_F(PolicyTest, AMoverKilledAtRandomPointsLeavesExactlyOneCopy) {

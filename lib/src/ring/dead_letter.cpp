@@ -283,14 +283,39 @@ void note_taken(State& s, std::uint64_t position) {
   if (s.held.size() == 1) s.slot->held_since_ns.store(now, std::memory_order_relaxed);
 }
 
-// The periodic work of a member: retries, and (without shmqd, or between its
-// looks) taking back what members hold past the ack timeout.
+// A live member gives back, one by one, what it has held past the ack
+// timeout (it knows when it took each): exactly those, oldest first, so the
+// sweep of whole members (expire_leases) is left for members that do not
+// look, stuck ones.
+void give_back_expired(State& s) {
+  const std::int64_t now = detail::monotonic_ns();
+  while (!s.held.empty()) {
+    const std::uint64_t p = s.held.front();
+    const auto taken = s.taken_at.find(p);
+    if (taken == s.taken_at.end() || now - taken->second < static_cast<std::int64_t>(s.map->ack_timeout_ns)) return;
+    // acquire: pairs with the CAS that made it ours (or took it back).
+    const std::uint64_t word = s.map->state_word(s.group, p).load(std::memory_order_acquire);
+    const bool mine = still_mine(s, p);
+    erase_held(s, p);
+    s.revoked.insert(p);  // its ack: LeaseExpired
+    if (mine && detail::return_to_group(*s.map, s.group, p, word)) {
+      s.g->lease_expired.fetch_add(1, std::memory_order_relaxed);
+      detail::notify(s.map->header->data);
+    }
+  }
+}
+
+// The periodic work of a member: retries, and taking back what is held past
+// the ack timeout: its own records, and (without shmqd, or between its looks)
+// what stuck members hold.
 void look_around(State& s) {
   const auto now = Clock::now();
   if (now < s.next_policy_look) return;
   s.next_policy_look = now + kPolicyLook;
   if (!s.moves.empty()) retry_moves(s);
-  if (s.map->ack_timeout_ns != 0) (void)detail::expire_leases(*s.map);
+  if (s.map->ack_timeout_ns == 0) return;
+  give_back_expired(s);
+  (void)detail::expire_leases(*s.map);
 }
 
 }  // namespace
