@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <map>
+#include <random>
 #include <set>
 
 #include "daemon_support.hpp"
@@ -188,6 +190,69 @@ TEST_F(PolicyDaemonTest, ADurableDeadLetterQueueKeepsWhatWasRejectedAcrossAPower
     ASSERT_EQ(c.ack(m), Status::Ok);
   } while (m.sequence != 3);
   again.terminate();
+}
+
+// Dead-letter moves under shmqd: movers (each past max-deliveries, as a
+// poison message's consumers are) are killed at random while shmqd itself
+// is killed and restarted; shmqd repairs the dead movers, the survivors
+// settle their half-done moves, and each message reaches the dead-letter
+// queue exactly once.
+TEST_F(PolicyDaemonTest, MovesStayExactlyOnceWhileMoversAndShmqdAreKilled) {
+  QueueOptions dead;
+  dead.capacity = 1 << 18;
+  dead.max_message = kMaxMessage + kDeadLetterOverhead;
+  const Queue dlq = Queue::create("dlq", dead);
+  QueueOptions o;
+  o.capacity = 1 << 18;
+  o.max_message = kMaxMessage;
+  o.policy = {.max_deliveries = 1, .dead_letter = "dlq"};
+  const Queue q = Queue::create("q", o);
+  constexpr int kMessages = 300;
+  {
+    auto p = Producer::attach(q, "p");
+    for (int i = 1; i <= kMessages; ++i) ASSERT_EQ(p.try_send(bytes_of(payload_for(i))), Status::Ok);
+  }
+  std::mt19937 random(::getpid());
+  Daemon d = start_daemon();
+  ASSERT_TRUE(d.serves(q));
+  const auto unsettled = [&] { return q.info().groups.empty() || q.info().groups[0].lag_messages != 0; };
+  for (int round = 0; round < 80 && unsettled(); ++round) {
+    // Each message is delivered once and then nacked: its second take moves it.
+    const pid_t mover = spawn([] {
+      auto c = Consumer::join(Queue::open("q"), "g");
+      Message m;
+      while (c.receive(m, 50ms) == Status::Ok) {
+        if (c.nack(m) != Status::Ok) return 1;
+      }
+      return 0;
+    });
+    std::this_thread::sleep_for(std::chrono::microseconds(300 + random() % 2000));
+    ::kill(mover, SIGKILL);
+    wait_exit(mover);
+    if (round % 7 == 3) {  // shmqd too, perhaps in the middle of its repair
+      d.kill9();
+      d = start_daemon();
+      ASSERT_TRUE(d.serves(q));
+    }
+  }
+  {
+    auto c = Consumer::join(q, "g");
+    Message m;
+    while (c.receive(m, 200ms) == Status::Ok) ASSERT_EQ(c.nack(m), Status::Ok);
+  }
+  EXPECT_FALSE(unsettled());
+  std::map<std::string, int> copies;
+  auto check = Consumer::join(dlq, "check");
+  Message m;
+  while (check.try_receive(m) == Status::Ok) {
+    const auto origin = m.dead_letter();
+    ASSERT_TRUE(origin.has_value());
+    ++copies[std::string(reinterpret_cast<const char*>(origin->payload.data()), origin->payload.size())];
+    EXPECT_EQ(origin->reason, DeadLetterReason::MaxDeliveries);
+    ASSERT_EQ(check.ack(m), Status::Ok);
+  }
+  EXPECT_EQ(copies.size(), static_cast<std::size_t>(kMessages));
+  for (const auto& [text, n] : copies) EXPECT_EQ(n, 1) << text << " is in the dead-letter queue " << n << " times";
 }
 
 // A message delivered three times before the power loss (nacked twice: its

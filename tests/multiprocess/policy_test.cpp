@@ -284,6 +284,72 @@ TEST_F(PolicyTest, AStoppedConsumersMessagesGoToAnotherMemberAndItsLateAcksAreRe
   EXPECT_EQ(g.lag_messages, 0u);
 }
 
+// A dead-letter queue that is full holds the moves back (the records stay
+// in the origin's ring) without taking the consumer's prefetch: once it has
+// room, the waiting moves go on, exactly once each.
+TEST_F(PolicyTest, AFullDeadLetterQueueHoldsMovesBackWithoutBlockingTheConsumer) {
+  QueueOptions small;
+  small.capacity = 8192;
+  small.max_message = 1024 + kDeadLetterOverhead;
+  auto dlq = Queue::create("dlq", small);
+  auto slow_reader = Consumer::join(dlq, "slow");  // keeps what it gets until it reads
+  QueueOptions o = options(policy(0));
+  o.max_message = 1024;
+  o.policy.ttl = 1ms;
+  auto q = Queue::create("q", o);
+  ConsumerOptions one;
+  one.prefetch = 1;
+  auto c = Consumer::join(q, "g", one);
+  auto p = Producer::attach(q, "p");
+  const std::string payload(900, 'x');
+  for (int i = 0; i < 20; ++i) ASSERT_EQ(p.try_send(bytes_of(payload)), Status::Ok);
+  std::this_thread::sleep_for(50ms);  // all of them past their TTL
+  Message m;
+  EXPECT_EQ(c.receive(m, 100ms), Status::Timeout) << "nothing to deliver; the prefetch is not taken by the moves";
+  int moved = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (moved < 20 && std::chrono::steady_clock::now() < deadline) {
+    Message dead;
+    if (slow_reader.receive(dead, 20ms) == Status::Ok) {
+      ++moved;
+      EXPECT_EQ(slow_reader.ack(dead), Status::Ok);
+    }
+    (void)c.try_receive(m);  // its receives retry the waiting moves
+  }
+  EXPECT_EQ(moved, 20);
+  EXPECT_EQ(q.info().groups.at(0).expired, 20u);
+  EXPECT_EQ(q.info().groups.at(0).lag_messages, 0u);
+}
+
+// A live member that keeps receiving gives back exactly what it held past
+// the ack timeout, not the younger messages it holds beside it.
+TEST_F(PolicyTest, ALiveMemberGivesBackOnlyWhatItHeldPastTheAckTimeout) {
+  DeliveryPolicy pol;
+  pol.ack_timeout = 1s;
+  auto q = Queue::create("q", options(pol));
+  auto p = Producer::attach(q, "p");
+  auto slow = Consumer::join(q, "g");
+  auto other = Consumer::join(q, "g");
+  ASSERT_EQ(p.try_send(bytes_of("old")), Status::Ok);
+  Message old_one, young;
+  ASSERT_EQ(slow.try_receive(old_one), Status::Ok);
+  std::this_thread::sleep_for(700ms);
+  ASSERT_EQ(p.try_send(bytes_of("young")), Status::Ok);
+  ASSERT_EQ(slow.try_receive(young), Status::Ok);
+  std::this_thread::sleep_for(500ms);  // "old" is past its deadline (1.2 s), "young" is not (0.5 s)
+  Message m;
+  EXPECT_EQ(slow.try_receive(m), Status::Ok) << "it gives back its own expired one, and takes it again";
+  EXPECT_EQ(m.text(), "old");
+  EXPECT_TRUE(m.redelivered);
+  EXPECT_EQ(m.deliveries, 2u);
+  EXPECT_EQ(slow.ack(young), Status::Ok) << "the younger message was never taken back";
+  EXPECT_EQ(slow.ack(m), Status::Ok);
+  EXPECT_EQ(other.try_receive(m), Status::Empty);
+  const auto g = q.info().groups.at(0);
+  EXPECT_EQ(g.lease_expired, 1u);
+  EXPECT_EQ(g.lag_messages, 0u);
+}
+
 // Crashes in the middle of dead-letter moves: a mover killed at random
 // points, again and again; every message ends in the dead-letter queue once.
 TEST_F(PolicyTest, AMoverKilledAtRandomPointsLeavesExactlyOneCopy) {

@@ -340,8 +340,13 @@ namespace shmq::detail {
 
 namespace {
 
+// A live member that receives gives back its own expired records, exactly
+// those, within 10 ms (ring/dead_letter.cpp): the sweep of whole members
+// waits this much longer, so it takes only from members that do not look.
+constexpr std::int64_t kSweepGraceNs = 20'000'000;
+
 // Whether member `c`'s lease ran out: its oldest held record was taken more
-// than the ack timeout ago, and no expiry took that one back yet.
+// than the ack timeout (and the grace) ago, and no expiry took that one back yet.
 bool lease_due(const ConsumerSlot& c, std::int64_t now, std::int64_t timeout) {
   // relaxed: a report the member writes; a stale value only delays or
   // repeats a look, and the walk under the lock decides by the state words.
@@ -366,7 +371,7 @@ std::uint64_t expire_leases(const Mapping& m, bool* busy) {
   if (busy != nullptr) *busy = false;
   if (m.ack_timeout_ns == 0) return 0;
   const std::int64_t now = monotonic_ns();
-  const auto timeout = static_cast<std::int64_t>(m.ack_timeout_ns);
+  const auto timeout = static_cast<std::int64_t>(m.ack_timeout_ns) + kSweepGraceNs;
   const auto each_due = [&](auto&& act) {
     for (std::uint32_t g = 0; g < m.max_groups; ++g) {
       if (!competing_group(m.groups[g])) continue;

@@ -164,7 +164,10 @@ constexpr auto kMoveTimeout = std::chrono::milliseconds(100);
 // Moves a held message to the dead-letter queue (or drops it, counted, when
 // the queue has none), exactly once. Ok: moved (or found moved); LeaseExpired:
 // it was taken back first; anything else: not moved yet, still held (retry).
-Status move(State& s, const Message& m, DeadLetterReason reason, std::uint32_t deliveries) {
+// `patience`: how long to wait for another mover of the group (reject waits;
+// a move the receive path starts does not, and is retried instead).
+Status move(State& s, const Message& m, DeadLetterReason reason, std::uint32_t deliveries,
+            std::chrono::milliseconds patience) {
   const bool ring = !from_journal(s, m.position);
   if (s.map->dead_letter.empty()) {
     const Status acked = detail::ack_held(s, m.position);
@@ -173,7 +176,7 @@ Status move(State& s, const Message& m, DeadLetterReason reason, std::uint32_t d
   }
   Queue* dead_letters = dead_letter_queue(s);
   if (dead_letters == nullptr) return Status::Deleted;
-  std::optional<Producer> mover = attach_mover(s, *dead_letters, kMoveTimeout);
+  std::optional<Producer> mover = attach_mover(s, *dead_letters, patience);
   if (!mover) return Status::Timeout;
   const std::uint64_t last = mover->last_sequence();
   bool sent = settle_announced_move(s, last, m.position) ||
@@ -185,8 +188,10 @@ Status move(State& s, const Message& m, DeadLetterReason reason, std::uint32_t d
       return Status::LeaseExpired;
     }
     const auto payload = detail::with_dead_letter_trailer(m.payload, origin_of(s, m, reason, deliveries));
-    const Confirm confirm = dead_letters->durable() ? Confirm::Durable : Confirm::Shared;
-    const Status status = mover->send(last + 1, payload, confirm, kMoveTimeout);
+    // Never waits for room: a full dead-letter queue is retried (the record
+    // stays held, the ring fills, producers wait), not waited for here.
+    Status status = mover->try_send(last + 1, payload);
+    if (status == Status::Ok && dead_letters->durable()) status = mover->wait_durable(kMoveTimeout);
     if (status != Status::Ok) return status;  // the announcement stays: the next attempt settles it
     count_dead_letter(s, reason, true);
   } else if (dead_letters->durable()) {
@@ -200,9 +205,10 @@ Status move(State& s, const Message& m, DeadLetterReason reason, std::uint32_t d
   return acked == Status::LeaseExpired ? acked : Status::Ok;
 }
 
-// Moves it, or keeps it for a retry (retry_moves) when it cannot yet.
+// Moves it, or keeps it for a retry (retry_moves) when it cannot yet. What
+// waits here does not count against the prefetch (receive_one).
 void move_or_keep(State& s, const Message& m, DeadLetterReason reason, std::uint32_t deliveries) {
-  const Status status = move(s, m, reason, deliveries);
+  const Status status = move(s, m, reason, deliveries, std::chrono::milliseconds(0));
   if (status == Status::Ok || status == Status::LeaseExpired) return;
   s.moves.push_back({m, reason, deliveries});
 }
@@ -236,15 +242,19 @@ void give_back_untaken(State& s, std::uint64_t position) {
 bool settle_interrupted_move(State& s, const Message& m) {
   // seq_cst: see announce_move.
   if (s.g->dead_letter_position.load(std::memory_order_seq_cst) != m.position) return true;
+  const bool ring = !from_journal(s, m.position);
   Queue* dead_letters = dead_letter_queue(s);
-  std::optional<Producer> mover =
-      dead_letters ? attach_mover(s, *dead_letters, std::chrono::milliseconds(0)) : std::nullopt;
+  // A journal copy cannot be given back untouched: its mover is waited for
+  // a little, and without it the copy is delivered (docs/design.md, Limits).
+  const auto patience = ring ? std::chrono::milliseconds(0) : kMoveTimeout;
+  std::optional<Producer> mover = dead_letters ? attach_mover(s, *dead_letters, patience) : std::nullopt;
+  if (!mover && !ring) return true;
   if (!mover) {  // its mover is at work (or stopped): give it back untouched, for later
     give_back_untaken(s, m.position);
     return false;
   }
   if (!settle_announced_move(s, mover->last_sequence(), m.position)) return true;
-  mark_moved(*s.map, s.group, m.position);
+  if (ring) mark_moved(*s.map, s.group, m.position);
   (void)detail::ack_held(s, m.position);
   return false;
 }
@@ -257,9 +267,11 @@ bool expired(const Mapping& m, const Message& message) {
 // What the policy does with a record just taken: true to deliver it.
 bool deliverable(State& s, Message& m) {
   const Mapping& map = *s.map;
-  if (m.redelivered && !map.dead_letter.empty() && !from_journal(s, m.position)) {
-    const std::uint64_t word = map.delivery_word(s.group, m.position).load(std::memory_order_acquire);
-    if (moved_to_dead_letter(word, m.position)) {  // in the dead-letter queue already
+  if (m.redelivered && !map.dead_letter.empty()) {
+    // A journal copy has no delivery word of its own: only the announcement tells.
+    const bool ring = !from_journal(s, m.position);
+    const std::uint64_t word = ring ? map.delivery_word(s.group, m.position).load(std::memory_order_acquire) : 0;
+    if (ring && moved_to_dead_letter(word, m.position)) {  // in the dead-letter queue already
       (void)detail::ack_held(s, m.position);
       return false;
     }
@@ -283,14 +295,39 @@ void note_taken(State& s, std::uint64_t position) {
   if (s.held.size() == 1) s.slot->held_since_ns.store(now, std::memory_order_relaxed);
 }
 
-// The periodic work of a member: retries, and (without shmqd, or between its
-// looks) taking back what members hold past the ack timeout.
+// A live member gives back, one by one, what it has held past the ack
+// timeout (it knows when it took each): exactly those, oldest first, so the
+// sweep of whole members (expire_leases) is left for members that do not
+// look, stuck ones.
+void give_back_expired(State& s) {
+  const std::int64_t now = detail::monotonic_ns();
+  while (!s.held.empty()) {
+    const std::uint64_t p = s.held.front();
+    const auto taken = s.taken_at.find(p);
+    if (taken == s.taken_at.end() || now - taken->second < static_cast<std::int64_t>(s.map->ack_timeout_ns)) return;
+    // acquire: pairs with the CAS that made it ours (or took it back).
+    const std::uint64_t word = s.map->state_word(s.group, p).load(std::memory_order_acquire);
+    const bool mine = still_mine(s, p);
+    erase_held(s, p);
+    s.revoked.insert(p);  // its ack: LeaseExpired
+    if (mine && detail::return_to_group(*s.map, s.group, p, word)) {
+      s.g->lease_expired.fetch_add(1, std::memory_order_relaxed);
+      detail::notify(s.map->header->data);
+    }
+  }
+}
+
+// The periodic work of a member: retries, and taking back what is held past
+// the ack timeout: its own records, and (without shmqd, or between its looks)
+// what stuck members hold.
 void look_around(State& s) {
   const auto now = Clock::now();
   if (now < s.next_policy_look) return;
   s.next_policy_look = now + kPolicyLook;
   if (!s.moves.empty()) retry_moves(s);
-  if (s.map->ack_timeout_ns != 0) (void)detail::expire_leases(*s.map);
+  if (s.map->ack_timeout_ns == 0) return;
+  give_back_expired(s);
+  (void)detail::expire_leases(*s.map);
 }
 
 }  // namespace
@@ -350,7 +387,7 @@ Status Consumer::reject(const Message& message) noexcept {
     return Status::LeaseExpired;
   }
   try {
-    return move(s, message, DeadLetterReason::Rejected, message.deliveries);
+    return move(s, message, DeadLetterReason::Rejected, message.deliveries, kMoveTimeout);
   } catch (const std::bad_alloc&) {
     return Status::Timeout;  // nothing moved: still held
   }
