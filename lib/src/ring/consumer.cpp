@@ -273,7 +273,7 @@ Status Consumer::try_receive(Message& out) noexcept {
 Status detail::receive_one(Consumer::State& s, Message& out) noexcept {
   // Records kept for a dead-letter move (ring/dead_letter.cpp) are not the
   // application's: they do not count against its prefetch.
-  if (s.in_flight() - s.moves.size() >= s.options.prefetch) return Status::InFlightLimit;
+  if (s.in_flight() >= s.options.prefetch + s.moves.size()) return Status::InFlightLimit;
   if (s.options.exclusive && !reads_now(s)) return Status::Empty;
   // A hint only (counted relaxed): take_redelivery's acquire loads of the
   // state words pair with the CAS that made a record pending.

@@ -215,10 +215,19 @@ void move_or_keep(State& s, const Message& m, DeadLetterReason reason, std::uint
 
 constexpr auto kPolicyLook = std::chrono::milliseconds(10);
 
+// A kept move whose record this member no longer holds (a lease expiry
+// took it back) is dropped: its next holder decides again.
 void retry_moves(State& s) {
   auto moves = std::move(s.moves);
   s.moves.clear();
-  for (const auto& pending : moves) move_or_keep(s, pending.message, pending.reason, pending.deliveries);
+  for (const auto& pending : moves) {
+    const std::uint64_t p = pending.message.position;
+    if (!held_in_ring(s, p) && !from_journal(s, p)) {
+      s.revoked.erase(p);
+      continue;
+    }
+    move_or_keep(s, pending.message, pending.reason, pending.deliveries);
+  }
 }
 
 // Makes a record just taken pending again, without counting a delivery.
