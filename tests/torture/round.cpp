@@ -130,6 +130,10 @@ void plan_policy(const TortureOptions& options, RoundPlan& plan, std::mt19937_64
   }
   // Room for a while of dead letters: the driver drains them as the round goes.
   p.dead_letter_capacity = 4u << 20;
+  // Every group stays in the ring: a group a ring behind reads journal copies,
+  // whose moves are exactly once only as far as docs/design.md ("Delivery
+  // policy", Limits) says, which the invariants here do not allow for.
+  if (plan.durable()) plan.queue_options.capacity = std::max<std::uint64_t>(plan.queue_options.capacity, 8u << 20);
 }
 
 }  // namespace
