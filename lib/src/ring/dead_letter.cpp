@@ -16,6 +16,7 @@
 
 #include "durable/group_journal.hpp"
 #include "durable/journal_part.hpp"
+#include "journal/crc32c.hpp"
 #include "recovery/repair.hpp"
 #include "ring/consumer_state.hpp"
 #include "ring/dead_letter_trailer.hpp"
@@ -75,14 +76,15 @@ void mark_moved(const Mapping& m, std::uint32_t group, std::uint64_t position) {
 }
 
 // The group's dead-letter producer name in the dead-letter queue: one per
-// origin queue and group ("dl.<queue>.<group>", shortened by a hash when long).
+// origin queue and group ("dl.<queue>.<group>"; a long one shortened with a
+// CRC32C of the whole, the same in every process and every build).
 std::string mover_name(const State& s) {
   std::string name = "dl." + s.map->name + "." + std::string(s.g->name, ::strnlen(s.g->name, kNameBytes));
   if (name.size() < kNameBytes) return name;
-  const std::size_t hash = std::hash<std::string>{}(name);
-  char suffix[18];
-  std::snprintf(suffix, sizeof suffix, ".%016zx", hash);
-  return name.substr(0, kNameBytes - 1 - 17) + suffix;
+  const auto crc = journal::crc32c(std::as_bytes(std::span(name.data(), name.size())));
+  char suffix[10];
+  std::snprintf(suffix, sizeof suffix, ".%08x", crc);
+  return name.substr(0, kNameBytes - 1 - 9) + suffix;
 }
 
 Queue* dead_letter_queue(State& s) {
