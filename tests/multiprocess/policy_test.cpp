@@ -140,6 +140,26 @@ TEST_F(PolicyTest, RejectMovesToTheDeadLetterQueueWithItsOrigin) {
   EXPECT_EQ(g.lag_messages, 0u);
 }
 
+TEST_F(PolicyTest, LongQueueAndGroupNamesStillHaveAMoverName) {
+  auto dlq = make_dead_letters();
+  const std::string queue(60, 'q'), group(60, 'g');
+  auto q = Queue::create(queue, options(policy(0)));
+  auto p = Producer::attach(q, "p");
+  ASSERT_EQ(p.try_send(bytes_of("x")), Status::Ok);
+  auto c = Consumer::join(q, group);
+  Message m;
+  ASSERT_EQ(c.try_receive(m), Status::Ok);
+  ASSERT_EQ(c.reject(m), Status::Ok);
+  const auto dead = drain_dead_letters(dlq);
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].origin_queue, queue);
+  EXPECT_EQ(dead[0].origin_group, group);
+  const auto movers = dlq.info().producers;
+  ASSERT_EQ(movers.size(), 1u);
+  EXPECT_EQ(movers[0].name.size(), 63u);
+  EXPECT_EQ(movers[0].name.rfind("dl.qqq", 0), 0u);
+}
+
 TEST_F(PolicyTest, WithoutADeadLetterQueueRejectDropsCounted) {
   auto q = Queue::create("q", options(policy(2, "")));
   auto p = Producer::attach(q, "p");
