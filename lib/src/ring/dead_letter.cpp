@@ -124,6 +124,7 @@ bool settle_announced_move(State& s, std::uint64_t last_sent, std::uint64_t posi
   const bool sent = g.dead_letter_sequence.load(std::memory_order_acquire) <= last_sent;
   // Not a journal copy's: its position's words belong to the ring's record there.
   if (sent && announced != position && !detail::in_journal_part(g, announced)) mark_moved(*s.map, s.group, announced);
+  // release: pairs with the acquire load above in the next holder of the name.
   g.dead_letter_position.store(kNoPosition, std::memory_order_release);
   return sent && announced == position;
 }
@@ -137,7 +138,7 @@ bool announce_move(State& s, std::uint64_t position, std::uint64_t sequence, boo
   g.dead_letter_sequence.store(sequence, std::memory_order_seq_cst);
   g.dead_letter_position.store(position, std::memory_order_seq_cst);
   if (!ring || s.map->ack_timeout_ns == 0 || still_mine(s, position)) return true;
-  g.dead_letter_position.store(kNoPosition, std::memory_order_release);
+  g.dead_letter_position.store(kNoPosition, std::memory_order_release);  // as settle_announced_move's
   return false;
 }
 
@@ -182,6 +183,7 @@ Status move(State& s, const Message& m, DeadLetterReason reason, std::uint32_t d
   if (!mover) return Status::Timeout;
   const std::uint64_t last = mover->last_sequence();
   bool sent = settle_announced_move(s, last, m.position) ||
+              // acquire: pairs with mark_moved's release CAS.
               (ring && moved_to_dead_letter(s.map->delivery_word(s.group, m.position).load(std::memory_order_acquire),
                                             m.position));
   if (!sent) {
@@ -203,7 +205,7 @@ Status move(State& s, const Message& m, DeadLetterReason reason, std::uint32_t d
   }
   if (ring) mark_moved(*s.map, s.group, m.position);
   const Status acked = detail::ack_held(s, m.position);
-  s.g->dead_letter_position.store(kNoPosition, std::memory_order_release);
+  s.g->dead_letter_position.store(kNoPosition, std::memory_order_release);  // as settle_announced_move's
   return acked == Status::LeaseExpired ? acked : Status::Ok;
 }
 
@@ -281,6 +283,7 @@ bool deliverable(State& s, Message& m) {
   if (m.redelivered && !map.dead_letter.empty()) {
     // A journal copy has no delivery word of its own: only the announcement tells.
     const bool ring = !from_journal(s, m.position);
+    // acquire: pairs with mark_moved's release CAS.
     const std::uint64_t word = ring ? map.delivery_word(s.group, m.position).load(std::memory_order_acquire) : 0;
     if (ring && moved_to_dead_letter(word, m.position)) {  // in the dead-letter queue already
       (void)detail::ack_held(s, m.position);
@@ -303,6 +306,7 @@ void note_taken(State& s, std::uint64_t position) {
   if (s.map->ack_timeout_ns == 0 || !held_in_ring(s, position)) return;
   const std::int64_t now = detail::monotonic_ns();
   s.taken_at[position] = now;
+  // relaxed: a report for expire_leases, which decides by the state words.
   if (s.held.size() == 1) s.slot->held_since_ns.store(now, std::memory_order_relaxed);
 }
 
