@@ -272,8 +272,11 @@ Status Consumer::try_receive(Message& out) noexcept {
 
 Status detail::receive_one(Consumer::State& s, Message& out) noexcept {
   // Records kept for a dead-letter move (ring/dead_letter.cpp) are not the
-  // application's: they do not count against its prefetch.
-  if (s.in_flight() >= s.options.prefetch + s.moves.size()) return Status::InFlightLimit;
+  // application's: they do not count against its prefetch (looked at only
+  // at the limit).
+  if (s.in_flight() >= s.options.prefetch && s.in_flight() >= s.options.prefetch + s.moves.size()) {
+    return Status::InFlightLimit;
+  }
   if (s.options.exclusive && !reads_now(s)) return Status::Empty;
   // A hint only (counted relaxed): take_redelivery's acquire loads of the
   // state words pair with the CAS that made a record pending.
@@ -425,7 +428,6 @@ void mark_acked(Consumer::State& s, std::uint64_t position) {
   s.map->state_word(s.group, position).store(make_state(position, kAcked), std::memory_order_release);
   s.slot->acked.store(s.slot->acked.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
-
 
 // The holder's ack on a queue with an ack timeout: a lease expiry may have
 // taken the record back (return_to_group's CAS), so a CAS, which fails then.
