@@ -11,6 +11,7 @@
 #include <set>
 
 #include "nats_fixture.hpp"
+#include "shm/mapping.hpp"
 
 namespace shmq::test::bridge {
 namespace {
@@ -42,6 +43,15 @@ std::uint64_t producer_last(const Queue& q, const std::string& name) {
   for (const auto& p : q.info().producers)
     if (p.name == name) return p.last_sequence;
   return 0;
+}
+
+// Whether shmqd's repair of the dead holder of `name` is over: the entry
+// reaped, and the segment lock (which the repair holds) free.
+bool repaired(const Queue& q, const std::string& name) {
+  for (const auto& p : q.info().producers)
+    if (p.name == name && p.attached) return false;
+  const detail::SegmentLock lock(*detail::mapping_of(q), detail::SegmentLock::TryTag{});
+  return lock.owned();
 }
 
 // Sends `count` messages "<name>-<seq>" from producer `name`, waiting while full.
@@ -252,6 +262,9 @@ TEST_F(BridgeTest, InToADurableQueueIsExactlyOnceAcrossAPowerLoss) {
     ASSERT_TRUE(eventually([&] { return producer_last(q, "bridge.DUR") >= total / 2; }, 60s)) << read_file(log());
     kill9(bridge);
     ASSERT_TRUE(eventually([&] { return q.info().journal_synced >= q.info().tail_position; }, 30s));
+    // Stopped in the middle of its repair of the dead bridge, shmqd would
+    // hold the segment lock, and the next bridge's attach would wait for ever.
+    ASSERT_TRUE(eventually([&] { return repaired(q, "bridge.DUR"); }, 30s));
     journaled = producer_last(q, "bridge.DUR");
     ::kill(shmqd, SIGSTOP);
     bridge = start_bridge({"in", "DUR", "--queue", "durable"});

@@ -51,6 +51,9 @@ class NamespaceTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ns_ = unique_namespace();
+    // A test process killed before its TearDown (a timeout) leaves its
+    // segments; a later test that reuses its pid must not find them.
+    remove_namespace_segments(ns_);
     ::setenv("SHMQ_NAMESPACE", ns_.c_str(), 1);
   }
   void TearDown() override { remove_namespace_segments(ns_); }
