@@ -54,10 +54,11 @@ void erase_held(State& s, std::uint64_t position) {
 }
 
 // Whether this member still holds the ring record at `position` (a lease
-// expiry may have taken it back). seq_cst: see announce_move.
+// expiry may have taken it back). Asked on queues with an ack timeout only,
+// whose groups are all competing (join refuses an exclusive one): the state
+// word names the holder. seq_cst: see announce_move.
 bool still_mine(const State& s, std::uint64_t position) {
   const std::uint64_t word = s.map->state_word(s.group, position).load(std::memory_order_seq_cst);
-  if (s.options.exclusive) return !state_is_for(word, position) || state_in_flight(state_code(word));
   return state_is_for(word, position) && state_in_flight(state_code(word)) &&
          (state_code(word) & kOwnerMask) == s.index;
 }
@@ -302,8 +303,10 @@ bool deliverable(State& s, Message& m) {
   return true;
 }
 
+// Queues with an ack timeout: when the record just taken was taken. A ring
+// record was just appended to `held` (a journal copy has no lease).
 void note_taken(State& s, std::uint64_t position) {
-  if (s.map->ack_timeout_ns == 0 || !held_in_ring(s, position)) return;
+  if (s.map->ack_timeout_ns == 0 || s.held.empty() || s.held.back() != position) return;
   const std::int64_t now = detail::monotonic_ns();
   s.taken_at[position] = now;
   // relaxed: a report for expire_leases, which decides by the state words.
