@@ -105,7 +105,26 @@ class SHMQ_API Producer {
   [[nodiscard]] Status try_claim(std::uint64_t seq, std::size_t size) noexcept;
   [[nodiscard]] Status claim(std::size_t size, Duration timeout = kForever) noexcept;
   [[nodiscard]] std::span<std::byte> claimed() noexcept;
-  // Returns the committed record's log position.
+  // Zero-copy batch: claims room for the first records of `sizes` (payload
+  // bytes each), with the next sequences, with one move of the tail: as many
+  // as fit in one stretch before the ring's end and in the room left. Returns
+  // how many; 0 with `status` Full (no room for the first; claim_batch waits
+  // up to `timeout` for it, Timeout then) or TooLarge (the first exceeds
+  // max_message); `status` is Ok whenever some were claimed: claim the rest
+  // after the commit. Write record i into claimed(i), i < claimed_count(),
+  // then commit() commits them all, in order (returning the last one's
+  // position), or abort() skips them all. If this process dies before the
+  // commit, the records it committed stay and the rest are skipped, their
+  // sequences not counted as sent, as in a dying try_send_batch.
+  [[nodiscard]] std::size_t try_claim_batch(std::span<const std::size_t> sizes, Status& status) noexcept;
+  [[nodiscard]] std::size_t claim_batch(std::span<const std::size_t> sizes, Duration timeout,
+                                        Status& status) noexcept;
+  // The open claim's records: 1 for a single claim, 0 when none is open.
+  [[nodiscard]] std::size_t claimed_count() const noexcept;
+  // Record i of the open claim (claimed(0) is claimed()); empty past the count.
+  [[nodiscard]] std::span<std::byte> claimed(std::size_t i) noexcept;
+  // Commits the open claim (all of a batch's records); returns the (last)
+  // committed record's log position, 0 when no claim was open.
   std::uint64_t commit() noexcept;
   void abort() noexcept;
 
@@ -117,6 +136,7 @@ class SHMQ_API Producer {
  private:
   explicit Producer(std::unique_ptr<State> state);
   [[nodiscard]] Status wait_durable_until(Clock::time_point deadline) noexcept;
+  std::uint64_t commit_batch() noexcept;
   std::unique_ptr<State> s_;
 };
 

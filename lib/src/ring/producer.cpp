@@ -3,6 +3,7 @@
 // A claim is announced in the producer's own entry before the CAS, so the
 // owner of any uncommitted record is provable after a crash (recovery/repair.cpp).
 #include <cstring>
+#include <vector>
 
 #include "durable/group_journal.hpp"
 #include "shm/layout.hpp"
@@ -36,6 +37,13 @@ struct Producer::State {
   std::uint64_t claim_seq = 0;
   std::uint64_t data_position = 0;
   std::uint32_t claim_size = 0;
+  // An open batch claim (try_claim_batch): its records, from data_position
+  // on, in order; empty while the open claim is a single one.
+  struct ClaimedRecord {
+    std::uint64_t position;
+    std::uint32_t size;
+  };
+  std::vector<ClaimedRecord> batch;
 };
 
 namespace {
@@ -169,6 +177,11 @@ std::uint64_t Producer::last_position() const noexcept { return s_->last_positio
 
 namespace {
 
+// A record's timestamp (ProducerOptions::precise_timestamps).
+std::uint64_t timestamp_now(const Producer::State& s) {
+  return s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
+}
+
 // Writes a record's header and commits it: the tag last (commit_record).
 void write_record(const Mapping& m, std::uint64_t position, RecordType type, std::uint32_t length,
                   std::uint32_t producer, std::uint64_t seq, std::uint64_t timestamp_ns = 0) {
@@ -206,18 +219,22 @@ void copy_payload(std::byte* dst, std::span<const std::byte> payload) {
   if (first_line != 0) std::memcpy(dst, payload.data(), first_line);
 }
 
+// A batch is a list of payloads (sends) or of payload sizes (claims).
+std::size_t payload_size(std::span<const std::byte> payload) { return payload.size(); }
+std::size_t payload_size(std::size_t size) { return size; }
+
 // How many of `payloads` fit as records from `start`: before the ring's end,
 // and ending at or before `limit`. `bytes`: their ring bytes; `by_limit`:
 // whether the limit (not the ring's end, nor the list's) stopped it.
+template <class Payload>
 std::size_t records_that_fit(const Mapping& m, std::uint64_t start, std::uint64_t limit,
-                             std::span<const std::span<const std::byte>> payloads, std::uint64_t& bytes,
-                             bool& by_limit) {
+                             std::span<const Payload> payloads, std::uint64_t& bytes, bool& by_limit) {
   const std::uint64_t before_end = m.capacity - (start & m.mask);
   bytes = 0;
   by_limit = false;
   std::size_t n = 0;
   for (; n < payloads.size(); ++n) {
-    const std::uint64_t next = record_bytes(payloads[n].size());
+    const std::uint64_t next = record_bytes(payload_size(payloads[n]));
     // The claim announcement holds its bytes in 32 bits (rings go up to 2^40).
     if (bytes + next > before_end || bytes + next > UINT32_MAX) break;
     if (!at_or_after(limit, start + bytes + next)) {
@@ -300,7 +317,7 @@ void record_commit_in_entry(Producer::State& s) {
 
 // Writes the claimed record's header and tag: the commit.
 void publish_claim(Producer::State& s) {
-  const std::uint64_t now = s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
+  const std::uint64_t now = timestamp_now(s);
   write_record(*s.map, s.data_position, RecordType::Data, s.claim_size, s.index, s.claim_seq, now);
 }
 
@@ -323,6 +340,7 @@ std::uint64_t finish_commit(Producer::State& s) {
 std::uint64_t Producer::commit() noexcept {
   State& s = *s_;
   if (!s.claiming) return 0;
+  if (!s.batch.empty()) return commit_batch();
   record_commit_in_entry(s);
   publish_claim(s);
   return finish_commit(s);
@@ -332,8 +350,12 @@ void Producer::abort() noexcept {
   State& s = *s_;
   if (!s.claiming) return;
   const Mapping& m = *s.map;
-  write_record(m, s.data_position, RecordType::Skipped, static_cast<std::uint32_t>(record_bytes(s.claim_size)),
-               s.index, 0);
+  // One skipped record over the whole claim (a batch's records are adjacent).
+  const std::uint64_t end = s.batch.empty() ? s.data_position + record_bytes(s.claim_size)
+                                            : s.batch.back().position + record_bytes(s.batch.back().size);
+  write_record(m, s.data_position, RecordType::Skipped, static_cast<std::uint32_t>(end - s.data_position), s.index,
+               0);
+  s.batch.clear();
   s.claiming = false;
   detail::notify(m.header->data);
 }
@@ -359,8 +381,8 @@ namespace {
 // (after a padding record, where the first does not fit before the ring's
 // end). Returns how many, 0 when there is no room; `data` is where the first
 // one starts.
-std::size_t claim_run(Producer::State& s, std::span<const std::span<const std::byte>> payloads, std::uint64_t& data,
-                      Status& status) {
+template <class Payload>
+std::size_t claim_run(Producer::State& s, std::span<const Payload> payloads, std::uint64_t& data, Status& status) {
   const Mapping& m = *s.map;
   std::atomic<std::uint64_t>& tail = m.header->tail;
   std::uint64_t position = tail.load(std::memory_order_relaxed);
@@ -370,7 +392,7 @@ std::size_t claim_run(Producer::State& s, std::span<const std::span<const std::b
       status = Status::Corrupt;
       return 0;
     }
-    const std::uint64_t pad = detail::padding_for(m, position, record_bytes(payloads[0].size()));
+    const std::uint64_t pad = detail::padding_for(m, position, record_bytes(payload_size(payloads[0])));
     std::uint64_t bytes = 0;
     bool by_limit = false;
     std::size_t n = records_that_fit(m, position + pad, s.limit, payloads, bytes, by_limit);
@@ -397,6 +419,34 @@ std::size_t claim_run(Producer::State& s, std::span<const std::span<const std::b
   }
 }
 
+// Commits the data record at `p` of a claimed run, its payload written, with
+// the next sequence. As commit(): last_seq and last_position in the entry
+// before the record's tag.
+void commit_run_record(Producer::State& s, std::uint64_t p, std::uint32_t size, std::uint64_t timestamp_ns) {
+  const std::uint64_t seq = s.last_seq + 1;
+  s.slot->last_seq.store(seq, std::memory_order_relaxed);
+  s.slot->last_position.store(p, std::memory_order_relaxed);
+  write_record(*s.map, p, RecordType::Data, size, s.index, seq, timestamp_ns);
+  s.last_seq = seq;
+  s.last_position = s.confirm_position = p;
+}
+
+// After a run's commits: the entry's counters, and a wake-up.
+void finish_run(Producer::State& s, std::size_t messages, std::uint64_t bytes) {
+  // Only this process writes its counters: plain load and store, no RMW.
+  s.slot->messages.store(s.slot->messages.load(std::memory_order_relaxed) + messages, std::memory_order_relaxed);
+  s.slot->bytes.store(s.slot->bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+  detail::notify(s.map->header->data);
+}
+
+// How many of `payloads` a batch may take: those before the first one above max_message.
+template <class Payload>
+std::size_t not_too_large(const Mapping& m, std::span<const Payload> payloads) {
+  std::size_t n = 0;
+  while (n < payloads.size() && payload_size(payloads[n]) <= m.max_message) ++n;
+  return n;
+}
+
 }  // namespace
 
 std::size_t Producer::try_send_batch(std::span<const std::span<const std::byte>> payloads, Status& status) noexcept {
@@ -404,13 +454,12 @@ std::size_t Producer::try_send_batch(std::span<const std::span<const std::byte>>
   const Mapping& m = *s.map;
   if (s.claiming) abort();
   status = Status::Ok;
-  std::size_t wanted = 0;
-  while (wanted < payloads.size() && payloads[wanted].size() <= m.max_message) ++wanted;
+  const std::size_t wanted = not_too_large(m, payloads);
   if (wanted == 0) {
     if (!payloads.empty()) status = Status::TooLarge;
     return 0;
   }
-  const std::uint64_t now = s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
+  const std::uint64_t now = timestamp_now(s);
   std::size_t sent = 0;
   std::uint64_t bytes = 0;
   // One claim per stretch up to the ring's end (usually one in all).
@@ -419,14 +468,8 @@ std::size_t Producer::try_send_batch(std::span<const std::span<const std::byte>>
     const std::size_t n = claim_run(s, payloads.subspan(sent, wanted - sent), p, status);
     if (n == 0) break;
     for (const auto payload : payloads.subspan(sent, n)) {
-      const std::uint64_t seq = s.last_seq + 1;
-      // As commit(): last_seq and last_position before the record's tag.
-      s.slot->last_seq.store(seq, std::memory_order_relaxed);
-      s.slot->last_position.store(p, std::memory_order_relaxed);
       copy_payload(m.at(p) + sizeof(RecordHeader), payload);
-      write_record(m, p, RecordType::Data, static_cast<std::uint32_t>(payload.size()), s.index, seq, now);
-      s.last_seq = seq;
-      s.last_position = s.confirm_position = p;
+      commit_run_record(s, p, static_cast<std::uint32_t>(payload.size()), now);
       bytes += payload.size();
       p += record_bytes(payload.size());
     }
@@ -434,10 +477,7 @@ std::size_t Producer::try_send_batch(std::span<const std::span<const std::byte>>
   }
   if (sent == wanted && wanted < payloads.size()) status = Status::TooLarge;
   if (sent == 0) return 0;
-  // Only this process writes its counters: plain load and store, no RMW.
-  s.slot->messages.store(s.slot->messages.load(std::memory_order_relaxed) + sent, std::memory_order_relaxed);
-  s.slot->bytes.store(s.slot->bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
-  detail::notify(m.header->data);
+  finish_run(s, sent, bytes);
   return sent;
 }
 
@@ -451,6 +491,65 @@ std::size_t Producer::send_batch(std::span<const std::span<const std::byte>> pay
       [] { return detail::kMaxSleep; });
   if (!ok) status = detail::wait_failure(s_->map->header->space);
   return n;
+}
+
+std::uint64_t Producer::commit_batch() noexcept {
+  State& s = *s_;
+  const std::uint64_t now = timestamp_now(s);
+  std::uint64_t bytes = 0;
+  for (const State::ClaimedRecord& r : s.batch) {
+    commit_run_record(s, r.position, r.size, now);
+    bytes += r.size;
+  }
+  finish_run(s, s.batch.size(), bytes);
+  s.batch.clear();
+  s.claiming = false;
+  return s.last_position;
+}
+
+std::size_t Producer::try_claim_batch(std::span<const std::size_t> sizes, Status& status) noexcept {
+  State& s = *s_;
+  if (s.claiming) abort();
+  status = Status::Ok;
+  const std::size_t wanted = not_too_large(*s.map, sizes);
+  if (wanted == 0) {
+    if (!sizes.empty()) status = Status::TooLarge;
+    return 0;
+  }
+  std::uint64_t p = 0;
+  const std::size_t n = claim_run(s, sizes.first(wanted), p, status);
+  if (n == 0) return 0;
+  s.batch.clear();
+  for (const std::size_t size : sizes.first(n)) {
+    s.batch.push_back({p, static_cast<std::uint32_t>(size)});
+    p += record_bytes(size);
+  }
+  s.claiming = true;
+  s.data_position = s.batch.front().position;
+  return n;
+}
+
+std::size_t Producer::claim_batch(std::span<const std::size_t> sizes, Duration timeout, Status& status) noexcept {
+  std::size_t n = try_claim_batch(sizes, status);
+  if (n != 0 || status != Status::Full) return n;
+  const bool ok = detail::wait_until(
+      s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
+      [&] { return (n = try_claim_batch(sizes, status)) != 0 || status != Status::Full; },
+      [] { return detail::kMaxSleep; });
+  if (!ok) status = detail::wait_failure(s_->map->header->space);
+  return n;
+}
+
+std::size_t Producer::claimed_count() const noexcept {
+  if (!s_->claiming) return 0;
+  return s_->batch.empty() ? 1 : s_->batch.size();
+}
+
+std::span<std::byte> Producer::claimed(std::size_t i) noexcept {
+  const State& s = *s_;
+  if (s.batch.empty()) return i == 0 ? claimed() : std::span<std::byte>{};
+  if (i >= s.batch.size()) return {};
+  return {s.map->at(s.batch[i].position) + sizeof(RecordHeader), s.batch[i].size};
 }
 
 Status Producer::send(std::uint64_t seq, std::span<const std::byte> payload, Duration timeout) noexcept {
