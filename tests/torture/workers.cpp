@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <random>
 #include <thread>
@@ -87,12 +88,65 @@ bool send_one(Producer& producer, const ProducerJob& job, std::uint64_t seq, std
   }
 }
 
+// Sends the payloads as one batch with the next sequences, copied
+// (send_batch) or written in place (claim_batch, then commit): how many went
+// (0 when there was no room in time).
+std::size_t send_one_batch(Producer& producer, const std::vector<std::string>& payloads, bool zero_copy,
+                           Status& status) {
+  constexpr auto kWait = std::chrono::seconds(1);
+  if (!zero_copy) {
+    std::vector<std::span<const std::byte>> spans;
+    for (const auto& p : payloads) spans.push_back(as_bytes(p));
+    return producer.send_batch(spans, kWait, status);
+  }
+  std::vector<std::size_t> sizes;
+  for (const auto& p : payloads) sizes.push_back(p.size());
+  const std::size_t n = producer.claim_batch(sizes, kWait, status);
+  for (std::size_t i = 0; i < n; ++i) std::memcpy(producer.claimed(i).data(), payloads[i].data(), payloads[i].size());
+  producer.commit();
+  return n;
+}
+
+// Sends sequences [first, end) in batches of up to 16 (their sequences are
+// the producer's next: it committed first - 1 last), logging each as
+// confirmed once it is committed (durable: once one wait_durable covers all).
+bool send_batches(Producer& producer, const ProducerJob& job, std::uint64_t first, std::uint64_t end,
+                  std::mt19937_64& rng, WorkerLog& log) {
+  std::uniform_int_distribution<std::size_t> size(8, job.max_payload);
+  const bool zero_copy = rng() % 2 == 0;
+  for (std::uint64_t seq = first; seq < end;) {
+    if (producer.last_sequence() != seq - 1) {
+      log.line("E batch from %llu after sequence %llu", static_cast<ull>(seq), static_cast<ull>(producer.last_sequence()));
+      return false;
+    }
+    std::vector<std::string> payloads;
+    const std::uint64_t n = std::min<std::uint64_t>(end - seq, 1 + rng() % 16);
+    for (std::uint64_t i = 0; i < n; ++i) payloads.push_back(payload_of(seq + i, job.name, job.process, size(rng)));
+    Status status = Status::Ok;
+    const std::size_t sent = send_one_batch(producer, payloads, zero_copy, status);
+    if (sent == 0 && status != Status::Timeout) {
+      log.line("E %s batch at %llu returned %s", zero_copy ? "claim" : "send", static_cast<ull>(seq), name_of(status));
+      return false;
+    }
+    if (!job.durable) {
+      for (std::size_t i = 0; i < sent; ++i) log.line("C %llu", static_cast<ull>(seq + i));
+    }
+    seq += sent;
+  }
+  if (!job.durable) return true;
+  if (!wait_until_durable(producer, log)) return false;
+  for (std::uint64_t seq = first; seq < end; ++seq) log.line("C %llu", static_cast<ull>(seq));
+  return true;
+}
+
 // Sends sequences [first, end) and logs each as confirmed once it is. In
 // durable rounds half the bursts confirm each send (Confirm::Durable), the
-// others send plainly and confirm the burst with one wait_durable.
+// others send plainly and confirm the burst with one wait_durable. A third
+// of all bursts go as batches instead, copied or zero-copy.
 bool send_burst(Producer& producer, const ProducerJob& job, std::uint64_t first, std::uint64_t end,
                 std::mt19937_64& rng, WorkerLog& log) {
   std::uniform_int_distribution<std::size_t> size(8, job.max_payload);
+  if (rng() % 3 == 0) return send_batches(producer, job, first, end, rng, log);
   const bool confirm_burst = job.durable && rng() % 2 == 0;
   const Confirm each = job.durable && !confirm_burst ? Confirm::Durable : Confirm::Shared;
   for (std::uint64_t seq = first; seq < end; ++seq) {
