@@ -516,10 +516,11 @@ std::size_t Producer::try_claim_batch(std::span<const std::size_t> sizes, Status
     if (!sizes.empty()) status = Status::TooLarge;
     return 0;
   }
+  s.batch.clear();
+  s.batch.reserve(wanted);  // allocates before the claim, not while holding ring space
   std::uint64_t p = 0;
   const std::size_t n = claim_run(s, sizes.first(wanted), p, status);
   if (n == 0) return 0;
-  s.batch.clear();
   for (const std::size_t size : sizes.first(n)) {
     s.batch.push_back({p, static_cast<std::uint32_t>(size)});
     p += record_bytes(size);
