@@ -146,6 +146,8 @@ TEST_F(BatchTest, AZeroCopyBatchIsOneClaimCommittedInOrder) {
   auto q = make(1 << 16);
   auto p = Producer::attach(q, "p");
   auto c = Consumer::join(q, "g");
+  ASSERT_EQ(p.try_claim(5), Status::Ok);  // a single claim before: its size must not leak into the batch's
+  p.abort();
   const std::vector<std::string> sent = numbered(1, 10, 20);
   const std::vector<std::size_t> sizes(sent.size(), 20);
   Status status = Status::Corrupt;
@@ -153,6 +155,8 @@ TEST_F(BatchTest, AZeroCopyBatchIsOneClaimCommittedInOrder) {
   EXPECT_EQ(status, Status::Ok);
   ASSERT_EQ(p.claimed_count(), 10u);
   EXPECT_TRUE(p.claimed(10).empty());
+  EXPECT_EQ(p.claimed().data(), p.claimed(0).data()) << "claimed() is the batch's first record";
+  EXPECT_EQ(p.claimed().size(), 20u);
   const auto& slot = detail::mapping_of(q)->producers[p.id()];
   EXPECT_EQ(slot.claim_bytes.load(), 10 * layout::record_bytes(20)) << "one claim announced for all ten";
   for (std::size_t i = 10; i-- > 0;) write_into(p.claimed(i), sent[i]);  // any order

@@ -295,6 +295,7 @@ Status Producer::claim(std::size_t size, Duration timeout) noexcept {
 
 std::span<std::byte> Producer::claimed() noexcept {
   if (!s_->claiming) return {};
+  if (!s_->batch.empty()) return claimed(0);
   return {s_->map->at(s_->data_position) + sizeof(RecordHeader), s_->claim_size};
 }
 
