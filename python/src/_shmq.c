@@ -385,8 +385,11 @@ typedef struct PayloadObject {
   int valid;          /* 0 once acked, committed, aborted or closed: no new buffers */
   int readonly;
   /* A claim whose producer object went away while buffers were still taken
-   * from it: the producer handle is closed once the last of them goes. */
+   * from it: the producer handle is closed once the last of them goes. Of a
+   * batch's records, one exporter holds the handle and the others that still
+   * have buffers keep that one alive (orphan_keeper), so it goes last. */
   shmq_producer_t* orphan_producer;
+  PyObject* orphan_keeper;
 } PayloadObject;
 
 static PyTypeObject PayloadType;
@@ -422,6 +425,7 @@ static void payload_unlink(PayloadObject* self) {
 static void Payload_dealloc(PayloadObject* self) {
   payload_unlink(self);
   if (self->orphan_producer != NULL) shmq_producer_close(self->orphan_producer);
+  Py_XDECREF(self->orphan_keeper);
   Py_XDECREF(self->consumer);
   PyObject_Free(self);
 }
@@ -453,6 +457,7 @@ static PayloadObject* payload_new(void* buf, size_t size, int readonly) {
   self->valid = 1;
   self->readonly = readonly;
   self->orphan_producer = NULL;
+  self->orphan_keeper = NULL;
   return self;
 }
 
@@ -1083,6 +1088,12 @@ static PyObject* Queue_repr(QueueObject* self) {
 /* ------------------------------------------------------------------------ */
 /* Producer                                                                  */
 
+/* A record of the open claim: the memoryview handed out and its exporter. */
+typedef struct {
+  PyObject* view;
+  PayloadObject* payload;
+} ClaimedRecord;
+
 typedef struct {
   HandleBase base;
   shmq_producer_t* producer;
@@ -1090,9 +1101,11 @@ typedef struct {
   PyObject* name;
   uint32_t max_message;
   bool durable;
-  /* The open claim: the memoryview handed out and its exporter. */
-  PyObject* claim_view;
-  PayloadObject* claim_payload;
+  /* The open claim's records, in order: one for claim(), one or more for
+   * claim_many(); claim_count of claim_capacity in use (kept for the next). */
+  ClaimedRecord* claim;
+  Py_ssize_t claim_count;
+  Py_ssize_t claim_capacity;
 } ProducerObject;
 
 static PyObject* Queue_producer(QueueObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -1127,41 +1140,112 @@ static PyObject* Queue_producer(QueueObject* self, PyObject* const* args, Py_ssi
   producer->name = Py_NewRef(values[0]);
   producer->max_message = queue_options.max_message;
   producer->durable = queue_options.durable;
-  producer->claim_view = NULL;
-  producer->claim_payload = NULL;
+  producer->claim = NULL;
+  producer->claim_count = 0;
+  producer->claim_capacity = 0;
   return (PyObject*)producer;
 }
 
-/* Gives up the open claim's memoryview and exporter (after commit or abort). */
+/* Gives up the open claim's memoryviews and exporters (after commit or abort). */
 static void producer_drop_claim(ProducerObject* self) {
-  if (self->claim_payload != NULL) self->claim_payload->valid = 0;
-  Py_CLEAR(self->claim_view);
-  Py_CLEAR(self->claim_payload);
+  for (Py_ssize_t i = 0; i < self->claim_count; i++) {
+    self->claim[i].payload->valid = 0;
+    Py_CLEAR(self->claim[i].view);
+    Py_CLEAR(self->claim[i].payload);
+  }
+  self->claim_count = 0;
 }
 
-/* Before the claim ends: its memoryview released, no other buffer of it alive. */
+/* Before the claim ends: its memoryviews released, no other buffer of it
+ * alive. Every view is released even past a record that fails (the first
+ * failure is raised), so a refused commit leaves none of them usable,
+ * whichever record holds the slice. */
 static int producer_release_claim(ProducerObject* self) {
-  if (self->claim_payload == NULL) return 0;
-  return release_view(&self->claim_view, self->claim_payload, "claim");
+  PyObject *type = NULL, *value = NULL, *traceback = NULL;
+  int failed = 0;
+  for (Py_ssize_t i = 0; i < self->claim_count; i++) {
+    if (release_view(&self->claim[i].view, self->claim[i].payload, "claim") == 0) continue;
+    if (failed) {
+      PyErr_Clear();
+    } else {
+      failed = 1;
+      PyErr_Fetch(&type, &value, &traceback);
+    }
+  }
+  if (failed) PyErr_Restore(type, value, traceback);
+  return failed ? -1 : 0;
+}
+
+/* Hands the open C claim's records out as memoryviews, kept in self->claim.
+ * On failure (no memory) the claim is aborted. */
+static int producer_expose_claim(ProducerObject* self) {
+  const Py_ssize_t count = (Py_ssize_t)shmq_producer_claimed_count(self->producer);
+  if (count > self->claim_capacity) {
+    ClaimedRecord* grown = PyMem_Realloc(self->claim, (size_t)count * sizeof *grown);
+    if (grown == NULL) {
+      PyErr_NoMemory();
+      goto fail;
+    }
+    self->claim = grown;
+    self->claim_capacity = count;
+  }
+  for (Py_ssize_t i = 0; i < count; i++) {
+    void* buf = NULL;
+    size_t size = 0;
+    (void)shmq_producer_claimed(self->producer, (size_t)i, &buf, &size); /* i < count: SHMQ_OK */
+    PayloadObject* payload = payload_new(buf, size, 0);
+    if (payload == NULL) goto fail;
+    PyObject* view = PyMemoryView_FromObject((PyObject*)payload);
+    if (view == NULL) {
+      Py_DECREF(payload);
+      goto fail;
+    }
+    self->claim[i] = (ClaimedRecord){view, payload};
+    self->claim_count = i + 1;
+  }
+  return 0;
+fail:
+  producer_drop_claim(self); /* no view was handed out yet: nothing else holds one */
+  shmq_producer_abort(self->producer);
+  return -1;
+}
+
+/* The producer object goes while buffers of its open claim are still alive
+ * (slices of a claimed view): the handle, and with it the mapping, must stay
+ * until the last of them goes. The first such exporter takes the handle, the
+ * others keep that one alive. */
+static void producer_orphan_claim(ProducerObject* self) {
+  PayloadObject* owner = NULL;
+  for (Py_ssize_t i = 0; i < self->claim_count; i++) {
+    PayloadObject* payload = self->claim[i].payload;
+    if (payload->exports == 0) continue;
+    if (owner == NULL) {
+      owner = payload;
+      owner->orphan_producer = self->producer;
+      self->producer = NULL;
+    } else {
+      payload->orphan_keeper = Py_NewRef((PyObject*)owner);
+    }
+  }
 }
 
 static void Producer_dealloc(ProducerObject* self) {
-  if (self->claim_view != NULL) {
-    /* A dealloc must not leave an exception behind, nor lose a pending one. */
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyObject* result = call_release(self->claim_view);
+  /* A dealloc must not leave an exception behind, nor lose a pending one. */
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  for (Py_ssize_t i = 0; i < self->claim_count; i++) {
+    if (self->claim[i].view == NULL) continue;
+    PyObject* result = call_release(self->claim[i].view);
     Py_XDECREF(result);
-    PyErr_Restore(type, value, traceback);
-    Py_CLEAR(self->claim_view);
+    PyErr_Clear();
   }
-  if (self->claim_payload != NULL && self->claim_payload->exports > 0) {
-    /* A slice of the claim outlives its producer: the handle, and with it the
-     * mapping, goes only with the last such buffer. */
-    self->claim_payload->orphan_producer = self->producer;
-    self->producer = NULL;
+  PyErr_Restore(type, value, traceback);
+  producer_orphan_claim(self);
+  for (Py_ssize_t i = 0; i < self->claim_count; i++) {
+    Py_CLEAR(self->claim[i].view);
+    Py_CLEAR(self->claim[i].payload);
   }
-  Py_CLEAR(self->claim_payload);
+  PyMem_Free(self->claim);
   shmq_producer_close(self->producer);
   Py_XDECREF(self->queue);
   Py_XDECREF(self->name);
@@ -1475,26 +1559,110 @@ static PyObject* Producer_claim(ProducerObject* self, PyObject* const* args, Py_
     }
   }
   if (status != SHMQ_OK) return raise_send_status(self, status, c.size);
-  PayloadObject* payload = payload_new(c.buffer, c.size, 0);
-  if (payload == NULL) {
-    shmq_producer_abort(self->producer);
-    return NULL;
+  if (producer_expose_claim(self) < 0) return NULL;
+  return Py_NewRef(self->claim[0].view);
+}
+
+typedef struct {
+  shmq_producer_t* producer;
+  const size_t* sizes;
+  size_t count;
+  size_t claimed; /* out */
+} ClaimManySlice;
+
+static shmq_status_t claim_many_slice(void* context, int64_t slice_ns) {
+  ClaimManySlice* c = context;
+  return shmq_producer_claim_batch(c->producer, c->sizes, c->count, slice_ns, &c->claimed);
+}
+
+/* claim_many's sizes: a list or tuple of ints, into a PyMem array (NULL when empty). */
+static int sizes_arg(PyObject* object, size_t** sizes, size_t* count) {
+  *sizes = NULL;
+  *count = 0;
+  if (!PyList_Check(object) && !PyTuple_Check(object)) {
+    PyErr_Format(PyExc_TypeError, "sizes must be a list or tuple of ints, not %.100s", Py_TYPE(object)->tp_name);
+    return -1;
   }
-  PyObject* view = PyMemoryView_FromObject((PyObject*)payload);
-  if (view == NULL) {
-    Py_DECREF(payload);
-    shmq_producer_abort(self->producer);
-    return NULL;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(object);
+  if (n == 0) return 0;
+  size_t* out = PyMem_Malloc((size_t)n * sizeof *out);
+  if (out == NULL) {
+    PyErr_NoMemory();
+    return -1;
   }
-  self->claim_payload = payload;
-  self->claim_view = view;
-  return Py_NewRef(view);
+  for (Py_ssize_t i = 0; i < n; i++) {
+    PyObject* item = PySequence_Fast_GET_ITEM(object, i);
+    char what[48];
+    PyOS_snprintf(what, sizeof what, "sizes[%zd]", i);
+    uint64_t size = 0;
+    if (!PyLong_Check(item)) { /* u64_arg would take None for its default */
+      PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what, Py_TYPE(item)->tp_name);
+      PyMem_Free(out);
+      return -1;
+    }
+    if (u64_arg(item, what, &size) < 0) {
+      PyMem_Free(out);
+      return -1;
+    }
+    out[i] = (size_t)size;
+  }
+  *sizes = out;
+  *count = (size_t)n;
+  return 0;
+}
+
+/* The records claimed as a list of their memoryviews. */
+static PyObject* claimed_views(ProducerObject* self) {
+  PyObject* list = PyList_New(self->claim_count);
+  if (list == NULL) return NULL;
+  for (Py_ssize_t i = 0; i < self->claim_count; i++) PyList_SET_ITEM(list, i, Py_NewRef(self->claim[i].view));
+  return list;
+}
+
+static PyObject* Producer_claim_many(ProducerObject* self, PyObject* const* args, Py_ssize_t nargs,
+                                     PyObject* kwnames) {
+  if (producer_ready(self) < 0) return NULL;
+  static const char* const params[] = {"sizes", "timeout"};
+  PyObject* values[2];
+  if (parse_args("claim_many", args, nargs, kwnames, params, 2, 1, 1, values) < 0) return NULL;
+  int64_t timeout;
+  if (timeout_arg(values[1], "timeout", &timeout) < 0) return NULL;
+  size_t* sizes = NULL;
+  size_t count = 0;
+  if (sizes_arg(values[0], &sizes, &count) < 0) return NULL;
+  ClaimManySlice c = {.producer = self->producer, .sizes = sizes, .count = count};
+  PyObject* result = NULL;
+  /* A new claim aborts the open one: its memory must be let go first. */
+  if (producer_release_claim(self) < 0) goto done;
+  producer_drop_claim(self);
+  const int64_t deadline = deadline_after(timeout);
+  shmq_status_t status = shmq_producer_try_claim_batch(self->producer, c.sizes, c.count, &c.claimed);
+  if (status == SHMQ_FULL) {
+    if (timeout == 0) {
+      status = SHMQ_TIMEOUT;
+    } else if (wait_in_slices(&self->base, claim_many_slice, &c, deadline, &status) < 0) {
+      goto done;
+    }
+  }
+  if (status != SHMQ_OK) {
+    raise_send_status(self, status, count > 0 ? sizes[0] : 0);
+    goto done;
+  }
+  if (producer_expose_claim(self) < 0) goto done;
+  result = claimed_views(self);
+  if (result == NULL) {
+    producer_drop_claim(self);
+    shmq_producer_abort(self->producer);
+  }
+done:
+  PyMem_Free(sizes);
+  return result;
 }
 
 static PyObject* Producer_commit(ProducerObject* self, PyObject* unused) {
   (void)unused;
   if (producer_ready(self) < 0) return NULL;
-  if (self->claim_payload == NULL) return raise_invalid("nothing is claimed: call claim() first");
+  if (self->claim_count == 0) return raise_invalid("nothing is claimed: call claim() or claim_many() first");
   if (producer_release_claim(self) < 0) return NULL;
   uint64_t position = 0;
   const shmq_status_t status = shmq_producer_commit(self->producer, &position);
@@ -2348,10 +2516,15 @@ static PyMethodDef Producer_methods[] = {
     {"claim", (PyCFunction)(void (*)(void))Producer_claim, FASTCALL_KW,
      "claim(size, *, seq=None, timeout=None) -> memoryview\n\nZero copy: room for `size` bytes in the ring, "
      "to fill, then commit() (or abort())."},
+    {"claim_many", (PyCFunction)(void (*)(void))Producer_claim_many, FASTCALL_KW,
+     "claim_many(sizes, *, timeout=None) -> list[memoryview]\n\nZero copy, several records with one move of the "
+     "ring's tail: a view of each of the first `sizes` that fit in one stretch before the ring's end and in the "
+     "room left (claim the rest after the commit). Fill them, then commit() (or abort()) them all."},
     {"commit", (PyCFunction)Producer_commit, METH_NOARGS,
-     "commit() -> int\n\nCommits the claim; returns its log position. The claim's memoryview is released."},
+     "commit() -> int\n\nCommits the claim (all of claim_many's records, in order); returns the (last) record's "
+     "log position. The claim's memoryviews are released."},
     {"abort", (PyCFunction)Producer_abort, METH_NOARGS,
-     "abort()\n\nTurns the open claim (if any) into a skipped record."},
+     "abort()\n\nTurns the open claim (if any, all its records) into a skipped record."},
     {"close", (PyCFunction)Producer_close, METH_NOARGS, "close()\n\nDetaches (idempotent)."},
     {"__enter__", (PyCFunction)Producer_enter, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)(void (*)(void))Producer_exit, METH_FASTCALL, NULL},

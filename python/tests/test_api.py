@@ -511,6 +511,136 @@ def test_producer_dropped_with_claim_slice_alive(queue):
     queue.producer("p").close()
 
 
+def test_claim_many_commits_in_order(queue):
+    p = queue.producer("p")
+    c = queue.consumer("g")
+    views = p.claim_many([5, 0, 6])
+    assert [len(v) for v in views] == [5, 0, 6]
+    assert all(isinstance(v, memoryview) and not v.readonly for v in views)
+    for view, text in reversed(list(zip(views, [b"first", b"", b"third!"]))):  # any order
+        view[:] = text
+    assert c.receive(timeout=0) is None  # nothing visible before the commit
+    assert p.last_sequence == 0
+    last = p.commit()
+    assert last == p.last_position and p.last_sequence == 3
+    for view in views:
+        with pytest.raises(ValueError):
+            bytes(view)  # released at commit
+    got = [c.receive(timeout=1) for _ in range(3)]
+    assert [(bytes(m), m.seq) for m in got] == [(b"first", 1), (b"", 2), (b"third!", 3)]
+    assert got[-1].position == last
+    with pytest.raises(shmq.InvalidArgument, match="claim"):
+        p.commit()  # committed already
+
+
+def test_claim_many_abort_and_bad_sizes(queue):
+    p = queue.producer("p")
+    c = queue.consumer("g")
+    views = p.claim_many((4, 4))
+    views[0][:] = b"lost"
+    p.abort()  # skipped whole, no sequence taken
+    with pytest.raises(ValueError):
+        views[1][0] = 1
+    p.claim_many([1, 2])
+    p.claim(5)[:] = b"after"  # a new claim aborts the open one
+    p.commit()
+    p.claim_many([3])
+    assert p.claim_many([]) == []  # claims nothing, aborting the open claim
+    with pytest.raises(shmq.InvalidArgument, match="claim"):
+        p.commit()
+    m = c.receive(timeout=1)
+    assert bytes(m) == b"after" and m.seq == 1
+    assert c.receive(timeout=0) is None
+    # Bad sizes are refused before anything is claimed or aborted.
+    buf = p.claim(4)
+    with pytest.raises(TypeError, match="list or tuple"):
+        p.claim_many(iter([1]))
+    with pytest.raises(TypeError, match=r"sizes\[1\]"):
+        p.claim_many([1, None])
+    with pytest.raises(shmq.InvalidArgument, match="negative"):
+        p.claim_many([-1])
+    buf[:] = b"kept"
+    p.commit()
+    assert bytes(c.receive(timeout=1)) == b"kept"
+
+
+def test_claim_many_stops_at_the_rings_end(namespace):
+    q = shmq.Queue.create("tiny", capacity=4096, max_message=900)
+    p = q.producer("p")
+    c = q.consumer("g")
+    record = 64  # ring bytes of 8 payload bytes: a 32-byte header, aligned to 64
+    assert len(p.claim_many([8] * 30)) == 30
+    last = p.commit()
+    c.ack_up_to(c.receive_batch(max=30, timeout=1)[-1].position)
+    before_end = (4096 - (last + record) % 4096) // record
+    assert 0 < before_end < 60
+    views = p.claim_many([8] * 60)
+    assert len(views) == before_end  # one stretch: the rest after the commit
+    for i, view in enumerate(views):
+        view[:] = b"%8d" % (31 + i)
+    p.commit()
+    views = p.claim_many([8] * (60 - before_end))
+    assert len(views) == 60 - before_end
+    for i, view in enumerate(views):
+        view[:] = b"%8d" % (31 + before_end + i)
+    p.commit()
+    got = []
+    while len(got) < 60:
+        got += [(m.seq, int(bytes(m))) for m in c.receive_batch(max=60, timeout=1)]
+    assert got == [(seq, seq) for seq in range(31, 91)]
+
+
+def test_claim_many_too_large_and_timeout(queue):
+    p = queue.producer("p")
+    assert len(p.claim_many([8, 1024, 1025, 8])) == 2  # ends before the one too large
+    p.commit()
+    with pytest.raises(shmq.TooLarge, match="1025 bytes"):
+        p.claim_many([1025, 8])
+    assert p.last_sequence == 2
+    queue.consumer("slow").close()
+    sent = fill(p)
+    with pytest.raises(shmq.Timeout):
+        p.claim_many([100], timeout=0.1)
+    with pytest.raises(shmq.Timeout):
+        p.claim_many([100], timeout=0)
+    assert p.last_sequence == 2 + sent
+
+
+def test_claim_many_buffer_error(queue):
+    p = queue.producer("p")
+    c = queue.consumer("g")
+    views = p.claim_many([4, 4, 4])
+    for view in views:
+        view[:] = b"abcd"
+    part = views[1][1:3]
+    with pytest.raises(BufferError):
+        p.commit()  # a slice of a record is alive: not committed
+    assert p.last_sequence == 0 and c.receive(timeout=0) is None
+    for view in views:
+        with pytest.raises(ValueError):
+            view[0] = 1  # released all the same: the claim is only to be committed or aborted
+    del part
+    assert p.commit() > 0
+    assert p.last_sequence == 3
+    assert [bytes(m) for m in c.receive_batch(max=3, timeout=1)] == [b"abcd"] * 3
+
+
+def test_producer_dropped_with_slices_of_claim_many_alive(queue):
+    p = queue.producer("p")
+    views = p.claim_many([8, 8, 8])
+    first, third = views[0][2:4], views[2][2:4]
+    del p, views
+    gc.collect()
+    first[0] = 1  # the mapping is still there
+    del first
+    gc.collect()
+    with pytest.raises(shmq.NameInUse):
+        queue.producer("p")  # detached only once the last buffer of any record goes
+    third[0] = 1
+    del third
+    queue.producer("p").close()
+
+
 # ---------------------------------------------------------------- consumers
 
 

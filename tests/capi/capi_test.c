@@ -591,6 +591,15 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_STATUS(shmq_producer_try_claim(NULL, 0, 1, &claimed), invalid);
   CHECK_STATUS(shmq_producer_claim(NULL, 1, 0, &claimed), invalid);
   CHECK_STATUS(shmq_producer_commit(NULL, NULL), invalid);
+  const size_t sizes[] = {1, 2};
+  size_t claimed_count = 99;
+  CHECK_STATUS(shmq_producer_try_claim_batch(NULL, sizes, 2, &claimed_count), invalid);
+  CHECK(claimed_count == 0);
+  CHECK_STATUS(shmq_producer_claim_batch(NULL, sizes, 2, 0, &claimed_count), invalid);
+  size_t claimed_size = 99;
+  CHECK_STATUS(shmq_producer_claimed(NULL, 0, &claimed, &claimed_size), invalid);
+  CHECK(claimed == NULL && claimed_size == 0);
+  CHECK(shmq_producer_claimed_count(NULL) == 0);
   shmq_producer_abort(NULL);
   CHECK(shmq_producer_id(NULL) == 0);
   CHECK(shmq_producer_last_sequence(NULL) == 0);
@@ -647,6 +656,20 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_STATUS(shmq_producer_send_confirm(producer, 0, NULL, 5, SHMQ_CONFIRM_SHARED, 0, &sequence), invalid);
   CHECK_STATUS(shmq_producer_try_claim(producer, 0, 5, NULL), invalid);
   CHECK_STATUS(shmq_producer_claim(producer, 5, 0, NULL), invalid);
+  /* NULL sizes of a count; an index past the open claim's records. */
+  CHECK_STATUS(shmq_producer_try_claim_batch(producer, NULL, 2, &claimed_count), invalid);
+  CHECK_LAST_ERROR_SET();
+  CHECK_STATUS(shmq_producer_claim_batch(producer, NULL, 2, 0, &claimed_count), invalid);
+  CHECK(claimed_count == 0 && shmq_producer_claimed_count(producer) == 0);
+  CHECK_STATUS(shmq_producer_claimed(producer, 0, &claimed, &claimed_size), invalid);
+  CHECK_LAST_ERROR_NAMES("no claim");
+  CHECK_OK(shmq_producer_try_claim_batch(producer, sizes, 2, &claimed_count));
+  CHECK(claimed_count == 2);
+  CHECK_STATUS(shmq_producer_claimed(producer, 2, &claimed, &claimed_size), invalid);
+  CHECK_LAST_ERROR_NAMES("record 2 is past the open claim's 2 records");
+  CHECK(claimed == NULL && claimed_size == 0);
+  CHECK_STATUS(shmq_producer_claimed(producer, SIZE_MAX, &claimed, &claimed_size), invalid);
+  shmq_producer_abort(producer);
   CHECK(shmq_producer_last_sequence(producer) == 0); /* none of that sent anything */
 
   consumer = join(queue, "g");
@@ -662,6 +685,13 @@ static void test_null_handles_and_pointers_are_invalid_arguments(void) {
   CHECK_OK(shmq_producer_try_send(producer, "one", 3, NULL));
   CHECK_OK(shmq_producer_send(producer, "two", 3, SHMQ_FOREVER, NULL));
   CHECK_OK(shmq_producer_send_confirm(producer, 0, "three", 5, SHMQ_CONFIRM_SHARED, 0, NULL));
+  CHECK(shmq_producer_last_sequence(producer) == 3);
+  CHECK_OK(shmq_producer_try_claim_batch(producer, sizes, 2, NULL));
+  CHECK_OK(shmq_producer_claimed(producer, 1, NULL, &claimed_size));
+  CHECK(claimed_size == 2);
+  CHECK_OK(shmq_producer_claimed(producer, 1, &claimed, NULL));
+  CHECK(claimed != NULL);
+  shmq_producer_abort(producer);
   CHECK(shmq_producer_last_sequence(producer) == 3);
   CHECK_OK(shmq_consumer_receive(consumer, &message, kSecond));
   CHECK(payload_is(&message, "one"));
@@ -1015,6 +1045,177 @@ static void test_claim_commit_abort(void) {
   shmq_consumer_close(consumer);
   shmq_queue_close(queue);
   remove_queue("q");
+}
+
+/* Writes `text` (without its NUL) into record `index` of the open claim, which must be its size. */
+static void write_claimed(shmq_producer_t* producer, size_t index, const char* text) {
+  void* buffer = NULL;
+  size_t size = 99;
+  CHECK_OK(shmq_producer_claimed(producer, index, &buffer, &size));
+  CHECK(buffer != NULL && size == strlen(text));
+  memcpy(buffer, text, size);
+}
+
+static void test_claim_batch_commit_abort(void) {
+  shmq_queue_t* queue = create_small_queue("q");
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_producer_t* producer = attach(queue, "p");
+
+  /* Claimed, written in any order, invisible until the commit, then received in order. */
+  const char* texts[] = {"first", "", "third!"};
+  const size_t sizes[] = {5, 0, 6};
+  size_t claimed = 99;
+  CHECK_OK(shmq_producer_try_claim_batch(producer, sizes, 3, &claimed));
+  CHECK(claimed == 3 && shmq_producer_claimed_count(producer) == 3);
+  for (size_t i = 3; i-- > 0;) write_claimed(producer, i, texts[i]);
+  shmq_message_t message;
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+  CHECK(shmq_producer_last_sequence(producer) == 0);
+  uint64_t last = 0;
+  CHECK_OK(shmq_producer_commit(producer, &last));
+  CHECK(last == shmq_producer_last_position(producer));
+  CHECK(shmq_producer_last_sequence(producer) == 3 && shmq_producer_claimed_count(producer) == 0);
+  CHECK_STATUS(shmq_producer_commit(producer, NULL), SHMQ_INVALID_ARGUMENT); /* committed already */
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+    CHECK(payload_is(&message, texts[i]) && message.sequence == i + 1);
+    CHECK_OK(shmq_consumer_ack(consumer, &message));
+  }
+  CHECK(message.position == last);
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+
+  /* The timed form, and a single claim seen through the batch calls. */
+  CHECK_OK(shmq_producer_claim_batch(producer, sizes, 1, SHMQ_FOREVER, &claimed));
+  CHECK(claimed == 1);
+  write_claimed(producer, 0, "fifth");
+  CHECK_STATUS(shmq_producer_claim(producer, 4, kSecond, NULL), SHMQ_INVALID_ARGUMENT);
+  CHECK(shmq_producer_claimed_count(producer) == 1); /* a refused call leaves the open claim alone */
+  CHECK_OK(shmq_producer_commit(producer, NULL));
+  void* buffer = NULL;
+  CHECK_OK(shmq_producer_try_claim(producer, 0, 4, &buffer));
+  CHECK(shmq_producer_claimed_count(producer) == 1);
+  void* same = NULL;
+  size_t size = 0;
+  CHECK_OK(shmq_producer_claimed(producer, 0, &same, &size));
+  CHECK(same == buffer && size == 4);
+  CHECK_STATUS(shmq_producer_claimed(producer, 1, &same, &size), SHMQ_INVALID_ARGUMENT);
+  memcpy(buffer, "six!", 4);
+  CHECK_OK(shmq_producer_commit(producer, NULL));
+  CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+  CHECK(payload_is(&message, "fifth") && message.sequence == 4);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+  CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+  CHECK(payload_is(&message, "six!") && message.sequence == 5);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+
+  /* Aborted: skipped whole, no sequence taken. */
+  CHECK_OK(shmq_producer_try_claim_batch(producer, sizes, 3, &claimed));
+  write_claimed(producer, 0, "lost!");
+  shmq_producer_abort(producer);
+  CHECK(shmq_producer_claimed_count(producer) == 0 && shmq_producer_last_sequence(producer) == 5);
+  CHECK_STATUS(shmq_producer_commit(producer, NULL), SHMQ_INVALID_ARGUMENT);
+  /* A new claim aborts an open batch; an empty batch claims nothing, aborting too. */
+  CHECK_OK(shmq_producer_try_claim_batch(producer, sizes, 3, &claimed));
+  CHECK_OK(shmq_producer_try_claim_batch(producer, sizes, 2, &claimed));
+  CHECK(claimed == 2 && shmq_producer_claimed_count(producer) == 2);
+  CHECK_OK(shmq_producer_try_claim_batch(producer, NULL, 0, &claimed));
+  CHECK(claimed == 0 && shmq_producer_claimed_count(producer) == 0);
+  CHECK(shmq_producer_last_sequence(producer) == 5);
+  send_text(producer, "after");
+  CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+  CHECK(payload_is(&message, "after") && message.sequence == 6);
+  CHECK_OK(shmq_consumer_ack(consumer, &message));
+
+  /* Closing a producer with an open batch aborts it. */
+  CHECK_OK(shmq_producer_try_claim_batch(producer, sizes, 3, &claimed));
+  shmq_producer_close(producer);
+  CHECK_STATUS(shmq_consumer_try_receive(consumer, &message), SHMQ_EMPTY);
+
+  shmq_consumer_close(consumer);
+  shmq_queue_close(queue);
+  remove_queue("q");
+}
+
+/* Receives and acks `count` messages, checking their sequences follow `first`. */
+static void receive_in_order(shmq_consumer_t* consumer, uint64_t first, size_t count) {
+  shmq_message_t message;
+  for (size_t i = 0; i < count; ++i) {
+    CHECK_OK(shmq_consumer_try_receive(consumer, &message));
+    CHECK(message.sequence == first + i);
+    CHECK_OK(shmq_consumer_ack(consumer, &message));
+  }
+}
+
+static void test_claim_batch_ring_end_full_too_large(void) {
+  shmq_queue_options_t options;
+  shmq_queue_options_init(&options);
+  options.capacity = 4096;
+  options.max_message = 900;
+  shmq_queue_t* queue = NULL;
+  CHECK_OK(shmq_queue_create("tiny", &options, NULL, &queue));
+  shmq_consumer_t* consumer = join(queue, "g");
+  shmq_producer_t* producer = attach(queue, "p");
+
+  /* Too large: the batch ends before it (2 records, 1024 ring bytes); one that starts with it claims nothing. */
+  const size_t sizes[] = {8, 900, 901, 8};
+  size_t claimed = 0;
+  CHECK_OK(shmq_producer_try_claim_batch(producer, sizes, 4, &claimed));
+  CHECK(claimed == 2);
+  CHECK_OK(shmq_producer_commit(producer, NULL));
+  claimed = 99;
+  CHECK_STATUS(shmq_producer_try_claim_batch(producer, sizes + 2, 2, &claimed), SHMQ_TOO_LARGE);
+  CHECK(claimed == 0 && shmq_producer_claimed_count(producer) == 0);
+  CHECK_STATUS(shmq_producer_claim_batch(producer, sizes + 2, 2, kSecond, &claimed), SHMQ_TOO_LARGE);
+  CHECK(shmq_producer_last_sequence(producer) == 2);
+  receive_in_order(consumer, 1, 2);
+
+  /* 30 records of 8 bytes (64 ring bytes each: a 32-byte header, aligned to 64), received. */
+  enum { kRecord = 64 };
+  size_t eights[60];
+  for (size_t i = 0; i < 60; ++i) eights[i] = 8;
+  uint64_t last = 0;
+  CHECK_OK(shmq_producer_try_claim_batch(producer, eights, 30, &claimed));
+  CHECK(claimed == 30);
+  CHECK_OK(shmq_producer_commit(producer, &last));
+  receive_in_order(consumer, 3, 30);
+  /* The ring's end: those that fit before it, in one stretch, SHMQ_OK; the rest at its start after the commit. */
+  const size_t before_end = (options.capacity - ((last + kRecord) & (options.capacity - 1))) / kRecord;
+  CHECK(before_end > 0 && before_end < 60);
+  CHECK_OK(shmq_producer_try_claim_batch(producer, eights, 60, &claimed));
+  CHECK(claimed == before_end);
+  CHECK_OK(shmq_producer_commit(producer, NULL));
+  CHECK_OK(shmq_producer_try_claim_batch(producer, eights + before_end, 60 - before_end, &claimed));
+  CHECK(claimed == 60 - before_end);
+  CHECK_OK(shmq_producer_commit(producer, NULL));
+  receive_in_order(consumer, 33, 60);
+  CHECK(shmq_producer_last_sequence(producer) == 92);
+
+  /* Full: nothing acked, the ring takes what it can, then none (the timed one: SHMQ_TIMEOUT). */
+  size_t held = 0;
+  shmq_status_t status = SHMQ_OK;
+  while ((status = shmq_producer_try_claim_batch(producer, eights, 10, &claimed)) == SHMQ_OK) {
+    CHECK(claimed > 0);
+    CHECK_OK(shmq_producer_commit(producer, NULL));
+    held += claimed;
+    CHECK(held <= options.capacity / kRecord);
+  }
+  CHECK_STATUS(status, SHMQ_FULL);
+  CHECK(claimed == 0 && shmq_producer_claimed_count(producer) == 0);
+  CHECK(held == options.capacity / kRecord); /* every byte of the ring held */
+  const int64_t start = monotonic_ns();
+  CHECK_STATUS(shmq_producer_claim_batch(producer, eights, 10, 20 * kMillisecond, &claimed), SHMQ_TIMEOUT);
+  CHECK(claimed == 0 && monotonic_ns() - start >= 15 * kMillisecond);
+  CHECK(shmq_producer_last_sequence(producer) == 92 + held);
+  receive_in_order(consumer, 93, held);
+  /* Drained, there is room again. */
+  CHECK_OK(shmq_producer_claim_batch(producer, eights, 10, kSecond, &claimed));
+  CHECK(claimed > 0);
+  shmq_producer_abort(producer);
+
+  shmq_consumer_close(consumer);
+  shmq_producer_close(producer);
+  shmq_queue_close(queue);
+  remove_queue("tiny");
 }
 
 static void test_in_flight_limit(void) {
@@ -2129,6 +2330,8 @@ static const named_test_t tests[] = {
     TEST(test_not_durable),
     TEST(test_durable_queue_create),
     TEST(test_claim_commit_abort),
+    TEST(test_claim_batch_commit_abort),
+    TEST(test_claim_batch_ring_end_full_too_large),
     TEST(test_in_flight_limit),
     TEST(test_timeouts_empty_and_full),
     TEST(test_batch_receive_and_ack_up_to),

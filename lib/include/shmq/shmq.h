@@ -401,10 +401,34 @@ SHMQ_C_API shmq_status_t shmq_producer_try_claim(shmq_producer_t* producer, uint
                                                  void** buffer);
 SHMQ_C_API shmq_status_t shmq_producer_claim(shmq_producer_t* producer, size_t size, int64_t timeout_ns,
                                              void** buffer);
-/* Commits the claim; *position (may be NULL): the record's log position.
- * SHMQ_INVALID_ARGUMENT when nothing is claimed. */
+/* Zero-copy batch: claims room for the first of `count` records, record i
+ * of sizes[i] payload bytes, with the next sequences and one move of the
+ * tail: as many as fit in one stretch before the ring's end and in the room
+ * left (a new claim aborts an open one). *claimed (may be NULL): how many.
+ * SHMQ_OK whenever some were claimed (claim the rest after the commit), and
+ * for count 0 (sizes may then be NULL); else, none claimed, SHMQ_FULL (no
+ * room for the first; the timed one waits for it, then SHMQ_TIMEOUT) or
+ * SHMQ_TOO_LARGE (the first exceeds max_message). Write record i at
+ * shmq_producer_claimed(producer, i, ...), then shmq_producer_commit commits
+ * them all, in order, or shmq_producer_abort skips them all. If the process
+ * dies before the commit, none of them is counted as sent. */
+SHMQ_C_API shmq_status_t shmq_producer_try_claim_batch(shmq_producer_t* producer, const size_t* sizes,
+                                                       size_t count, size_t* claimed);
+SHMQ_C_API shmq_status_t shmq_producer_claim_batch(shmq_producer_t* producer, const size_t* sizes, size_t count,
+                                                   int64_t timeout_ns, size_t* claimed);
+/* Records in the open claim: 1 for a single claim, 0 when none is open. */
+SHMQ_C_API size_t shmq_producer_claimed_count(const shmq_producer_t* producer);
+/* Where record `index` of the open claim is to be written: *buffer and *size
+ * (each may be NULL). Index 0 of a single claim is its buffer. An index at or
+ * past shmq_producer_claimed_count: SHMQ_INVALID_ARGUMENT, *buffer NULL and
+ * *size 0. */
+SHMQ_C_API shmq_status_t shmq_producer_claimed(shmq_producer_t* producer, size_t index, void** buffer,
+                                               size_t* size);
+/* Commits the open claim, all of a batch's records in order; *position (may
+ * be NULL): the (last) record's log position. SHMQ_INVALID_ARGUMENT when
+ * nothing is claimed. */
 SHMQ_C_API shmq_status_t shmq_producer_commit(shmq_producer_t* producer, uint64_t* position);
-/* Turns the open claim (if any) into a skipped record. */
+/* Turns the open claim (if any, all of a batch) into a skipped record. */
 SHMQ_C_API void shmq_producer_abort(shmq_producer_t* producer);
 
 /* ---- Consumers ---------------------------------------------------------- */

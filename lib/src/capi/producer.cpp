@@ -1,5 +1,6 @@
 // The C API's producers: attach, send, durable confirms, zero-copy claims.
 #include <span>
+#include <string>
 #include <vector>
 
 #include "capi/capi.hpp"
@@ -45,6 +46,19 @@ shmq_status_t send_batch_with(shmq_producer_t* producer, const shmq_payload_t* p
   shmq::Status status = shmq::Status::Ok;
   const std::size_t n = send(spans, status);
   if (sent != nullptr) *sent = n;
+  return status_of(status);
+}
+
+// Runs a batch claim and reports it the C way.
+template <class Claim>
+shmq_status_t claim_batch_with(shmq_producer_t* producer, const size_t* sizes, size_t count, size_t* claimed,
+                               Claim&& claim) {
+  if (claimed != nullptr) *claimed = 0;
+  if (producer == nullptr || (sizes == nullptr && count != 0))
+    return null_argument("the producer or the sizes are NULL");
+  shmq::Status status = shmq::Status::Ok;
+  const std::size_t n = claim(std::span<const std::size_t>(sizes, count), status);
+  if (claimed != nullptr) *claimed = n;
   return status_of(status);
 }
 
@@ -173,11 +187,45 @@ shmq_status_t shmq_producer_claim(shmq_producer_t* producer, size_t size, int64_
   return status_of(status);
 }
 
+shmq_status_t shmq_producer_try_claim_batch(shmq_producer_t* producer, const size_t* sizes, size_t count,
+                                            size_t* claimed) {
+  return claim_batch_with(producer, sizes, count, claimed, [&](std::span<const std::size_t> s, shmq::Status& status) {
+    return producer->producer.try_claim_batch(s, status);
+  });
+}
+
+shmq_status_t shmq_producer_claim_batch(shmq_producer_t* producer, const size_t* sizes, size_t count,
+                                        int64_t timeout_ns, size_t* claimed) {
+  return claim_batch_with(producer, sizes, count, claimed, [&](std::span<const std::size_t> s, shmq::Status& status) {
+    return producer->producer.claim_batch(s, timeout_of(timeout_ns), status);
+  });
+}
+
+size_t shmq_producer_claimed_count(const shmq_producer_t* producer) {
+  return producer == nullptr ? 0 : producer->producer.claimed_count();
+}
+
+shmq_status_t shmq_producer_claimed(shmq_producer_t* producer, size_t index, void** buffer, size_t* size) {
+  if (buffer != nullptr) *buffer = nullptr;
+  if (size != nullptr) *size = 0;
+  if (producer == nullptr) return null_argument("the producer is NULL");
+  const std::size_t count = producer->producer.claimed_count();
+  if (count == 0) return fail(SHMQ_INVALID_ARGUMENT, "no claim is open");
+  if (index >= count) {
+    return guarded([&] {  // the message allocates
+      return fail(SHMQ_INVALID_ARGUMENT, "record " + std::to_string(index) + " is past the open claim's " +
+                                             std::to_string(count) + (count == 1 ? " record" : " records"));
+    });
+  }
+  const std::span<std::byte> record = producer->producer.claimed(index);
+  if (buffer != nullptr) *buffer = record.data();
+  if (size != nullptr) *size = record.size();
+  return SHMQ_OK;
+}
+
 shmq_status_t shmq_producer_commit(shmq_producer_t* producer, uint64_t* position) {
   if (producer == nullptr) return null_argument("the producer is NULL");
-  // claimed() is an empty span with no data only when nothing is claimed.
-  if (producer->producer.claimed().data() == nullptr)
-    return fail(SHMQ_INVALID_ARGUMENT, "commit without a claim");
+  if (producer->producer.claimed_count() == 0) return fail(SHMQ_INVALID_ARGUMENT, "commit without a claim");
   const std::uint64_t committed = producer->producer.commit();
   if (position != nullptr) *position = committed;
   return SHMQ_OK;
