@@ -38,7 +38,9 @@ class ExclusiveTest : public NamespaceTest {
       EXPECT_EQ(s, Status::Ok) << "message " << i;
       if (s != Status::Ok) break;
       got.emplace_back(m.sequence, m.redelivered);
-      if (ack) EXPECT_EQ(c.ack(m), Status::Ok);
+      if (ack) {
+        EXPECT_EQ(c.ack(m), Status::Ok);
+      }
     }
     return got;
   }
