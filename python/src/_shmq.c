@@ -1106,6 +1106,10 @@ typedef struct {
   ClaimedRecord* claim;
   Py_ssize_t claim_count;
   Py_ssize_t claim_capacity;
+  /* claim() or claim_many() waits for room. A signal handler that runs
+   * between its slices must not claim: the wait's next slice would abort that
+   * claim in C while its views still pointed at the ring. */
+  int claim_waiting;
 } ProducerObject;
 
 static PyObject* Queue_producer(QueueObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
@@ -1143,6 +1147,7 @@ static PyObject* Queue_producer(QueueObject* self, PyObject* const* args, Py_ssi
   producer->claim = NULL;
   producer->claim_count = 0;
   producer->claim_capacity = 0;
+  producer->claim_waiting = 0;
   return (PyObject*)producer;
 }
 
@@ -1533,8 +1538,25 @@ static shmq_status_t claim_seq_slice(void* context, int64_t slice_ns) {
   }
 }
 
+/* Refuses a claim while another claim of this producer waits (see claim_waiting). */
+static int claim_not_waiting(ProducerObject* self) {
+  if (!self->claim_waiting) return 0;
+  PyErr_SetString(PyExc_RuntimeError,
+                  "a claim of this producer is already waiting for room (a signal handler may not claim on it)");
+  return -1;
+}
+
+/* wait_in_slices for a claim, marked as claim_waiting throughout. */
+static int wait_for_claim(ProducerObject* self, SliceCall call, void* context, int64_t deadline,
+                          shmq_status_t* status) {
+  self->claim_waiting = 1;
+  const int rc = wait_in_slices(&self->base, call, context, deadline, status);
+  self->claim_waiting = 0;
+  return rc;
+}
+
 static PyObject* Producer_claim(ProducerObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
-  if (producer_ready(self) < 0) return NULL;
+  if (producer_ready(self) < 0 || claim_not_waiting(self) < 0) return NULL;
   static const char* const params[] = {"size", "seq", "timeout"};
   PyObject* values[3];
   if (parse_args("claim", args, nargs, kwnames, params, 3, 1, 1, values) < 0) return NULL;
@@ -1554,7 +1576,7 @@ static PyObject* Producer_claim(ProducerObject* self, PyObject* const* args, Py_
   if (status == SHMQ_FULL) {
     if (timeout == 0) {
       status = SHMQ_TIMEOUT;
-    } else if (wait_in_slices(&self->base, seq.has_sequence ? claim_seq_slice : claim_slice, &c, deadline, &status) < 0) {
+    } else if (wait_for_claim(self, seq.has_sequence ? claim_seq_slice : claim_slice, &c, deadline, &status) < 0) {
       return NULL;
     }
   }
@@ -1621,7 +1643,7 @@ static PyObject* claimed_views(ProducerObject* self) {
 
 static PyObject* Producer_claim_many(ProducerObject* self, PyObject* const* args, Py_ssize_t nargs,
                                      PyObject* kwnames) {
-  if (producer_ready(self) < 0) return NULL;
+  if (producer_ready(self) < 0 || claim_not_waiting(self) < 0) return NULL;
   static const char* const params[] = {"sizes", "timeout"};
   PyObject* values[2];
   if (parse_args("claim_many", args, nargs, kwnames, params, 2, 1, 1, values) < 0) return NULL;
@@ -1640,7 +1662,7 @@ static PyObject* Producer_claim_many(ProducerObject* self, PyObject* const* args
   if (status == SHMQ_FULL) {
     if (timeout == 0) {
       status = SHMQ_TIMEOUT;
-    } else if (wait_in_slices(&self->base, claim_many_slice, &c, deadline, &status) < 0) {
+    } else if (wait_for_claim(self, claim_many_slice, &c, deadline, &status) < 0) {
       goto done;
     }
   }

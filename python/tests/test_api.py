@@ -1060,6 +1060,43 @@ def test_ctrl_c_interrupts_a_blocked_receive_and_loses_nothing(queue):
     assert bytes(c.receive(timeout=1)) == b"after"
 
 
+def test_a_signal_handler_may_not_claim_while_a_claim_waits(namespace):
+    q = shmq.Queue.create("small", capacity=4096, max_message=512)
+    p = q.producer("p")
+    c = q.consumer("g")
+    for _ in range(63):  # 63 records of 64 bytes: room is left for one more small one only
+        p.send(b"12345678")
+    handler_errors = []
+
+    def claim_in_handler(signum, frame):
+        try:
+            p.claim(8)  # fits: without the guard the waiting claim's next slice would abort it
+        except RuntimeError as e:
+            handler_errors.append(e)
+            raise
+
+    old = signal.signal(signal.SIGALRM, claim_in_handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        with pytest.raises(RuntimeError, match="already waiting"):
+            p.claim(500, timeout=2)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert len(handler_errors) == 1
+    view = p.claim(8)  # the producer is fine afterwards
+    view[:] = b"87654321"
+    p.commit()
+    for _ in range(63):
+        c.ack(c.receive(timeout=1))
+    m = c.receive(timeout=1)
+    assert bytes(m.payload) == b"87654321" and m.seq == 64
+    c.ack(m)
+    p.close()
+    c.close()
+    q.close()
+
+
 def test_ctrl_c_interrupts_a_blocked_send(queue):
     p = queue.producer("p")
     queue.consumer("slow").close()
