@@ -69,8 +69,7 @@ void Watcher::expire_leases() {
     const detail::Mapping& m = *detail::mapping_of(watched.queue);
     if (!has_ack_timeout(m) || detail::segment_lost(m)) continue;  // truncated: the rescan abandons it
     const auto before = lease_expiries(m);
-    bool busy = false;  // the segment lock was taken: the next tick tries again
-    const std::uint64_t taken = detail::expire_leases(m, &busy);
+    const std::uint64_t taken = detail::expire_leases(m);  // 0 also when the lock was taken: the next tick tries
     if (taken == 0) continue;
     health().leases_expired.fetch_add(taken, std::memory_order_relaxed);  // a statistic
     log_expiries(name, m, before, taken);

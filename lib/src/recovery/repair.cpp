@@ -367,8 +367,7 @@ bool member_attached(const ConsumerSlot& c) {
 
 }  // namespace
 
-std::uint64_t expire_leases(const Mapping& m, bool* busy) {
-  if (busy != nullptr) *busy = false;
+std::uint64_t expire_leases(const Mapping& m) {
   if (m.ack_timeout_ns == 0) return 0;
   const std::int64_t now = monotonic_ns();
   const auto timeout = static_cast<std::int64_t>(m.ack_timeout_ns) + kSweepGraceNs;
@@ -386,10 +385,7 @@ std::uint64_t expire_leases(const Mapping& m, bool* busy) {
   if (!any) return 0;
   // Try only: a stopped process holding the lock must not stall the caller.
   const SegmentLock lock(m, SegmentLock::TryTag{});
-  if (!lock.owned()) {
-    if (busy != nullptr) *busy = true;
-    return 0;
-  }
+  if (!lock.owned()) return 0;
   std::uint64_t total = 0;
   each_due([&](std::uint32_t g, std::uint32_t c) {
     ConsumerSlot& slot = m.consumer(g, c);

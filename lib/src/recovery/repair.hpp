@@ -45,8 +45,8 @@ std::uint64_t release_consumer(const Mapping& map, std::uint32_t group, std::uin
 // older than the timeout, flagged and counted (GroupInfo::lease_expired);
 // the member's later acks of those get Status::LeaseExpired. Returns how
 // many records went back. Never waits: without the segment lock now, it does
-// nothing (and says so in `busy`). Called by shmqd every tick, and by members.
-std::uint64_t expire_leases(const Mapping& map, bool* busy = nullptr);
+// nothing (the next call tries again). Called by shmqd every tick, and by members.
+std::uint64_t expire_leases(const Mapping& map);
 
 struct RecoveryCounts {
   std::uint64_t producers_reaped = 0;

@@ -53,14 +53,18 @@ void erase_held(State& s, std::uint64_t position) {
   s.slot->in_flight.store(static_cast<std::uint32_t>(s.in_flight()), std::memory_order_relaxed);
 }
 
-// Whether this member still holds the ring record at `position` (a lease
-// expiry may have taken it back). Asked on queues with an ack timeout only,
-// whose groups are all competing (join refuses an exclusive one): the state
-// word names the holder. seq_cst: see announce_move.
-bool still_mine(const State& s, std::uint64_t position) {
-  const std::uint64_t word = s.map->state_word(s.group, position).load(std::memory_order_seq_cst);
+// Whether `word`, the state word of the ring record at `position`, names
+// this member as its holder. Asked on queues with an ack timeout only, whose
+// groups are all competing (join refuses an exclusive one).
+bool held_by_me(const State& s, std::uint64_t word, std::uint64_t position) {
   return state_is_for(word, position) && state_in_flight(state_code(word)) &&
          (state_code(word) & kOwnerMask) == s.index;
+}
+
+// Whether this member still holds the ring record at `position` (a lease
+// expiry may have taken it back). seq_cst: see announce_move.
+bool still_mine(const State& s, std::uint64_t position) {
+  return held_by_me(s, s.map->state_word(s.group, position).load(std::memory_order_seq_cst), position);
 }
 
 // The record at `position` is in the dead-letter queue: a member that takes
@@ -325,7 +329,7 @@ void give_back_expired(State& s) {
     if (taken == s.taken_at.end() || now - taken->second < static_cast<std::int64_t>(s.map->ack_timeout_ns)) return;
     // acquire: pairs with the CAS that made it ours (or took it back).
     const std::uint64_t word = s.map->state_word(s.group, p).load(std::memory_order_acquire);
-    const bool mine = still_mine(s, p);
+    const bool mine = held_by_me(s, word, p);
     erase_held(s, p);
     s.revoked.insert(p);  // its ack: LeaseExpired
     if (mine && detail::return_to_group(*s.map, s.group, p, word)) {
