@@ -177,6 +177,18 @@ std::uint64_t Producer::last_position() const noexcept { return s_->last_positio
 
 namespace {
 
+// Runs `attempt` (a try_ call; true once its answer is not Full) and, while
+// the ring is full, waits for space up to `timeout`, trying again. Ok when the
+// attempt answered, else why the wait ended (Timeout, Corrupt, Deleted).
+template <class Attempt>
+Status wait_for_room(const Producer::State& s, Duration timeout, Attempt&& attempt) noexcept {
+  if (attempt()) return Status::Ok;
+  layout::EventCount& space = s.map->header->space;
+  const bool ok = detail::wait_until(space, detail::deadline_after(timeout), s.options.wait.spin, attempt,
+                                     [] { return detail::kMaxSleep; });
+  return ok ? Status::Ok : detail::wait_failure(space);
+}
+
 // A record's timestamp (ProducerOptions::precise_timestamps).
 std::uint64_t timestamp_now(const Producer::State& s) {
   return s.options.precise_timestamps ? detail::unix_time_ns() : detail::coarse_unix_time_ns();
@@ -285,12 +297,9 @@ Status Producer::try_claim(std::uint64_t seq, std::size_t size) noexcept {
 Status Producer::try_claim(std::size_t size) noexcept { return try_claim(s_->last_seq + 1, size); }
 
 Status Producer::claim(std::size_t size, Duration timeout) noexcept {
-  Status status = try_claim(size);
-  if (status != Status::Full) return status;
-  const bool ok = detail::wait_until(
-      s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
-      [&] { return (status = try_claim(size)) != Status::Full; }, [] { return detail::kMaxSleep; });
-  return ok ? status : detail::wait_failure(s_->map->header->space);
+  Status status = Status::Ok;
+  const Status waited = wait_for_room(*s_, timeout, [&] { return (status = try_claim(size)) != Status::Full; });
+  return waited == Status::Ok ? status : waited;
 }
 
 std::span<std::byte> Producer::claimed() noexcept {
@@ -484,13 +493,10 @@ std::size_t Producer::try_send_batch(std::span<const std::span<const std::byte>>
 
 std::size_t Producer::send_batch(std::span<const std::span<const std::byte>> payloads, Duration timeout,
                                  Status& status) noexcept {
-  std::size_t n = try_send_batch(payloads, status);
-  if (n != 0 || status != Status::Full) return n;
-  const bool ok = detail::wait_until(
-      s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
-      [&] { return (n = try_send_batch(payloads, status)) != 0 || status != Status::Full; },
-      [] { return detail::kMaxSleep; });
-  if (!ok) status = detail::wait_failure(s_->map->header->space);
+  std::size_t n = 0;
+  const Status waited = wait_for_room(
+      *s_, timeout, [&] { return (n = try_send_batch(payloads, status)) != 0 || status != Status::Full; });
+  if (waited != Status::Ok) status = waited;
   return n;
 }
 
@@ -532,13 +538,10 @@ std::size_t Producer::try_claim_batch(std::span<const std::size_t> sizes, Status
 }
 
 std::size_t Producer::claim_batch(std::span<const std::size_t> sizes, Duration timeout, Status& status) noexcept {
-  std::size_t n = try_claim_batch(sizes, status);
-  if (n != 0 || status != Status::Full) return n;
-  const bool ok = detail::wait_until(
-      s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
-      [&] { return (n = try_claim_batch(sizes, status)) != 0 || status != Status::Full; },
-      [] { return detail::kMaxSleep; });
-  if (!ok) status = detail::wait_failure(s_->map->header->space);
+  std::size_t n = 0;
+  const Status waited = wait_for_room(
+      *s_, timeout, [&] { return (n = try_claim_batch(sizes, status)) != 0 || status != Status::Full; });
+  if (waited != Status::Ok) status = waited;
   return n;
 }
 
@@ -555,12 +558,10 @@ std::span<std::byte> Producer::claimed(std::size_t i) noexcept {
 }
 
 Status Producer::send(std::uint64_t seq, std::span<const std::byte> payload, Duration timeout) noexcept {
-  Status status = try_send(seq, payload);
-  if (status != Status::Full) return status;
-  const bool ok = detail::wait_until(
-      s_->map->header->space, detail::deadline_after(timeout), s_->options.wait.spin,
-      [&] { return (status = try_send(seq, payload)) != Status::Full; }, [] { return detail::kMaxSleep; });
-  return ok ? status : detail::wait_failure(s_->map->header->space);
+  Status status = Status::Ok;
+  const Status waited =
+      wait_for_room(*s_, timeout, [&] { return (status = try_send(seq, payload)) != Status::Full; });
+  return waited == Status::Ok ? status : waited;
 }
 
 Status Producer::send(std::span<const std::byte> payload, Duration timeout) noexcept {
