@@ -186,7 +186,9 @@ TEST_F(PolicyDaemonTest, ADurableDeadLetterQueueKeepsWhatWasRejectedAcrossAPower
   Message m;
   do {
     ASSERT_EQ(c.receive(m, 5s), Status::Ok);
-    if (m.sequence != 3) EXPECT_TRUE(m.redelivered) << m.sequence;
+    if (m.sequence != 3) {
+      EXPECT_TRUE(m.redelivered) << m.sequence;
+    }
     ASSERT_EQ(c.ack(m), Status::Ok);
   } while (m.sequence != 3);
   again.terminate();
@@ -348,17 +350,7 @@ TEST_F(PolicyDaemonTest, ShmqdTakesBackWhatAStoppedMemberHoldsPastTheAckTimeout)
     for (std::uint64_t i = 1; i <= kHeld; ++i) ASSERT_EQ(p.send(bytes_of(payload_for(i)), 5s), Status::Ok);
   }
   Pipe holding;
-  const pid_t stuck = spawn([&] {
-    auto c = Consumer::join(Queue::open("lq"), "g");
-    std::vector<Message> held(kHeld);
-    for (auto& m : held) {
-      if (c.receive(m, 5s) != Status::Ok) return 1;
-    }
-    holding.signal();
-    ::raise(SIGSTOP);
-    ::pause();
-    return 0;
-  });
+  const pid_t stuck = spawn_consumer_stopped_holding("lq", "g", {}, kHeld, holding);
   ASSERT_TRUE(holding.wait());
   // Nobody but shmqd looks: it alone can have taken them back.
   const bool taken_back = eventually([&] { return group(q.info(), "g").lease_expired >= kHeld; }, 10s);

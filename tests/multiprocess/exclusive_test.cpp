@@ -145,16 +145,7 @@ TEST_F(ExclusiveTest, AStoppedActiveMemberKeepsItsPlace) {
   auto p = Producer::attach(q, "p");
   send(p, 1, 3);
   Pipe holding;
-  const pid_t child = spawn([&] {
-    auto queue = Queue::open(kQueue);
-    auto c = Consumer::join(queue, "g", exclusive());
-    Message m;
-    if (c.receive(m, 5s) != Status::Ok) return 1;
-    holding.signal();
-    ::raise(SIGSTOP);
-    ::pause();
-    return 0;
-  });
+  const pid_t child = spawn_consumer_stopped_holding(kQueue, "g", exclusive(), 1, holding);
   ASSERT_TRUE(holding.wait());
   auto standby = Consumer::join(q, "g", exclusive());
   Message m;

@@ -193,4 +193,22 @@ inline pid_t spawn_consumer_acking_on_signal(const std::string& queue, const std
   });
 }
 
+// A child in `group` of `queue` (joined with `options`) that receives `take`
+// messages, signals `holding` and stops itself (SIGSTOP) holding them: a
+// stuck consumer. Exit 1 when the messages did not come; kill it to end it.
+inline pid_t spawn_consumer_stopped_holding(const std::string& queue, const std::string& group,
+                                            const ConsumerOptions& options, std::size_t take, const Pipe& holding) {
+  return spawn([&] {
+    auto c = Consumer::join(Queue::open(queue), group, options);
+    std::vector<Message> held(take);
+    for (auto& m : held) {
+      if (c.receive(m, std::chrono::seconds(5)) != Status::Ok) return 1;
+    }
+    holding.signal();
+    ::raise(SIGSTOP);
+    ::pause();
+    return 0;
+  });
+}
+
 }  // namespace shmq::test
