@@ -53,7 +53,9 @@ TEST_F(ConcurrencyTest, ProducersAndCompetingConsumersExactlyOncePerGroup) {
       const auto payload_of = [i](int seq) {
         return std::to_string(i) + ":" + std::to_string(seq) + std::string(seq % 97, '.');
       };
-      // Producer 0 sends one at a time, 1 in copied batches, 2 in zero-copy ones.
+      // Producer 0 sends one at a time, 1 in copied batches, 2 in zero-copy ones,
+      // each waiting for room at most kRoomWait (consumers that failed stop taking).
+      constexpr auto kRoomWait = std::chrono::seconds(30);
       for (int seq = 1; seq <= kPerProducer;) {
         const int n = i == 0 ? 1 : std::min(1 + seq % 7, kPerProducer + 1 - seq);
         std::vector<std::string> payloads;
@@ -61,16 +63,16 @@ TEST_F(ConcurrencyTest, ProducersAndCompetingConsumersExactlyOncePerGroup) {
         Status status = Status::Ok;
         std::size_t sent = 0;
         if (i == 0) {
-          status = p.send(bytes_of(payloads[0]));
-          sent = 1;
+          status = p.send(bytes_of(payloads[0]), kRoomWait);
+          sent = status == Status::Ok ? 1 : 0;
         } else if (i == 1) {
           std::vector<std::span<const std::byte>> spans;
           for (const auto& text : payloads) spans.push_back(bytes_of(text));
-          sent = p.send_batch(spans, kForever, status);
+          sent = p.send_batch(spans, kRoomWait, status);
         } else {
           std::vector<std::size_t> sizes;
           for (const auto& text : payloads) sizes.push_back(text.size());
-          sent = p.claim_batch(sizes, kForever, status);
+          sent = p.claim_batch(sizes, kRoomWait, status);
           for (std::size_t k = 0; k < sent; ++k) std::memcpy(p.claimed(k).data(), payloads[k].data(), sizes[k]);
           p.commit();
         }
